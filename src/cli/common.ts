@@ -1,0 +1,102 @@
+import { Option, type Command } from 'commander';
+import { ConfigError, loadConfig, type ClaudeBatchConfig } from '../config/load-config.js';
+import { SETTINGS, type SettingName, type SettingSpec } from '../config/settings.js';
+import { createLogger } from '../logger.js';
+import { RedisUnavailableError } from '../queue/connection.js';
+import { InputValidationError } from '../queue/producer.js';
+import { openRuntime, type Runtime } from '../runtime.js';
+import { BatchConflictError } from '../store/batch-store.js';
+import { MissingApiKeyError } from '../worker/start-worker.js';
+
+/** Exit codes every command documents. */
+export const EXIT = {
+  ok: 0,
+  /** `wait`/`run`: the batch ended with errored or canceled requests. */
+  batchHadErrors: 1,
+  /** Bad flags, bad config, invalid input: nothing was done. */
+  usage: 2,
+  /** Redis unreachable, or another failure outside the input. */
+  failure: 3,
+} as const;
+
+export const EXIT_CODES_HELP = `
+Exit codes:
+  0  success
+  1  the batch ended with errored or canceled requests (wait, run)
+  2  invalid input, flags or configuration; nothing was done
+  3  Redis unreachable or another failure`;
+
+function attributeOf(flag: string): string {
+  return flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+/** Adds the flags of these settings, documented from the settings table. */
+export function addSettingOptions(command: Command, names: readonly SettingName[]): Command {
+  for (const name of names) {
+    const spec: SettingSpec = SETTINGS[name];
+    if (!spec.flag) continue;
+    const arg = spec.kind === 'boolean' ? '' : spec.kind === 'int' ? ' <n>' : ' <value>';
+    const unit = spec.unit ? ` [${spec.unit}]` : '';
+    const env = spec.env ? ` (env ${spec.env})` : '';
+    command.addOption(new Option(`${spec.flag}${arg}`, `${spec.doc}${unit}${env}`));
+  }
+  return command.addOption(new Option('--prefix <value>', SETTINGS.prefix.doc + ' (env CLAUDE_BATCH_PREFIX)'));
+}
+
+/** Builds the config from defaults, env and the command's flags. */
+export function configFrom(options: Record<string, unknown>): ClaudeBatchConfig {
+  const overrides: Record<string, unknown> = {};
+  for (const [name, spec] of Object.entries(SETTINGS) as [string, SettingSpec][]) {
+    if (!spec.flag) continue;
+    const value = options[attributeOf(spec.flag)];
+    if (value !== undefined) overrides[name] = value;
+  }
+  return loadConfig({ overrides });
+}
+
+/** Opens the runtime for a command, runs it, closes it, and maps failures to exit codes. */
+export async function withRuntime(
+  options: Record<string, unknown>,
+  body: (runtime: Runtime) => Promise<number | void>,
+): Promise<void> {
+  let runtime: Runtime | undefined;
+  try {
+    const config = configFrom(options);
+    runtime = await openRuntime(config, { logger: createLogger({ level: config.logLevel }) });
+    const code = await body(runtime);
+    process.exitCode = code ?? EXIT.ok;
+  } catch (err) {
+    process.exitCode = reportError(err);
+  } finally {
+    await runtime?.close();
+  }
+}
+
+/** Prints a failure the way a person can act on, and returns its exit code. */
+export function reportError(err: unknown): number {
+  if (err instanceof InputValidationError) {
+    for (const error of err.errors) process.stderr.write(`${error.format()}\n`);
+    process.stderr.write(`${err.summary}\n`);
+    return EXIT.usage;
+  }
+  if (err instanceof ConfigError || err instanceof BatchConflictError || err instanceof MissingApiKeyError) {
+    process.stderr.write(`claude-batch: ${err.message}\n`);
+    return EXIT.usage;
+  }
+  if (err instanceof RedisUnavailableError) {
+    process.stderr.write(`claude-batch: ${err.message}\n`);
+    return EXIT.failure;
+  }
+  process.stderr.write(`claude-batch: ${err instanceof Error ? err.message : String(err)}\n`);
+  return EXIT.failure;
+}
+
+export function parseIntArg(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) {
+      throw new Error(`${name}: expected a whole number, got ${JSON.stringify(value)}`);
+    }
+    return n;
+  };
+}

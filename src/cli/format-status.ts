@@ -1,0 +1,46 @@
+import { RULES_BY_TYPE } from '../errors/error-table.js';
+import type { BatchStatus } from '../store/batch-status.js';
+
+/** One batch in detail: counts, errors by type with the fix for each, usage. */
+export function formatBatchStatus(status: BatchStatus): string {
+  const c = status.request_counts;
+  const done = c.succeeded + c.errored + c.canceled;
+  const pct = status.total > 0 ? Math.floor((done / status.total) * 100) : 100;
+  const lines = [
+    `batch ${status.id}  ${status.processing_status}${status.submit_state === 'submitting' ? ' (submit not finished: run submit again to resume)' : ''}`,
+    `  source      ${status.source}`,
+    `  requests    ${status.total} total: ${c.succeeded} succeeded, ${c.errored} errored, ${c.canceled} canceled, ${c.processing} processing (${pct}% done)`,
+    `  usage       ${status.usage.input_tokens} input, ${status.usage.output_tokens} output, ${status.usage.cache_creation_input_tokens} cache write, ${status.usage.cache_read_input_tokens} cache read tokens`,
+  ];
+  if (status.truncated > 0 || status.refused > 0) {
+    lines.push(`  replies     ${status.truncated} cut at max_tokens, ${status.refused} refused`);
+  }
+  const errors = Object.entries(status.errored_by_type).sort((a, b) => b[1] - a[1]);
+  if (errors.length > 0) {
+    lines.push('  errors by type:');
+    for (const [type, count] of errors) {
+      const fix = RULES_BY_TYPE[type]?.fix;
+      lines.push(`    ${String(count).padStart(7)}  ${type}${fix ? `  → ${fix}` : ''}`);
+    }
+  }
+  lines.push(`  created     ${status.created_at}${status.ended_at ? `   ended ${status.ended_at}` : ''}`);
+  return lines.join('\n');
+}
+
+/** Every batch, one row each. */
+export function formatBatchTable(statuses: readonly BatchStatus[]): string {
+  if (statuses.length === 0) return 'no batches';
+  const header = ['BATCH', 'STATUS', 'TOTAL', 'SUCCEEDED', 'ERRORED', 'CANCELED', 'PROCESSING', 'CREATED'];
+  const rows = statuses.map((s) => [
+    s.id,
+    s.processing_status,
+    String(s.total),
+    String(s.request_counts.succeeded),
+    String(s.request_counts.errored),
+    String(s.request_counts.canceled),
+    String(s.request_counts.processing),
+    s.created_at,
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  return [header, ...rows].map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}

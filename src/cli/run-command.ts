@@ -1,0 +1,57 @@
+import type { Command } from 'commander';
+import { runBatch } from '../run-batch.js';
+import { addSettingOptions, EXIT, EXIT_CODES_HELP, withRuntime } from './common.js';
+import { formatBatchStatus } from './format-status.js';
+import { createProgressReporter } from './progress.js';
+
+export function registerRunCommand(program: Command): void {
+  const command = program
+    .command('run')
+    .description('Submit, work the batch in this process, wait, and write the results: the whole story.')
+    .argument('<file>', 'JSONL in the Message Batches request format, or - for standard input')
+    .requiredOption('--out <file>', 'where to write the results JSONL')
+    .option('--batch-id <id>', 'name the batch (default: derived from the content)')
+    .option('--order <order>', 'results order: any or input', 'any')
+    .addHelpText(
+      'after',
+      `
+Other worker processes on the same Redis and prefix may help; the budget is shared.
+${EXIT_CODES_HELP}`,
+    );
+  addSettingOptions(command, [
+    'model',
+    'maxTokens',
+    'system',
+    'maxErrors',
+    'concurrency',
+    'rpm',
+    'itpm',
+    'otpm',
+    'budgetsFile',
+    'maxAttempts',
+    'maxRetryWaitMs',
+    'requestTimeoutMs',
+    'logLevel',
+  ]);
+  command.action(async (file: string, options: Record<string, unknown>) => {
+    await withRuntime(options, async (runtime) => {
+      const { config } = runtime;
+      const progress = createProgressReporter(process.stderr);
+      const result = await runBatch(runtime, {
+        input: file,
+        out: options['out'] as string,
+        batchId: options['batchId'] as string | undefined,
+        order: options['order'] === 'input' ? 'input' : 'any',
+        defaults: { model: config.model, maxTokens: config.maxTokens, system: config.system },
+        maxErrors: config.maxErrors,
+        onBatchId: (id) => process.stderr.write(`batch ${id}\n`),
+        onStatus: (status) => progress.update(status),
+      });
+      progress.done();
+      process.stdout.write(`${formatBatchStatus(result.status)}\n`);
+      process.stderr.write(`${result.resultsWritten} results written to ${options['out'] as string}\n`);
+      const c = result.status.request_counts;
+      return c.errored + c.canceled > 0 ? EXIT.batchHadErrors : EXIT.ok;
+    });
+  });
+}

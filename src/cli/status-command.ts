@@ -1,0 +1,30 @@
+import type { Command } from 'commander';
+import { getBatchStatus, listBatchStatuses } from '../store/batch-status.js';
+import { addSettingOptions, EXIT, EXIT_CODES_HELP, withRuntime } from './common.js';
+import { formatBatchStatus, formatBatchTable } from './format-status.js';
+
+export function registerStatusCommand(program: Command): void {
+  const command = program
+    .command('status')
+    .description("A batch's request counts, errors by type (with the fix), usage; or a table of all batches.")
+    .argument('[batch]', 'batch id (default: all batches)')
+    .option('--json', 'one JSON object (an array without a batch id)')
+    .addHelpText('after', EXIT_CODES_HELP);
+  addSettingOptions(command, ['logLevel']);
+  command.action(async (batch: string | undefined, options: Record<string, unknown>) => {
+    await withRuntime(options, async (runtime) => {
+      if (batch === undefined) {
+        const all = await listBatchStatuses(runtime);
+        process.stdout.write(`${options['json'] ? JSON.stringify(all) : formatBatchTable(all)}\n`);
+        return EXIT.ok;
+      }
+      const status = await getBatchStatus(runtime, batch);
+      if (!status) {
+        process.stderr.write(`claude-batch: no batch ${batch} under prefix ${runtime.keys.bullPrefix}\n`);
+        return EXIT.usage;
+      }
+      process.stdout.write(`${options['json'] ? JSON.stringify(status) : formatBatchStatus(status)}\n`);
+      return EXIT.ok;
+    });
+  });
+}

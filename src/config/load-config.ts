@@ -1,0 +1,189 @@
+import { Secret } from '../secret.js';
+import { normalizePrefix } from '../queue/keys.js';
+import { SETTINGS, type SettingName, type SettingSpec } from './settings.js';
+
+/** The runner's whole configuration, built once at start. */
+export interface ClaudeBatchConfig {
+  /** Default `redis://127.0.0.1:6379`. */
+  redisUrl: string;
+  /** Default none (single-node mode). */
+  redisClusterNodes: string[];
+  /** Hash-tagged key prefix. Default `{claude-batch}`. */
+  prefix: string;
+  /** From ANTHROPIC_API_KEY only. Undefined when unset. */
+  apiKey: Secret | undefined;
+  /** Default: the SDK's (the real API). */
+  baseURL: string | undefined;
+  /** Default 600,000 ms (the SDK's own default). */
+  requestTimeoutMs: number;
+  /** Default 16 requests in flight per process. */
+  concurrency: number;
+  /** Default 0 (no shared request budget). */
+  rpm: number;
+  /** Default 0. */
+  itpm: number;
+  /** Default 0. */
+  otpm: number;
+  /** Default none. */
+  budgetsFile: string | undefined;
+  /** Default 10 calls. */
+  maxAttempts: number;
+  /** Default 3,600,000 ms (one hour). */
+  maxRetryWaitMs: number;
+  /** Default 1,000 ms. */
+  backoffBaseMs: number;
+  /** Default 60,000 ms. */
+  backoffMaxMs: number;
+  /** Default 30,000 ms (BullMQ's). */
+  lockDurationMs: number;
+  /** Default 30,000 ms (BullMQ's). */
+  stalledIntervalMs: number;
+  /** Default 2 (BullMQ's is 1). */
+  maxStalledCount: number;
+  /** Default 30,000 ms. */
+  gracePeriodMs: number;
+  /** Default none: shorthand lines then need --model. */
+  model: string | undefined;
+  /** Default none: shorthand lines then need --max-tokens. */
+  maxTokens: number | undefined;
+  /** Default none. */
+  system: string | undefined;
+  /** Default 20 lines. */
+  maxErrors: number;
+  /** Default 1,000 requests. */
+  chunkSize: number;
+  /** Default `info`. */
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+export const DEFAULT_CONFIG: Omit<ClaudeBatchConfig, 'apiKey'> = {
+  redisUrl: 'redis://127.0.0.1:6379',
+  redisClusterNodes: [],
+  prefix: '{claude-batch}',
+  baseURL: undefined,
+  requestTimeoutMs: 600_000,
+  concurrency: 16,
+  rpm: 0,
+  itpm: 0,
+  otpm: 0,
+  budgetsFile: undefined,
+  maxAttempts: 10,
+  maxRetryWaitMs: 3_600_000,
+  backoffBaseMs: 1_000,
+  backoffMaxMs: 60_000,
+  lockDurationMs: 30_000,
+  stalledIntervalMs: 30_000,
+  maxStalledCount: 2,
+  gracePeriodMs: 30_000,
+  model: undefined,
+  maxTokens: undefined,
+  system: undefined,
+  maxErrors: 20,
+  chunkSize: 1_000,
+  logLevel: 'info',
+};
+
+/** A setting with a bad value: names the setting, where it came from, the value and what was expected. */
+export class ConfigError extends Error {
+  constructor(
+    readonly setting: string,
+    readonly source: string,
+    message: string,
+  ) {
+    super(`${source}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export type ConfigOverrides = { [K in SettingName]?: unknown };
+
+export interface LoadConfigOptions {
+  /** Default `process.env`. */
+  env?: NodeJS.ProcessEnv;
+  /** Values from flags (commander's parsed options) or a library caller; they win over env. */
+  overrides?: ConfigOverrides;
+}
+
+const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+
+/** Builds the config from defaults, then env, then overrides, and validates every setting. */
+export function loadConfig(options: LoadConfigOptions = {}): ClaudeBatchConfig {
+  const env = options.env ?? process.env;
+  const overrides = options.overrides ?? {};
+  const config: Record<string, unknown> = { ...DEFAULT_CONFIG };
+
+  for (const [name, spec] of Object.entries(SETTINGS) as [SettingName, SettingSpec][]) {
+    const fromEnv = spec.env ? env[spec.env] : undefined;
+    if (fromEnv !== undefined && fromEnv !== '') {
+      config[name] = parseSetting(name, spec, fromEnv, `${spec.env}`);
+    }
+    const fromFlag = overrides[name];
+    if (fromFlag !== undefined) {
+      config[name] = parseSetting(name, spec, fromFlag, spec.flag ?? name);
+    }
+  }
+
+  config['prefix'] = checkPrefix(String(config['prefix']));
+  if (!LOG_LEVELS.includes(config['logLevel'] as (typeof LOG_LEVELS)[number])) {
+    throw new ConfigError(
+      'logLevel',
+      'logLevel',
+      `expected one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(config['logLevel'])}`,
+    );
+  }
+  if (config['baseURL'] !== undefined) checkUrl('baseURL', String(config['baseURL']), 'ANTHROPIC_BASE_URL');
+  checkUrl('redisUrl', String(config['redisUrl']), 'REDIS_URL');
+
+  const key = env['ANTHROPIC_API_KEY'];
+  return {
+    ...(config as Omit<ClaudeBatchConfig, 'apiKey'>),
+    apiKey: key !== undefined && key.trim() !== '' ? new Secret(key.trim()) : undefined,
+  };
+}
+
+function parseSetting(name: string, spec: SettingSpec, raw: unknown, source: string): unknown {
+  const shown = JSON.stringify(typeof raw === 'string' && raw.length > 60 ? `${raw.slice(0, 57)}...` : raw);
+  switch (spec.kind) {
+    case 'int': {
+      const value = typeof raw === 'number' ? raw : typeof raw === 'string' && /^-?\d+$/.test(raw.trim()) ? Number(raw) : NaN;
+      if (!Number.isSafeInteger(value)) {
+        throw new ConfigError(name, source, `expected a whole number${spec.unit ? ` (${spec.unit})` : ''}, got ${shown}`);
+      }
+      if (spec.min !== undefined && value < spec.min) {
+        throw new ConfigError(name, source, `must be at least ${spec.min}${spec.unit ? ` ${spec.unit}` : ''}, got ${value}`);
+      }
+      return value;
+    }
+    case 'boolean': {
+      if (typeof raw === 'boolean') return raw;
+      if (raw === 'true' || raw === '1') return true;
+      if (raw === 'false' || raw === '0') return false;
+      throw new ConfigError(name, source, `expected true or false, got ${shown}`);
+    }
+    case 'list': {
+      const items = Array.isArray(raw) ? raw.map(String) : String(raw).split(',');
+      return items.map((item) => item.trim()).filter((item) => item.length > 0);
+    }
+    case 'string': {
+      if (typeof raw !== 'string') throw new ConfigError(name, source, `expected a string, got ${shown}`);
+      return raw;
+    }
+  }
+}
+
+function checkPrefix(prefix: string): string {
+  try {
+    return normalizePrefix(prefix);
+  } catch (err) {
+    throw new ConfigError('prefix', 'CLAUDE_BATCH_PREFIX', (err as Error).message);
+  }
+}
+
+function checkUrl(name: string, value: string, source: string): void {
+  try {
+    new URL(value);
+  } catch {
+    // The value may carry a password (redis://:pw@host): never echo it.
+    throw new ConfigError(name, source, 'is not a valid URL');
+  }
+}

@@ -1,0 +1,180 @@
+/**
+ * Every setting of the runner in one table: its env variable, its flag, its type, its default and
+ * what it means. `loadConfig` builds the typed config from it (defaults, then env, then flags) and
+ * the README's configuration table is generated from the same rows (`scripts/print-config-table.ts`).
+ *
+ * The API key is deliberately not here: it is read from ANTHROPIC_API_KEY alone and never
+ * accepted as a flag (see `load-config.ts`).
+ */
+export type SettingKind = 'int' | 'string' | 'boolean' | 'list';
+
+export interface SettingSpec {
+  kind: SettingKind;
+  /** Environment variable, if the setting can come from the environment. */
+  env?: string;
+  /** Long flag, if a command accepts it. */
+  flag?: string;
+  /** Lower bound for ints. */
+  min?: number;
+  /** Unit of ints, for docs and errors. */
+  unit?: string;
+  doc: string;
+}
+
+export const SETTINGS = {
+  redisUrl: { kind: 'string', env: 'REDIS_URL', doc: 'Redis to use (single node).' },
+  redisClusterNodes: {
+    kind: 'list',
+    env: 'REDIS_CLUSTER_NODES',
+    doc: 'Comma-separated host:port of Redis Cluster nodes; selects cluster mode.',
+  },
+  prefix: {
+    kind: 'string',
+    env: 'CLAUDE_BATCH_PREFIX',
+    flag: '--prefix',
+    doc: 'Namespace of every key and queue; wrapped in a {hash tag} unless it has one.',
+  },
+  baseURL: { kind: 'string', env: 'ANTHROPIC_BASE_URL', doc: 'API base URL (the emulator, a proxy).' },
+  requestTimeoutMs: {
+    kind: 'int',
+    env: 'CLAUDE_BATCH_REQUEST_TIMEOUT_MS',
+    flag: '--request-timeout-ms',
+    min: 1,
+    unit: 'ms',
+    doc: 'Timeout of one API call; a timed-out call is retried.',
+  },
+  concurrency: {
+    kind: 'int',
+    env: 'CLAUDE_BATCH_CONCURRENCY',
+    flag: '--concurrency',
+    min: 1,
+    unit: 'requests',
+    doc: 'Requests in flight per worker process.',
+  },
+  rpm: {
+    kind: 'int',
+    env: 'CLAUDE_BATCH_RPM',
+    flag: '--rpm',
+    min: 0,
+    unit: 'requests/min',
+    doc: "The account's requests-per-minute budget for the default model class, shared by every worker (0: none).",
+  },
+  itpm: {
+    kind: 'int',
+    env: 'CLAUDE_BATCH_ITPM',
+    flag: '--itpm',
+    min: 0,
+    unit: 'tokens/min',
+    doc: 'Input tokens per minute budget (input + cache creation tokens), shared (0: none).',
+  },
+  otpm: {
+    kind: 'int',
+    env: 'CLAUDE_BATCH_OTPM',
+    flag: '--otpm',
+    min: 0,
+    unit: 'tokens/min',
+    doc: 'Output tokens per minute budget, shared (0: none).',
+  },
+  budgetsFile: {
+    kind: 'string',
+    env: 'CLAUDE_BATCH_BUDGETS_FILE',
+    flag: '--budgets',
+    doc: 'JSON file of budgets per model class: [{"match": "claude-haiku-*", "rpm": 4000, ...}].',
+  },
+  maxAttempts: {
+    kind: 'int',
+    env: 'CLAUDE_BATCH_MAX_ATTEMPTS',
+    flag: '--max-attempts',
+    min: 1,
+    unit: 'calls',
+    doc: 'API calls per request before it dead-letters as retries_exhausted.',
+  },
+  maxRetryWaitMs: {
+    kind: 'int',
+    env: 'CLAUDE_BATCH_MAX_RETRY_WAIT_MS',
+    flag: '--max-retry-wait-ms',
+    min: 0,
+    unit: 'ms',
+    doc: 'Total time one request may spend waiting for retries before it dead-letters.',
+  },
+  backoffBaseMs: {
+    kind: 'int',
+    env: 'CLAUDE_BATCH_BACKOFF_BASE_MS',
+    min: 1,
+    unit: 'ms',
+    doc: 'Scale of the first backoff delay (full jitter, doubling per retry).',
+  },
+  backoffMaxMs: {
+    kind: 'int',
+    env: 'CLAUDE_BATCH_BACKOFF_MAX_MS',
+    min: 1,
+    unit: 'ms',
+    doc: 'Cap of one backoff delay (a longer retry-after still wins).',
+  },
+  lockDurationMs: {
+    kind: 'int',
+    env: 'CLAUDE_BATCH_LOCK_DURATION_MS',
+    min: 1000,
+    unit: 'ms',
+    doc: "BullMQ job lock: a dead worker's jobs are taken back after this.",
+  },
+  stalledIntervalMs: {
+    kind: 'int',
+    env: 'CLAUDE_BATCH_STALLED_INTERVAL_MS',
+    min: 500,
+    unit: 'ms',
+    doc: 'How often workers look for stalled jobs.',
+  },
+  maxStalledCount: {
+    kind: 'int',
+    env: 'CLAUDE_BATCH_MAX_STALLED_COUNT',
+    min: 0,
+    unit: 'stalls',
+    doc: 'Stalls a job may have before BullMQ fails it (the runner then still gives it an outcome).',
+  },
+  gracePeriodMs: {
+    kind: 'int',
+    env: 'CLAUDE_BATCH_GRACE_PERIOD_MS',
+    flag: '--grace-period-ms',
+    min: 0,
+    unit: 'ms',
+    doc: 'On SIGTERM, how long in-flight requests may finish before they are handed back.',
+  },
+  model: {
+    kind: 'string',
+    env: 'CLAUDE_BATCH_MODEL',
+    flag: '--model',
+    doc: 'Model for shorthand {"custom_id","prompt"} lines.',
+  },
+  maxTokens: {
+    kind: 'int',
+    env: 'CLAUDE_BATCH_MAX_TOKENS',
+    flag: '--max-tokens',
+    min: 1,
+    unit: 'tokens',
+    doc: 'max_tokens for shorthand lines.',
+  },
+  system: { kind: 'string', flag: '--system', doc: 'System prompt for shorthand lines.' },
+  maxErrors: {
+    kind: 'int',
+    flag: '--max-errors',
+    min: 0,
+    unit: 'lines',
+    doc: 'Invalid lines reported by submit (0: all).',
+  },
+  chunkSize: {
+    kind: 'int',
+    env: 'CLAUDE_BATCH_CHUNK_SIZE',
+    min: 1,
+    unit: 'requests',
+    doc: 'Requests enqueued per Redis round-trip by submit.',
+  },
+  logLevel: {
+    kind: 'string',
+    env: 'CLAUDE_BATCH_LOG_LEVEL',
+    flag: '--log-level',
+    doc: 'debug, info, warn or error.',
+  },
+} as const satisfies Record<string, SettingSpec>;
+
+export type SettingName = keyof typeof SETTINGS;

@@ -1,0 +1,311 @@
+/**
+ * The Messages API surface: `POST /v1/messages`, `POST /v1/messages/count_tokens`, `GET /v1/models`
+ * and `GET /v1/models/{id}`. The order of checks follows the API's: body size (413, decided by the
+ * server before this runs), authentication, headers, validation, model, then account state (spend cap,
+ * credits), injected faults, rate limits, and finally the reply.
+ *
+ * Injected faults are decided before rate limits and consume no bucket: they stand for the API failing
+ * a request, which the runner must not mistake for capacity spent.
+ */
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import { DEFAULT_MESSAGES, statusOf, type ApiErrorType } from './api-error.js';
+import { uniformFromKey, type InjectedFault } from './fault-plan.js';
+import { parseMarkers, type Markers } from './markers.js';
+import { analyzePrompt } from './prompt-analysis.js';
+import { isRefusal } from './rate-limiter.js';
+import type { RequestLogEntry } from './request-log.js';
+import { sendError, sendJson } from './respond.js';
+import type { EmulatorState } from './state.js';
+import { validateMessagesRequest, type MessagesRequest } from './validate-request.js';
+
+const SPEND_LIMIT_DETAILS = { error_code: 'enforced_spend_limit_reached' } as const;
+const SPEND_LIMIT_MESSAGE =
+  'You have reached your specified API usage limits. You will regain access when the limit resets or when you raise it.';
+const MODELS_PREFIX = '/v1/models/';
+
+/** Handles one API request whose body has been read (null: it was over maxBodyBytes). */
+export function handleApi(
+  state: EmulatorState,
+  req: IncomingMessage,
+  res: ServerResponse,
+  path: string,
+  query: string | null,
+  body: Buffer | null,
+): void {
+  const entry = newEntry(state, req.method ?? 'GET', path);
+  if (body === null) {
+    reject(state, res, entry, 'request_too_large', DEFAULT_MESSAGES.request_too_large);
+    return;
+  }
+  const headers = req.headers;
+  const key = apiKeyOf(headers);
+  if (key === null) {
+    reject(state, res, entry, 'authentication_error', 'x-api-key header is required');
+    return;
+  }
+  if (!state.keyAccepted(key)) {
+    reject(state, res, entry, 'authentication_error', 'invalid x-api-key');
+    return;
+  }
+  if (state.requireVersion && headers['anthropic-version'] === undefined) {
+    reject(state, res, entry, 'invalid_request_error', 'anthropic-version: header is required');
+    return;
+  }
+  const method = req.method;
+  if (path === '/v1/messages' && method === 'POST') createMessage(state, req, res, entry, key, body);
+  else if (path === '/v1/messages/count_tokens' && method === 'POST') countTokens(state, res, entry, key, body);
+  else if (path === '/v1/models' && method === 'GET') {
+    ok(state, res, entry, state.models.list(query === null ? null : new URLSearchParams(query)));
+  } else if (path.startsWith(MODELS_PREFIX) && method === 'GET') {
+    const id = safeDecode(path.slice(MODELS_PREFIX.length));
+    const model = state.models.body(id);
+    if (model === undefined) reject(state, res, entry, 'not_found_error', `model: ${id}`);
+    else ok(state, res, entry, model);
+  } else {
+    reject(state, res, entry, 'not_found_error', `${method ?? 'GET'} ${path}: Not Found`);
+  }
+}
+
+function createMessage(
+  state: EmulatorState,
+  req: IncomingMessage,
+  res: ServerResponse,
+  entry: RequestLogEntry,
+  key: string,
+  body: Buffer,
+): void {
+  const request = parseRequest(state, res, entry, key, body, 'create');
+  if (request === null) return;
+  const model = request.model;
+  const prompt = analyzePrompt(request);
+  const attempt = state.attempts.next(prompt.promptHash);
+  entry.promptHash = prompt.promptHash;
+  entry.attempt = attempt;
+
+  if (state.spendCapReached) {
+    entry.rateLimit = 'spend_cap';
+    // No retry-after: waiting does not lift a spend cap.
+    reject(state, res, entry, 'rate_limit_error', SPEND_LIMIT_MESSAGE, state.limiter.headers(model), SPEND_LIMIT_DETAILS);
+    return;
+  }
+  if (state.credits?.exhausted() === true) {
+    reject(state, res, entry, 'billing_error', DEFAULT_MESSAGES.billing_error, state.limiter.headers(model));
+    return;
+  }
+
+  const markers = prompt.markerTexts === null ? null : parseMarkers(prompt.markerTexts);
+  const fault = markerFault(state, markers, attempt) ?? state.faults.decide(prompt.promptHash, attempt);
+  if (fault !== null) {
+    injectFault(state, req, res, entry, fault, model, latencyMs(state, prompt.promptHash, attempt, 0));
+    return;
+  }
+
+  const cached = state.cache.peek(prompt.breakpoints);
+  const admission = state.limiter.admit(model, prompt.inputTokens - cached.cacheReadTokens, request.max_tokens);
+  if (isRefusal(admission)) {
+    entry.rateLimit = admission.limit;
+    entry.retryAfterSeconds = admission.retryAfterSeconds;
+    const extra = state.limiter.headers(model) ?? [];
+    extra.push('retry-after', String(admission.retryAfterSeconds));
+    reject(state, res, entry, 'rate_limit_error', admission.message, extra);
+    return;
+  }
+  state.cache.commit(prompt.breakpoints);
+
+  const reply = state.replies.build(
+    prompt.promptHash,
+    request.max_tokens,
+    markers?.stop ?? null,
+    markers?.outputTokens ?? null,
+  );
+  const inputTokens = prompt.inputTokens - cached.cacheReadTokens - cached.cacheCreationTokens;
+  state.credits?.charge(prompt.inputTokens, reply.outputTokens);
+  entry.status = 200;
+  entry.inputTokens = inputTokens;
+  entry.outputTokens = reply.outputTokens;
+  entry.cacheCreationInputTokens = cached.cacheCreationTokens;
+  entry.cacheReadInputTokens = cached.cacheReadTokens;
+  entry.stopReason = reply.stopReason;
+  state.log.record(entry);
+
+  const message = JSON.stringify({
+    id: state.ids.next('msg'),
+    type: 'message',
+    role: 'assistant',
+    model,
+    content: [{ type: 'text', text: reply.text }],
+    stop_reason: reply.stopReason,
+    stop_sequence: null,
+    usage: {
+      input_tokens: inputTokens,
+      cache_creation_input_tokens: cached.cacheCreationTokens,
+      cache_read_input_tokens: cached.cacheReadTokens,
+      output_tokens: reply.outputTokens,
+    },
+  });
+  const requestId = entry.requestId;
+  state.later(latencyMs(state, prompt.promptHash, attempt, reply.outputTokens), () => {
+    state.limiter.settle(admission, reply.outputTokens);
+    sendJson(res, 200, requestId, message, state.limiter.headers(model));
+  });
+}
+
+function countTokens(state: EmulatorState, res: ServerResponse, entry: RequestLogEntry, key: string, body: Buffer): void {
+  const request = parseRequest(state, res, entry, key, body, 'count');
+  if (request === null) return;
+  const prompt = analyzePrompt(request);
+  entry.promptHash = prompt.promptHash;
+  entry.inputTokens = prompt.inputTokens;
+  ok(state, res, entry, `{"input_tokens":${prompt.inputTokens}}`);
+}
+
+/** Parses and validates the body and checks the model; answers and returns null on failure. */
+function parseRequest(
+  state: EmulatorState,
+  res: ServerResponse,
+  entry: RequestLogEntry,
+  key: string,
+  body: Buffer,
+  kind: 'create' | 'count',
+): MessagesRequest | null {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    reject(state, res, entry, 'invalid_request_error', 'There was an error parsing the body of your request: invalid JSON');
+    return null;
+  }
+  const request = validateMessagesRequest(parsed, kind, state.maxOutputTokens);
+  if (typeof request === 'string') {
+    if (typeof (parsed as { model?: unknown } | null)?.model === 'string') {
+      entry.model = (parsed as { model: string }).model;
+    }
+    reject(state, res, entry, 'invalid_request_error', request);
+    return null;
+  }
+  entry.model = request.model;
+  if (!state.models.has(request.model)) {
+    reject(state, res, entry, 'not_found_error', `model: ${request.model}`);
+    return null;
+  }
+  if (state.modelForbidden(key, request.model)) {
+    reject(state, res, entry, 'permission_error', DEFAULT_MESSAGES.permission_error);
+    return null;
+  }
+  return request;
+}
+
+function markerFault(state: EmulatorState, markers: Markers | null, attempt: number): InjectedFault | null {
+  const marker = markers?.fault;
+  if (marker == null || (marker.failFirst !== null && attempt > marker.failFirst)) return null;
+  return {
+    type: marker.type,
+    retryAfterSeconds: marker.retryAfterSeconds ?? state.faults.retryAfterSeconds,
+    source: 'marker',
+  };
+}
+
+function injectFault(
+  state: EmulatorState,
+  req: IncomingMessage,
+  res: ServerResponse,
+  entry: RequestLogEntry,
+  fault: InjectedFault,
+  model: string,
+  delayMs: number,
+): void {
+  entry.fault = fault.source;
+  if (fault.type === 'connection_reset' || fault.type === 'hang') {
+    entry.status = 0;
+    entry.errorType = fault.type;
+    state.log.record(entry);
+    // A hang keeps the socket open and unanswered until the client gives up or the emulator closes.
+    if (fault.type === 'connection_reset') state.later(delayMs, () => req.socket.destroy());
+    return;
+  }
+  const type: ApiErrorType = fault.type;
+  let extra = type === 'request_too_large' ? null : state.limiter.headers(model);
+  if (type === 'rate_limit_error') {
+    entry.rateLimit = 'injected';
+    entry.retryAfterSeconds = fault.retryAfterSeconds;
+    extra ??= [];
+    extra.push('retry-after', String(fault.retryAfterSeconds));
+  }
+  const status = statusOf(type, state.billingErrorStatus);
+  entry.status = status;
+  entry.errorType = type;
+  state.log.record(entry);
+  state.later(delayMs, () => sendError(res, status, entry.requestId, type, DEFAULT_MESSAGES[type], extra));
+}
+
+function reject(
+  state: EmulatorState,
+  res: ServerResponse,
+  entry: RequestLogEntry,
+  type: ApiErrorType,
+  message: string,
+  extraHeaders?: readonly string[] | null,
+  details?: Readonly<Record<string, unknown>>,
+): void {
+  const status = statusOf(type, state.billingErrorStatus);
+  entry.status = status;
+  entry.errorType = type;
+  state.log.record(entry);
+  sendError(res, status, entry.requestId, type, message, extraHeaders, details);
+}
+
+function ok(state: EmulatorState, res: ServerResponse, entry: RequestLogEntry, body: string): void {
+  entry.status = 200;
+  state.log.record(entry);
+  sendJson(res, 200, entry.requestId, body);
+}
+
+function latencyMs(state: EmulatorState, promptHash: string, attempt: number, outputTokens: number): number {
+  const l = state.latency;
+  let ms = l.fixedMs + l.perOutputTokenMs * outputTokens;
+  if (l.jitterMs > 0) ms += l.jitterMs * uniformFromKey(`latency\u0000${state.seed}\u0000${promptHash}\u0000${attempt}`);
+  return ms;
+}
+
+/** The key from `x-api-key`, else from `Authorization: Bearer`; null when neither carries one. */
+function apiKeyOf(headers: IncomingHttpHeaders): string | null {
+  const xApiKey = headers['x-api-key'];
+  if (typeof xApiKey === 'string' && xApiKey.length > 0) return xApiKey;
+  const authorization = headers.authorization;
+  if (authorization !== undefined && authorization.length > 7 && authorization.slice(0, 7).toLowerCase() === 'bearer ') {
+    const key = authorization.slice(7).trim();
+    return key.length > 0 ? key : null;
+  }
+  return null;
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
+function newEntry(state: EmulatorState, method: string, path: string): RequestLogEntry {
+  return {
+    seq: 0,
+    at: state.clock(),
+    requestId: state.ids.next('req'),
+    method,
+    path,
+    model: null,
+    status: 0,
+    errorType: null,
+    rateLimit: null,
+    retryAfterSeconds: null,
+    promptHash: null,
+    attempt: null,
+    inputTokens: 0,
+    outputTokens: 0,
+    cacheCreationInputTokens: 0,
+    cacheReadInputTokens: 0,
+    stopReason: null,
+    fault: null,
+  };
+}

@@ -1,0 +1,176 @@
+/**
+ * Injected faults: per-type probabilities and a scripted sequence, changeable while the emulator runs.
+ *
+ * Reproducibility under concurrency: a probabilistic draw is a hash of (seed, prompt hash, attempt number
+ * of that prompt), never the next value of a shared random stream. So the same prompt on its 3rd attempt
+ * meets the same fate on every rerun, whatever order concurrent requests happen to arrive in.
+ */
+import { createHash } from 'node:crypto';
+import { API_ERROR_TYPES, type ApiErrorType } from './api-error.js';
+import {
+  EmulatorOptionsError,
+  checkInteger,
+  checkKnownKeys,
+  checkNumber,
+  checkObject,
+  isPlainObject,
+} from './option-error.js';
+
+/** Faults below HTTP: `connection_reset` destroys the socket unanswered, `hang` never answers. */
+export type TransportFault = 'connection_reset' | 'hang';
+export type FaultType = ApiErrorType | TransportFault;
+
+export const FAULT_TYPES: readonly FaultType[] = [...API_ERROR_TYPES, 'connection_reset', 'hang'];
+
+export function isFaultType(value: unknown): value is FaultType {
+  return typeof value === 'string' && (FAULT_TYPES as readonly string[]).includes(value);
+}
+
+/** One step of a scripted sequence. */
+export interface ScriptedFault {
+  /** The outcome; `ok` lets the request through untouched by fault injection. */
+  type: FaultType | 'ok';
+  /** `retry-after` in whole seconds when `type` is `rate_limit_error`. Default: the plan's `retryAfterSeconds`. */
+  retryAfterSeconds?: number;
+}
+
+export type ScriptStep = FaultType | 'ok' | ScriptedFault;
+
+export interface FaultPlan {
+  /**
+   * Probability in [0, 1] that a `/v1/messages` request fails with each type; the sum must not exceed 1.
+   * Default: none.
+   */
+  probabilities?: Partial<Record<FaultType, number>>;
+  /**
+   * Outcomes for the next `/v1/messages` requests that reach fault injection, in arrival order; once
+   * used up, probabilities apply again. Setting a plan restarts its script. Default: empty.
+   */
+  script?: ScriptStep[];
+  /** `retry-after` (whole seconds, >= 1) on injected `rate_limit_error`s. Default 1. */
+  retryAfterSeconds?: number;
+}
+
+/** What fault injection decided for one request. */
+export interface InjectedFault {
+  type: FaultType;
+  /** Whole seconds; only meaningful for `rate_limit_error`. */
+  retryAfterSeconds: number;
+  source: 'marker' | 'script' | 'probability';
+}
+
+export const DEFAULT_FAULT_RETRY_AFTER_SECONDS = 1;
+
+/** Checks a plan from options, a JSON file or the control API; returns a normalised copy. */
+export function validateFaultPlan(value: unknown, path = 'faults'): FaultPlan {
+  const plan = checkObject(value, path);
+  checkKnownKeys(plan, ['probabilities', 'script', 'retryAfterSeconds'], path);
+  const out: FaultPlan = {};
+  if (plan.probabilities !== undefined) {
+    const probs = checkObject(plan.probabilities, `${path}.probabilities`);
+    const normalised: Partial<Record<FaultType, number>> = {};
+    let sum = 0;
+    for (const [type, p] of Object.entries(probs)) {
+      if (!isFaultType(type)) {
+        throw new EmulatorOptionsError(`${path}.probabilities.${type}`, p, `a key among ${FAULT_TYPES.join(', ')}`);
+      }
+      sum += checkNumber(p, `${path}.probabilities.${type}`, 0, 1);
+      normalised[type] = p as number;
+    }
+    if (sum > 1 + 1e-9) {
+      throw new EmulatorOptionsError(`${path}.probabilities`, probs, 'probabilities summing to at most 1');
+    }
+    out.probabilities = normalised;
+  }
+  if (plan.script !== undefined) {
+    if (!Array.isArray(plan.script)) {
+      throw new EmulatorOptionsError(`${path}.script`, plan.script, 'an array of fault types, "ok" or {type, retryAfterSeconds}');
+    }
+    out.script = plan.script.map((step: unknown, i) => validateStep(step, `${path}.script.${i}`));
+  }
+  if (plan.retryAfterSeconds !== undefined) {
+    out.retryAfterSeconds = checkInteger(plan.retryAfterSeconds, `${path}.retryAfterSeconds`, 1);
+  }
+  return out;
+}
+
+function validateStep(step: unknown, path: string): ScriptStep {
+  if (step === 'ok' || isFaultType(step)) return step;
+  if (isPlainObject(step)) {
+    checkKnownKeys(step, ['type', 'retryAfterSeconds'], path);
+    if (step.type !== 'ok' && !isFaultType(step.type)) {
+      throw new EmulatorOptionsError(`${path}.type`, step.type, `"ok" or one of ${FAULT_TYPES.join(', ')}`);
+    }
+    const out: ScriptedFault = { type: step.type };
+    if (step.retryAfterSeconds !== undefined) {
+      out.retryAfterSeconds = checkInteger(step.retryAfterSeconds, `${path}.retryAfterSeconds`, 1);
+    }
+    return out;
+  }
+  throw new EmulatorOptionsError(path, step, `"ok", one of ${FAULT_TYPES.join(', ')}, or {type, retryAfterSeconds}`);
+}
+
+/** A uniform number in [0, 1) from a string, stable across runs and platforms. */
+export function uniformFromKey(key: string): number {
+  const digest = createHash('sha256').update(key).digest();
+  return digest.readUIntBE(0, 6) / 2 ** 48;
+}
+
+/** Applies a plan: the script first, then the probabilities. */
+export class FaultInjector {
+  #plan: FaultPlan = {};
+  #cursor = 0;
+  #cumulative: Array<readonly [FaultType, number]> = [];
+
+  constructor(
+    plan: FaultPlan,
+    private readonly seed: number,
+  ) {
+    this.setPlan(plan);
+  }
+
+  setPlan(plan: FaultPlan): void {
+    this.#plan = plan;
+    this.#cursor = 0;
+    // A fixed order (FAULT_TYPES) keeps draws comparable between plans written with keys in any order.
+    let acc = 0;
+    this.#cumulative = [];
+    for (const type of FAULT_TYPES) {
+      const p = plan.probabilities?.[type];
+      if (p !== undefined && p > 0) {
+        acc += p;
+        this.#cumulative.push([type, acc]);
+      }
+    }
+  }
+
+  plan(): FaultPlan {
+    return this.#plan;
+  }
+
+  get retryAfterSeconds(): number {
+    return this.#plan.retryAfterSeconds ?? DEFAULT_FAULT_RETRY_AFTER_SECONDS;
+  }
+
+  /** Consumes one script step, if any remain, else draws; null means no fault. */
+  decide(promptHash: string, attempt: number): InjectedFault | null {
+    const script = this.#plan.script;
+    if (script !== undefined && this.#cursor < script.length) {
+      const step = script[this.#cursor++];
+      if (step === undefined || step === 'ok') return null;
+      if (typeof step === 'string') return { type: step, retryAfterSeconds: this.retryAfterSeconds, source: 'script' };
+      if (step.type === 'ok') return null;
+      return {
+        type: step.type,
+        retryAfterSeconds: step.retryAfterSeconds ?? this.retryAfterSeconds,
+        source: 'script',
+      };
+    }
+    if (this.#cumulative.length === 0) return null;
+    const u = uniformFromKey(`fault\u0000${this.seed}\u0000${promptHash}\u0000${attempt}`);
+    for (const [type, upTo] of this.#cumulative) {
+      if (u < upTo) return { type, retryAfterSeconds: this.retryAfterSeconds, source: 'probability' };
+    }
+    return null;
+  }
+}

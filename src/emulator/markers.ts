@@ -1,0 +1,94 @@
+/**
+ * Per-prompt markers: text placed anywhere in a request's prompt text (system or message content) that
+ * steers what the emulator does with that request, so a test can aim a fault at one job of a batch.
+ *
+ * Grammar (markers that do not parse are ordinary text):
+ *
+ *   marker      = "@@" body "@@"
+ *   body        = fault / stop / length
+ *   fault       = "fault:" fault-type [ ":" k [ ":" retry-after ] ]
+ *   stop        = "stop:" ( "max_tokens" / "refusal" )
+ *   length      = "output_tokens:" n
+ *   fault-type  = invalid_request_error / authentication_error / permission_error / billing_error
+ *               / not_found_error / request_too_large / rate_limit_error / api_error
+ *               / overloaded_error / timeout_error / conflict_error / connection_reset / hang
+ *   k, n        = 1*DIGIT             ; k >= 1, n >= 1
+ *   retry-after = 1*DIGIT             ; whole seconds >= 1
+ *
+ * - `@@fault:T@@` fails every attempt with T.
+ * - `@@fault:T:k@@` fails the first k attempts of that request content (attempts are counted per prompt
+ *   hash, see the request log), then lets it through.
+ * - `@@fault:rate_limit_error:k:s@@` also sets `retry-after` to s seconds (default 1); for "every attempt,
+ *   with retry-after s", give a k larger than any retry budget.
+ * - `@@stop:max_tokens@@` cuts the reply at max_tokens (stop_reason `max_tokens`);
+ *   `@@stop:refusal@@` answers with stop_reason `refusal`.
+ * - `@@output_tokens:n@@` makes the reply n output tokens long (before the max_tokens cap).
+ * The first marker of each kind wins.
+ */
+import { isFaultType, type FaultType } from './fault-plan.js';
+
+export interface FaultMarker {
+  type: FaultType;
+  /** Fail attempts 1..failFirst; null: fail every attempt. */
+  failFirst: number | null;
+  /** Whole seconds; null: the plan's default. */
+  retryAfterSeconds: number | null;
+}
+
+export interface Markers {
+  fault: FaultMarker | null;
+  stop: 'max_tokens' | 'refusal' | null;
+  outputTokens: number | null;
+}
+
+const DIGITS = /^[0-9]{1,9}$/;
+
+function positiveInt(text: string | undefined): number | null {
+  if (text === undefined || !DIGITS.test(text)) return null;
+  const n = Number(text);
+  return n >= 1 ? n : null;
+}
+
+/** Reads every marker in the texts; callers pass only texts that contain "@@". */
+export function parseMarkers(texts: readonly string[]): Markers {
+  const found: Markers = { fault: null, stop: null, outputTokens: null };
+  for (const text of texts) {
+    let from = 0;
+    for (;;) {
+      const open = text.indexOf('@@', from);
+      if (open < 0) break;
+      const close = text.indexOf('@@', open + 2);
+      if (close < 0) break;
+      if (applyMarker(text.slice(open + 2, close), found)) {
+        from = close + 2;
+      } else {
+        // The closing "@@" may open the next marker: "@@ not a marker @@fault:api_error@@".
+        from = close;
+      }
+    }
+  }
+  return found;
+}
+
+function applyMarker(body: string, found: Markers): boolean {
+  const parts = body.split(':');
+  const [kind, arg, third, fourth] = parts;
+  if (kind === 'fault' && parts.length >= 2 && parts.length <= 4 && isFaultType(arg)) {
+    const failFirst = third === undefined ? null : positiveInt(third);
+    const retryAfter = fourth === undefined ? null : positiveInt(fourth);
+    if ((third !== undefined && failFirst === null) || (fourth !== undefined && retryAfter === null)) return false;
+    found.fault ??= { type: arg, failFirst, retryAfterSeconds: retryAfter };
+    return true;
+  }
+  if (kind === 'stop' && parts.length === 2 && (arg === 'max_tokens' || arg === 'refusal')) {
+    found.stop ??= arg;
+    return true;
+  }
+  if (kind === 'output_tokens' && parts.length === 2) {
+    const n = positiveInt(arg);
+    if (n === null) return false;
+    found.outputTokens ??= n;
+    return true;
+  }
+  return false;
+}

@@ -1,0 +1,106 @@
+/**
+ * Everything one emulator instance knows, shared by the API handler and the control surface.
+ * Handlers run to completion on one thread, so a check followed by a charge needs no locking.
+ */
+import { AttemptCounter } from './attempts.js';
+import { CreditLedger } from './credits.js';
+import { FaultInjector } from './fault-plan.js';
+import { IdSource } from './ids.js';
+import { ModelCatalog } from './models.js';
+import type { ResolvedCredits, ResolvedLatency, ResolvedOptions } from './options.js';
+import { PromptCache } from './prompt-cache.js';
+import { RateLimiter } from './rate-limiter.js';
+import { ReplyGenerator } from './replies.js';
+import { RequestLog } from './request-log.js';
+
+export class EmulatorState {
+  readonly clock: () => number;
+  readonly seed: number;
+  readonly requireVersion: boolean;
+  readonly billingErrorStatus: number;
+  readonly maxBodyBytes: number;
+  readonly maxOutputTokens: number;
+  /** null: any non-empty key is accepted. */
+  readonly #keys: ReadonlySet<string> | null;
+  readonly #revoked = new Set<string>();
+  readonly #forbidden: ResolvedOptions['forbidden'];
+  spendCapReached: boolean;
+  credits: CreditLedger | null;
+  latency: ResolvedLatency;
+  readonly limiter: RateLimiter;
+  readonly faults: FaultInjector;
+  readonly cache: PromptCache;
+  readonly attempts = new AttemptCounter();
+  readonly log: RequestLog;
+  readonly models: ModelCatalog;
+  readonly replies: ReplyGenerator;
+  readonly ids = new IdSource();
+  /** Replies waiting out their latency, so close() can cancel them. */
+  readonly timers = new Set<NodeJS.Timeout>();
+
+  constructor(o: ResolvedOptions) {
+    this.clock = o.clock;
+    this.seed = o.seed;
+    this.requireVersion = o.anthropicVersionRequired;
+    this.billingErrorStatus = o.billingErrorStatus;
+    this.maxBodyBytes = o.maxBodyBytes;
+    this.maxOutputTokens = o.maxOutputTokens;
+    this.#keys = o.apiKeys.length === 0 ? null : new Set(o.apiKeys);
+    this.#forbidden = o.forbidden;
+    this.spendCapReached = o.spendCapReached;
+    this.credits = o.credits === null ? null : new CreditLedger(o.credits);
+    this.latency = o.latency;
+    this.limiter = new RateLimiter(o.limits, o.clock);
+    this.faults = new FaultInjector(o.faults, o.seed);
+    this.cache = new PromptCache(o.clock);
+    this.log = new RequestLog(o.requestLogSize);
+    this.models = new ModelCatalog(o.models);
+    this.replies = new ReplyGenerator(o.seed);
+  }
+
+  keyAccepted(key: string): boolean {
+    return !this.#revoked.has(key) && (this.#keys === null || this.#keys.has(key));
+  }
+
+  revokeKey(key: string): void {
+    this.#revoked.add(key);
+  }
+
+  restoreKey(key: string): void {
+    this.#revoked.delete(key);
+  }
+
+  get revokedKeyCount(): number {
+    return this.#revoked.size;
+  }
+
+  modelForbidden(key: string, model: string): boolean {
+    if (this.#forbidden.everyKey.has(model)) return true;
+    return this.#forbidden.byKey.get(key)?.has(model) ?? false;
+  }
+
+  setCredits(credits: ResolvedCredits | null): void {
+    this.credits = credits === null ? null : new CreditLedger(credits);
+  }
+
+  /** Runs `fn` after `ms`, or at once when there is no delay (the common, fast case). */
+  later(ms: number, fn: () => void): void {
+    if (ms <= 0) {
+      fn();
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      fn();
+    }, ms);
+    this.timers.add(timer);
+  }
+
+  /** Counters, log, buckets, attempt counts and caches; not keys, credits, faults or limits. */
+  reset(): void {
+    this.log.clear();
+    this.limiter.reset();
+    this.attempts.clear();
+    this.cache.clear();
+  }
+}

@@ -1,0 +1,67 @@
+import { effectiveType, type ApiFailure } from './api-failure.js';
+import { backoffDelayMs, type BackoffOptions } from './backoff.js';
+import {
+  fallbackRule,
+  RULES_BY_ERROR_CODE,
+  RULES_BY_STATUS,
+  RULES_BY_TYPE,
+  TYPE_BY_STATUS,
+  type ErrorRule,
+} from './error-table.js';
+import { retryAfterMs, shouldRetryHeader } from './retry-hints.js';
+
+/** What to do with one failed call: the single decision point, free of side effects. */
+export type Verdict =
+  | {
+      action: 'retry';
+      /** When to send again: the larger of the server's hint and our jittered backoff. */
+      delayMs: number;
+      /** The server's hint alone (ms), null if it gave none. */
+      hintMs: number | null;
+      type: string;
+      rule: ErrorRule;
+    }
+  | { action: 'dead-letter'; type: string; rule: ErrorRule };
+
+export interface ClassifyContext {
+  /** How many retries this request already had (0 before the first retry). */
+  retriesSoFar: number;
+  backoff: BackoffOptions;
+  random?: () => number;
+  now?: number;
+}
+
+/** Finds the rule for a failure: error code, then body type, then status. */
+export function ruleFor(failure: ApiFailure): { type: string; rule: ErrorRule } {
+  if (failure.errorCode) {
+    const byCode = RULES_BY_ERROR_CODE[failure.errorCode];
+    if (byCode) return { type: failure.type ?? 'rate_limit_error', rule: byCode };
+  }
+  if (failure.type) {
+    const byType = RULES_BY_TYPE[failure.type];
+    if (byType) return { type: failure.type, rule: byType };
+  }
+  if (failure.status !== null && !failure.type) {
+    const byStatus = RULES_BY_STATUS[failure.status];
+    if (byStatus) return { type: TYPE_BY_STATUS[failure.status] ?? effectiveType(failure), rule: byStatus };
+  }
+  if (failure.status === null) return { type: effectiveType(failure), rule: RULES_BY_TYPE['connection_error']! };
+  return { type: effectiveType(failure), rule: fallbackRule(failure.status) };
+}
+
+/**
+ * Decides retry or dead-letter. Server hints win: `x-should-retry` can veto or force a retry of a
+ * request-scoped error (never of a key- or model-wide one, which would fail again for certain),
+ * and `retry-after(-ms)` sets the floor of the delay.
+ */
+export function classify(failure: ApiFailure, context: ClassifyContext): Verdict {
+  const { type, rule } = ruleFor(failure);
+  let retry = rule.disposition === 'retryable';
+  const header = shouldRetryHeader(failure.headers);
+  if (header !== null && rule.scope === 'request') retry = header;
+  if (!retry) return { action: 'dead-letter', type, rule };
+
+  const hintMs = retryAfterMs(failure.headers, context.now);
+  const backoff = backoffDelayMs(context.retriesSoFar, context.backoff, context.random);
+  return { action: 'retry', delayMs: Math.max(hintMs ?? 0, backoff), hintMs, type, rule };
+}

@@ -1,0 +1,41 @@
+/**
+ * Where the shared budget lives in Redis. The budget belongs to the API key's account, not to a
+ * runner's queue prefix: two runners (two prefixes) using one key share one budget. Each model class
+ * is one bucket, kept in one hash under its own hash tag, so a Redis Cluster keeps all of a bucket's
+ * state in one slot (the Lua scripts touch exactly that key):
+ *
+ *   {cb-budget-<accountId>-<class>}:state
+ *
+ * `accountId` is {@link Secret.fingerprint} of the API key (16 hex, never the key itself); `<class>`
+ * is the class name with every character outside [A-Za-z0-9._-] written as %XX (so `*`, `{`, `}`
+ * and `:` never reach the key and two names never share one).
+ */
+export const BUDGET_KEY_PREFIX = 'cb-budget-';
+
+export function encodeClassName(name: string): string {
+  let out = '';
+  for (const ch of name) {
+    if (/^[A-Za-z0-9._-]$/.test(ch)) out += ch;
+    else out += [...Buffer.from(ch, 'utf8')].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join('');
+  }
+  return out;
+}
+
+/** The one key holding the bucket of `className` for the account `accountId`. */
+export function budgetKey(accountId: string, className: string): string {
+  checkAccountId(accountId);
+  return `{${BUDGET_KEY_PREFIX}${accountId}-${encodeClassName(className)}}:state`;
+}
+
+/** A SCAN MATCH pattern finding every budget key of the account (for `delete` and cleanup). */
+export function budgetKeyPattern(accountId: string): string {
+  checkAccountId(accountId);
+  return `{${BUDGET_KEY_PREFIX}${accountId}-*}:*`;
+}
+
+function checkAccountId(accountId: string): void {
+  // A fingerprint, or a test's own id: no glob, hash-tag or separator characters.
+  if (!/^[A-Za-z0-9_.]{1,64}$/.test(accountId)) {
+    throw new Error(`budget account id must match [A-Za-z0-9_.]{1,64} (use Secret.fingerprint()), got a ${accountId.length}-character value`);
+  }
+}

@@ -1,0 +1,40 @@
+import type { Runtime } from '../runtime.js';
+import { requestJobId } from './jobs.js';
+
+export interface DeleteBatchResult {
+  existed: boolean;
+  /** Queued (waiting or delayed) requests removed unsent. */
+  removedRequests: number;
+  removedDeadLetters: number;
+}
+
+const PAGE = 500;
+
+/**
+ * Removes a batch: its queued requests first (so none is sent after), its dead-letter entries,
+ * then its records and results. A request in flight finishes; its result is dropped, since the
+ * batch record it would update is gone.
+ */
+export async function deleteBatch(runtime: Runtime, batchId: string): Promise<DeleteBatchResult> {
+  const { store, keys, redis } = runtime;
+  const existed = (await redis.exists(keys.batch(batchId))) === 1;
+  let removedRequests = 0;
+  let removedDeadLetters = 0;
+  for (let start = 0; ; start += PAGE) {
+    const ids = await redis.lrange(keys.ids(batchId), start, start + PAGE - 1);
+    if (ids.length === 0) break;
+    const gens = await redis.hmget(keys.generations(batchId), ...ids);
+    const jobIds = ids.flatMap((customId, i) => {
+      const last = Number(gens[i] ?? 0);
+      return Array.from({ length: last + 1 }, (_, gen) => requestJobId(batchId, customId, gen));
+    });
+    const [requests, deadLetters] = await Promise.all([
+      Promise.all(jobIds.map((id) => runtime.requests.remove(id).catch(() => 0))),
+      Promise.all(jobIds.map((id) => runtime.deadLetters.remove(id).catch(() => 0))),
+    ]);
+    removedRequests += requests.filter((n) => n === 1).length;
+    removedDeadLetters += deadLetters.filter((n) => n === 1).length;
+  }
+  await store.deleteRecords(batchId);
+  return { existed, removedRequests, removedDeadLetters };
+}

@@ -1,0 +1,71 @@
+import type { MessageParams } from '../batch/types.js';
+
+/** Name of the queue of requests to send. */
+export const REQUESTS_QUEUE = 'requests';
+/** Name of the dead-letter queue: requests that ended errored, kept for `dlq retry`. */
+export const DEAD_LETTER_QUEUE = 'dead-letter';
+
+/** The last failed call of a request, carried across retries into its dead-letter entry. */
+export interface LastError {
+  status: number | null;
+  type: string;
+  message: string;
+  request_id: string | null;
+}
+
+/** A request job in the main queue. */
+export interface RequestJobData {
+  batch_id: string;
+  custom_id: string;
+  /** Position in the input file (0-based). */
+  index: number;
+  /** 0 when submitted; `dlq retry` sends generation n+1 under a new job id. */
+  gen: number;
+  params: MessageParams;
+  /** API calls made so far (all generations' calls are not summed: a retry starts afresh). */
+  calls?: number;
+  /** When this generation was first sent (ms), for the retry budget's total wait. */
+  first_at?: number;
+  last_error?: LastError;
+  /**
+   * Set on jobs a resumed submit added again: such a job may already have run and been removed,
+   * so its worker checks for a result before sending.
+   */
+  resumed?: boolean;
+}
+
+/** Why a request ended in the dead-letter queue. */
+export type DeadLetterReason =
+  | 'terminal'
+  | 'retries_exhausted'
+  | 'over_budget'
+  | 'stalled'
+  | 'key_breaker'
+  | 'model_breaker';
+
+/** A dead-letter entry: the original request, its last error and how it got here. */
+export interface DeadLetterEntry {
+  batch_id: string;
+  custom_id: string;
+  index: number;
+  gen: number;
+  params: MessageParams;
+  /** Last HTTP status, null if never sent or no response came. */
+  status: number | null;
+  /** Last API error type. */
+  error_type: string;
+  reason: DeadLetterReason;
+  message: string;
+  request_id: string | null;
+  /** API calls made. */
+  attempts: number;
+  /** RFC 3339. */
+  failed_at: string;
+  /** RFC 3339, null if never sent. */
+  first_attempt_at: string | null;
+}
+
+/** Job ids may not contain ':' and may not be integers; custom and batch ids never contain '.'. */
+export function requestJobId(batchId: string, customId: string, gen: number): string {
+  return `${batchId}.${customId}.${gen}`;
+}

@@ -1,0 +1,59 @@
+/**
+ * Every Redis key the runner writes, in one place. All of them start with the hash-tagged prefix,
+ * so multi-key scripts stay in one Redis Cluster slot and `delete`/tests can find them all.
+ */
+export class KeyLayout {
+  /** BullMQ's own prefix: its keys are `${bullPrefix}:${queueName}:...`. */
+  readonly bullPrefix: string;
+  private readonly base: string;
+
+  constructor(prefix: string) {
+    this.bullPrefix = normalizePrefix(prefix);
+    this.base = `${this.bullPrefix}:cb`;
+  }
+
+  /** Schema version of the runner's own records. */
+  schema(): string {
+    return `${this.base}:schema`;
+  }
+
+  /** Sorted set of batch ids, scored by creation time (ms). */
+  batches(): string {
+    return `${this.base}:batches`;
+  }
+
+  /** Hash: the batch record (meta, counts, usage, errors by type). */
+  batch(id: string): string {
+    return `${this.base}:batch:${id}`;
+  }
+
+  /** Hash: custom_id → result line JSON. The durable results store. */
+  results(id: string): string {
+    return `${this.base}:batch:${id}:results`;
+  }
+
+  /** List: custom_ids in input order (for `--order input`, cancel and delete). */
+  ids(id: string): string {
+    return `${this.base}:batch:${id}:ids`;
+  }
+
+  /** Hash: custom_id → generation, for requests sent again by `dlq retry`. */
+  generations(id: string): string {
+    return `${this.base}:batch:${id}:gen`;
+  }
+
+  /** Pattern matching every key of the runner and of BullMQ under this prefix. */
+  everything(): string {
+    return `${this.bullPrefix}:*`;
+  }
+}
+
+/**
+ * Wraps a prefix in a Redis Cluster hash tag unless it already has one, so every key of a
+ * deployment lands in one slot (BullMQ's and ours alike).
+ */
+export function normalizePrefix(prefix: string): string {
+  if (prefix.length === 0) throw new Error('prefix must not be empty');
+  if (prefix.includes(':')) throw new Error(`prefix must not contain ':' (got ${JSON.stringify(prefix)})`);
+  return /\{[^{}]+\}/.test(prefix) ? prefix : `{${prefix}}`;
+}

@@ -1,0 +1,158 @@
+import type { JobsOptions } from 'bullmq';
+import { formatErrorSummary, type InputError } from '../batch/input-error.js';
+import { readRequestChunks, type IndexedRequest } from '../batch/read-requests.js';
+import { openInput, scanInput, type InputSource, type ModelStats } from '../batch/scan-input.js';
+import { CUSTOM_ID_PATTERN } from '../batch/types.js';
+import type { RequestDefaults } from '../batch/validate-request.js';
+import type { Runtime } from '../runtime.js';
+import { requestJobId, type RequestJobData } from './jobs.js';
+
+export interface SubmitOptions {
+  /** A path, or `-` for standard input; or an already opened source. */
+  input: string | InputSource;
+  /** Default: derived from the content, so submitting the same file again resumes that batch. */
+  batchId?: string;
+  /** Model, max_tokens and system of shorthand lines. */
+  defaults?: RequestDefaults;
+  /** Invalid lines to report (0: all). Default 20. */
+  maxErrors?: number;
+  /** Requests per Redis round-trip. Default 1,000. */
+  chunkSize?: number;
+  /** Validate and count only; enqueue nothing. */
+  dryRun?: boolean;
+  /** Called with the batch id before anything is enqueued, so a killed submit can be resumed. */
+  onBatchId?: (batchId: string) => void;
+  /** Called after each chunk with the number of requests enqueued so far. */
+  onProgress?: (enqueued: number, total: number) => void;
+}
+
+export interface SubmitResult {
+  batchId: string;
+  /** `created` the first time; `resumed` when the batch existed (a resubmit or a resumed submit). */
+  outcome: 'created' | 'resumed' | 'dry-run';
+  total: number;
+  /** Requests enqueued by this call (0 when a complete batch is submitted again). */
+  enqueued: number;
+  models: Record<string, ModelStats>;
+}
+
+/** The input has invalid lines; nothing was enqueued. */
+export class InputValidationError extends Error {
+  override name = 'InputValidationError';
+  constructor(
+    readonly file: string,
+    readonly errors: readonly InputError[],
+    readonly summary: string,
+  ) {
+    super(summary);
+  }
+}
+
+/** Attempts BullMQ makes when our processor itself throws (Redis trouble); API retries are ours. */
+const PROCESSOR_ATTEMPTS = 5;
+
+/**
+ * Submits a JSONL file as a batch: validates every line first (nothing is enqueued if any is
+ * invalid), then enqueues in chunks under job ids derived from batch id + custom_id. Safe to run
+ * again after a crash or on the same file: it resumes from the last committed chunk, and BullMQ
+ * ignores a job id it already holds.
+ */
+export async function submitBatch(runtime: Runtime, options: SubmitOptions): Promise<SubmitResult> {
+  const source = typeof options.input === 'string' ? await openInput(options.input) : options.input;
+  try {
+    const defaults = options.defaults ?? {};
+    const scan = await scanInput(source, { defaults, maxErrors: options.maxErrors ?? 20 });
+    if (scan.errorCount > 0) {
+      throw new InputValidationError(
+        source.name,
+        scan.errors,
+        formatErrorSummary(source.name, {
+          invalidLines: scan.invalidLines,
+          errorCount: scan.errorCount,
+          shown: scan.errors.length,
+        }),
+      );
+    }
+    if (scan.count === 0) {
+      throw new InputValidationError(source.name, [], `${source.name}: no requests (the input is empty)`);
+    }
+    const batchId = options.batchId ?? `batch_${scan.fingerprint.slice(0, 24)}`;
+    if (!CUSTOM_ID_PATTERN.test(batchId)) {
+      throw new InputValidationError(
+        source.name,
+        [],
+        `--batch-id: must match ${CUSTOM_ID_PATTERN.source}, got ${JSON.stringify(batchId.slice(0, 80))}`,
+      );
+    }
+    const models = scan.models;
+    if (options.dryRun) return { batchId, outcome: 'dry-run', total: scan.count, enqueued: 0, models };
+
+    const created = await runtime.store.createOrResume({
+      id: batchId,
+      fingerprint: scan.fingerprint,
+      total: scan.count,
+      source: source.name,
+      models: Object.fromEntries(Object.entries(models).map(([model, stats]) => [model, stats.requests])),
+    });
+    options.onBatchId?.(batchId);
+    if (created.submitState === 'submitted') {
+      return { batchId, outcome: 'resumed', total: scan.count, enqueued: 0, models };
+    }
+
+    const resumed = created.outcome === 'resumed';
+    const done = resumed ? await runtime.store.enqueuedCount(batchId) : 0;
+    const chunkSize = options.chunkSize ?? 1_000;
+    let enqueued = 0;
+    let pending: IndexedRequest[] = [];
+    let from = done;
+    const flush = async (complete: boolean) => {
+      if (pending.length > 0) {
+        await runtime.requests.addBulk(pending.map((item) => toJob(batchId, item, resumed)));
+      }
+      await runtime.store.commitChunk(
+        batchId,
+        from,
+        pending.map((item) => item.request.custom_id),
+        complete,
+      );
+      from += pending.length;
+      enqueued += pending.length;
+      pending = [];
+      options.onProgress?.(from, scan.count);
+    };
+    for await (const chunk of readRequestChunks(source, {
+      defaults,
+      chunkSize,
+      expect: { count: scan.count, fingerprint: scan.fingerprint },
+    })) {
+      for (const item of chunk) {
+        if (item.index < done) continue;
+        pending.push(item);
+        if (pending.length >= chunkSize) await flush(from + pending.length === scan.count);
+      }
+    }
+    if (pending.length > 0 || from < scan.count || from === done) await flush(true);
+    return { batchId, outcome: created.outcome, total: scan.count, enqueued, models };
+  } finally {
+    await source.close();
+  }
+}
+
+function toJob(
+  batchId: string,
+  item: IndexedRequest,
+  resumed: boolean,
+): { name: string; data: RequestJobData; opts: JobsOptions } {
+  const { custom_id, params } = item.request;
+  const data: RequestJobData = { batch_id: batchId, custom_id, index: item.index, gen: 0, params };
+  if (resumed) data.resumed = true;
+  return {
+    name: custom_id,
+    data,
+    opts: {
+      jobId: requestJobId(batchId, custom_id, 0),
+      attempts: PROCESSOR_ATTEMPTS,
+      backoff: { type: 'exponential', delay: 1_000 },
+    },
+  };
+}

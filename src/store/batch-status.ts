@@ -1,0 +1,57 @@
+import type { Runtime } from '../runtime.js';
+import type { BatchRecord, UsageTotals } from './batch-record.js';
+
+/** Where a batch stands, in the Message Batches API's terms plus the runner's own. */
+export type ProcessingStatus = 'in_progress' | 'paused' | 'canceling' | 'ended';
+
+/** What `status --json` prints for a batch. */
+export interface BatchStatus {
+  id: string;
+  processing_status: ProcessingStatus;
+  request_counts: { processing: number; succeeded: number; errored: number; canceled: number; expired: number };
+  errored_by_type: Record<string, number>;
+  usage: UsageTotals;
+  /** Replies cut off at max_tokens (`stop_reason: max_tokens`). */
+  truncated: number;
+  /** Replies with `stop_reason: refusal`. */
+  refused: number;
+  total: number;
+  /** `submitting` while a submit is (or was, before it died) still enqueuing; rerun it to resume. */
+  submit_state: 'submitting' | 'submitted';
+  source: string;
+  created_at: string;
+  ended_at: string | null;
+  models: Record<string, number>;
+}
+
+export function toBatchStatus(record: BatchRecord, queuePaused: boolean): BatchStatus {
+  const ended = record.submit_state === 'submitted' && record.counts.processing <= 0;
+  return {
+    id: record.id,
+    processing_status: ended ? 'ended' : queuePaused ? 'paused' : 'in_progress',
+    request_counts: { ...record.counts, expired: 0 },
+    errored_by_type: record.errored_by_type,
+    usage: record.usage,
+    truncated: record.truncated,
+    refused: record.refused,
+    total: record.total,
+    submit_state: record.submit_state,
+    source: record.source,
+    created_at: record.created_at,
+    ended_at: ended ? record.ended_at : null,
+    models: record.models,
+  };
+}
+
+/** The status of one batch (O(1): one HGETALL and the queue's paused flag), or null if unknown. */
+export async function getBatchStatus(runtime: Runtime, batchId: string): Promise<BatchStatus | null> {
+  const [record, paused] = await Promise.all([runtime.store.get(batchId), runtime.requests.isPaused()]);
+  return record ? toBatchStatus(record, paused) : null;
+}
+
+/** Every batch under the prefix, oldest first. */
+export async function listBatchStatuses(runtime: Runtime): Promise<BatchStatus[]> {
+  const [ids, paused] = await Promise.all([runtime.store.list(), runtime.requests.isPaused()]);
+  const records = await Promise.all(ids.map((id) => runtime.store.get(id)));
+  return records.filter((r): r is BatchRecord => r !== null).map((r) => toBatchStatus(r, paused));
+}

@@ -1,0 +1,163 @@
+import type { RedisClient } from '../queue/connection.js';
+import type { KeyLayout } from '../queue/keys.js';
+import { parseBatchRecord, SCHEMA_VERSION, type BatchRecord, type UsageTotals } from './batch-record.js';
+import { LuaScript } from './lua-script.js';
+import { COMMIT_CHUNK, CREATE_BATCH, FINALIZE_REQUEST } from './scripts.js';
+
+const createBatch = new LuaScript(CREATE_BATCH);
+const commitChunk = new LuaScript(COMMIT_CHUNK);
+const finalizeRequest = new LuaScript(FINALIZE_REQUEST);
+
+export interface NewBatch {
+  id: string;
+  fingerprint: string;
+  total: number;
+  source: string;
+  models: Record<string, number>;
+}
+
+export type CreateResult = { outcome: 'created' | 'resumed'; submitState: string };
+
+/** How a request ended, for {@link BatchStore.finalize}. */
+export interface Finalization {
+  kind: 'succeeded' | 'errored' | 'canceled';
+  /** The exact results line. */
+  line: string;
+  /** API error type of an errored request. */
+  errorType?: string;
+  usage?: Partial<UsageTotals>;
+  truncated?: boolean;
+  refused?: boolean;
+}
+
+/** What {@link BatchStore.finalize} did: wrote it, found it already written, or found it superseded. */
+export type FinalizeStatus = 'written' | 'already-written' | 'stale' | 'batch-deleted';
+
+const FINALIZE_STATUS: Record<number, FinalizeStatus> = {
+  1: 'written',
+  0: 'already-written',
+  [-1]: 'stale',
+  [-2]: 'batch-deleted',
+};
+
+export class BatchConflictError extends Error {
+  override name = 'BatchConflictError';
+}
+
+/**
+ * The batch records, results and counts of one prefix. Every write is a Lua script (atomic, and
+ * idempotent when repeated), so a process killed at any instant leaves the counts exact.
+ */
+export class BatchStore {
+  constructor(
+    readonly redis: RedisClient,
+    readonly keys: KeyLayout,
+  ) {}
+
+  async createOrResume(batch: NewBatch, now: Date = new Date()): Promise<CreateResult> {
+    const reply = (await createBatch.run(
+      this.redis,
+      [this.keys.batch(batch.id), this.keys.batches(), this.keys.schema()],
+      [
+        batch.id,
+        batch.fingerprint,
+        batch.total,
+        batch.source,
+        now.getTime(),
+        now.toISOString(),
+        SCHEMA_VERSION,
+        JSON.stringify(batch.models),
+      ],
+    )) as [number, string];
+    const [status, detail] = reply;
+    if (status === -1) {
+      throw new BatchConflictError(
+        `batch ${batch.id} already exists with different content; choose another --batch-id, or \`claude-batch delete ${batch.id}\` first`,
+      );
+    }
+    if (status === -2) {
+      throw new BatchConflictError(
+        `the records under this prefix have schema version ${detail}, newer than this runner's ${SCHEMA_VERSION}: upgrade claude-batch`,
+      );
+    }
+    return { outcome: status === 1 ? 'created' : 'resumed', submitState: detail };
+  }
+
+  async enqueuedCount(id: string): Promise<number> {
+    return Number((await this.redis.hget(this.keys.batch(id), 'enqueued')) ?? 0);
+  }
+
+  async commitChunk(id: string, from: number, customIds: readonly string[], complete: boolean): Promise<number> {
+    return Number(
+      await commitChunk.run(
+        this.redis,
+        [this.keys.batch(id), this.keys.ids(id)],
+        [from, from + customIds.length, complete ? 1 : 0, new Date().toISOString(), ...customIds],
+      ),
+    );
+  }
+
+  async finalize(id: string, customId: string, generation: number, end: Finalization): Promise<FinalizeStatus> {
+    const usage = end.usage ?? {};
+    const reply = await finalizeRequest.run(
+      this.redis,
+      [this.keys.batch(id), this.keys.results(id), this.keys.generations(id)],
+      [
+        customId,
+        String(generation),
+        end.kind,
+        end.line,
+        end.errorType ?? '',
+        usage.input_tokens ?? 0,
+        usage.output_tokens ?? 0,
+        usage.cache_creation_input_tokens ?? 0,
+        usage.cache_read_input_tokens ?? 0,
+        end.truncated ? 1 : 0,
+        end.refused ? 1 : 0,
+        new Date().toISOString(),
+      ],
+    );
+    return FINALIZE_STATUS[Number(reply)] ?? 'stale';
+  }
+
+  async get(id: string): Promise<BatchRecord | null> {
+    return parseBatchRecord(await this.redis.hgetall(this.keys.batch(id)));
+  }
+
+  /** Batch ids, oldest first. */
+  async list(): Promise<string[]> {
+    return this.redis.zrange(this.keys.batches(), 0, -1);
+  }
+
+  async resultOf(id: string, customId: string): Promise<string | null> {
+    return this.redis.hget(this.keys.results(id), customId);
+  }
+
+  /** Streams the results lines: in storage order, or in input order. */
+  async *results(id: string, order: 'any' | 'input' = 'any', pageSize = 1_000): AsyncGenerator<string> {
+    if (order === 'any') {
+      let cursor = '0';
+      do {
+        const [next, flat] = await this.redis.hscan(this.keys.results(id), cursor, 'COUNT', pageSize);
+        cursor = next;
+        for (let i = 1; i < flat.length; i += 2) yield flat[i]!;
+      } while (cursor !== '0');
+      return;
+    }
+    for (let start = 0; ; start += pageSize) {
+      const ids = await this.redis.lrange(this.keys.ids(id), start, start + pageSize - 1);
+      if (ids.length === 0) return;
+      const lines = await this.redis.hmget(this.keys.results(id), ...ids);
+      for (const line of lines) if (line !== null) yield line;
+    }
+  }
+
+  /** Removes the batch's record, results and bookkeeping (not its queued jobs: see `deleteBatch`). */
+  async deleteRecords(id: string): Promise<void> {
+    await this.redis
+      .multi()
+      .del(this.keys.batch(id), this.keys.results(id), this.keys.ids(id), this.keys.generations(id))
+      .zrem(this.keys.batches(), id)
+      .exec();
+  }
+}

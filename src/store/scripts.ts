@@ -1,0 +1,77 @@
+/**
+ * The Lua scripts behind every state change of a batch record. Each one is atomic, and each is
+ * safe to run twice (a process may die after Redis applied it but before it heard back).
+ */
+
+/**
+ * Creates a batch record, or finds the existing one for a resumed submit.
+ * KEYS: batch, batches, schema. ARGV: id, fingerprint, total, source, createdAt(ms), createdAtIso,
+ * schemaVersion, models(json).
+ * Returns {status, submitState}: status 1 = created, 0 = resumed, -1 = id taken by other content,
+ * -2 = schema of this prefix is newer than this runner.
+ */
+export const CREATE_BATCH = `
+local schema = redis.call('GET', KEYS[3])
+if schema and tonumber(schema) > tonumber(ARGV[7]) then return {-2, schema} end
+if not schema then redis.call('SET', KEYS[3], ARGV[7]) end
+local fp = redis.call('HGET', KEYS[1], 'fingerprint')
+if fp then
+  if fp ~= ARGV[2] then return {-1, fp} end
+  return {0, redis.call('HGET', KEYS[1], 'submit_state') or 'submitting'}
+end
+redis.call('HSET', KEYS[1],
+  'id', ARGV[1], 'fingerprint', ARGV[2], 'total', ARGV[3], 'source', ARGV[4],
+  'created_at', ARGV[6], 'processing', ARGV[3], 'succeeded', 0, 'errored', 0, 'canceled', 0,
+  'enqueued', 0, 'submit_state', 'submitting', 'models', ARGV[8])
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
+return {1, 'submitting'}
+`;
+
+/**
+ * Records that requests [from, to) of the batch are enqueued, and appends their custom_ids to the
+ * input-order list, once: a resumed submit that redoes a chunk does not append it twice.
+ * KEYS: batch, ids. ARGV: from, to, complete(0|1), now (ISO), custom_id...
+ * Returns the new enqueued count.
+ */
+export const COMMIT_CHUNK = `
+local enqueued = tonumber(redis.call('HGET', KEYS[1], 'enqueued') or '0')
+if enqueued == tonumber(ARGV[1]) then
+  for i = 5, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
+  enqueued = tonumber(ARGV[2])
+  redis.call('HSET', KEYS[1], 'enqueued', enqueued)
+end
+if ARGV[3] == '1' and enqueued == tonumber(redis.call('HGET', KEYS[1], 'total')) then
+  redis.call('HSET', KEYS[1], 'submit_state', 'submitted')
+  if tonumber(redis.call('HGET', KEYS[1], 'processing')) <= 0 then
+    redis.call('HSETNX', KEYS[1], 'ended_at', ARGV[4])
+  end
+end
+return enqueued
+`;
+
+/**
+ * Writes a request's one results line and moves it out of `processing`, with its usage and error
+ * type, all at once. A second call for the same request (a redelivered job) changes nothing.
+ * KEYS: batch, results, generations.
+ * ARGV: custom_id, generation, kind (succeeded|errored|canceled), result line, error type or '',
+ *   input, output, cache creation, cache read tokens, truncated (0|1), refused (0|1), now (ISO).
+ * Returns 1 written, 0 already written, -1 stale generation, -2 batch deleted.
+ */
+export const FINALIZE_REQUEST = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
+local gen = redis.call('HGET', KEYS[3], ARGV[1]) or '0'
+if gen ~= ARGV[2] then return -1 end
+if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[4]) == 0 then return 0 end
+local left = redis.call('HINCRBY', KEYS[1], 'processing', -1)
+redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
+if ARGV[5] ~= '' then redis.call('HINCRBY', KEYS[1], 'err:' .. ARGV[5], 1) end
+local fields = {'input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens', 'truncated', 'refused'}
+for i = 1, 6 do
+  local n = tonumber(ARGV[5 + i])
+  if n and n ~= 0 then redis.call('HINCRBY', KEYS[1], fields[i], n) end
+end
+if left <= 0 and redis.call('HGET', KEYS[1], 'submit_state') == 'submitted' then
+  redis.call('HSET', KEYS[1], 'ended_at', ARGV[12])
+end
+return 1
+`;

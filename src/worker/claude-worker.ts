@@ -1,0 +1,146 @@
+import { Worker, type Job } from 'bullmq';
+import type { ClaudeClient } from '../claude/claude-client.js';
+import type { RateBudget } from '../limits/rate-budget.js';
+import { REQUESTS_QUEUE, type RequestJobData } from '../queue/jobs.js';
+import type { Runtime } from '../runtime.js';
+import { finalizeDeadLetter, deadLetterEntry } from './apply-outcome.js';
+import type { RetryPolicy } from './outcome.js';
+import { RequestProcessor } from './request-processor.js';
+
+export interface ClaudeWorkerOptions {
+  client: ClaudeClient;
+  budget: RateBudget;
+  retry: RetryPolicy;
+  /** Requests in flight in this process. */
+  concurrency: number;
+  /** BullMQ lock duration (ms): a dead worker's jobs are taken back after it. */
+  lockDurationMs: number;
+  /** How often stalled jobs are looked for (ms). */
+  stalledIntervalMs: number;
+  /** Stalls before BullMQ fails a job; the runner then dead-letters it as `stalled`. */
+  maxStalledCount: number;
+  /** On close, how long in-flight requests may finish before they are handed back (ms). */
+  gracePeriodMs: number;
+}
+
+/** How many of the last completed jobs BullMQ keeps for the dashboard (results live elsewhere). */
+const KEEP_COMPLETED = 1_000;
+
+/**
+ * A worker process's share of the work: a BullMQ Worker running {@link RequestProcessor}, plus
+ * the sweeper that gives jobs BullMQ failed on its own (stalled too often) their outcome, and a
+ * graceful stop that hands unfinished jobs back.
+ */
+export class ClaudeWorker {
+  readonly worker: Worker<RequestJobData>;
+  private readonly processor: RequestProcessor;
+  private readonly inFlight = new Map<string, AbortController>();
+  private sweeper: NodeJS.Timeout | undefined;
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    private readonly runtime: Runtime,
+    private readonly options: ClaudeWorkerOptions,
+  ) {
+    this.processor = new RequestProcessor({
+      store: runtime.store,
+      deadLetters: runtime.deadLetters,
+      client: options.client,
+      budget: options.budget,
+      retry: options.retry,
+      logger: runtime.logger,
+    });
+    this.worker = new Worker<RequestJobData>(REQUESTS_QUEUE, (job, token) => this.run(job, token), {
+      connection: runtime.redis,
+      prefix: runtime.keys.bullPrefix,
+      concurrency: options.concurrency,
+      lockDuration: options.lockDurationMs,
+      stalledInterval: options.stalledIntervalMs,
+      maxStalledCount: options.maxStalledCount,
+      removeOnComplete: { count: KEEP_COMPLETED },
+      autorun: false,
+    });
+    this.worker.on('error', (err) => runtime.logger.warn('worker error', { error: err.message }));
+  }
+
+  /** Starts taking jobs. Resolves once the worker runs; it keeps running until {@link close}. */
+  start(): void {
+    void this.worker.run();
+    void this.sweepFailed();
+    this.sweeper = setInterval(() => void this.sweepFailed(), this.options.stalledIntervalMs);
+    this.sweeper.unref();
+  }
+
+  /** Jobs this process is working on now. */
+  get activeCount(): number {
+    return this.inFlight.size;
+  }
+
+  /**
+   * Stops taking jobs, lets in-flight ones finish for the grace period, then hands the rest back
+   * to the queue (another worker sends them). Safe to call twice.
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      clearInterval(this.sweeper);
+      const closed = this.worker.close();
+      const grace = setTimeout(() => {
+        for (const controller of this.inFlight.values()) controller.abort();
+      }, this.options.gracePeriodMs);
+      try {
+        await closed;
+      } finally {
+        clearTimeout(grace);
+      }
+    })();
+    return this.closing;
+  }
+
+  private async run(job: Job<RequestJobData>, token: string | undefined): Promise<void> {
+    const controller = new AbortController();
+    const key = job.id ?? `${Math.random()}`;
+    this.inFlight.set(key, controller);
+    try {
+      await this.processor.process(job, token, controller.signal);
+    } finally {
+      this.inFlight.delete(key);
+    }
+  }
+
+  /**
+   * BullMQ fails a job by itself when it stalled more than `maxStalledCount` times (its worker
+   * died each time) or when our processor threw (Redis trouble): such a job never reached an
+   * outcome of ours. Give it one: its own if it already had one, else the dead-letter queue.
+   */
+  private async sweepFailed(): Promise<void> {
+    try {
+      const failed = await this.runtime.requests.getFailed(0, 99);
+      for (const job of failed) {
+        if (!(await this.processor.finishIfEnded(job))) {
+          const stalled = /stalled/i.test(job.failedReason ?? '');
+          const entry = deadLetterEntry(
+            job.data,
+            'stalled',
+            {
+              status: null,
+              type: stalled ? 'worker_lost' : 'worker_error',
+              message: stalled
+                ? `a worker died while handling this request ${this.options.maxStalledCount + 1} times (check the workers' memory and logs), then dlq retry it`
+                : `the worker failed on this request: ${job.failedReason ?? 'unknown error'}`,
+              request_id: null,
+            },
+            { calls: job.data.calls ?? 0, firstAt: job.data.first_at ?? null },
+          );
+          await this.runtime.deadLetters.add(`${entry.batch_id}.${entry.custom_id}`, entry, { jobId: job.id });
+          await finalizeDeadLetter(
+            { store: this.runtime.store, deadLetters: this.runtime.deadLetters, logger: this.runtime.logger },
+            entry,
+          );
+        }
+        await job.remove();
+      }
+    } catch (err) {
+      this.runtime.logger.debug('failed-job sweep skipped', { error: (err as Error).message });
+    }
+  }
+}

@@ -1,0 +1,68 @@
+import type { CallResult } from '../claude/claude-client.js';
+import { effectiveType } from '../errors/api-failure.js';
+import type { BackoffOptions } from '../errors/backoff.js';
+import { classify } from '../errors/classify.js';
+import type { DeadLetterReason, LastError } from '../queue/jobs.js';
+
+/**
+ * How one attempt at a request ends, as a value. Deciding it has no side effects;
+ * `applyOutcome` is the one place that acts on it.
+ */
+export type Outcome =
+  | { kind: 'succeeded'; call: Extract<CallResult, { ok: true }> }
+  | { kind: 'retry'; delayMs: number; lastError: LastError }
+  | { kind: 'dead-letter'; reason: DeadLetterReason; lastError: LastError; message?: string };
+
+/** The retry budget of one request. */
+export interface RetryPolicy {
+  /** API calls per request, the first included. Default 10. */
+  maxAttempts: number;
+  /** Total time from the first call to the last retry's send time. Default 3,600,000 ms. */
+  maxRetryWaitMs: number;
+  backoff: BackoffOptions;
+}
+
+export interface AttemptContext {
+  /** API calls made, this one included. */
+  calls: number;
+  /** When the first call was sent (ms). */
+  firstAt: number;
+  now: number;
+  random?: () => number;
+}
+
+export function decideOutcome(result: CallResult, policy: RetryPolicy, context: AttemptContext): Outcome {
+  if (result.ok) return { kind: 'succeeded', call: result };
+  const { failure } = result;
+  const verdict = classify(failure, {
+    retriesSoFar: context.calls - 1,
+    backoff: policy.backoff,
+    random: context.random,
+    now: context.now,
+  });
+  const lastError: LastError = {
+    status: failure.status,
+    type: verdict.type || effectiveType(failure),
+    message: failure.message,
+    request_id: failure.requestId,
+  };
+  if (verdict.action === 'dead-letter') return { kind: 'dead-letter', reason: 'terminal', lastError };
+
+  if (context.calls >= policy.maxAttempts) {
+    return {
+      kind: 'dead-letter',
+      reason: 'retries_exhausted',
+      lastError,
+      message: `gave up after ${context.calls} calls; last error: ${failure.message}`,
+    };
+  }
+  if (context.now + verdict.delayMs - context.firstAt > policy.maxRetryWaitMs) {
+    return {
+      kind: 'dead-letter',
+      reason: 'retries_exhausted',
+      lastError,
+      message: `gave up: the next retry would come ${Math.round((context.now + verdict.delayMs - context.firstAt) / 1000)} s after the first call, over the ${Math.round(policy.maxRetryWaitMs / 1000)} s retry budget; last error: ${failure.message}`,
+    };
+  }
+  return { kind: 'retry', delayMs: verdict.delayMs, lastError };
+}

@@ -1,0 +1,102 @@
+import { Job, WaitingError, type Queue } from 'bullmq';
+import type { ClaudeClient } from '../claude/claude-client.js';
+import { retryAfterMs } from '../errors/retry-hints.js';
+import { estimateRequest } from '../limits/estimate-tokens.js';
+import { OverBudgetError, type BudgetLease, type RateBudget } from '../limits/rate-budget.js';
+import type { Logger } from '../logger.js';
+import { requestJobId, type DeadLetterEntry, type RequestJobData } from '../queue/jobs.js';
+import type { BatchStore } from '../store/batch-store.js';
+import { applyOutcome, finalizeDeadLetter, type ApplyDeps } from './apply-outcome.js';
+import { decideOutcome, type Outcome, type RetryPolicy } from './outcome.js';
+
+export interface RequestProcessorDeps {
+  store: BatchStore;
+  deadLetters: Queue<DeadLetterEntry>;
+  client: ClaudeClient;
+  budget: RateBudget;
+  retry: RetryPolicy;
+  logger: Logger;
+  /** Output tokens to reserve instead of max_tokens. Default: max_tokens. */
+  outputEstimate?: number;
+}
+
+/**
+ * Handles one request job: recover → estimate → acquire budget → call → classify → apply.
+ * Every step but the last is free of Redis writes, so a crash anywhere before `applyOutcome`
+ * leaves the job to be redelivered as if it had never started (the call may have been made:
+ * delivery is at-least-once for what was in flight).
+ */
+export class RequestProcessor {
+  private readonly apply: ApplyDeps;
+
+  constructor(private readonly deps: RequestProcessorDeps) {
+    this.apply = { store: deps.store, deadLetters: deps.deadLetters, logger: deps.logger };
+  }
+
+  async process(job: Job<RequestJobData>, token: string | undefined, signal?: AbortSignal): Promise<void> {
+    const data = job.data;
+    if ((job.attemptsStarted > 1 || data.resumed) && (await this.finishIfEnded(job))) return;
+
+    const calls = data.calls ?? 0;
+    const estimate = estimateRequest(data.params, this.deps.outputEstimate);
+    let lease: BudgetLease;
+    try {
+      lease = await this.deps.budget.acquire(estimate, signal);
+    } catch (err) {
+      if (signal?.aborted) return this.handBack(job, token);
+      if (!(err instanceof OverBudgetError)) throw err;
+      const outcome: Outcome = {
+        kind: 'dead-letter',
+        reason: 'over_budget',
+        lastError: { status: null, type: 'over_budget', message: err.message, request_id: null },
+      };
+      return applyOutcome(this.apply, job, token, outcome, { calls, firstAt: data.first_at ?? null });
+    }
+
+    const firstAt = data.first_at ?? Date.now();
+    const result = await this.deps.client.call(data.params, signal);
+    const rateLimited =
+      !result.ok && result.failure.status === 429 && result.failure.type === 'rate_limit_error' && !result.failure.errorCode;
+    await this.deps.budget.settle(lease, {
+      usage: result.ok ? result.usage : null,
+      headers: result.ok ? result.headers : result.failure.headers,
+      rateLimitedForMs: rateLimited ? retryAfterMs(result.failure.headers) : null,
+    });
+    if (signal?.aborted) return this.handBack(job, token);
+
+    const outcome = decideOutcome(result, this.deps.retry, { calls: calls + 1, firstAt, now: Date.now() });
+    await applyOutcome(this.apply, job, token, outcome, { calls: calls + 1, firstAt });
+  }
+
+  /**
+   * A job that turned active again (after a retry, a stall or a resumed submit) may already have
+   * ended: its result written, or its dead-letter entry added by a worker that died before
+   * writing the result. Finish it from there instead of sending the request again.
+   */
+  async finishIfEnded(job: Job<RequestJobData>): Promise<boolean> {
+    const { batch_id, custom_id, gen } = job.data;
+    const keys = this.deps.store.keys;
+    const replies = await this.deps.store.redis
+      .multi()
+      .exists(keys.batch(batch_id))
+      .hget(keys.results(batch_id), custom_id)
+      .hget(keys.generations(batch_id), custom_id)
+      .exec();
+    const [exists, result, currentGen] = (replies ?? []).map(([, value]) => value);
+    if (Number(exists) === 0) return true;
+    if (String(currentGen ?? '0') !== String(gen)) return true;
+    if (result !== null && result !== undefined) return true;
+    const entry = await Job.fromId<DeadLetterEntry>(this.deps.deadLetters, requestJobId(batch_id, custom_id, gen));
+    if (entry?.data) {
+      await finalizeDeadLetter(this.apply, entry.data);
+      return true;
+    }
+    return false;
+  }
+
+  /** Returns the job to the waiting list untouched, for another worker (graceful stop). */
+  private async handBack(job: Job<RequestJobData>, token: string | undefined): Promise<never> {
+    await job.moveToWait(token);
+    throw new WaitingError();
+  }
+}

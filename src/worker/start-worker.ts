@@ -1,0 +1,57 @@
+import { createClaudeClient, type ClaudeClient } from '../claude/claude-client.js';
+import { UNLIMITED_BUDGET, type RateBudget } from '../limits/rate-budget.js';
+import { redisDurabilityWarnings } from '../queue/redis-health.js';
+import type { Runtime } from '../runtime.js';
+import type { Secret } from '../secret.js';
+import { ClaudeWorker } from './claude-worker.js';
+
+export interface StartWorkerOptions {
+  /** Default: an SDK client built from the config (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL). */
+  client?: ClaudeClient;
+  /** Default: the shared budget built from the config's --rpm/--itpm/--otpm and budgets file. */
+  budget?: RateBudget;
+  /** Default: the config's ANTHROPIC_API_KEY. */
+  apiKey?: Secret;
+}
+
+export class MissingApiKeyError extends Error {
+  override name = 'MissingApiKeyError';
+}
+
+/** Starts a worker in this process with the runtime's config. Stop it with `close()`. */
+export async function startWorker(runtime: Runtime, options: StartWorkerOptions = {}): Promise<ClaudeWorker> {
+  const { config, logger } = runtime;
+  const apiKey = options.apiKey ?? config.apiKey;
+  let client = options.client;
+  if (!client) {
+    if (!apiKey) {
+      throw new MissingApiKeyError(
+        'ANTHROPIC_API_KEY is not set: export it in the environment (it is never accepted as a flag), or point ANTHROPIC_BASE_URL at the emulator and set any key.',
+      );
+    }
+    client = createClaudeClient({ apiKey, baseURL: config.baseURL, timeoutMs: config.requestTimeoutMs });
+  }
+  for (const warning of await redisDurabilityWarnings(runtime.redis)) logger.warn(warning);
+
+  const worker = new ClaudeWorker(runtime, {
+    client,
+    budget: options.budget ?? UNLIMITED_BUDGET,
+    retry: {
+      maxAttempts: config.maxAttempts,
+      maxRetryWaitMs: config.maxRetryWaitMs,
+      backoff: { baseDelayMs: config.backoffBaseMs, maxDelayMs: config.backoffMaxMs },
+    },
+    concurrency: config.concurrency,
+    lockDurationMs: config.lockDurationMs,
+    stalledIntervalMs: config.stalledIntervalMs,
+    maxStalledCount: config.maxStalledCount,
+    gracePeriodMs: config.gracePeriodMs,
+  });
+  worker.start();
+  logger.info('worker started', {
+    concurrency: config.concurrency,
+    prefix: runtime.keys.bullPrefix,
+    api: config.baseURL ?? 'https://api.anthropic.com',
+  });
+  return worker;
+}

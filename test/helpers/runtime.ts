@@ -1,0 +1,57 @@
+import { randomBytes } from 'node:crypto';
+import { loadConfig, type ClaudeBatchConfig, type ConfigOverrides } from '../../src/config/load-config.js';
+import { createRedis, type RedisClient } from '../../src/queue/connection.js';
+import { openRuntime, type Runtime } from '../../src/runtime.js';
+import { createLogger, silentLogger, type Logger } from '../../src/logger.js';
+
+export const REDIS_URL = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
+
+/** A prefix no other test uses, hash-tagged like the runner's. */
+export function uniquePrefix(name: string): string {
+  return `{cbt-${name}-${randomBytes(4).toString('hex')}}`;
+}
+
+export function testConfig(prefix: string, overrides: ConfigOverrides = {}): ClaudeBatchConfig {
+  return loadConfig({
+    env: { REDIS_URL, ANTHROPIC_API_KEY: 'sk-test-key-for-emulator-0000' },
+    overrides: {
+      prefix,
+      backoffBaseMs: '50',
+      backoffMaxMs: '200',
+      stalledIntervalMs: '1000',
+      lockDurationMs: '2000',
+      concurrency: '8',
+      ...overrides,
+    },
+  });
+}
+
+export async function testRuntime(
+  name: string,
+  overrides: ConfigOverrides = {},
+  logger: Logger = process.env['TEST_LOG'] ? createLogger({ level: 'debug' }) : silentLogger,
+): Promise<Runtime> {
+  return openRuntime(testConfig(uniquePrefix(name), overrides), { logger });
+}
+
+/** Deletes every key under the prefix (BullMQ's and the runner's). */
+export async function deletePrefix(prefix: string): Promise<void> {
+  const redis: RedisClient = createRedis({ url: REDIS_URL, clusterNodes: [] });
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** Closes the runtime and removes its keys. */
+export async function disposeRuntime(runtime: Runtime): Promise<void> {
+  const prefix = runtime.keys.bullPrefix;
+  await runtime.close();
+  await deletePrefix(prefix);
+}

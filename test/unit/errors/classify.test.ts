@@ -1,0 +1,130 @@
+import { describe, expect, it } from 'vitest';
+import type { ApiFailure } from '../../../src/errors/api-failure.js';
+import { backoffDelayMs } from '../../../src/errors/backoff.js';
+import { classify, ruleFor } from '../../../src/errors/classify.js';
+import { retryAfterMs } from '../../../src/errors/retry-hints.js';
+
+const BACKOFF = { baseDelayMs: 1_000, maxDelayMs: 60_000 };
+const ctx = { retriesSoFar: 0, backoff: BACKOFF, random: () => 0.5, now: 1_700_000_000_000 };
+
+function failure(status: number | null, type: string | null, extra: Partial<ApiFailure> = {}): ApiFailure {
+  return { status, type, errorCode: null, message: 'm', requestId: 'req_1', headers: {}, transport: null, ...extra };
+}
+
+describe('classification table: every row of the API error table', () => {
+  const rows: Array<[number | null, string | null, 'retry' | 'dead-letter', string, string]> = [
+    [400, 'invalid_request_error', 'dead-letter', 'request', 'invalid_request_error'],
+    [401, 'authentication_error', 'dead-letter', 'key', 'authentication_error'],
+    [403, 'permission_error', 'dead-letter', 'model', 'permission_error'],
+    [403, 'billing_error', 'dead-letter', 'key', 'billing_error'],
+    [402, 'billing_error', 'dead-letter', 'key', 'billing_error'],
+    [404, 'not_found_error', 'dead-letter', 'model', 'not_found_error'],
+    [413, 'request_too_large', 'dead-letter', 'request', 'request_too_large'],
+    [429, 'rate_limit_error', 'retry', 'request', 'rate_limit_error'],
+    [500, 'api_error', 'retry', 'request', 'api_error'],
+    [529, 'overloaded_error', 'retry', 'request', 'overloaded_error'],
+    [504, 'timeout_error', 'retry', 'request', 'timeout_error'],
+    [409, 'conflict_error', 'retry', 'request', 'conflict_error'],
+  ];
+  for (const [status, type, action, scope, reported] of rows) {
+    it(`${status} ${type} → ${action} (${scope}-wide)`, () => {
+      const verdict = classify(failure(status, type), ctx);
+      expect(verdict.action).toBe(action);
+      expect(verdict.rule.scope).toBe(scope);
+      expect(verdict.type).toBe(reported);
+    });
+  }
+
+  it('the body type decides over the status: a 403 billing_error is key-wide, a 403 permission_error model-wide', () => {
+    expect(ruleFor(failure(403, 'billing_error')).rule.scope).toBe('key');
+    expect(ruleFor(failure(403, 'permission_error')).rule.scope).toBe('model');
+    // A 400 status with a retryable type is retried: the type wins.
+    expect(classify(failure(400, 'overloaded_error'), ctx).action).toBe('retry');
+  });
+
+  it('the 429 spend cap is terminal and key-wide, with no retry', () => {
+    const verdict = classify(failure(429, 'rate_limit_error', { errorCode: 'enforced_spend_limit_reached' }), ctx);
+    expect(verdict.action).toBe('dead-letter');
+    expect(verdict.rule.scope).toBe('key');
+    expect(verdict.type).toBe('rate_limit_error');
+  });
+
+  it('a typeless body falls back to the status: a bare 413 from the edge', () => {
+    const verdict = classify(failure(413, null), ctx);
+    expect(verdict).toMatchObject({ action: 'dead-letter', type: 'request_too_large' });
+  });
+
+  it('408 without a body is retried as timeout_error', () => {
+    expect(classify(failure(408, null), ctx)).toMatchObject({ action: 'retry', type: 'timeout_error' });
+  });
+
+  it('connection resets and client timeouts are retried', () => {
+    expect(classify(failure(null, null, { transport: 'connection' }), ctx)).toMatchObject({
+      action: 'retry',
+      type: 'connection_error',
+    });
+    expect(classify(failure(null, null, { transport: 'timeout' }), ctx)).toMatchObject({
+      action: 'retry',
+      type: 'timeout_error',
+    });
+  });
+
+  it('unknown types: 5xx retried, 4xx dead-lettered', () => {
+    expect(classify(failure(502, 'new_error'), ctx).action).toBe('retry');
+    expect(classify(failure(418, 'teapot_error'), ctx).action).toBe('dead-letter');
+  });
+});
+
+describe('server hints win over our backoff', () => {
+  it('retry-after (seconds) sets the floor of the delay', () => {
+    const verdict = classify(failure(429, 'rate_limit_error', { headers: { 'retry-after': '7' } }), ctx);
+    expect(verdict).toMatchObject({ action: 'retry', hintMs: 7_000 });
+    expect(verdict.action === 'retry' && verdict.delayMs).toBeGreaterThanOrEqual(7_000);
+  });
+
+  it('retry-after-ms wins over retry-after', () => {
+    expect(retryAfterMs({ 'retry-after-ms': '1500', 'retry-after': '9' })).toBe(1_500);
+  });
+
+  it('retry-after as an HTTP date', () => {
+    const now = Date.parse('2026-11-26T10:00:00Z');
+    expect(retryAfterMs({ 'retry-after': 'Thu, 26 Nov 2026 10:00:30 GMT' }, now)).toBe(30_000);
+  });
+
+  it('ignores unusable hints', () => {
+    expect(retryAfterMs({ 'retry-after': 'soon' })).toBeNull();
+    expect(retryAfterMs({ 'retry-after': '-3' })).toBeNull();
+    expect(retryAfterMs({})).toBeNull();
+  });
+
+  it('the backoff is used when it is longer than the hint', () => {
+    const verdict = classify(failure(529, 'overloaded_error', { headers: { 'retry-after': '1' } }), {
+      ...ctx,
+      retriesSoFar: 5,
+      random: () => 0.99,
+    });
+    // 0.99 × min(60 s, 1 s × 2^5 = 32 s)
+    expect(verdict.action === 'retry' && verdict.delayMs).toBe(Math.floor(0.99 * 32_000));
+  });
+
+  it('x-should-retry: false vetoes a retry; true forces one for request-scoped errors only', () => {
+    expect(classify(failure(500, 'api_error', { headers: { 'x-should-retry': 'false' } }), ctx).action).toBe(
+      'dead-letter',
+    );
+    expect(classify(failure(400, 'invalid_request_error', { headers: { 'x-should-retry': 'true' } }), ctx).action).toBe(
+      'retry',
+    );
+    expect(classify(failure(401, 'authentication_error', { headers: { 'x-should-retry': 'true' } }), ctx).action).toBe(
+      'dead-letter',
+    );
+  });
+});
+
+describe('backoff', () => {
+  it('is full jitter under a doubling, capped ceiling', () => {
+    expect(backoffDelayMs(0, BACKOFF, () => 0.999)).toBe(999);
+    expect(backoffDelayMs(3, BACKOFF, () => 0.5)).toBe(4_000);
+    expect(backoffDelayMs(20, BACKOFF, () => 0.5)).toBe(30_000);
+    expect(backoffDelayMs(3, BACKOFF, () => 0)).toBe(0);
+  });
+});
