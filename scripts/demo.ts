@@ -79,7 +79,8 @@ async function main(): Promise<number> {
       env: { ...process.env, REDIS_URL: redisUrl },
       overrides: { prefix: 'claude-batch-demo', concurrency: flags.concurrency },
     });
-    const logger = createLogger({ level: 'warn' });
+    // Dead-letter warnings would interleave with the progress bar; the summary lists them instead.
+    const logger = createLogger({ level: 'error' });
     const runtime = await openRuntime(config, { logger });
     try {
       let apiKey = config.apiKey;

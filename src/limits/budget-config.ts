@@ -211,7 +211,11 @@ function checkDefault(field: string, value: number | undefined): number {
 }
 
 function hasControl(text: string): boolean {
-  return /[\u0000-\u001f\u007f]/.test(text);
+  for (const ch of text) {
+    const code = ch.charCodeAt(0);
+    if (code < 0x20 || code === 0x7f) return true;
+  }
+  return false;
 }
 
 function describe(value: unknown): string {

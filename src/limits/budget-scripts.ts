@@ -49,7 +49,7 @@ end
 /**
  * Acquire: check every limited dimension (and the hold); grant and charge all at once, or charge
  * nothing. ARGV: own limits r, i, o; costs r, i, o; create_full (1|0); ttl ms.
- * Returns {0} granted, {1, ms} wait that long (the hold, or until the shortest dimension has refilled
+ * Returns {0, Redis time of the grant (ms, string)} granted, {1, ms} wait that long (the hold, or until the shortest dimension has refilled
  * enough), {2, dimension index, capacity} the request is larger than the whole bucket.
  * A missing dimension is created full when create_full is 1 (this process has never seen the class),
  * else empty (its state vanished under running workers: never burst past the budget).
@@ -93,7 +93,7 @@ for d = 1, 3 do
   end
 end
 keep_for(ttl)
-return {0}
+return {0, fmt(now)}
 `);
 
 /**

@@ -24,6 +24,8 @@ export interface BudgetLease {
    * Absent on leases of a budget that charges nothing (UNLIMITED_BUDGET, an unlimited class).
    */
   readonly charged?: Readonly<BudgetAmounts>;
+  /** When the shared budget granted it (Redis time, ms); absent when nothing was charged. */
+  readonly grantedAt?: number;
 }
 
 /** What the call did, for settling a lease. */

@@ -42,6 +42,26 @@ export class KeyLayout {
     return `${this.base}:batch:${id}:gen`;
   }
 
+  /** Hash: the key-wide breaker, set while it holds the queue paused (type, reason, since, ...). */
+  keyBreaker(): string {
+    return `${this.base}:breaker:key`;
+  }
+
+  /** Hash: model → JSON of its open model breaker. */
+  modelBreakers(): string {
+    return `${this.base}:breaker:models`;
+  }
+
+  /** Hash: model → consecutive model-wide failures (reset by a success). */
+  modelFailures(): string {
+    return `${this.base}:breaker:model-failures`;
+  }
+
+  /** Hash: counters for /metrics (outcomes and retries by type, calls). */
+  stats(): string {
+    return `${this.base}:stats`;
+  }
+
   /** Pattern matching every key of the runner and of BullMQ under this prefix. */
   everything(): string {
     return `${this.bullPrefix}:*`;

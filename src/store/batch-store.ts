@@ -28,6 +28,8 @@ export interface Finalization {
   usage?: Partial<UsageTotals>;
   truncated?: boolean;
   refused?: boolean;
+  /** Whether this end follows an API call (for the calls counter of /metrics). */
+  called?: boolean;
 }
 
 /** What {@link BatchStore.finalize} did: wrote it, found it already written, or found it superseded. */
@@ -101,7 +103,7 @@ export class BatchStore {
     const usage = end.usage ?? {};
     const reply = await finalizeRequest.run(
       this.redis,
-      [this.keys.batch(id), this.keys.results(id), this.keys.generations(id)],
+      [this.keys.batch(id), this.keys.results(id), this.keys.generations(id), this.keys.stats()],
       [
         customId,
         String(generation),
@@ -115,6 +117,7 @@ export class BatchStore {
         end.truncated ? 1 : 0,
         end.refused ? 1 : 0,
         new Date().toISOString(),
+        end.called ? 1 : 0,
       ],
     );
     return FINALIZE_STATUS[Number(reply)] ?? 'stale';
@@ -150,6 +153,17 @@ export class BatchStore {
       const lines = await this.redis.hmget(this.keys.results(id), ...ids);
       for (const line of lines) if (line !== null) yield line;
     }
+  }
+
+  /** Counts a retry in the /metrics counters. */
+  async countRetry(type: string): Promise<void> {
+    await this.redis.multi().hincrby(this.keys.stats(), `retried:${type}`, 1).hincrby(this.keys.stats(), 'calls', 1).exec();
+  }
+
+  /** The /metrics counters. */
+  async stats(): Promise<Record<string, number>> {
+    const raw = await this.redis.hgetall(this.keys.stats());
+    return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, Number(v)]));
   }
 
   /** Removes the batch's record, results and bookkeeping (not its queued jobs: see `deleteBatch`). */

@@ -52,9 +52,10 @@ return enqueued
 /**
  * Writes a request's one results line and moves it out of `processing`, with its usage and error
  * type, all at once. A second call for the same request (a redelivered job) changes nothing.
- * KEYS: batch, results, generations.
+ * KEYS: batch, results, generations, stats.
  * ARGV: custom_id, generation, kind (succeeded|errored|canceled), result line, error type or '',
- *   input, output, cache creation, cache read tokens, truncated (0|1), refused (0|1), now (ISO).
+ *   input, output, cache creation, cache read tokens, truncated (0|1), refused (0|1), now (ISO),
+ *   API calls of this last attempt (0|1).
  * Returns 1 written, 0 already written, -1 stale generation, -2 batch deleted.
  */
 export const FINALIZE_REQUEST = `
@@ -64,11 +65,19 @@ if gen ~= ARGV[2] then return -1 end
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[4]) == 0 then return 0 end
 local left = redis.call('HINCRBY', KEYS[1], 'processing', -1)
 redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
-if ARGV[5] ~= '' then redis.call('HINCRBY', KEYS[1], 'err:' .. ARGV[5], 1) end
+redis.call('HINCRBY', KEYS[4], ARGV[3], 1)
+if ARGV[5] ~= '' then
+  redis.call('HINCRBY', KEYS[1], 'err:' .. ARGV[5], 1)
+  redis.call('HINCRBY', KEYS[4], 'errored:' .. ARGV[5], 1)
+end
+if ARGV[13] == '1' then redis.call('HINCRBY', KEYS[4], 'calls', 1) end
 local fields = {'input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens', 'truncated', 'refused'}
 for i = 1, 6 do
   local n = tonumber(ARGV[5 + i])
-  if n and n ~= 0 then redis.call('HINCRBY', KEYS[1], fields[i], n) end
+  if n and n ~= 0 then
+    redis.call('HINCRBY', KEYS[1], fields[i], n)
+    redis.call('HINCRBY', KEYS[4], fields[i], n)
+  end
 end
 if left <= 0 and redis.call('HGET', KEYS[1], 'submit_state') == 'submitted' then
   redis.call('HSET', KEYS[1], 'ended_at', ARGV[12])

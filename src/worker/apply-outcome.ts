@@ -54,11 +54,13 @@ export async function applyOutcome(
           },
           truncated: call.stopReason === 'max_tokens',
           refused: call.stopReason === 'refusal',
+          called: true,
         }),
       );
       return;
     }
     case 'retry': {
+      await deps.store.countRetry(outcome.lastError.type);
       await job.updateData({
         ...data,
         calls: attempt.calls,
@@ -94,6 +96,7 @@ export async function finalizeDeadLetter(deps: ApplyDeps, entry: DeadLetterEntry
       kind: 'errored',
       line: erroredLine(entry.custom_id, entry.error_type, entry.message, entry.request_id),
       errorType: entry.error_type,
+      called: entry.attempts > 0 && entry.reason !== 'stalled',
     }),
   );
 }

@@ -1,0 +1,52 @@
+import type { Runtime } from '../runtime.js';
+
+/** The key-wide breaker: every request of the API key would fail the same way, so the queue is paused. */
+export interface KeyBreakerState {
+  /** API error type that tripped it: authentication_error, billing_error, or rate_limit_error (spend cap). */
+  type: string;
+  /** `enforced_spend_limit_reached` for the spend cap, else null. */
+  error_code: string | null;
+  message: string;
+  request_id: string | null;
+  /** RFC 3339. */
+  since: string;
+  /** What to do, from the error table. */
+  fix: string;
+}
+
+/** A model breaker: the model is unknown or forbidden, so its remaining requests are dead-lettered unsent. */
+export interface ModelBreakerState {
+  model: string;
+  type: string;
+  message: string;
+  /** The request whose failure tripped it. */
+  request_id: string | null;
+  since: string;
+  fix: string;
+}
+
+export interface BreakerState {
+  key: KeyBreakerState | null;
+  models: ModelBreakerState[];
+}
+
+/** Reads both breakers (two commands). */
+export async function getBreakerState(runtime: Runtime): Promise<BreakerState> {
+  const [key, models] = await Promise.all([
+    runtime.redis.hgetall(runtime.keys.keyBreaker()),
+    runtime.redis.hgetall(runtime.keys.modelBreakers()),
+  ]);
+  return {
+    key: key['type']
+      ? {
+          type: key['type'],
+          error_code: key['error_code'] || null,
+          message: key['message'] ?? '',
+          request_id: key['request_id'] || null,
+          since: key['since'] ?? '',
+          fix: key['fix'] ?? '',
+        }
+      : null,
+    models: Object.values(models).map((json) => JSON.parse(json) as ModelBreakerState),
+  };
+}

@@ -1,0 +1,557 @@
+import Bottleneck from 'bottleneck';
+import { silentLogger, type Logger } from '../logger.js';
+import type { RedisClient } from '../queue/connection.js';
+import { ModelClassResolver, isLimited, type BudgetClass, type BudgetLimits, type ResolvedClass } from './budget-config.js';
+import { budgetKey } from './budget-keys.js';
+import { ACQUIRE_SCRIPT, SETTLE_SCRIPT, SNAPSHOT_SCRIPT } from './budget-scripts.js';
+import {
+  OverBudgetError,
+  type BudgetAmounts,
+  type BudgetLease,
+  type CallReport,
+  type RateBudget,
+  type RequestEstimate,
+} from './rate-budget.js';
+import { DIMENSIONS, DIMENSION_INFO, parseRateLimitHeaders, settlementDelta, type Dimension } from './settlement.js';
+
+/** How long an idle bucket is kept in Redis (refreshed by every look); longer while a hold lasts. */
+export const BUCKET_TTL_MS = 60 * 60 * 1000;
+/** The longest one sleep lasts before the head of the queue looks again (to see other processes' refunds). */
+const DEFAULT_MAX_SLEEP_MS = 2_000;
+/** How long settle() keeps retrying a Redis that does not answer before giving up on that correction. */
+const SETTLE_RETRY_MS = 10_000;
+
+export interface BudgetClock {
+  /** Local wall time in ms (only for remembering when this process last saw a bucket). */
+  now(): number;
+}
+
+export interface RateBudgetOptions {
+  /** The runner's connection (`maxRetriesPerRequest: null`: commands wait out an outage). */
+  redis: RedisClient;
+  /** The API key's {@link Secret.fingerprint}: the budget belongs to the account, whatever the queue prefix. */
+  accountId: string;
+  /** Classes from the budgets file; the first whose glob matches a model id is its class. */
+  classes?: readonly BudgetClass[];
+  /** Limits of every model no class matches (from --rpm/--itpm/--otpm). */
+  default?: BudgetLimits;
+  logger?: Logger;
+  clock?: BudgetClock;
+  /** The longest single sleep while waiting, in ms (default 2000). */
+  maxSleepMs?: number;
+}
+
+/** One class in {@link SharedRateBudget.describe}. */
+export interface BudgetClassDescription extends ResolvedClass {
+  /** The Redis key of its bucket, or null when it limits nothing (never touches Redis). */
+  key: string | null;
+}
+
+export interface BudgetDescription {
+  accountId: string;
+  classes: BudgetClassDescription[];
+}
+
+/** Per limit: configured, in force (after the API's headers) and current level; null where not limited. */
+export interface BudgetDimensionSnapshot {
+  /** The configured per-minute limit (0 = none). */
+  configured: number;
+  /** The capacity in force: the configured limit, or the lower one the API's headers reported. */
+  capacity: number;
+  /** The limit the API's headers last reported, if any. */
+  reported: number | null;
+  /** Current level (after refill); negative is a debt. Null when the bucket does not exist yet. */
+  level: number | null;
+}
+
+export interface BudgetClassSnapshot {
+  name: string;
+  match: string | null;
+  key: string | null;
+  /** Whether the bucket exists in Redis (false before first use, or after it expired). */
+  exists: boolean;
+  /** ms left of a 429 hold, 0 when none. */
+  holdMs: number;
+  requests: BudgetDimensionSnapshot | null;
+  inputTokens: BudgetDimensionSnapshot | null;
+  outputTokens: BudgetDimensionSnapshot | null;
+}
+
+export interface BudgetSnapshot {
+  accountId: string;
+  /** Redis time of the snapshot (ms), or the local time when no class is limited. */
+  at: number;
+  classes: BudgetClassSnapshot[];
+}
+
+export interface SharedRateBudgetApi extends RateBudget {
+  /** The class a model id belongs to. */
+  resolveModelClass(model: string): ResolvedClass;
+  /** The budget in force as configured (no Redis call). */
+  describe(): BudgetDescription;
+  /** Current levels per class, read from Redis (one read-only script call per limited class). */
+  snapshot(): Promise<BudgetSnapshot>;
+  /** One look at the bucket without waiting: the lease, or the ms the bucket says to wait. */
+  tryAcquire(estimate: RequestEstimate): Promise<{ lease: BudgetLease; waitMs: 0 } | { lease: null; waitMs: number }>;
+}
+
+interface ClassState {
+  readonly cls: ResolvedClass;
+  readonly key: string;
+  /** In-process FIFO gate: only the head of this process's queue asks Redis; the rest wait in memory. */
+  readonly gate: Bottleneck;
+  /** Local time of the last successful script call on this bucket; null until then. */
+  seenAt: number | null;
+  /** Wakes the sleeping head early (a local refund may have made room). */
+  wake: (() => void) | null;
+  sleepUntil: number;
+  readonly logged: Map<Dimension, number>;
+}
+
+/**
+ * The account's rate budget, shared by every worker process on every host through one Redis.
+ *
+ * Each model class is one token bucket per limit (RPM, ITPM, OTPM) in one Redis hash. Admission is
+ * ONE Lua script call that refills from Redis TIME, checks all three limits and the 429 hold, and
+ * charges all three at once or none; when it cannot grant it returns the exact wait until the shortest
+ * limit has refilled enough, and the caller sleeps that long (plus a little jitter), not a heartbeat.
+ * In front of it, a local Bottleneck (maxConcurrent 1) per class queues this process's requests in
+ * FIFO order, so only the head of each process's queue polls Redis, whatever the concurrency.
+ * Settlement is one more script call: refund or charge the difference between the estimate and the
+ * real usage, store a 429 hold, adapt to the API's rate-limit headers.
+ *
+ * Workers that disagree on the limits (e.g. two processes started with different --rpm): each
+ * process charges the shared bucket with its own idea of capacity and rate. The refill since the last
+ * look is computed at the caller's rate and capped at the caller's capacity, and that result is
+ * stored. So the bucket never holds more than the largest configured capacity and never refills
+ * faster than the largest configured rate: the sum of all grants never exceeds what the most permissive
+ * process's limits allow (capacity + rate x elapsed), and the stricter process waits more. A process
+ * with no limit on a dimension neither checks nor charges that dimension. Use one configuration
+ * everywhere. Limits reported by the API's headers are shared: when lower than configured, every
+ * process uses them.
+ *
+ * When the bucket's key vanishes (a flush, a Redis restart without persistence, expiry after an hour
+ * unused), the next look recreates it: full if this process has never seen the class (or not for an
+ * hour: the bucket would be full by then), else EMPTY, so recovery never bursts past the budget.
+ */
+export class SharedRateBudget implements SharedRateBudgetApi {
+  readonly #redis: RedisClient;
+  readonly #accountId: string;
+  readonly #resolver: ModelClassResolver;
+  readonly #logger: Logger;
+  readonly #clock: BudgetClock;
+  readonly #maxSleepMs: number;
+  readonly #states = new Map<string, ClassState>();
+  readonly #closer = new AbortController();
+  #redisTrouble = false;
+
+  constructor(options: RateBudgetOptions) {
+    this.#redis = options.redis;
+    this.#accountId = options.accountId;
+    budgetKey(options.accountId, 'check'); // validates the account id
+    this.#resolver = new ModelClassResolver(options.classes ?? [], options.default ?? {});
+    this.#logger = options.logger ?? silentLogger;
+    this.#clock = options.clock ?? { now: () => Date.now() };
+    this.#maxSleepMs = options.maxSleepMs ?? DEFAULT_MAX_SLEEP_MS;
+  }
+
+  resolveModelClass(model: string): ResolvedClass {
+    return this.#resolver.resolve(model);
+  }
+
+  describe(): BudgetDescription {
+    return {
+      accountId: this.#accountId,
+      classes: this.#resolver.all().map((cls) => ({
+        ...cls,
+        key: isLimited(cls) ? budgetKey(this.#accountId, cls.name) : null,
+      })),
+    };
+  }
+
+  async acquire(estimate: RequestEstimate, signal?: AbortSignal): Promise<BudgetLease> {
+    if (this.#closer.signal.aborted) throw new Error('the rate budget is closed');
+    throwIfAborted(signal);
+    const plan = this.#plan(estimate);
+    if ('lease' in plan) return plan.lease;
+    const { state, charge } = plan;
+    const job = state.gate.schedule(() => this.#pollUntilGranted(state, estimate, charge, signal));
+    if (!signal) return job;
+    return raceAbort(job, signal, (lease) => this.#release(lease));
+  }
+
+  /**
+   * One look at the shared bucket, without queueing or waiting: the lease if granted now, else how
+   * long the bucket says to wait. Rejects with {@link OverBudgetError} like acquire, and with Redis
+   * errors as they come. For tools and tests; workers use acquire.
+   */
+  async tryAcquire(estimate: RequestEstimate): Promise<{ lease: BudgetLease; waitMs: 0 } | { lease: null; waitMs: number }> {
+    const plan = this.#plan(estimate);
+    if ('lease' in plan) return { lease: plan.lease, waitMs: 0 };
+    const result = await this.#attempt(plan.state, estimate, plan.charge);
+    return typeof result === 'number' ? { lease: null, waitMs: result } : { lease: result, waitMs: 0 };
+  }
+
+  /** Local checks: the class, what to charge, and whether it could ever fit. */
+  #plan(estimate: RequestEstimate): { lease: BudgetLease } | { state: ClassState; charge: BudgetAmounts } {
+    const cls = this.#resolver.resolve(estimate.model);
+    if (!isLimited(cls)) return { lease: { estimate, modelClass: cls.name } };
+    const charge: BudgetAmounts = {
+      requests: cls.rpm > 0 ? 1 : 0,
+      inputTokens: cls.itpm > 0 ? Math.max(0, Math.ceil(estimate.inputTokens)) : 0,
+      outputTokens: cls.otpm > 0 ? Math.max(0, Math.ceil(estimate.outputTokens)) : 0,
+    };
+    if (cls.itpm > 0 && charge.inputTokens > cls.itpm) throw overBudget(cls, estimate, 'inputTokens', cls.itpm, false);
+    if (cls.otpm > 0 && charge.outputTokens > cls.otpm) throw overBudget(cls, estimate, 'outputTokens', cls.otpm, false);
+    return { state: this.#stateFor(cls), charge };
+  }
+
+  /** One acquire script call: the lease, or the ms to wait. */
+  async #attempt(state: ClassState, estimate: RequestEstimate, charge: BudgetAmounts): Promise<BudgetLease | number> {
+    const createFull = state.seenAt === null || this.#clock.now() - state.seenAt > BUCKET_TTL_MS ? 1 : 0;
+    const reply = (await ACQUIRE_SCRIPT.run(
+      this.#redis,
+      [state.key],
+      [...ownLimits(state.cls), charge.requests, charge.inputTokens, charge.outputTokens, createFull, BUCKET_TTL_MS],
+    )) as Array<number | string>;
+    state.seenAt = this.#clock.now();
+    const code = Number(reply[0]);
+    if (code === 0) return { estimate, modelClass: state.cls.name, charged: charge, grantedAt: Number(reply[1]) };
+    if (code === 2) {
+      const dim = DIMENSIONS[Number(reply[1]) - 1] ?? 'inputTokens';
+      throw overBudget(state.cls, estimate, dim, Number(reply[2]), true);
+    }
+    return Math.max(1, Number(reply[1]));
+  }
+
+  async settle(lease: BudgetLease, report: CallReport): Promise<void> {
+    const state = this.#states.get(lease.modelClass);
+    if (!state || !lease.charged) return;
+    const delta = settlementDelta(lease.charged, report.usage);
+    const headers = parseRateLimitHeaders(report.headers);
+    const holdMs = Math.max(0, Math.ceil(report.rateLimitedForMs ?? 0));
+    const own = ownLimits(state.cls);
+    let informative = holdMs > 0;
+    const headerLimit = [-1, -1, -1];
+    const headerRemaining = [-1, -1, -1];
+    DIMENSIONS.forEach((dim, d) => {
+      if (own[d] === 0) return;
+      if (delta[dim] !== 0) informative = true;
+      const h = headers[dim];
+      if (h.limit !== undefined) {
+        headerLimit[d] = h.limit;
+        informative = true;
+        this.#noteReportedLimit(state, dim, own[d] ?? 0, h.limit);
+      }
+      if (h.remaining !== undefined) {
+        headerRemaining[d] = h.remaining;
+        informative = true;
+      }
+    });
+    if (!informative) return;
+    if (holdMs > 0) {
+      this.#logger.debug('rate limited by the API: holding the class', { class: state.cls.name, holdMs });
+    }
+    const args = [
+      ...own,
+      delta.requests,
+      delta.inputTokens,
+      delta.outputTokens,
+      holdMs,
+      ...headerLimit,
+      ...headerRemaining,
+      BUCKET_TTL_MS,
+    ];
+    const ok = await this.#runSettle(state, args);
+    if (ok && (delta.inputTokens < 0 || delta.outputTokens < 0 || delta.requests < 0)) this.#wakeIfLong(state);
+  }
+
+  async snapshot(): Promise<BudgetSnapshot> {
+    const out: BudgetSnapshot = { accountId: this.#accountId, at: this.#clock.now(), classes: [] };
+    for (const cls of this.#resolver.all()) {
+      if (!isLimited(cls)) {
+        out.classes.push({
+          name: cls.name,
+          match: cls.match,
+          key: null,
+          exists: false,
+          holdMs: 0,
+          requests: null,
+          inputTokens: null,
+          outputTokens: null,
+        });
+        continue;
+      }
+      const key = budgetKey(this.#accountId, cls.name);
+      const own = ownLimits(cls);
+      const reply = (await SNAPSHOT_SCRIPT.run(this.#redis, [key], own)) as Array<string | number>;
+      const now = Number(reply[0]);
+      out.at = now;
+      const dims = DIMENSIONS.map((_, d): BudgetDimensionSnapshot | null => {
+        if ((own[d] ?? 0) === 0) return null;
+        const level = String(reply[3 + 3 * d] ?? '');
+        const reported = String(reply[5 + 3 * d] ?? '');
+        return {
+          configured: own[d] ?? 0,
+          capacity: Number(reply[4 + 3 * d]),
+          reported: reported === '' ? null : Number(reported),
+          level: level === '' ? null : Number(level),
+        };
+      });
+      out.classes.push({
+        name: cls.name,
+        match: cls.match,
+        key,
+        exists: Number(reply[1]) === 1,
+        holdMs: Math.max(0, Math.ceil(Number(reply[2]) - now)),
+        requests: dims[0] ?? null,
+        inputTokens: dims[1] ?? null,
+        outputTokens: dims[2] ?? null,
+      });
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closer.signal.aborted) return;
+    this.#closer.abort();
+    await Promise.all(
+      [...this.#states.values()].map((s) =>
+        s.gate.stop({ dropWaitingJobs: true, dropErrorMessage: 'the rate budget is closed' }).catch(() => {}),
+      ),
+    );
+  }
+
+  #stateFor(cls: ResolvedClass): ClassState {
+    let state = this.#states.get(cls.name);
+    if (!state) {
+      state = {
+        cls,
+        key: budgetKey(this.#accountId, cls.name),
+        gate: new Bottleneck({ maxConcurrent: 1 }),
+        seenAt: null,
+        wake: null,
+        sleepUntil: 0,
+        logged: new Map(),
+      };
+      this.#states.set(cls.name, state);
+    }
+    return state;
+  }
+
+  /** The head of this process's queue for the class: ask Redis until granted, sleeping the wait it names. */
+  async #pollUntilGranted(
+    state: ClassState,
+    estimate: RequestEstimate,
+    charge: BudgetAmounts,
+    signal: AbortSignal | undefined,
+  ): Promise<BudgetLease> {
+    let failures = 0;
+    for (;;) {
+      throwIfAborted(signal);
+      if (this.#closer.signal.aborted) throw new Error('the rate budget is closed');
+      let result: BudgetLease | number;
+      try {
+        result = await this.#attempt(state, estimate, charge);
+      } catch (err) {
+        if (!isTransientRedisError(err)) throw err;
+        failures += 1;
+        this.#noteTrouble(err);
+        await this.#sleep(state, Math.min(50 * 2 ** (failures - 1), 1_000), signal);
+        continue;
+      }
+      failures = 0;
+      this.#noteRecovered();
+      if (typeof result !== 'number') {
+        if (signal?.aborted || this.#closer.signal.aborted) {
+          await this.#release(result);
+          throwIfAborted(signal);
+          throw new Error('the rate budget is closed');
+        }
+        return result;
+      }
+      // Sleep exactly what the bucket said (plus a little jitter, so heads of several processes
+      // do not all look at the same instant), at most maxSleepMs so other processes' refunds are seen.
+      const jitter = Math.random() * Math.min(25, 2 + result * 0.02);
+      await this.#sleep(state, Math.min(result + jitter, this.#maxSleepMs), signal);
+    }
+  }
+
+  /** Gives back everything a lease charged (the call was never sent). */
+  async #release(lease: BudgetLease): Promise<void> {
+    const state = this.#states.get(lease.modelClass);
+    if (!state || !lease.charged) return;
+    const delta = settlementDelta(lease.charged, null, true);
+    const args = [...ownLimits(state.cls), delta.requests, delta.inputTokens, delta.outputTokens, 0];
+    await this.#runSettle(state, [...args, -1, -1, -1, -1, -1, -1, BUCKET_TTL_MS]);
+  }
+
+  /** Runs the settle script; retries a Redis in trouble for a while, then gives up on that correction (never throws). */
+  async #runSettle(state: ClassState, args: number[]): Promise<boolean> {
+    const deadline = this.#clock.now() + SETTLE_RETRY_MS;
+    for (let failures = 0; ; failures++) {
+      try {
+        await SETTLE_SCRIPT.run(this.#redis, [state.key], args);
+        this.#noteRecovered();
+        state.seenAt = this.#clock.now();
+        return true;
+      } catch (err) {
+        if (!isTransientRedisError(err) || this.#clock.now() > deadline || this.#closer.signal.aborted) {
+          this.#logger.warn('could not settle a rate-budget lease; the correction is lost', {
+            class: state.cls.name,
+            error: (err as Error).message,
+          });
+          return false;
+        }
+        this.#noteTrouble(err);
+        await delay(Math.min(50 * 2 ** failures, 1_000));
+      }
+    }
+  }
+
+  #sleep(state: ClassState, ms: number, signal: AbortSignal | undefined): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const signals = signal ? [signal, this.#closer.signal] : [this.#closer.signal];
+      const done = () => {
+        clearTimeout(timer);
+        for (const s of signals) s.removeEventListener('abort', onAbort);
+        if (state.wake === wake) state.wake = null;
+      };
+      const wake = () => {
+        done();
+        resolve();
+      };
+      const onAbort = () => {
+        done();
+        reject(signal?.aborted ? abortError(signal) : new Error('the rate budget is closed'));
+      };
+      const timer = setTimeout(wake, Math.max(0, ms));
+      state.wake = wake;
+      state.sleepUntil = this.#clock.now() + ms;
+      for (const s of signals) s.addEventListener('abort', onAbort, { once: true });
+      if (signals.some((s) => s.aborted)) onAbort();
+    });
+  }
+
+  /** A local refund may let the head go sooner than it planned: wake it unless it is about to look anyway. */
+  #wakeIfLong(state: ClassState): void {
+    if (state.wake && state.sleepUntil - this.#clock.now() > 20) state.wake();
+  }
+
+  #noteReportedLimit(state: ClassState, dim: Dimension, configured: number, reported: number): void {
+    if (reported >= configured || state.logged.get(dim) === reported) return;
+    state.logged.set(dim, reported);
+    this.#logger.warn('the API reports a lower rate limit than configured; every worker now uses it', {
+      class: state.cls.name,
+      limit: DIMENSION_INFO[dim].limit,
+      configured,
+      reported,
+    });
+  }
+
+  #noteTrouble(err: unknown): void {
+    if (this.#redisTrouble) return;
+    this.#redisTrouble = true;
+    this.#logger.warn('Redis is not answering the rate budget; retrying', { error: (err as Error).message });
+  }
+
+  #noteRecovered(): void {
+    if (!this.#redisTrouble) return;
+    this.#redisTrouble = false;
+    this.#logger.info('Redis answers the rate budget again');
+  }
+}
+
+function ownLimits(cls: ResolvedClass): [number, number, number] {
+  return [cls.rpm, cls.itpm, cls.otpm];
+}
+
+function overBudget(
+  cls: ResolvedClass,
+  estimate: RequestEstimate,
+  dim: Dimension,
+  capacity: number,
+  reported: boolean,
+): OverBudgetError {
+  const need = dim === 'inputTokens' ? estimate.inputTokens : dim === 'outputTokens' ? estimate.outputTokens : 1;
+  const what = dim === 'outputTokens' ? 'reserves' : 'needs';
+  const unit = dim === 'requests' ? 'request' : dim === 'inputTokens' ? 'input tokens' : 'output tokens';
+  return new OverBudgetError(
+    `request for ${estimate.model} ${what} ${need} ${unit} (estimated), more than the whole ${DIMENSION_INFO[dim].limit.toUpperCase()} ` +
+      `budget of class "${cls.name}" (${capacity} ${DIMENSION_INFO[dim].words}` +
+      `${reported ? ', as the API reports it' : ''}): it could never be admitted`,
+  );
+}
+
+/** Errors that a working Redis will stop giving: worth retrying rather than failing the job. */
+export function isTransientRedisError(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as NodeJS.ErrnoException).code;
+  if (
+    code !== undefined &&
+    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTCONN', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN'].includes(
+      code,
+    )
+  ) {
+    return true;
+  }
+  if (err.name === 'MaxRetriesPerRequestError') return true;
+  return (
+    /^(ERR )?(LOADING|BUSY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|READONLY|MOVED|ASK)\b/.test(err.message) ||
+    /Connection is closed|Stream isn't writeable|max retries per request|Failed to refresh slots cache|None of startup nodes|Connection timeout/i.test(
+      err.message,
+    )
+  );
+}
+
+function abortError(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  const err = new Error(
+    reason instanceof Error ? `acquire aborted: ${reason.message}` : 'acquire aborted while waiting for the rate budget',
+  );
+  err.name = 'AbortError';
+  (err as Error & { cause?: unknown }).cause = reason;
+  return err;
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw abortError(signal);
+}
+
+/** Rejects as soon as the signal aborts; a lease granted after that is given back. */
+function raceAbort(
+  job: Promise<BudgetLease>,
+  signal: AbortSignal,
+  giveBack: (lease: BudgetLease) => Promise<void>,
+): Promise<BudgetLease> {
+  return new Promise<BudgetLease>((resolve, reject) => {
+    let settled = false;
+    const onAbort = () => {
+      if (settled) return;
+      settled = true;
+      reject(abortError(signal));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    job.then(
+      (lease) => {
+        signal.removeEventListener('abort', onAbort);
+        if (settled) {
+          void giveBack(lease).catch(() => {});
+          return;
+        }
+        settled = true;
+        resolve(lease);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        if (settled) return;
+        settled = true;
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
