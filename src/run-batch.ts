@@ -16,6 +16,8 @@ export interface RunBatchOptions {
   batchId?: string;
   defaults?: RequestDefaults;
   maxErrors?: number;
+  /** Default true: see SubmitOptions.canary. */
+  canary?: boolean;
   order?: 'any' | 'input';
   client?: ClaudeClient;
   budget?: RateBudget;
@@ -42,6 +44,7 @@ export async function runBatch(runtime: Runtime, options: RunBatchOptions): Prom
     batchId: options.batchId,
     defaults: options.defaults,
     maxErrors: options.maxErrors,
+    canary: options.canary,
     onBatchId: options.onBatchId,
   });
   const worker = await startWorker(runtime, { client: options.client, budget: options.budget, apiKey: options.apiKey });

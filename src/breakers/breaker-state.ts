@@ -2,7 +2,9 @@ import type { Runtime } from '../runtime.js';
 
 /** The key-wide breaker: every request of the API key would fail the same way, so the queue is paused. */
 export interface KeyBreakerState {
-  /** API error type that tripped it: authentication_error, billing_error, or rate_limit_error (spend cap). */
+  /** `key_breaker`, or `manual` for `claude-batch pause`. */
+  reason: 'key_breaker' | 'manual';
+  /** API error type that tripped it: authentication_error, billing_error, rate_limit_error (spend cap); `manual`. */
   type: string;
   /** `enforced_spend_limit_reached` for the spend cap, else null. */
   error_code: string | null;
@@ -39,6 +41,7 @@ export async function getBreakerState(runtime: Runtime): Promise<BreakerState> {
   return {
     key: key['type']
       ? {
+          reason: key['reason'] === 'manual' ? 'manual' : 'key_breaker',
           type: key['type'],
           error_code: key['error_code'] || null,
           message: key['message'] ?? '',

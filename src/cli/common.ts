@@ -40,7 +40,9 @@ export function addSettingOptions(command: Command, names: readonly SettingName[
     const env = spec.env ? ` (env ${spec.env})` : '';
     command.addOption(new Option(`${spec.flag}${arg}`, `${spec.doc}${unit}${env}`));
   }
-  return command.addOption(new Option('--prefix <value>', SETTINGS.prefix.doc + ' (env CLAUDE_BATCH_PREFIX)'));
+  return command.addOption(
+    new Option('--prefix <value>', SETTINGS.prefix.doc + ' (env CLAUDE_BATCH_PREFIX)'),
+  );
 }
 
 /** Builds the config from defaults, env and the command's flags. */

@@ -5,7 +5,7 @@ import { addSettingOptions, EXIT, EXIT_CODES_HELP, withRuntime } from './common.
 export function registerDeleteCommand(program: Command): void {
   const command = program
     .command('delete')
-    .description("Remove a batch: its queued requests (unsent), dead-letter entries, records and results.")
+    .description('Remove a batch: its queued requests (unsent), dead-letter entries, records and results.')
     .argument('<batch>', 'batch id')
     .addHelpText('after', EXIT_CODES_HELP);
   addSettingOptions(command, ['logLevel']);

@@ -57,7 +57,11 @@ function integer(flag: string, min: number, max = Number.MAX_SAFE_INTEGER) {
   return (value: string): number => {
     const n = Number(value);
     if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
-      throw bad(flag, value, max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer in [${min}, ${max}]`);
+      throw bad(
+        flag,
+        value,
+        max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer in [${min}, ${max}]`,
+      );
     }
     return n;
   };
@@ -82,7 +86,10 @@ function list(flag: string) {
   };
 }
 
-function faultProbability(value: string, previous: Array<[FaultType, number]> | undefined): Array<[FaultType, number]> {
+function faultProbability(
+  value: string,
+  previous: Array<[FaultType, number]> | undefined,
+): Array<[FaultType, number]> {
   const eq = value.indexOf('=');
   const type = value.slice(0, eq);
   const p = Number(value.slice(eq + 1));
@@ -136,7 +143,11 @@ export function emulatorOptionsFromFlags(
   if (flags.models !== undefined) options.models = flags.models;
   if (flags.forbiddenModels !== undefined) options.forbiddenModels = flags.forbiddenModels;
   if (flags.otpmMode !== undefined && flags.otpm === undefined) {
-    throw new EmulatorFlagError('--otpm-mode', flags.otpmMode, '--otpm-mode needs --otpm (there is no OTPM limit to apply it to).');
+    throw new EmulatorFlagError(
+      '--otpm-mode',
+      flags.otpmMode,
+      '--otpm-mode needs --otpm (there is no OTPM limit to apply it to).',
+    );
   }
   if (flags.rpm !== undefined || flags.itpm !== undefined || flags.otpm !== undefined) {
     const limits: RateLimits = {};
@@ -168,7 +179,8 @@ export function emulatorOptionsFromFlags(
       ['--credit-per-input-token', flags.creditPerInputToken],
       ['--credit-per-output-token', flags.creditPerOutputToken],
     ] as const) {
-      if (value !== undefined) throw new EmulatorFlagError(flag, value, `${flag} needs --credits (a starting balance).`);
+      if (value !== undefined)
+        throw new EmulatorFlagError(flag, value, `${flag} needs --credits (a starting balance).`);
     }
   }
   if (flags.spendCap === true) options.spendCapReached = true;
@@ -184,12 +196,17 @@ function faultPlanFrom(flags: EmulatorFlags, readFile: (path: string) => string)
       text = readFile(flags.faults);
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
-      throw new EmulatorFlagError('--faults', flags.faults, `--faults ${flags.faults}: cannot read the file (${reason}).`);
+      throw new EmulatorFlagError(
+        '--faults',
+        flags.faults,
+        `--faults ${flags.faults}: cannot read the file (${reason}).`,
+      );
     }
     try {
       plan = validateFaultPlan(JSON.parse(text), 'faults');
     } catch (err) {
-      const reason = err instanceof SyntaxError ? 'not valid JSON' : err instanceof Error ? err.message : String(err);
+      const reason =
+        err instanceof SyntaxError ? 'not valid JSON' : err instanceof Error ? err.message : String(err);
       throw new EmulatorFlagError('--faults', flags.faults, `--faults ${flags.faults}: ${reason}`);
     }
   }
@@ -227,36 +244,86 @@ Exit codes: 0 closed by a signal; 2 bad flag or value; 3 could not start (e.g. p
 export function registerEmulatorCommand(program: Command): void {
   program
     .command('emulator')
-    .description('Run the Messages API emulator (offline API with rate limits, faults, credits) until stopped.')
+    .description(
+      'Run the Messages API emulator (offline API with rate limits, faults, credits) until stopped.',
+    )
     .option('--host <host>', 'interface to listen on', '127.0.0.1')
     .option('--port <port>', 'TCP port; 0 picks a free one (default: 0)', integer('--port', 0, 65_535))
-    .option('--rpm <n>', 'requests per minute per model (token bucket; default: unlimited)', integer('--rpm', 1))
+    .option(
+      '--rpm <n>',
+      'requests per minute per model (token bucket; default: unlimited)',
+      integer('--rpm', 1),
+    )
     .option('--itpm <n>', 'input tokens per minute per model (default: unlimited)', integer('--itpm', 1))
     .option('--otpm <n>', 'output tokens per minute per model (default: unlimited)', integer('--otpm', 1))
     .addOption(
-      new Option('--otpm-mode <mode>', 'charge OTPM by reserving max_tokens up front, or as produced (default: produced)').choices([
-        'reserve',
-        'produced',
-      ]),
+      new Option(
+        '--otpm-mode <mode>',
+        'charge OTPM by reserving max_tokens up front, or as produced (default: produced)',
+      ).choices(['reserve', 'produced']),
     )
-    .option('--models <ids>', 'comma-separated model ids to serve (default: current Claude ids)', list('--models'))
-    .option('--forbidden-models <ids>', 'comma-separated model ids every key gets 403 permission_error for', list('--forbidden-models'))
-    .option('--latency-ms <ms>', 'fixed latency added to each reply [ms] (default: 0)', decimal('--latency-ms', 0))
+    .option(
+      '--models <ids>',
+      'comma-separated model ids to serve (default: current Claude ids)',
+      list('--models'),
+    )
+    .option(
+      '--forbidden-models <ids>',
+      'comma-separated model ids every key gets 403 permission_error for',
+      list('--forbidden-models'),
+    )
+    .option(
+      '--latency-ms <ms>',
+      'fixed latency added to each reply [ms] (default: 0)',
+      decimal('--latency-ms', 0),
+    )
     .option('--jitter-ms <ms>', 'up to this much more, seeded [ms] (default: 0)', decimal('--jitter-ms', 0))
-    .option('--per-output-token-ms <ms>', 'latency per output token [ms] (default: 0)', decimal('--per-output-token-ms', 0))
+    .option(
+      '--per-output-token-ms <ms>',
+      'latency per output token [ms] (default: 0)',
+      decimal('--per-output-token-ms', 0),
+    )
     .option('--faults <file>', 'JSON fault plan (see below)')
     .option(
       '--fault <type=probability>',
       `probability of a fault type, repeatable; types: ${FAULT_TYPES.join(', ')}`,
       faultProbability,
     )
-    .option('--fault-script <steps>', 'comma-separated outcomes for the next requests, "ok" to pass one', faultScript)
-    .option('--fault-retry-after <s>', 'retry-after of injected rate_limit_errors [s] (default: 1)', integer('--fault-retry-after', 1))
-    .option('--seed <n>', 'seed for replies, jitter and fault draws (default: 0)', integer('--seed', Number.MIN_SAFE_INTEGER))
-    .option('--credits <balance>', 'starting credit balance; billing_error once spent (default: unlimited)', decimal('--credits', 0))
-    .option('--credit-per-request <n>', 'credits per successful request (default: 1)', decimal('--credit-per-request', 0))
-    .option('--credit-per-input-token <n>', 'credits per input token (default: 0)', decimal('--credit-per-input-token', 0))
-    .option('--credit-per-output-token <n>', 'credits per output token (default: 0)', decimal('--credit-per-output-token', 0))
+    .option(
+      '--fault-script <steps>',
+      'comma-separated outcomes for the next requests, "ok" to pass one',
+      faultScript,
+    )
+    .option(
+      '--fault-retry-after <s>',
+      'retry-after of injected rate_limit_errors [s] (default: 1)',
+      integer('--fault-retry-after', 1),
+    )
+    .option(
+      '--seed <n>',
+      'seed for replies, jitter and fault draws (default: 0)',
+      integer('--seed', Number.MIN_SAFE_INTEGER),
+    )
+    .option(
+      '--credits <balance>',
+      'starting credit balance; billing_error once spent (default: unlimited)',
+      decimal('--credits', 0),
+    )
+    .option(
+      '--credit-per-request <n>',
+      'credits per successful request (default: 1)',
+      decimal('--credit-per-request', 0),
+    )
+    .option(
+      '--credit-per-input-token <n>',
+      'credits per input token (default: 0)',
+      decimal('--credit-per-input-token', 0),
+    )
+    .option(
+      '--credit-per-output-token <n>',
+      'credits per output token (default: 0)',
+      decimal('--credit-per-output-token', 0),
+    )
     .addOption(
       new Option('--billing-status <status>', 'HTTP status of billing_error (default: 403)')
         .choices(['403', '402'])
@@ -265,9 +332,21 @@ export function registerEmulatorCommand(program: Command): void {
           return Number(v) as 403 | 402;
         }),
     )
-    .option('--max-body-bytes <n>', 'largest request body before 413 [bytes] (default: 33554432)', integer('--max-body-bytes', 1))
-    .option('--max-output-tokens <n>', 'largest max_tokens accepted [tokens] (default: 64000)', integer('--max-output-tokens', 1))
-    .option('--log-size <n>', 'request log entries kept; 0 turns the log off (default: 10000)', integer('--log-size', 0))
+    .option(
+      '--max-body-bytes <n>',
+      'largest request body before 413 [bytes] (default: 33554432)',
+      integer('--max-body-bytes', 1),
+    )
+    .option(
+      '--max-output-tokens <n>',
+      'largest max_tokens accepted [tokens] (default: 64000)',
+      integer('--max-output-tokens', 1),
+    )
+    .option(
+      '--log-size <n>',
+      'request log entries kept; 0 turns the log off (default: 10000)',
+      integer('--log-size', 0),
+    )
     .option('--spend-cap', 'start with the spend cap reached (429 enforced_spend_limit_reached)')
     .option('--no-version-check', 'accept requests without the anthropic-version header')
     .addHelpText('after', HELP_AFTER)
@@ -295,7 +374,9 @@ async function runEmulator(flags: EmulatorFlags): Promise<number> {
   try {
     handle = await startEmulator(options);
   } catch (err) {
-    process.stderr.write(`claude-batch emulator: cannot start: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(
+      `claude-batch emulator: cannot start: ${err instanceof Error ? err.message : String(err)}\n`,
+    );
     return EXIT_FAILURE;
   }
   process.stdout.write(`${handle.url}\n`);

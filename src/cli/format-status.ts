@@ -12,6 +12,21 @@ export function formatBatchStatus(status: BatchStatus): string {
     `  requests    ${status.total} total: ${c.succeeded} succeeded, ${c.errored} errored, ${c.canceled} canceled, ${c.processing} processing (${pct}% done)`,
     `  usage       ${status.usage.input_tokens} input, ${status.usage.output_tokens} output, ${status.usage.cache_creation_input_tokens} cache write, ${status.usage.cache_read_input_tokens} cache read tokens`,
   ];
+  if (status.paused) {
+    const p = status.paused;
+    lines.push(
+      `  PAUSED      ${p.reason === 'manual' ? 'by hand' : `key-wide breaker: ${p.type}${p.error_code ? ` (${p.error_code})` : ''}`}${p.since ? ` since ${p.since}` : ''}`,
+    );
+    if (p.message)
+      lines.push(`              ${p.message}${p.request_id ? ` (request ${p.request_id})` : ''}`);
+    lines.push(`              fix: ${p.fix}`);
+  }
+  const pendingCanaries = Object.entries(status.canary).filter(([, state]) => state === 'pending');
+  if (pendingCanaries.length > 0 && status.processing_status !== 'ended') {
+    lines.push(
+      `  canary      waiting for the first request of ${pendingCanaries.map(([m]) => m).join(', ')}`,
+    );
+  }
   if (status.truncated > 0 || status.refused > 0) {
     lines.push(`  replies     ${status.truncated} cut at max_tokens, ${status.refused} refused`);
   }
@@ -42,5 +57,12 @@ export function formatBatchTable(statuses: readonly BatchStatus[]): string {
     s.created_at,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  return [header, ...rows].map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  return [header, ...rows]
+    .map((row) =>
+      row
+        .map((cell, i) => cell.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }

@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { registerControlCommands } from './control-commands.js';
 import { registerDeleteCommand } from './delete-command.js';
 import { registerDlqCommand } from './dlq-command.js';
 import { registerEmulatorCommand } from './emulator-command.js';
@@ -32,6 +33,7 @@ CLAUDE_BATCH_PREFIX. See the README's configuration table for the rest.`,
   registerResultsCommand(program);
   registerDeleteCommand(program);
   registerDlqCommand(program);
+  registerControlCommands(program);
   registerEmulatorCommand(program);
   return program;
 }

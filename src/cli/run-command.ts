@@ -10,6 +10,7 @@ export function registerRunCommand(program: Command): void {
     .description('Submit, work the batch in this process, wait, and write the results: the whole story.')
     .argument('<file>', 'JSONL in the Message Batches request format, or - for standard input')
     .requiredOption('--out <file>', 'where to write the results JSONL')
+    .option('--no-canary', 'send every request at once, without first sending one per model alone')
     .option('--batch-id <id>', 'name the batch (default: derived from the content)')
     .option('--order <order>', 'results order: any or input', 'any')
     .addHelpText(
@@ -44,6 +45,7 @@ ${EXIT_CODES_HELP}`,
         order: options['order'] === 'input' ? 'input' : 'any',
         defaults: { model: config.model, maxTokens: config.maxTokens, system: config.system },
         maxErrors: config.maxErrors,
+        canary: options['canary'] !== false,
         onBatchId: (id) => process.stderr.write(`batch ${id}\n`),
         onStatus: (status) => progress.update(status),
       });

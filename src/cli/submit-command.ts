@@ -7,6 +7,7 @@ export function registerSubmitCommand(program: Command): void {
     .command('submit')
     .description('Validate a JSONL file of requests and enqueue it as a batch (resumable, idempotent).')
     .argument('<file>', 'JSONL in the Message Batches request format, or - for standard input')
+    .option('--no-canary', 'send every request at once, without first sending one per model alone')
     .option('--batch-id <id>', 'name the batch (default: derived from the content, so a resubmit resumes it)')
     .option('--dry-run', 'validate and count only; enqueue nothing')
     .addHelpText(
@@ -26,6 +27,7 @@ ${EXIT_CODES_HELP}`,
         batchId: options['batchId'] as string | undefined,
         defaults: { model: config.model, maxTokens: config.maxTokens, system: config.system },
         maxErrors: config.maxErrors,
+        canary: options['canary'] !== false,
         chunkSize: config.chunkSize,
         dryRun: options['dryRun'] === true,
         onBatchId: (id) => process.stderr.write(`batch ${id}: enqueuing...\n`),
@@ -33,7 +35,9 @@ ${EXIT_CODES_HELP}`,
       if (result.outcome === 'dry-run') {
         process.stderr.write(`${result.total} valid requests; nothing enqueued (--dry-run)\n`);
         for (const [model, stats] of Object.entries(result.models)) {
-          process.stderr.write(`  ${model}: ${stats.requests} requests, ~${Math.ceil(stats.chars / 4)} input tokens, at most ${stats.maxTokens} output tokens\n`);
+          process.stderr.write(
+            `  ${model}: ${stats.requests} requests, ~${Math.ceil(stats.chars / 4)} input tokens, at most ${stats.maxTokens} output tokens\n`,
+          );
         }
       } else {
         process.stderr.write(

@@ -36,7 +36,10 @@ ${EXIT_CODES_HELP}`,
       const onSignal = (signal: NodeJS.Signals) => {
         signals += 1;
         if (signals > 1) process.exit(130);
-        runtime.logger.info('stopping: finishing in-flight requests', { signal, in_flight: worker.activeCount });
+        runtime.logger.info('stopping: finishing in-flight requests', {
+          signal,
+          in_flight: worker.activeCount,
+        });
         stop.abort();
       };
       process.on('SIGTERM', onSignal);
@@ -47,7 +50,9 @@ ${EXIT_CODES_HELP}`,
             if (!stop.signal.aborted) throw err;
           });
         } else {
-          await new Promise<void>((resolve) => stop.signal.addEventListener('abort', () => resolve(), { once: true }));
+          await new Promise<void>((resolve) =>
+            stop.signal.addEventListener('abort', () => resolve(), { once: true }),
+          );
         }
       } finally {
         await worker.close();

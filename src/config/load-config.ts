@@ -42,6 +42,10 @@ export interface ClaudeBatchConfig {
   maxStalledCount: number;
   /** Default 30,000 ms. */
   gracePeriodMs: number;
+  /** Default 3 failures. */
+  modelBreakerThreshold: number;
+  /** ALERT_WEBHOOK_URL, from the environment only (it may carry a token). */
+  alertWebhookUrl: Secret | undefined;
   /** Default none: shorthand lines then need --model. */
   model: string | undefined;
   /** Default none: shorthand lines then need --max-tokens. */
@@ -56,7 +60,7 @@ export interface ClaudeBatchConfig {
   logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
 
-export const DEFAULT_CONFIG: Omit<ClaudeBatchConfig, 'apiKey'> = {
+export const DEFAULT_CONFIG: Omit<ClaudeBatchConfig, 'apiKey' | 'alertWebhookUrl'> = {
   redisUrl: 'redis://127.0.0.1:6379',
   redisClusterNodes: [],
   prefix: '{claude-batch}',
@@ -75,6 +79,7 @@ export const DEFAULT_CONFIG: Omit<ClaudeBatchConfig, 'apiKey'> = {
   stalledIntervalMs: 30_000,
   maxStalledCount: 2,
   gracePeriodMs: 30_000,
+  modelBreakerThreshold: 3,
   model: undefined,
   maxTokens: undefined,
   system: undefined,
@@ -135,9 +140,12 @@ export function loadConfig(options: LoadConfigOptions = {}): ClaudeBatchConfig {
   checkUrl('redisUrl', String(config['redisUrl']), 'REDIS_URL');
 
   const key = env['ANTHROPIC_API_KEY'];
+  const webhook = env['ALERT_WEBHOOK_URL'];
+  if (webhook) checkUrl('alertWebhookUrl', webhook, 'ALERT_WEBHOOK_URL');
   return {
-    ...(config as Omit<ClaudeBatchConfig, 'apiKey'>),
+    ...(config as Omit<ClaudeBatchConfig, 'apiKey' | 'alertWebhookUrl'>),
     apiKey: key !== undefined && key.trim() !== '' ? new Secret(key.trim()) : undefined,
+    alertWebhookUrl: webhook ? new Secret(webhook) : undefined,
   };
 }
 

@@ -140,6 +140,14 @@ export const SETTINGS = {
     unit: 'ms',
     doc: 'On SIGTERM, how long in-flight requests may finish before they are handed back.',
   },
+  modelBreakerThreshold: {
+    kind: 'int',
+    env: 'CLAUDE_BATCH_MODEL_BREAKER_THRESHOLD',
+    flag: '--model-breaker-threshold',
+    min: 1,
+    unit: 'failures',
+    doc: 'Consecutive not_found/permission errors of a model that stop sending its requests.',
+  },
   model: {
     kind: 'string',
     env: 'CLAUDE_BATCH_MODEL',

@@ -50,7 +50,8 @@ export const DEFAULT_MESSAGES: Readonly<Record<ApiErrorType, string>> = {
     'Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits.',
   not_found_error: 'Not found (emulated fault).',
   request_too_large: 'Request exceeds the maximum allowed number of bytes.',
-  rate_limit_error: "This request would exceed your organization's rate limit (emulated fault). Please try again later.",
+  rate_limit_error:
+    "This request would exceed your organization's rate limit (emulated fault). Please try again later.",
   api_error: 'Internal server error',
   overloaded_error: 'Overloaded',
   timeout_error: 'Request timed out (emulated fault).',

@@ -53,7 +53,8 @@ export function handleApi(
   }
   const method = req.method;
   if (path === '/v1/messages' && method === 'POST') createMessage(state, req, res, entry, key, body);
-  else if (path === '/v1/messages/count_tokens' && method === 'POST') countTokens(state, res, entry, key, body);
+  else if (path === '/v1/messages/count_tokens' && method === 'POST')
+    countTokens(state, res, entry, key, body);
   else if (path === '/v1/models' && method === 'GET') {
     ok(state, res, entry, state.models.list(query === null ? null : new URLSearchParams(query)));
   } else if (path.startsWith(MODELS_PREFIX) && method === 'GET') {
@@ -85,7 +86,15 @@ function createMessage(
   if (state.spendCapReached) {
     entry.rateLimit = 'spend_cap';
     // No retry-after: waiting does not lift a spend cap.
-    reject(state, res, entry, 'rate_limit_error', SPEND_LIMIT_MESSAGE, state.limiter.headers(model), SPEND_LIMIT_DETAILS);
+    reject(
+      state,
+      res,
+      entry,
+      'rate_limit_error',
+      SPEND_LIMIT_MESSAGE,
+      state.limiter.headers(model),
+      SPEND_LIMIT_DETAILS,
+    );
     return;
   }
   if (state.credits?.exhausted() === true) {
@@ -101,7 +110,11 @@ function createMessage(
   }
 
   const cached = state.cache.peek(prompt.breakpoints);
-  const admission = state.limiter.admit(model, prompt.inputTokens - cached.cacheReadTokens, request.max_tokens);
+  const admission = state.limiter.admit(
+    model,
+    prompt.inputTokens - cached.cacheReadTokens,
+    request.max_tokens,
+  );
   if (isRefusal(admission)) {
     entry.rateLimit = admission.limit;
     entry.retryAfterSeconds = admission.retryAfterSeconds;
@@ -150,7 +163,13 @@ function createMessage(
   });
 }
 
-function countTokens(state: EmulatorState, res: ServerResponse, entry: RequestLogEntry, key: string, body: Buffer): void {
+function countTokens(
+  state: EmulatorState,
+  res: ServerResponse,
+  entry: RequestLogEntry,
+  key: string,
+  body: Buffer,
+): void {
   const request = parseRequest(state, res, entry, key, body, 'count');
   if (request === null) return;
   const prompt = analyzePrompt(request);
@@ -172,7 +191,13 @@ function parseRequest(
   try {
     parsed = JSON.parse(body.toString('utf8'));
   } catch {
-    reject(state, res, entry, 'invalid_request_error', 'There was an error parsing the body of your request: invalid JSON');
+    reject(
+      state,
+      res,
+      entry,
+      'invalid_request_error',
+      'There was an error parsing the body of your request: invalid JSON',
+    );
     return null;
   }
   const request = validateMessagesRequest(parsed, kind, state.maxOutputTokens);
@@ -263,7 +288,8 @@ function ok(state: EmulatorState, res: ServerResponse, entry: RequestLogEntry, b
 function latencyMs(state: EmulatorState, promptHash: string, attempt: number, outputTokens: number): number {
   const l = state.latency;
   let ms = l.fixedMs + l.perOutputTokenMs * outputTokens;
-  if (l.jitterMs > 0) ms += l.jitterMs * uniformFromKey(`latency\u0000${state.seed}\u0000${promptHash}\u0000${attempt}`);
+  if (l.jitterMs > 0)
+    ms += l.jitterMs * uniformFromKey(`latency\u0000${state.seed}\u0000${promptHash}\u0000${attempt}`);
   return ms;
 }
 
@@ -272,7 +298,11 @@ function apiKeyOf(headers: IncomingHttpHeaders): string | null {
   const xApiKey = headers['x-api-key'];
   if (typeof xApiKey === 'string' && xApiKey.length > 0) return xApiKey;
   const authorization = headers.authorization;
-  if (authorization !== undefined && authorization.length > 7 && authorization.slice(0, 7).toLowerCase() === 'bearer ') {
+  if (
+    authorization !== undefined &&
+    authorization.length > 7 &&
+    authorization.slice(0, 7).toLowerCase() === 'bearer '
+  ) {
     const key = authorization.slice(7).trim();
     return key.length > 0 ? key : null;
   }

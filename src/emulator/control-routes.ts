@@ -40,7 +40,13 @@ export function handleControl(
   body: Buffer | null,
 ): void {
   if (body === null) {
-    sendError(res, 413, requestId, 'request_too_large', `Control requests are limited to ${CONTROL_MAX_BODY_BYTES} bytes.`);
+    sendError(
+      res,
+      413,
+      requestId,
+      'request_too_large',
+      `Control requests are limited to ${CONTROL_MAX_BODY_BYTES} bytes.`,
+    );
     return;
   }
   const route = `${req.method ?? 'GET'} ${path.slice(CONTROL_PREFIX.length)}`;
@@ -64,7 +70,12 @@ export function handleControl(
 }
 
 /** The JSON answer, or undefined for an unknown route. */
-function dispatch(control: EmulatorControl, route: string, query: string | null, body: Buffer): string | undefined {
+function dispatch(
+  control: EmulatorControl,
+  route: string,
+  query: string | null,
+  body: Buffer,
+): string | undefined {
   switch (route) {
     case 'GET stats':
       return JSON.stringify(control.stats());

@@ -21,7 +21,9 @@ export class CreditLedger {
 
   charge(inputTokens: number, outputTokens: number): void {
     this.#balance -=
-      this.prices.perRequest + this.prices.perInputToken * inputTokens + this.prices.perOutputToken * outputTokens;
+      this.prices.perRequest +
+      this.prices.perInputToken * inputTokens +
+      this.prices.perOutputToken * outputTokens;
   }
 
   topUp(amount: number): number {

@@ -5,7 +5,7 @@
  * of that prompt), never the next value of a shared random stream. So the same prompt on its 3rd attempt
  * meets the same fate on every rerun, whatever order concurrent requests happen to arrive in.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { API_ERROR_TYPES, type ApiErrorType } from './api-error.js';
 import {
   EmulatorOptionsError,
@@ -72,7 +72,11 @@ export function validateFaultPlan(value: unknown, path = 'faults'): FaultPlan {
     let sum = 0;
     for (const [type, p] of Object.entries(probs)) {
       if (!isFaultType(type)) {
-        throw new EmulatorOptionsError(`${path}.probabilities.${type}`, p, `a key among ${FAULT_TYPES.join(', ')}`);
+        throw new EmulatorOptionsError(
+          `${path}.probabilities.${type}`,
+          p,
+          `a key among ${FAULT_TYPES.join(', ')}`,
+        );
       }
       sum += checkNumber(p, `${path}.probabilities.${type}`, 0, 1);
       normalised[type] = p as number;
@@ -84,7 +88,11 @@ export function validateFaultPlan(value: unknown, path = 'faults'): FaultPlan {
   }
   if (plan.script !== undefined) {
     if (!Array.isArray(plan.script)) {
-      throw new EmulatorOptionsError(`${path}.script`, plan.script, 'an array of fault types, "ok" or {type, retryAfterSeconds}');
+      throw new EmulatorOptionsError(
+        `${path}.script`,
+        plan.script,
+        'an array of fault types, "ok" or {type, retryAfterSeconds}',
+      );
     }
     out.script = plan.script.map((step: unknown, i) => validateStep(step, `${path}.script.${i}`));
   }
@@ -107,13 +115,16 @@ function validateStep(step: unknown, path: string): ScriptStep {
     }
     return out;
   }
-  throw new EmulatorOptionsError(path, step, `"ok", one of ${FAULT_TYPES.join(', ')}, or {type, retryAfterSeconds}`);
+  throw new EmulatorOptionsError(
+    path,
+    step,
+    `"ok", one of ${FAULT_TYPES.join(', ')}, or {type, retryAfterSeconds}`,
+  );
 }
 
 /** A uniform number in [0, 1) from a string, stable across runs and platforms. */
 export function uniformFromKey(key: string): number {
-  const digest = createHash('sha256').update(key).digest();
-  return digest.readUIntBE(0, 6) / 2 ** 48;
+  return hash('sha256', key, 'buffer').readUIntBE(0, 6) / 2 ** 48;
 }
 
 /** Applies a plan: the script first, then the probabilities. */
@@ -158,7 +169,8 @@ export class FaultInjector {
     if (script !== undefined && this.#cursor < script.length) {
       const step = script[this.#cursor++];
       if (step === undefined || step === 'ok') return null;
-      if (typeof step === 'string') return { type: step, retryAfterSeconds: this.retryAfterSeconds, source: 'script' };
+      if (typeof step === 'string')
+        return { type: step, retryAfterSeconds: this.retryAfterSeconds, source: 'script' };
       if (step.type === 'ok') return null;
       return {
         type: step.type,

@@ -49,7 +49,14 @@ export type {
 } from './options.js';
 export { DEFAULT_MODELS, resolveEmulatorOptions } from './options.js';
 export { EmulatorOptionsError } from './option-error.js';
-export type { FaultPlan, FaultType, InjectedFault, ScriptStep, ScriptedFault, TransportFault } from './fault-plan.js';
+export type {
+  FaultPlan,
+  FaultType,
+  InjectedFault,
+  ScriptStep,
+  ScriptedFault,
+  TransportFault,
+} from './fault-plan.js';
 export { FAULT_TYPES } from './fault-plan.js';
 export { API_ERROR_TYPES, type ApiErrorType } from './api-error.js';
 export type { RateLimitCause, RequestCounters, RequestLogEntry } from './request-log.js';

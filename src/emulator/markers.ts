@@ -1,6 +1,9 @@
 /**
- * Per-prompt markers: text placed anywhere in a request's prompt text (system or message content) that
- * steers what the emulator does with that request, so a test can aim a fault at one job of a batch.
+ * Per-prompt markers: text placed anywhere in a request's prompt (system or message text, or inside a
+ * non-text block such as a tool_result) that steers what the emulator does with that request, so a
+ * test can aim a fault at one job of a batch. Markers apply to `POST /v1/messages` only, after
+ * authentication, validation, the spend cap and credits; a marker fault takes the place of the fault
+ * plan for that request (a scripted sequence does not advance).
  *
  * Grammar (markers that do not parse are ordinary text):
  *
@@ -76,7 +79,8 @@ function applyMarker(body: string, found: Markers): boolean {
   if (kind === 'fault' && parts.length >= 2 && parts.length <= 4 && isFaultType(arg)) {
     const failFirst = third === undefined ? null : positiveInt(third);
     const retryAfter = fourth === undefined ? null : positiveInt(fourth);
-    if ((third !== undefined && failFirst === null) || (fourth !== undefined && retryAfter === null)) return false;
+    if ((third !== undefined && failFirst === null) || (fourth !== undefined && retryAfter === null))
+      return false;
     found.fault ??= { type: arg, failFirst, retryAfterSeconds: retryAfter };
     return true;
   }

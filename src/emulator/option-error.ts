@@ -41,7 +41,11 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
 export function checkKnownKeys(value: Record<string, unknown>, known: readonly string[], path: string): void {
   for (const key of Object.keys(value)) {
     if (!known.includes(key)) {
-      throw new EmulatorOptionsError(path ? `${path}.${key}` : key, value[key], `one of the known options (${known.join(', ')})`);
+      throw new EmulatorOptionsError(
+        path ? `${path}.${key}` : key,
+        value[key],
+        `one of the known options (${known.join(', ')})`,
+      );
     }
   }
 }
@@ -69,7 +73,12 @@ export function checkStringList(value: unknown, path: string): string[] {
 }
 
 /** An integer within [min, max]. */
-export function checkInteger(value: unknown, path: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+export function checkInteger(
+  value: unknown,
+  path: string,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `in [${min}, ${max}]`;
     throw new EmulatorOptionsError(path, value, `an integer ${range}`);
@@ -78,7 +87,12 @@ export function checkInteger(value: unknown, path: string, min: number, max = Nu
 }
 
 /** A finite number within [min, max]. */
-export function checkNumber(value: unknown, path: string, min: number, max = Number.POSITIVE_INFINITY): number {
+export function checkNumber(
+  value: unknown,
+  path: string,
+  min: number,
+  max = Number.POSITIVE_INFINITY,
+): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
     const range = max === Number.POSITIVE_INFINITY ? `>= ${min}` : `in [${min}, ${max}]`;
     throw new EmulatorOptionsError(path, value, `a finite number ${range}`);

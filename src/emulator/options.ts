@@ -229,7 +229,8 @@ export function resolveEmulatorOptions(options: EmulatorOptions = {}): ResolvedO
     faults: o.faults === undefined ? {} : validateFaultPlan(o.faults, 'faults'),
     latency: validateLatency(o.latency),
     credits: o.credits === undefined ? null : validateCredits(o.credits),
-    spendCapReached: o.spendCapReached === undefined ? false : checkBoolean(o.spendCapReached, 'spendCapReached'),
+    spendCapReached:
+      o.spendCapReached === undefined ? false : checkBoolean(o.spendCapReached, 'spendCapReached'),
     seed: o.seed === undefined ? 0 : checkInteger(o.seed, 'seed', Number.MIN_SAFE_INTEGER),
     requestLogSize:
       o.requestLogSize === undefined
@@ -245,7 +246,11 @@ function validateForbidden(value: unknown): ResolvedForbidden {
     return { everyKey: new Set(checkStringList(value, 'forbiddenModels')), byKey: new Map() };
   }
   if (!isPlainObject(value)) {
-    throw new EmulatorOptionsError('forbiddenModels', value, 'an array of model ids or an object {key: model ids}');
+    throw new EmulatorOptionsError(
+      'forbiddenModels',
+      value,
+      'an array of model ids or an object {key: model ids}',
+    );
   }
   let everyKey = new Set<string>();
   const byKey = new Map<string, Set<string>>();
@@ -298,7 +303,9 @@ export function validateLatency(value: unknown, path = 'latency'): ResolvedLaten
     fixedMs: v.fixedMs === undefined ? 0 : checkNumber(v.fixedMs, `${path}.fixedMs`, 0, 3_600_000),
     jitterMs: v.jitterMs === undefined ? 0 : checkNumber(v.jitterMs, `${path}.jitterMs`, 0, 3_600_000),
     perOutputTokenMs:
-      v.perOutputTokenMs === undefined ? 0 : checkNumber(v.perOutputTokenMs, `${path}.perOutputTokenMs`, 0, 60_000),
+      v.perOutputTokenMs === undefined
+        ? 0
+        : checkNumber(v.perOutputTokenMs, `${path}.perOutputTokenMs`, 0, 60_000),
   };
 }
 
@@ -308,7 +315,9 @@ export function validateCredits(value: unknown, path = 'credits'): ResolvedCredi
   return {
     balance: checkNumber(v.balance, `${path}.balance`, 0),
     perRequest: v.perRequest === undefined ? 1 : checkNumber(v.perRequest, `${path}.perRequest`, 0),
-    perInputToken: v.perInputToken === undefined ? 0 : checkNumber(v.perInputToken, `${path}.perInputToken`, 0),
-    perOutputToken: v.perOutputToken === undefined ? 0 : checkNumber(v.perOutputToken, `${path}.perOutputToken`, 0),
+    perInputToken:
+      v.perInputToken === undefined ? 0 : checkNumber(v.perInputToken, `${path}.perInputToken`, 0),
+    perOutputToken:
+      v.perOutputToken === undefined ? 0 : checkNumber(v.perOutputToken, `${path}.perOutputToken`, 0),
   };
 }

@@ -63,7 +63,12 @@ function mark(w: Walk, cacheControl: CacheControl): void {
 
 /** Expects a request that passed validation (replyFingerprint tolerates anything shaped like one). */
 export function analyzePrompt(params: PromptParams): PromptAnalysis {
-  const w: Walk = { canon: `${params.model.length}:${params.model}`, tokens: 0, marks: null, markerTexts: null };
+  const w: Walk = {
+    canon: `${params.model.length}:${params.model}`,
+    tokens: 0,
+    marks: null,
+    markerTexts: null,
+  };
   if (Array.isArray(params.tools)) {
     for (const tool of params.tools) addJson(w, tool);
     // The tools form one piece of the prefix: a cache_control on any of them closes it after the last.

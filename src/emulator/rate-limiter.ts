@@ -63,10 +63,6 @@ export class RateLimiter {
     this.#buckets.clear();
   }
 
-  limits(): ResolvedLimits {
-    return this.#limits;
-  }
-
   /** Refills every bucket (reset). */
   reset(): void {
     this.#buckets.clear();
@@ -88,11 +84,6 @@ export class RateLimiter {
       this.#buckets.set(model, b);
     }
     return b;
-  }
-
-  /** Whether `model` has any limit (so headers are worth computing). */
-  limited(model: string): boolean {
-    return this.#for(model) !== null;
   }
 
   /**
@@ -181,7 +172,8 @@ function push(out: string[], name: string, bucket: TokenBucket | null, now: numb
   const level = Math.max(0, bucket.level());
   const remaining = Math.floor(level / roundTo) * roundTo;
   // RFC 3339 in whole seconds (rounded up, so "full by then" stays true), like the API's own headers.
-  const reset = new Date(Math.ceil((now + bucket.msUntilFull()) / 1000) * 1000).toISOString().slice(0, 19) + 'Z';
+  const reset =
+    new Date(Math.ceil((now + bucket.msUntilFull()) / 1000) * 1000).toISOString().slice(0, 19) + 'Z';
   out.push(
     `anthropic-ratelimit-${name}-limit`,
     String(bucket.capacity),

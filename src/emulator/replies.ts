@@ -94,14 +94,22 @@ export class ReplyGenerator {
     const head = `${REPLY_PREFIX}${promptHash}`;
     if (stop === 'refusal') {
       const text = head + REFUSAL_TEXT;
-      return { text, outputTokens: Math.min(maxTokens, Math.ceil(text.length / CHARS_PER_TOKEN)), stopReason: 'refusal' };
+      return {
+        text,
+        outputTokens: Math.min(maxTokens, Math.ceil(text.length / CHARS_PER_TOKEN)),
+        stopReason: 'refusal',
+      };
     }
     const wanted = stop === 'max_tokens' ? maxTokens : (outputTokens ?? this.naturalTokens(promptHash));
     const tokens = Math.min(wanted, maxTokens);
     const stopReason: StopReason = stop === 'max_tokens' || wanted > maxTokens ? 'max_tokens' : 'end_turn';
     const fillerChars = tokens * CHARS_PER_TOKEN - head.length - 1;
     if (fillerChars <= 0) return { text: head, outputTokens: tokens, stopReason };
-    return { text: `${head} ${this.#fill(this.#draw(promptHash) >>> 4, fillerChars)}`, outputTokens: tokens, stopReason };
+    return {
+      text: `${head} ${this.#fill(this.#draw(promptHash) >>> 4, fillerChars)}`,
+      outputTokens: tokens,
+      stopReason,
+    };
   }
 
   #fill(start: number, chars: number): string {

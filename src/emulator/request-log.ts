@@ -86,7 +86,11 @@ export class RequestLog {
     const status = String(entry.status);
     s.byStatus[status] = (s.byStatus[status] ?? 0) + 1;
     if (entry.errorType !== null) s.byErrorType[entry.errorType] = (s.byErrorType[entry.errorType] ?? 0) + 1;
-    const path = KNOWN_PATHS.has(entry.path) ? entry.path : entry.path.startsWith('/v1/models/') ? '/v1/models' : 'other';
+    const path = KNOWN_PATHS.has(entry.path)
+      ? entry.path
+      : entry.path.startsWith('/v1/models/')
+        ? '/v1/models'
+        : 'other';
     s.byPath[path] = (s.byPath[path] ?? 0) + 1;
     if (entry.rateLimit !== null) s.rateLimited[entry.rateLimit]++;
     if (entry.fault !== null) s.faultsInjected++;

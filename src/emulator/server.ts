@@ -43,7 +43,12 @@ export async function listen(
   };
 }
 
-function onRequest(state: EmulatorState, control: EmulatorControl, req: IncomingMessage, res: ServerResponse): void {
+function onRequest(
+  state: EmulatorState,
+  control: EmulatorControl,
+  req: IncomingMessage,
+  res: ServerResponse,
+): void {
   const url = req.url ?? '/';
   const q = url.indexOf('?');
   const path = q < 0 ? url : url.slice(0, q);

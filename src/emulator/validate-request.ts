@@ -99,7 +99,7 @@ export function validateMessagesRequest(
     for (let i = 0; i < tools.length; i++) {
       const tool: unknown = tools[i];
       if (!isObj(tool)) return `tools.${i}: Input should be a valid dictionary`;
-      if (tool.cache_control !== undefined) {
+      if (tool.cache_control != null) {
         const problem = checkCacheControl(tool.cache_control, `tools.${i}.cache_control`, counter);
         if (problem !== null) return problem;
       }

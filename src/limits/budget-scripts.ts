@@ -31,13 +31,17 @@ local function capacity(d, own)
   if h ~= nil and h > 0 and h < c then c = h end
   return c
 end
+-- The level now, and the time refill (re)starts from: ts may lie ahead of now (see ACQUIRE_SCRIPT).
 local function refilled(d, c)
   local l = tonumber(f[3 * d - 2])
   local ts = tonumber(f[3 * d - 1])
-  if l == nil or ts == nil then return nil end
-  if now > ts then l = l + (now - ts) * c / 60000 end
+  if l == nil or ts == nil then return nil, now end
+  if now > ts then
+    l = l + (now - ts) * c / 60000
+    ts = now
+  end
   if l > c then l = c end
-  return l
+  return l, ts
 end
 local function keep_for(ttl)
   local until_hold = hold - now + 60000
@@ -48,32 +52,40 @@ end
 
 /**
  * Acquire: check every limited dimension (and the hold); grant and charge all at once, or charge
- * nothing. ARGV: own limits r, i, o; costs r, i, o; create_full (1|0); ttl ms.
- * Returns {0, Redis time of the grant (ms, string)} granted, {1, ms} wait that long (the hold, or until the shortest dimension has refilled
- * enough), {2, dimension index, capacity} the request is larger than the whole bucket.
+ * nothing. ARGV: own limits r, i, o; costs r, i, o; create_full (1|0); ttl ms; lead ms.
+ * Returns {0, Redis time of the grant (ms, string)} granted, {1, ms} wait that long (the hold, or until
+ * the shortest dimension has refilled enough), {2, dimension index, capacity} the request is larger
+ * than the whole bucket.
  * A missing dimension is created full when create_full is 1 (this process has never seen the class),
  * else empty (its state vanished under running workers: never burst past the budget).
+ * Lead: the API's bucket starts refilling when the first request of a burst reaches it, which is
+ * later than the grant (connection set-up, the network). A full bucket is full on both sides; so when
+ * a grant takes a dimension out of "full", its refill starts `lead` ms later, not now: otherwise the
+ * shared bucket runs ahead of the API's by rate x that latency, and the request that the API's bucket
+ * is short of gets a 429. It costs rate x lead once per burst after a full bucket, nothing in steady use.
  */
 export const ACQUIRE_SCRIPT = new LuaScript(`${COMMON}
 local create_full = ARGV[7] == '1'
 local ttl = tonumber(ARGV[8])
+local lead = tonumber(ARGV[9])
 local wait = 0
 if hold > now then wait = hold - now end
-local level, created = {}, false
+local level, since, full, created = {}, {}, {}, false
 for d = 1, 3 do
   local own = tonumber(ARGV[d])
   if own > 0 then
     local c = capacity(d, own)
     local cost = tonumber(ARGV[3 + d])
     if cost > c then return {2, d, c} end
-    local l = refilled(d, c)
+    local l, ts = refilled(d, c)
     if l == nil then
       if create_full then l = c else l = 0 end
       created = true
     end
-    level[d] = l
+    level[d], since[d], full[d] = l, ts, l >= c
     if l < cost then
       local w = (cost - l) * 60000 / c
+      if ts > now then w = w + ts - now end
       if w > wait then wait = w end
     end
   end
@@ -81,7 +93,7 @@ end
 if wait > 0 then
   if created then
     for d = 1, 3 do
-      if level[d] ~= nil then redis.call('HSET', key, names[d], fmt(level[d]), 't' .. names[d], fmt(now)) end
+      if level[d] ~= nil then redis.call('HSET', key, names[d], fmt(level[d]), 't' .. names[d], fmt(since[d])) end
     end
     keep_for(ttl)
   end
@@ -89,7 +101,9 @@ if wait > 0 then
 end
 for d = 1, 3 do
   if level[d] ~= nil then
-    redis.call('HSET', key, names[d], fmt(level[d] - tonumber(ARGV[3 + d])), 't' .. names[d], fmt(now))
+    local ts = since[d]
+    if full[d] then ts = now + lead end
+    redis.call('HSET', key, names[d], fmt(level[d] - tonumber(ARGV[3 + d])), 't' .. names[d], fmt(ts))
   end
 end
 keep_for(ttl)
@@ -121,13 +135,13 @@ for d = 1, 3 do
       redis.call('HSET', key, 'h' .. names[d], fmt(header_limit))
     end
     local c = capacity(d, own)
-    local l = refilled(d, c)
+    local l, ts = refilled(d, c)
     if l == nil then l = 0 end
     l = l - tonumber(ARGV[3 + d])
     if l > c then l = c end
     local remaining = tonumber(ARGV[10 + d])
     if remaining >= 0 and remaining < l then l = remaining end
-    redis.call('HSET', key, names[d], fmt(l), 't' .. names[d], fmt(now))
+    redis.call('HSET', key, names[d], fmt(l), 't' .. names[d], fmt(ts))
   end
 end
 keep_for(ttl)

@@ -26,19 +26,32 @@ export function estimateRequest(params: MessageParams, outputEstimate?: number):
   };
 }
 
+/**
+ * Input tokens counted per image block. The API resizes images to about 1.15 megapixels at most and
+ * charges width x height / 750 tokens, about 1,600 at most; an image's base64 size says nothing about
+ * that (a 3 MB PNG is still about 1,600 tokens), so costing it by its JSON length would dead-letter
+ * ordinary vision requests as over budget. Expressed in characters, like everything else here.
+ */
+export const IMAGE_TOKENS = 1_600;
+
 function textLength(content: unknown): number {
   if (content === undefined || content === null) return 0;
   if (typeof content === 'string') return content.length;
   if (Array.isArray(content)) {
     let total = 0;
-    for (const block of content) {
-      if (block && typeof block === 'object') {
-        const text = (block as { text?: unknown }).text;
-        // Non-text blocks (images, documents, tool results) are costed by their serialised size.
-        total += typeof text === 'string' ? text.length : JSON.stringify(block).length;
-      }
-    }
+    for (const block of content) total += blockLength(block);
     return total;
   }
   return JSON.stringify(content).length;
+}
+
+function blockLength(block: unknown): number {
+  if (!block || typeof block !== 'object') return typeof block === 'string' ? block.length : 0;
+  const b = block as { type?: unknown; text?: unknown; content?: unknown };
+  if (typeof b.text === 'string') return b.text.length;
+  if (b.type === 'image') return IMAGE_TOKENS * CHARS_PER_TOKEN;
+  // A tool result may carry text and images of its own.
+  if (b.type === 'tool_result' && b.content !== undefined) return textLength(b.content) + 20;
+  // Other blocks (documents, tool uses, ...) are costed by their serialised size: errs high.
+  return JSON.stringify(block).length;
 }

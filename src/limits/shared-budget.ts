@@ -16,8 +16,12 @@ import { DIMENSIONS, DIMENSION_INFO, parseRateLimitHeaders, settlementDelta, typ
 
 /** How long an idle bucket is kept in Redis (refreshed by every look); longer while a hold lasts. */
 export const BUCKET_TTL_MS = 60 * 60 * 1000;
+/** Default {@link RateBudgetOptions.refillLeadMs}: covers connection set-up to the API. */
+export const DEFAULT_REFILL_LEAD_MS = 500;
 /** The longest one sleep lasts before the head of the queue looks again (to see other processes' refunds). */
 const DEFAULT_MAX_SLEEP_MS = 2_000;
+/** How coarsely the API reports `remaining`, per limit. */
+const REMAINING_ROUNDING: Readonly<Record<Dimension, number>> = { requests: 1, inputTokens: 1000, outputTokens: 1000 };
 /** How long settle() keeps retrying a Redis that does not answer before giving up on that correction. */
 const SETTLE_RETRY_MS = 10_000;
 
@@ -39,6 +43,11 @@ export interface RateBudgetOptions {
   clock?: BudgetClock;
   /** The longest single sleep while waiting, in ms (default 2000). */
   maxSleepMs?: number;
+  /**
+   * How long after a grant empties a full bucket its refill starts (default 500 ms): the API's bucket
+   * starts refilling only when that first request reaches it. See ACQUIRE_SCRIPT.
+   */
+  refillLeadMs?: number;
 }
 
 /** One class in {@link SharedRateBudget.describe}. */
@@ -141,6 +150,7 @@ export class SharedRateBudget implements SharedRateBudgetApi {
   readonly #logger: Logger;
   readonly #clock: BudgetClock;
   readonly #maxSleepMs: number;
+  readonly #refillLeadMs: number;
   readonly #states = new Map<string, ClassState>();
   readonly #closer = new AbortController();
   #redisTrouble = false;
@@ -153,6 +163,7 @@ export class SharedRateBudget implements SharedRateBudgetApi {
     this.#logger = options.logger ?? silentLogger;
     this.#clock = options.clock ?? { now: () => Date.now() };
     this.#maxSleepMs = options.maxSleepMs ?? DEFAULT_MAX_SLEEP_MS;
+    this.#refillLeadMs = options.refillLeadMs ?? DEFAULT_REFILL_LEAD_MS;
   }
 
   resolveModelClass(model: string): ResolvedClass {
@@ -212,7 +223,15 @@ export class SharedRateBudget implements SharedRateBudgetApi {
     const reply = (await ACQUIRE_SCRIPT.run(
       this.#redis,
       [state.key],
-      [...ownLimits(state.cls), charge.requests, charge.inputTokens, charge.outputTokens, createFull, BUCKET_TTL_MS],
+      [
+        ...ownLimits(state.cls),
+        charge.requests,
+        charge.inputTokens,
+        charge.outputTokens,
+        createFull,
+        BUCKET_TTL_MS,
+        this.#refillLeadMs,
+      ],
     )) as Array<number | string>;
     state.seenAt = this.#clock.now();
     const code = Number(reply[0]);
@@ -244,7 +263,10 @@ export class SharedRateBudget implements SharedRateBudgetApi {
         this.#noteReportedLimit(state, dim, own[d] ?? 0, h.limit);
       }
       if (h.remaining !== undefined) {
-        headerRemaining[d] = h.remaining;
+        // The API rounds remaining down (tokens to the thousand): the truth may be up to one step
+        // more. Cap at that, so rounding alone never drains a budget that our own accounting
+        // already tracks; what the API knows and we do not (another client on the key) still caps us.
+        headerRemaining[d] = h.remaining + REMAINING_ROUNDING[dim];
         informative = true;
       }
     });

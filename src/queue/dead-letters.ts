@@ -57,7 +57,10 @@ export function toDeadLetterRow(entry: DeadLetterEntry): DeadLetterRow {
   };
 }
 
-export async function listDeadLetters(runtime: Runtime, filter: DeadLetterFilter = {}): Promise<DeadLetterRow[]> {
+export async function listDeadLetters(
+  runtime: Runtime,
+  filter: DeadLetterFilter = {},
+): Promise<DeadLetterRow[]> {
   const rows: DeadLetterRow[] = [];
   for await (const { entry } of deadLetterEntries(runtime, filter)) rows.push(toDeadLetterRow(entry));
   return rows;

@@ -32,16 +32,13 @@ export interface RequestJobData {
    * so its worker checks for a result before sending.
    */
   resumed?: boolean;
+  /** The batch's first request of its model: the rest of the model is held until it has an outcome. */
+  canary?: boolean;
 }
 
 /** Why a request ended in the dead-letter queue. */
 export type DeadLetterReason =
-  | 'terminal'
-  | 'retries_exhausted'
-  | 'over_budget'
-  | 'stalled'
-  | 'key_breaker'
-  | 'model_breaker';
+  'terminal' | 'retries_exhausted' | 'over_budget' | 'stalled' | 'key_breaker' | 'model_breaker';
 
 /** A dead-letter entry: the original request, its last error and how it got here. */
 export interface DeadLetterEntry {

@@ -5,6 +5,7 @@ import { openInput, scanInput, type InputSource, type ModelStats } from '../batc
 import { CUSTOM_ID_PATTERN } from '../batch/types.js';
 import type { RequestDefaults } from '../batch/validate-request.js';
 import type { Runtime } from '../runtime.js';
+import { CANARY_HOLD_MS, releaseHeld } from './canary.js';
 import { requestJobId, type RequestJobData } from './jobs.js';
 
 export interface SubmitOptions {
@@ -20,6 +21,12 @@ export interface SubmitOptions {
   chunkSize?: number;
   /** Validate and count only; enqueue nothing. */
   dryRun?: boolean;
+  /**
+   * Send one request of each model first and hold the rest until it has an outcome, so a wrong
+   * key, an empty balance or a mistyped model costs one dead-letter entry, not the batch.
+   * Default true.
+   */
+  canary?: boolean;
   /** Called with the batch id before anything is enqueued, so a killed submit can be resumed. */
   onBatchId?: (batchId: string) => void;
   /** Called after each chunk with the number of requests enqueued so far. */
@@ -93,6 +100,7 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
       total: scan.count,
       source: source.name,
       models: Object.fromEntries(Object.entries(models).map(([model, stats]) => [model, stats.requests])),
+      canaryModels: options.canary === false ? [] : Object.keys(models),
     });
     options.onBatchId?.(batchId);
     if (created.submitState === 'submitted') {
@@ -102,12 +110,27 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
     const resumed = created.outcome === 'resumed';
     const done = resumed ? await runtime.store.enqueuedCount(batchId) : 0;
     const chunkSize = options.chunkSize ?? 1_000;
+    const modelNames = Object.keys(models);
+    const seenModels = new Set<string>();
     let enqueued = 0;
     let pending: IndexedRequest[] = [];
+    let canaries = new Set<string>();
     let from = done;
     const flush = async (complete: boolean) => {
       if (pending.length > 0) {
-        await runtime.requests.addBulk(pending.map((item) => toJob(batchId, item, resumed)));
+        // Re-read per chunk: a canary may end while a large submit is still enqueuing.
+        const states = await runtime.store.canaryStates(batchId, modelNames);
+        await runtime.requests.addBulk(
+          pending.map((item) => {
+            const model = item.request.params.model;
+            const role = canaries.has(item.request.custom_id)
+              ? 'canary'
+              : states.get(model) === 'pending'
+                ? 'held'
+                : 'normal';
+            return toJob(batchId, item, resumed, role);
+          }),
+        );
       }
       await runtime.store.commitChunk(
         batchId,
@@ -118,6 +141,7 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
       from += pending.length;
       enqueued += pending.length;
       pending = [];
+      canaries = new Set();
       options.onProgress?.(from, scan.count);
     };
     for await (const chunk of readRequestChunks(source, {
@@ -126,12 +150,20 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
       expect: { count: scan.count, fingerprint: scan.fingerprint },
     })) {
       for (const item of chunk) {
+        const model = item.request.params.model;
+        const first = !seenModels.has(model);
+        seenModels.add(model);
         if (item.index < done) continue;
+        if (first && options.canary !== false) canaries.add(item.request.custom_id);
         pending.push(item);
         if (pending.length >= chunkSize) await flush(from + pending.length === scan.count);
       }
     }
-    if (pending.length > 0 || from < scan.count || from === done) await flush(true);
+    if (pending.length > 0 || from === done) await flush(true);
+    // A canary that ended before its model's last chunk went in would leave those held: release
+    // them now (a no-op when nothing is held).
+    const states = await runtime.store.canaryStates(batchId, modelNames);
+    for (const [model, state] of states) if (state === 'released') await releaseHeld(runtime, batchId, model);
     return { batchId, outcome: created.outcome, total: scan.count, enqueued, models };
   } finally {
     await source.close();
@@ -142,17 +174,21 @@ function toJob(
   batchId: string,
   item: IndexedRequest,
   resumed: boolean,
+  role: 'canary' | 'held' | 'normal',
 ): { name: string; data: RequestJobData; opts: JobsOptions } {
   const { custom_id, params } = item.request;
   const data: RequestJobData = { batch_id: batchId, custom_id, index: item.index, gen: 0, params };
   if (resumed) data.resumed = true;
+  if (role === 'canary') data.canary = true;
   return {
-    name: custom_id,
+    // The model as the job's name: the canary release finds a model's held jobs by it.
+    name: params.model,
     data,
     opts: {
       jobId: requestJobId(batchId, custom_id, 0),
       attempts: PROCESSOR_ATTEMPTS,
       backoff: { type: 'exponential', delay: 1_000 },
+      ...(role === 'held' ? { delay: CANARY_HOLD_MS } : {}),
     },
   };
 }

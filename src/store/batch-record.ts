@@ -26,14 +26,20 @@ export interface BatchRecord {
   refused: number;
   /** Requests per model, from submit. */
   models: Record<string, number>;
+  /** Canary state per model: `pending` (the rest held) or `released`. Empty with --no-canary. */
+  canary: Record<string, string>;
+  /** Set by `cancel`. */
+  canceled_at: string | null;
 }
 
 export function parseBatchRecord(hash: Record<string, string>): BatchRecord | null {
   if (!hash['id']) return null;
   const int = (field: string) => Number(hash[field] ?? 0);
   const erroredByType: Record<string, number> = {};
+  const canary: Record<string, string> = {};
   for (const [field, value] of Object.entries(hash)) {
     if (field.startsWith('err:') && Number(value) > 0) erroredByType[field.slice(4)] = Number(value);
+    else if (field.startsWith('canary:')) canary[field.slice(7)] = value;
   }
   let models: Record<string, number> = {};
   try {
@@ -66,5 +72,7 @@ export function parseBatchRecord(hash: Record<string, string>): BatchRecord | nu
     truncated: int('truncated'),
     refused: int('refused'),
     models,
+    canary,
+    canceled_at: hash['canceled_at'] || null,
   };
 }

@@ -1,3 +1,4 @@
+import { getBreakerState, type KeyBreakerState } from '../breakers/breaker-state.js';
 import type { Runtime } from '../runtime.js';
 import type { BatchRecord, UsageTotals } from './batch-record.js';
 
@@ -8,7 +9,13 @@ export type ProcessingStatus = 'in_progress' | 'paused' | 'canceling' | 'ended';
 export interface BatchStatus {
   id: string;
   processing_status: ProcessingStatus;
-  request_counts: { processing: number; succeeded: number; errored: number; canceled: number; expired: number };
+  request_counts: {
+    processing: number;
+    succeeded: number;
+    errored: number;
+    canceled: number;
+    expired: number;
+  };
   errored_by_type: Record<string, number>;
   usage: UsageTotals;
   /** Replies cut off at max_tokens (`stop_reason: max_tokens`). */
@@ -22,13 +29,25 @@ export interface BatchStatus {
   created_at: string;
   ended_at: string | null;
   models: Record<string, number>;
+  /** Why the queue is paused (a key-wide breaker or `pause`), while it is. */
+  paused: KeyBreakerState | null;
+  /** Canary state per model: `pending` (the rest held until it has an outcome) or `released`. */
+  canary: Record<string, string>;
+  canceled_at: string | null;
 }
 
-export function toBatchStatus(record: BatchRecord, queuePaused: boolean): BatchStatus {
+export function toBatchStatus(record: BatchRecord, paused: KeyBreakerState | null): BatchStatus {
   const ended = record.submit_state === 'submitted' && record.counts.processing <= 0;
+  const processingStatus: ProcessingStatus = ended
+    ? 'ended'
+    : record.canceled_at
+      ? 'canceling'
+      : paused
+        ? 'paused'
+        : 'in_progress';
   return {
     id: record.id,
-    processing_status: ended ? 'ended' : queuePaused ? 'paused' : 'in_progress',
+    processing_status: processingStatus,
     request_counts: { ...record.counts, expired: 0 },
     errored_by_type: record.errored_by_type,
     usage: record.usage,
@@ -40,18 +59,38 @@ export function toBatchStatus(record: BatchRecord, queuePaused: boolean): BatchS
     created_at: record.created_at,
     ended_at: ended ? record.ended_at : null,
     models: record.models,
+    paused: ended ? null : paused,
+    canary: record.canary,
+    canceled_at: record.canceled_at,
   };
 }
 
-/** The status of one batch (O(1): one HGETALL and the queue's paused flag), or null if unknown. */
+/** Why the queue is paused, or null while it runs. */
+async function pauseState(runtime: Runtime): Promise<KeyBreakerState | null> {
+  const [paused, breakers] = await Promise.all([runtime.requests.isPaused(), getBreakerState(runtime)]);
+  if (!paused) return null;
+  return (
+    breakers.key ?? {
+      reason: 'manual',
+      type: 'manual',
+      error_code: null,
+      message: 'the queue is paused',
+      request_id: null,
+      since: '',
+      fix: 'run `claude-batch resume`',
+    }
+  );
+}
+
+/** The status of one batch (O(1): a few commands, whatever its size), or null if unknown. */
 export async function getBatchStatus(runtime: Runtime, batchId: string): Promise<BatchStatus | null> {
-  const [record, paused] = await Promise.all([runtime.store.get(batchId), runtime.requests.isPaused()]);
+  const [record, paused] = await Promise.all([runtime.store.get(batchId), pauseState(runtime)]);
   return record ? toBatchStatus(record, paused) : null;
 }
 
 /** Every batch under the prefix, oldest first. */
 export async function listBatchStatuses(runtime: Runtime): Promise<BatchStatus[]> {
-  const [ids, paused] = await Promise.all([runtime.store.list(), runtime.requests.isPaused()]);
+  const [ids, paused] = await Promise.all([runtime.store.list(), pauseState(runtime)]);
   const records = await Promise.all(ids.map((id) => runtime.store.get(id)));
   return records.filter((r): r is BatchRecord => r !== null).map((r) => toBatchStatus(r, paused));
 }

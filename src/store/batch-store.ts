@@ -2,11 +2,12 @@ import type { RedisClient } from '../queue/connection.js';
 import type { KeyLayout } from '../queue/keys.js';
 import { parseBatchRecord, SCHEMA_VERSION, type BatchRecord, type UsageTotals } from './batch-record.js';
 import { LuaScript } from './lua-script.js';
-import { COMMIT_CHUNK, CREATE_BATCH, FINALIZE_REQUEST } from './scripts.js';
+import { COMMIT_CHUNK, CREATE_BATCH, FINALIZE_REQUEST, REOPEN_REQUEST } from './scripts.js';
 
 const createBatch = new LuaScript(CREATE_BATCH);
 const commitChunk = new LuaScript(COMMIT_CHUNK);
 const finalizeRequest = new LuaScript(FINALIZE_REQUEST);
+const reopenRequest = new LuaScript(REOPEN_REQUEST);
 
 export interface NewBatch {
   id: string;
@@ -14,6 +15,8 @@ export interface NewBatch {
   total: number;
   source: string;
   models: Record<string, number>;
+  /** Models whose first request goes alone, the rest held until it has an outcome. */
+  canaryModels?: readonly string[];
 }
 
 export type CreateResult = { outcome: 'created' | 'resumed'; submitState: string };
@@ -30,6 +33,8 @@ export interface Finalization {
   refused?: boolean;
   /** Whether this end follows an API call (for the calls counter of /metrics). */
   called?: boolean;
+  /** The request's model: a success resets the model's consecutive-failure count. */
+  model?: string;
 }
 
 /** What {@link BatchStore.finalize} did: wrote it, found it already written, or found it superseded. */
@@ -69,6 +74,7 @@ export class BatchStore {
         now.toISOString(),
         SCHEMA_VERSION,
         JSON.stringify(batch.models),
+        JSON.stringify(batch.canaryModels ?? []),
       ],
     )) as [number, string];
     const [status, detail] = reply;
@@ -89,7 +95,24 @@ export class BatchStore {
     return Number((await this.redis.hget(this.keys.batch(id), 'enqueued')) ?? 0);
   }
 
-  async commitChunk(id: string, from: number, customIds: readonly string[], complete: boolean): Promise<number> {
+  /** Canary state per model (`pending`, `released`), for the models that have one. */
+  async canaryStates(id: string, models: readonly string[]): Promise<Map<string, string>> {
+    if (models.length === 0) return new Map();
+    const states = await this.redis.hmget(this.keys.batch(id), ...models.map((m) => `canary:${m}`));
+    const out = new Map<string, string>();
+    models.forEach((model, i) => {
+      const state = states[i];
+      if (state) out.set(model, state);
+    });
+    return out;
+  }
+
+  async commitChunk(
+    id: string,
+    from: number,
+    customIds: readonly string[],
+    complete: boolean,
+  ): Promise<number> {
     return Number(
       await commitChunk.run(
         this.redis,
@@ -99,11 +122,22 @@ export class BatchStore {
     );
   }
 
-  async finalize(id: string, customId: string, generation: number, end: Finalization): Promise<FinalizeStatus> {
+  async finalize(
+    id: string,
+    customId: string,
+    generation: number,
+    end: Finalization,
+  ): Promise<FinalizeStatus> {
     const usage = end.usage ?? {};
     const reply = await finalizeRequest.run(
       this.redis,
-      [this.keys.batch(id), this.keys.results(id), this.keys.generations(id), this.keys.stats()],
+      [
+        this.keys.batch(id),
+        this.keys.results(id),
+        this.keys.generations(id),
+        this.keys.stats(),
+        this.keys.modelFailures(),
+      ],
       [
         customId,
         String(generation),
@@ -118,9 +152,30 @@ export class BatchStore {
         end.refused ? 1 : 0,
         new Date().toISOString(),
         end.called ? 1 : 0,
+        end.model ?? '',
       ],
     );
     return FINALIZE_STATUS[Number(reply)] ?? 'stale';
+  }
+
+  /**
+   * Re-opens an errored request for a new generation (`dlq retry`). Returns `reopened` when the
+   * caller should enqueue generation `generation + 1`.
+   */
+  async reopen(
+    id: string,
+    customId: string,
+    generation: number,
+    errorType: string,
+  ): Promise<'reopened' | 'stale' | 'batch-deleted'> {
+    const reply = Number(
+      await reopenRequest.run(
+        this.redis,
+        [this.keys.batch(id), this.keys.results(id), this.keys.generations(id)],
+        [customId, generation, errorType],
+      ),
+    );
+    return reply === 1 ? 'reopened' : reply === -2 ? 'batch-deleted' : 'stale';
   }
 
   async get(id: string): Promise<BatchRecord | null> {
@@ -157,7 +212,11 @@ export class BatchStore {
 
   /** Counts a retry in the /metrics counters. */
   async countRetry(type: string): Promise<void> {
-    await this.redis.multi().hincrby(this.keys.stats(), `retried:${type}`, 1).hincrby(this.keys.stats(), 'calls', 1).exec();
+    await this.redis
+      .multi()
+      .hincrby(this.keys.stats(), `retried:${type}`, 1)
+      .hincrby(this.keys.stats(), 'calls', 1)
+      .exec();
   }
 
   /** The /metrics counters. */

@@ -24,7 +24,12 @@ export function succeededLine(customId: string, messageJson: string): string {
   return `{"custom_id":${JSON.stringify(customId)},"result":{"type":"succeeded","message":${messageJson}}}`;
 }
 
-export function erroredLine(customId: string, type: string, message: string, requestId: string | null): string {
+export function erroredLine(
+  customId: string,
+  type: string,
+  message: string,
+  requestId: string | null,
+): string {
   const line: ResultLine = {
     custom_id: customId,
     result: { type: 'errored', error: { type: 'error', error: { type, message }, request_id: requestId } },

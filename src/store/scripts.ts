@@ -6,7 +6,7 @@
 /**
  * Creates a batch record, or finds the existing one for a resumed submit.
  * KEYS: batch, batches, schema. ARGV: id, fingerprint, total, source, createdAt(ms), createdAtIso,
- * schemaVersion, models(json).
+ * schemaVersion, models(json), canary models (json array; each gets `canary:<model>` = pending).
  * Returns {status, submitState}: status 1 = created, 0 = resumed, -1 = id taken by other content,
  * -2 = schema of this prefix is newer than this runner.
  */
@@ -23,6 +23,9 @@ redis.call('HSET', KEYS[1],
   'id', ARGV[1], 'fingerprint', ARGV[2], 'total', ARGV[3], 'source', ARGV[4],
   'created_at', ARGV[6], 'processing', ARGV[3], 'succeeded', 0, 'errored', 0, 'canceled', 0,
   'enqueued', 0, 'submit_state', 'submitting', 'models', ARGV[8])
+for _, model in ipairs(cjson.decode(ARGV[9])) do
+  redis.call('HSET', KEYS[1], 'canary:' .. model, 'pending')
+end
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
 return {1, 'submitting'}
 `;
@@ -52,10 +55,10 @@ return enqueued
 /**
  * Writes a request's one results line and moves it out of `processing`, with its usage and error
  * type, all at once. A second call for the same request (a redelivered job) changes nothing.
- * KEYS: batch, results, generations, stats.
+ * KEYS: batch, results, generations, stats, model failures.
  * ARGV: custom_id, generation, kind (succeeded|errored|canceled), result line, error type or '',
  *   input, output, cache creation, cache read tokens, truncated (0|1), refused (0|1), now (ISO),
- *   API calls of this last attempt (0|1).
+ *   API calls of this last attempt (0|1), model (a success resets its model-breaker count).
  * Returns 1 written, 0 already written, -1 stale generation, -2 batch deleted.
  */
 export const FINALIZE_REQUEST = `
@@ -71,6 +74,7 @@ if ARGV[5] ~= '' then
   redis.call('HINCRBY', KEYS[4], 'errored:' .. ARGV[5], 1)
 end
 if ARGV[13] == '1' then redis.call('HINCRBY', KEYS[4], 'calls', 1) end
+if ARGV[3] == 'succeeded' then redis.call('HDEL', KEYS[5], ARGV[14]) end
 local fields = {'input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens', 'truncated', 'refused'}
 for i = 1, 6 do
   local n = tonumber(ARGV[5 + i])
@@ -82,5 +86,35 @@ end
 if left <= 0 and redis.call('HGET', KEYS[1], 'submit_state') == 'submitted' then
   redis.call('HSET', KEYS[1], 'ended_at', ARGV[12])
 end
+return 1
+`;
+
+/**
+ * Re-opens an errored request for `dlq retry`: removes its errored results line, moves it back
+ * from `errored` (and its type) to `processing`, and bumps its generation so the new job has a new
+ * id. Idempotent: a second run (or a run after one that died before adding the job) sees the
+ * bumped generation and answers 1 only while the request still has no result.
+ * KEYS: batch, results, generations. ARGV: custom_id, generation of the entry, error type.
+ * Returns 1 re-opened (send generation+1), 0 nothing to do (stale entry), -2 batch deleted.
+ */
+export const REOPEN_REQUEST = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
+local gen = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
+local n = tonumber(ARGV[2])
+if gen == n + 1 then
+  if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return 1 end
+  return 0
+end
+if gen ~= n then return 0 end
+local line = redis.call('HGET', KEYS[2], ARGV[1])
+if not line or not string.find(line, '"result":{"type":"errored"', 1, true) then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[1], n + 1)
+redis.call('HINCRBY', KEYS[1], 'errored', -1)
+redis.call('HINCRBY', KEYS[1], 'processing', 1)
+if ARGV[3] ~= '' then
+  if redis.call('HINCRBY', KEYS[1], 'err:' .. ARGV[3], -1) <= 0 then redis.call('HDEL', KEYS[1], 'err:' .. ARGV[3]) end
+end
+redis.call('HDEL', KEYS[1], 'ended_at')
 return 1
 `;

@@ -11,7 +11,11 @@ export interface WaitOptions {
 }
 
 /** Resolves with the final status once every request of the batch has its results line. */
-export async function waitForBatch(runtime: Runtime, batchId: string, options: WaitOptions = {}): Promise<BatchStatus> {
+export async function waitForBatch(
+  runtime: Runtime,
+  batchId: string,
+  options: WaitOptions = {},
+): Promise<BatchStatus> {
   for (;;) {
     const status = await getBatchStatus(runtime, batchId);
     if (!status) throw new Error(`no batch ${batchId} under prefix ${runtime.keys.bullPrefix}`);

@@ -1,5 +1,7 @@
-import { DelayedError, type Job, type Queue } from 'bullmq';
-import type { Logger } from '../logger.js';
+import { DelayedError, type Job } from 'bullmq';
+import type { Alerter } from '../breakers/alert.js';
+import { countModelFailure, tripKeyBreaker } from '../breakers/breakers.js';
+import { canaryField, releaseCanary } from '../queue/canary.js';
 import {
   requestJobId,
   type DeadLetterEntry,
@@ -7,14 +9,18 @@ import {
   type LastError,
   type RequestJobData,
 } from '../queue/jobs.js';
-import type { BatchStore, FinalizeStatus } from '../store/batch-store.js';
-import { erroredLine, succeededLine } from '../store/result-line.js';
+import type { Runtime } from '../runtime.js';
+import type { FinalizeStatus } from '../store/batch-store.js';
+import { canceledLine, erroredLine, succeededLine } from '../store/result-line.js';
 import type { Outcome } from './outcome.js';
+import type { RequestGates } from './request-gates.js';
 
 export interface ApplyDeps {
-  store: BatchStore;
-  deadLetters: Queue<DeadLetterEntry>;
-  logger: Logger;
+  runtime: Runtime;
+  alert: Alerter;
+  gates: RequestGates;
+  /** Consecutive model-wide failures that open a model's breaker. */
+  modelBreakerThreshold: number;
 }
 
 /** The attempt's bookkeeping, carried into the job data on a retry. */
@@ -25,11 +31,14 @@ export interface AttemptState {
 
 /**
  * The one place an outcome changes state. Order matters for crash safety:
- * - succeeded: one script writes the result line, counts and usage together;
+ * - succeeded / canceled: one script writes the result line, counts and usage together;
  * - dead-letter: the entry is added first (idempotent by job id), then the result and counts; a
  *   worker that dies in between leaves the entry, which the redelivered job finds and finishes
  *   from, without sending again;
+ * - trip-breaker: as dead-letter, then the breaker (idempotent: pausing twice, counting a failure
+ *   the redelivered job never repeats since it finishes from its entry);
  * - retry: the job is delayed in BullMQ, which keeps its attempts (DelayedError).
+ * A canary's outcome, whatever it is, then releases the rest of its model's requests.
  */
 export async function applyOutcome(
   deps: ApplyDeps,
@@ -38,12 +47,13 @@ export async function applyOutcome(
   outcome: Outcome,
   attempt: AttemptState,
 ): Promise<void> {
+  const { runtime } = deps;
   const data = job.data;
   switch (outcome.kind) {
     case 'succeeded': {
       const { call } = outcome;
       await finalizeLogged(deps, data, 'succeeded', () =>
-        deps.store.finalize(data.batch_id, data.custom_id, data.gen, {
+        runtime.store.finalize(data.batch_id, data.custom_id, data.gen, {
           kind: 'succeeded',
           line: succeededLine(data.custom_id, call.messageJson),
           usage: {
@@ -55,12 +65,23 @@ export async function applyOutcome(
           truncated: call.stopReason === 'max_tokens',
           refused: call.stopReason === 'refusal',
           called: true,
+          model: data.params.model,
         }),
       );
-      return;
+      break;
+    }
+    case 'canceled': {
+      await finalizeLogged(deps, data, 'canceled', () =>
+        runtime.store.finalize(data.batch_id, data.custom_id, data.gen, {
+          kind: 'canceled',
+          line: canceledLine(data.custom_id),
+        }),
+      );
+      break;
     }
     case 'retry': {
-      await deps.store.countRetry(outcome.lastError.type);
+      await releaseIfCanary(deps, data);
+      await runtime.store.countRetry(outcome.lastError.type);
       await job.updateData({
         ...data,
         calls: attempt.calls,
@@ -71,32 +92,65 @@ export async function applyOutcome(
       throw new DelayedError();
     }
     case 'dead-letter': {
-      const entry = deadLetterEntry(data, outcome.reason, outcome.lastError, attempt, outcome.message);
-      await deps.deadLetters.add(`${data.batch_id}.${data.custom_id}`, entry, {
-        jobId: requestJobId(data.batch_id, data.custom_id, data.gen),
-      });
-      await finalizeDeadLetter(deps, entry);
-      deps.logger.warn('request dead-lettered', {
-        batch_id: data.batch_id,
-        custom_id: data.custom_id,
-        reason: entry.reason,
-        error_type: entry.error_type,
-        status: entry.status,
-        request_id: entry.request_id,
-      });
-      return;
+      await deadLetter(deps, deadLetterEntry(data, outcome.reason, outcome.lastError, attempt, outcome.message));
+      break;
+    }
+    case 'trip-breaker': {
+      if (outcome.scope === 'key') deps.gates.noteKeyBreaker();
+      await deadLetter(deps, deadLetterEntry(data, 'terminal', outcome.lastError, attempt));
+      if (outcome.scope === 'key') {
+        await tripKeyBreaker(runtime, { ...outcome.lastError, errorCode: outcome.errorCode }, deps.alert);
+      } else {
+        // A canary speaks for its whole model at once; elsewhere one failure may be a fluke.
+        const threshold = data.canary ? 1 : deps.modelBreakerThreshold;
+        const opened = await countModelFailure(runtime, data.params.model, outcome.lastError, threshold, deps.alert);
+        if (opened) deps.gates.noteModelBreaker(opened);
+      }
+      break;
     }
   }
+  await releaseIfCanary(deps, data);
+}
+
+/** Adds the dead-letter entry, then writes the errored results line. */
+async function deadLetter(deps: ApplyDeps, entry: DeadLetterEntry): Promise<void> {
+  const { runtime } = deps;
+  await runtime.deadLetters.add(entry.params.model, entry, {
+    jobId: requestJobId(entry.batch_id, entry.custom_id, entry.gen),
+  });
+  await finalizeDeadLetter(deps, entry);
+  runtime.logger.warn('request dead-lettered', {
+    batch_id: entry.batch_id,
+    custom_id: entry.custom_id,
+    reason: entry.reason,
+    error_type: entry.error_type,
+    status: entry.status,
+    request_id: entry.request_id,
+  });
+}
+
+/** Releases the rest of a canary's model, once: a later look finds it released and does nothing. */
+export async function releaseIfCanary(deps: ApplyDeps, data: RequestJobData): Promise<void> {
+  if (!data.canary) return;
+  const { runtime } = deps;
+  const state = await runtime.redis.hget(runtime.keys.batch(data.batch_id), canaryField(data.params.model));
+  if (state !== 'pending') return;
+  const released = await releaseCanary(runtime, data.batch_id, data.params.model);
+  runtime.logger.info('canary done: released the rest of its model', {
+    batch_id: data.batch_id,
+    model: data.params.model,
+    released,
+  });
 }
 
 /** Writes the errored results line of a dead-letter entry (also used when recovering one). */
-export async function finalizeDeadLetter(deps: ApplyDeps, entry: DeadLetterEntry): Promise<void> {
+export async function finalizeDeadLetter(deps: Pick<ApplyDeps, 'runtime'>, entry: DeadLetterEntry): Promise<void> {
   await finalizeLogged(deps, entry, 'errored', () =>
-    deps.store.finalize(entry.batch_id, entry.custom_id, entry.gen, {
+    deps.runtime.store.finalize(entry.batch_id, entry.custom_id, entry.gen, {
       kind: 'errored',
       line: erroredLine(entry.custom_id, entry.error_type, entry.message, entry.request_id),
       errorType: entry.error_type,
-      called: entry.attempts > 0 && entry.reason !== 'stalled',
+      called: entry.status !== null || entry.request_id !== null,
     }),
   );
 }
@@ -126,14 +180,14 @@ export function deadLetterEntry(
 }
 
 async function finalizeLogged(
-  deps: ApplyDeps,
+  deps: Pick<ApplyDeps, 'runtime'>,
   ids: { batch_id: string; custom_id: string },
   kind: string,
   write: () => Promise<FinalizeStatus>,
 ): Promise<void> {
   const status = await write();
   if (status === 'batch-deleted') {
-    deps.logger.warn('result dropped: the batch was deleted while the request was in flight', {
+    deps.runtime.logger.warn('result dropped: the batch was deleted while the request was in flight', {
       batch_id: ids.batch_id,
       custom_id: ids.custom_id,
       kind,

@@ -1,4 +1,5 @@
 import { Worker, type Job } from 'bullmq';
+import type { Alerter } from '../breakers/alert.js';
 import type { ClaudeClient } from '../claude/claude-client.js';
 import type { RateBudget } from '../limits/rate-budget.js';
 import { REQUESTS_QUEUE, type RequestJobData } from '../queue/jobs.js';
@@ -11,6 +12,9 @@ export interface ClaudeWorkerOptions {
   client: ClaudeClient;
   budget: RateBudget;
   retry: RetryPolicy;
+  alert: Alerter;
+  /** Consecutive model-wide failures that open a model's breaker. */
+  modelBreakerThreshold: number;
   /** Requests in flight in this process. */
   concurrency: number;
   /** BullMQ lock duration (ms): a dead worker's jobs are taken back after it. */
@@ -43,12 +47,12 @@ export class ClaudeWorker {
     private readonly options: ClaudeWorkerOptions,
   ) {
     this.processor = new RequestProcessor({
-      store: runtime.store,
-      deadLetters: runtime.deadLetters,
+      runtime,
       client: options.client,
       budget: options.budget,
       retry: options.retry,
-      logger: runtime.logger,
+      alert: options.alert,
+      modelBreakerThreshold: options.modelBreakerThreshold,
     });
     this.worker = new Worker<RequestJobData>(REQUESTS_QUEUE, (job, token) => this.run(job, token), {
       connection: runtime.redis,
@@ -131,11 +135,8 @@ export class ClaudeWorker {
             },
             { calls: job.data.calls ?? 0, firstAt: job.data.first_at ?? null },
           );
-          await this.runtime.deadLetters.add(`${entry.batch_id}.${entry.custom_id}`, entry, { jobId: job.id });
-          await finalizeDeadLetter(
-            { store: this.runtime.store, deadLetters: this.runtime.deadLetters, logger: this.runtime.logger },
-            entry,
-          );
+          await this.runtime.deadLetters.add(entry.params.model, entry, { jobId: job.id });
+          await finalizeDeadLetter({ runtime: this.runtime }, entry);
         }
         await job.remove();
       }

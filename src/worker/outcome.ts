@@ -11,7 +11,14 @@ import type { DeadLetterReason, LastError } from '../queue/jobs.js';
 export type Outcome =
   | { kind: 'succeeded'; call: Extract<CallResult, { ok: true }> }
   | { kind: 'retry'; delayMs: number; lastError: LastError }
-  | { kind: 'dead-letter'; reason: DeadLetterReason; lastError: LastError; message?: string };
+  | { kind: 'dead-letter'; reason: DeadLetterReason; lastError: LastError; message?: string }
+  /**
+   * An error that will repeat for every request of the key (`key`) or of the model (`model`):
+   * this request dead-letters with its own error, and the breaker acts for the rest.
+   */
+  | { kind: 'trip-breaker'; scope: 'key' | 'model'; lastError: LastError; errorCode: string | null }
+  /** The batch was canceled before this request was sent. */
+  | { kind: 'canceled' };
 
 /** The retry budget of one request. */
 export interface RetryPolicy {
@@ -46,7 +53,10 @@ export function decideOutcome(result: CallResult, policy: RetryPolicy, context: 
     message: failure.message,
     request_id: failure.requestId,
   };
-  if (verdict.action === 'dead-letter') return { kind: 'dead-letter', reason: 'terminal', lastError };
+  if (verdict.action === 'dead-letter') {
+    if (verdict.rule.scope === 'request') return { kind: 'dead-letter', reason: 'terminal', lastError };
+    return { kind: 'trip-breaker', scope: verdict.rule.scope, lastError, errorCode: failure.errorCode };
+  }
 
   if (context.calls >= policy.maxAttempts) {
     return {

@@ -1,36 +1,43 @@
-import { Job, WaitingError, type Queue } from 'bullmq';
+import { DelayedError, Job, WaitingError } from 'bullmq';
+import type { Alerter } from '../breakers/alert.js';
 import type { ClaudeClient } from '../claude/claude-client.js';
 import { retryAfterMs } from '../errors/retry-hints.js';
 import { estimateRequest } from '../limits/estimate-tokens.js';
 import { OverBudgetError, type BudgetLease, type RateBudget } from '../limits/rate-budget.js';
-import type { Logger } from '../logger.js';
 import { requestJobId, type DeadLetterEntry, type RequestJobData } from '../queue/jobs.js';
-import type { BatchStore } from '../store/batch-store.js';
-import { applyOutcome, finalizeDeadLetter, type ApplyDeps } from './apply-outcome.js';
+import type { Runtime } from '../runtime.js';
+import { applyOutcome, finalizeDeadLetter, releaseIfCanary, type ApplyDeps } from './apply-outcome.js';
 import { decideOutcome, type Outcome, type RetryPolicy } from './outcome.js';
+import { RequestGates } from './request-gates.js';
 
 export interface RequestProcessorDeps {
-  store: BatchStore;
-  deadLetters: Queue<DeadLetterEntry>;
+  runtime: Runtime;
   client: ClaudeClient;
   budget: RateBudget;
   retry: RetryPolicy;
-  logger: Logger;
+  alert: Alerter;
+  /** Consecutive model-wide failures that open a model's breaker. */
+  modelBreakerThreshold: number;
   /** Output tokens to reserve instead of max_tokens. Default: max_tokens. */
   outputEstimate?: number;
 }
 
 /**
- * Handles one request job: recover → estimate → acquire budget → call → classify → apply.
- * Every step but the last is free of Redis writes, so a crash anywhere before `applyOutcome`
- * leaves the job to be redelivered as if it had never started (the call may have been made:
- * delivery is at-least-once for what was in flight).
+ * Handles one request job: gates → estimate → acquire budget → call → classify → apply.
+ * Every step before `applyOutcome` is free of Redis writes, so a crash anywhere before it leaves
+ * the job to be redelivered as if it had never started (the call may have been made: delivery is
+ * at-least-once for what was in flight).
  */
 export class RequestProcessor {
   private readonly apply: ApplyDeps;
 
   constructor(private readonly deps: RequestProcessorDeps) {
-    this.apply = { store: deps.store, deadLetters: deps.deadLetters, logger: deps.logger };
+    this.apply = {
+      runtime: deps.runtime,
+      alert: deps.alert,
+      gates: new RequestGates(deps.runtime),
+      modelBreakerThreshold: deps.modelBreakerThreshold,
+    };
   }
 
   async process(job: Job<RequestJobData>, token: string | undefined, signal?: AbortSignal): Promise<void> {
@@ -38,6 +45,23 @@ export class RequestProcessor {
     if ((job.attemptsStarted > 1 || data.resumed) && (await this.finishIfEnded(job))) return;
 
     const calls = data.calls ?? 0;
+    const attempt = { calls, firstAt: data.first_at ?? null };
+    const gate = await this.apply.gates.check(data);
+    if (gate.kind === 'canceled') return applyOutcome(this.apply, job, token, { kind: 'canceled' }, attempt);
+    if (gate.kind === 'key-breaker') return this.hold(job, token);
+    if (gate.kind === 'model-breaker') {
+      const { breaker } = gate;
+      const outcome: Outcome = {
+        kind: 'dead-letter',
+        reason: 'model_breaker',
+        lastError: { status: null, type: breaker.type, message: '', request_id: null },
+        message:
+          `not sent: model ${breaker.model} failed with ${breaker.type} (request ${breaker.request_id ?? 'unknown'}: ` +
+          `${breaker.message}), so its remaining requests were stopped. ${breaker.fix}`,
+      };
+      return applyOutcome(this.apply, job, token, outcome, attempt);
+    }
+
     const estimate = estimateRequest(data.params, this.deps.outputEstimate);
     let lease: BudgetLease;
     try {
@@ -50,9 +74,13 @@ export class RequestProcessor {
         reason: 'over_budget',
         lastError: { status: null, type: 'over_budget', message: err.message, request_id: null },
       };
-      return applyOutcome(this.apply, job, token, outcome, { calls, firstAt: data.first_at ?? null });
+      return applyOutcome(this.apply, job, token, outcome, attempt);
     }
 
+    if (this.apply.gates.keyBreakerOpen()) {
+      await this.deps.budget.settle(lease, { usage: null, headers: {} });
+      return this.hold(job, token);
+    }
     const firstAt = data.first_at ?? Date.now();
     const result = await this.deps.client.call(data.params, signal);
     const rateLimited =
@@ -75,8 +103,8 @@ export class RequestProcessor {
    */
   async finishIfEnded(job: Job<RequestJobData>): Promise<boolean> {
     const { batch_id, custom_id, gen } = job.data;
-    const keys = this.deps.store.keys;
-    const replies = await this.deps.store.redis
+    const { keys, redis, deadLetters } = this.deps.runtime;
+    const replies = await redis
       .multi()
       .exists(keys.batch(batch_id))
       .hget(keys.results(batch_id), custom_id)
@@ -85,13 +113,22 @@ export class RequestProcessor {
     const [exists, result, currentGen] = (replies ?? []).map(([, value]) => value);
     if (Number(exists) === 0) return true;
     if (String(currentGen ?? '0') !== String(gen)) return true;
-    if (result !== null && result !== undefined) return true;
-    const entry = await Job.fromId<DeadLetterEntry>(this.deps.deadLetters, requestJobId(batch_id, custom_id, gen));
-    if (entry?.data) {
+    if (result === null || result === undefined) {
+      const entry = await Job.fromId<DeadLetterEntry>(deadLetters, requestJobId(batch_id, custom_id, gen));
+      if (!entry?.data) return false;
       await finalizeDeadLetter(this.apply, entry.data);
-      return true;
     }
-    return false;
+    await releaseIfCanary(this.apply, job.data);
+    return true;
+  }
+
+  /**
+   * Puts a job back unsent while the key-wide breaker is open; it comes up again in a second, by
+   * when the queue pause has taken hold and parks it with the rest. No attempt is spent.
+   */
+  private async hold(job: Job<RequestJobData>, token: string | undefined): Promise<never> {
+    await job.moveToDelayed(Date.now() + 1_000, token);
+    throw new DelayedError();
   }
 
   /** Returns the job to the waiting list untouched, for another worker (graceful stop). */

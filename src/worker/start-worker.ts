@@ -1,3 +1,4 @@
+import { createAlerter } from '../breakers/alert.js';
 import { createClaudeClient, type ClaudeClient } from '../claude/claude-client.js';
 import { UNLIMITED_BUDGET, type RateBudget } from '../limits/rate-budget.js';
 import { redisDurabilityWarnings } from '../queue/redis-health.js';
@@ -41,6 +42,8 @@ export async function startWorker(runtime: Runtime, options: StartWorkerOptions 
       maxRetryWaitMs: config.maxRetryWaitMs,
       backoff: { baseDelayMs: config.backoffBaseMs, maxDelayMs: config.backoffMaxMs },
     },
+    alert: createAlerter({ logger, webhookUrl: config.alertWebhookUrl }),
+    modelBreakerThreshold: config.modelBreakerThreshold,
     concurrency: config.concurrency,
     lockDurationMs: config.lockDurationMs,
     stalledIntervalMs: config.stalledIntervalMs,

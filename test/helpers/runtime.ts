@@ -11,9 +11,13 @@ export function uniquePrefix(name: string): string {
   return `{cbt-${name}-${randomBytes(4).toString('hex')}}`;
 }
 
-export function testConfig(prefix: string, overrides: ConfigOverrides = {}): ClaudeBatchConfig {
+export function testConfig(
+  prefix: string,
+  overrides: ConfigOverrides = {},
+  env: NodeJS.ProcessEnv = {},
+): ClaudeBatchConfig {
   return loadConfig({
-    env: { REDIS_URL, ANTHROPIC_API_KEY: 'sk-test-key-for-emulator-0000' },
+    env: { REDIS_URL, ANTHROPIC_API_KEY: 'sk-test-key-for-emulator-0000', ...env },
     overrides: {
       prefix,
       backoffBaseMs: '50',
@@ -30,8 +34,22 @@ export async function testRuntime(
   name: string,
   overrides: ConfigOverrides = {},
   logger: Logger = process.env['TEST_LOG'] ? createLogger({ level: 'debug' }) : silentLogger,
+  env: NodeJS.ProcessEnv = {},
 ): Promise<Runtime> {
-  return openRuntime(testConfig(uniquePrefix(name), overrides), { logger });
+  return openRuntime(testConfig(uniquePrefix(name), overrides, env), { logger });
+}
+
+/** A logger that keeps every line (JSON objects) for assertions. */
+export function captureLogger(): Logger & { lines: Array<Record<string, unknown>> } {
+  const lines: Array<Record<string, unknown>> = [];
+  const stream = {
+    isTTY: false,
+    write(chunk: string) {
+      lines.push(JSON.parse(chunk) as Record<string, unknown>);
+      return true;
+    },
+  } as unknown as NodeJS.WritableStream;
+  return Object.assign(createLogger({ level: 'debug', stream, json: true }), { lines });
 }
 
 /** Deletes every key under the prefix (BullMQ's and the runner's). */

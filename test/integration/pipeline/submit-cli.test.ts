@@ -26,6 +26,11 @@ async function keysUnder(p: string): Promise<string[]> {
   return redis.keys(`${p}:*`);
 }
 
+/** Jobs queued: waiting, plus delayed (the canary holds all but one request per model). */
+async function queued(p: string): Promise<number> {
+  return (await redis.llen(`${p}:requests:wait`)) + (await redis.zcard(`${p}:requests:delayed`));
+}
+
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'cb-submit-'));
   redis = new Redis(REDIS_URL);
@@ -63,7 +68,9 @@ describe('claude-batch submit', () => {
     const id = first.stdout.trim();
     expect(second.stdout.trim()).toBe(id);
     expect(second.stderr).toMatch(/resumed, 0 of 50 requests enqueued now/);
-    expect(await redis.llen(`${p}:requests:wait`)).toBe(50);
+    expect(await queued(p)).toBe(50);
+    // The canary: one request of the model goes first, the rest are held.
+    expect(await redis.llen(`${p}:requests:wait`)).toBe(1);
     expect(await redis.llen(`${p}:cb:batch:${id}:ids`)).toBe(50);
   });
 
@@ -146,7 +153,7 @@ describe('claude-batch submit', () => {
     expect(again.code).toBe(0);
     expect(again.stdout.trim()).toBe(id);
     expect(await redis.hget(`${p}:cb:batch:${id}`, 'submit_state')).toBe('submitted');
-    expect(await redis.llen(`${p}:requests:wait`)).toBe(total);
+    expect(await queued(p)).toBe(total);
     const ids = await redis.lrange(`${p}:cb:batch:${id}:ids`, 0, -1);
     expect(ids.length).toBe(total);
     expect(new Set(ids).size).toBe(total);

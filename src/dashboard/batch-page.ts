@@ -1,0 +1,253 @@
+import type { KeyBreakerState, ModelBreakerState } from '../breakers/breaker-state.js';
+import { RULES_BY_TYPE } from '../errors/error-table.js';
+import type { BatchStatus } from '../store/batch-status.js';
+import type { DashboardSnapshot, QueueSnapshot } from './dashboard-data.js';
+import { html, raw, type SafeHtml } from './html.js';
+import { estimateCost, findPrice, type PriceTable } from './price-table.js';
+
+export interface BatchPageInput {
+  snapshot: DashboardSnapshot;
+  prices: PriceTable;
+  /** Key prefix of the deployment (never the Redis URL: it may hold a password). */
+  prefix: string;
+  readOnly: boolean;
+  /** Seconds between reloads; 0 turns reloading off. */
+  refreshSeconds: number;
+  /** Where Bull Board is mounted, relative to the page (e.g. `queues`). */
+  boardPath: string;
+}
+
+/** The fix for an error type, from the error table. */
+export function fixFor(type: string): string {
+  return (
+    RULES_BY_TYPE[type]?.fix ??
+    'Not in the error table: see the messages with `claude-batch dlq list --type ' + type + '`.'
+  );
+}
+
+const STYLE = raw(`
+:root { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d1d1f; background: #f6f6f4; }
+body { margin: 0 auto; max-width: 1200px; padding: 1rem 1.5rem 3rem; }
+h1 { font-size: 1.4rem; margin: .5rem 0 1rem; } h2 { font-size: 1.1rem; margin: 1.5rem 0 .5rem; }
+a { color: #0b57d0; }
+.muted { color: #666; font-size: .85rem; }
+.card { background: #fff; border: 1px solid #ddd; border-radius: 8px; padding: .8rem 1rem; margin: .8rem 0; }
+.alert { background: #fff1f0; border: 2px solid #c62828; border-radius: 8px; padding: .8rem 1rem; margin: .8rem 0; }
+.alert h2 { color: #c62828; margin-top: 0; }
+.warn { background: #fff8e1; border: 1px solid #e0a800; border-radius: 8px; padding: .6rem 1rem; margin: .8rem 0; }
+.badge { display: inline-block; padding: .1rem .5rem; border-radius: 999px; font-size: .8rem; font-weight: 600; }
+.st-in_progress { background: #e3f2fd; color: #0d47a1; } .st-ended { background: #e8f5e9; color: #1b5e20; }
+.st-paused { background: #c62828; color: #fff; font-size: .95rem; } .st-canceling { background: #fff3e0; color: #e65100; }
+.bar { display: flex; height: 14px; border-radius: 7px; overflow: hidden; background: #e0e0e0; margin: .4rem 0; }
+.bar span { display: block; height: 100%; }
+.c-succeeded { background: #2e7d32; } .c-errored { background: #c62828; } .c-canceled { background: #9e9e9e; }
+.c-processing { background: #42a5f5; } .c-pending { background: #e0e0e0; }
+.legend span { margin-right: 1rem; white-space: nowrap; } .dot { display: inline-block; width: .7rem; height: .7rem; border-radius: 2px; margin-right: .25rem; vertical-align: middle; }
+table { border-collapse: collapse; width: 100%; font-size: .9rem; }
+th, td { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid #eee; vertical-align: top; }
+th { font-weight: 600; color: #444; } td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+code { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: .85em; }
+.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(260px, 1fr)); gap: .5rem 1.5rem; }
+form.inline { display: inline; } button { font: inherit; padding: .2rem .8rem; cursor: pointer; }
+`);
+
+const nf = new Intl.NumberFormat('en-US');
+const n = (value: number) => nf.format(value);
+
+function usd(value: number | null): string {
+  if (value === null) return 'unknown';
+  if (value === 0) return '$0.00';
+  return value < 0.01 ? `$${value.toFixed(4)}` : `$${value.toFixed(2)}`;
+}
+
+function pct(part: number, total: number): string {
+  return total > 0 ? `${Math.max(0, Math.min(100, (part / total) * 100)).toFixed(2)}%` : '0%';
+}
+
+function progress(batch: BatchStatus): SafeHtml {
+  const { succeeded, errored, canceled, processing } = batch.request_counts;
+  const total = Math.max(batch.total, succeeded + errored + canceled + processing);
+  const pending = Math.max(0, total - succeeded - errored - canceled - processing);
+  const parts: [string, string, number][] = [
+    ['succeeded', 'succeeded', succeeded],
+    ['errored', 'errored', errored],
+    ['canceled', 'canceled', canceled],
+    ['processing', 'processing', processing],
+  ];
+  if (pending > 0) parts.push(['pending', 'not yet enqueued', pending]);
+  return html`<div class="bar" role="img" aria-label="${parts.map(([, label, v]) => `${label} ${v}`).join(', ')} of ${total}">
+      ${parts.map(([cls, label, v]) => (v > 0 ? html`<span class="c-${cls}" style="width:${pct(v, total)}" title="${label} ${v}"></span>` : ''))}
+    </div>
+    <div class="legend">
+      ${parts.map(([cls, label, v]) => html`<span data-count="${cls}"><i class="dot c-${cls}"></i>${label} <b>${n(v)}</b></span>`)}
+      <span>total <b>${n(batch.total)}</b></span>
+    </div>`;
+}
+
+function keyBreakerAlert(key: KeyBreakerState): SafeHtml {
+  if (key.reason === 'manual') {
+    return html`<section class="alert" id="key-breaker">
+    <h2>Queue PAUSED by hand</h2>
+    <p>${key.message || 'paused by an operator'} since ${key.since || '—'}. No request is sent until it is resumed.</p>
+    <p><b>Fix:</b> ${key.fix || 'run `claude-batch resume`'}</p>
+  </section>`;
+  }
+  return html`<section class="alert" id="key-breaker">
+    <h2>Queue PAUSED by the key breaker: <code>${key.type}</code>${key.error_code ? html` (<code>${key.error_code}</code>)` : ''}</h2>
+    <p>Every request of this API key would fail the same way, so no request is sent until it is fixed.</p>
+    <table>
+      <tr><th>Message</th><td>${key.message || '—'}</td></tr>
+      <tr><th>Since</th><td>${key.since || '—'}</td></tr>
+      ${key.request_id ? html`<tr><th>Request id</th><td><code>${key.request_id}</code></td></tr>` : ''}
+      <tr><th>Fix</th><td><b>${key.fix || fixFor(key.type)}</b></td></tr>
+    </table>
+  </section>`;
+}
+
+function modelBreakers(models: ModelBreakerState[]): SafeHtml {
+  if (models.length === 0) return html``;
+  return html`<section class="warn" id="model-breakers">
+    <h2>Open model breakers</h2>
+    <p class="muted">Remaining requests of these models are dead-lettered unsent.</p>
+    <table>
+      <tr><th>Model</th><th>Type</th><th>Message</th><th>Since</th><th>Fix</th></tr>
+      ${models.map(
+        (m) =>
+          html`<tr><td><code>${m.model}</code></td><td><code>${m.type}</code></td><td>${m.message}</td><td>${m.since}</td><td>${m.fix || fixFor(m.type)}</td></tr>`,
+      )}
+    </table>
+  </section>`;
+}
+
+function queueCard(queue: QueueSnapshot, boardPath: string, label: string): SafeHtml {
+  const states = Object.entries(queue.counts).filter(([, v]) => v > 0);
+  return html`<div>
+    <b>${label}</b> <a href="${boardPath}/queue/${encodeURIComponent(queue.name)}">${queue.name}</a>
+    ${queue.paused ? html`<span class="badge st-paused">paused</span>` : ''}
+    <div class="muted">${states.length === 0 ? 'empty' : states.map(([s, v]) => `${s} ${n(v)}`).join(' · ')}</div>
+  </div>`;
+}
+
+function batchCard(
+  batch: BatchStatus,
+  input: BatchPageInput,
+  openModels: Map<string, ModelBreakerState>,
+  key: KeyBreakerState | null,
+): SafeHtml {
+  const cost = estimateCost(batch.usage, batch.models, input.prices);
+  const errors = Object.entries(batch.errored_by_type).sort(([, a], [, b]) => b - a);
+  const models = Object.entries(batch.models).sort(([a], [b]) => a.localeCompare(b));
+  const u = batch.usage;
+  return html`<section class="card batch" id="batch-${batch.id}" data-batch="${batch.id}">
+    <h2><code>${batch.id}</code> <span class="badge st-${batch.processing_status}">${batch.processing_status}</span>
+      ${batch.submit_state === 'submitting' ? html`<span class="badge st-canceling">submitting</span>` : ''}</h2>
+    ${
+      batch.processing_status === 'paused'
+        ? html`<p><b>Paused:</b> ${
+            key?.reason === 'manual'
+              ? html`paused by hand since ${key.since}; resume the queue to continue.`
+              : key
+              ? html`key breaker <code>${key.type}</code> since ${key.since}: ${key.message}. <b>Fix:</b> ${key.fix || fixFor(key.type)}`
+              : 'the queue was paused by an operator; resume it to continue.'
+          }</p>`
+        : ''
+    }
+    <div class="muted">source ${batch.source || '—'} · created ${batch.created_at}${batch.ended_at ? ` · ended ${batch.ended_at}` : ''}</div>
+    ${progress(batch)}
+    <div class="grid">
+      <div>
+        <h3>Errors by type</h3>
+        ${
+          errors.length === 0
+            ? html`<p class="muted">none</p>`
+            : html`<table class="errors"><tr><th>Type</th><th class="num">Requests</th><th>Fix</th></tr>
+              ${errors.map(
+                ([type, count]) =>
+                  html`<tr data-error-type="${type}"><td><code>${type}</code></td><td class="num">${n(count)}</td><td>${fixFor(type)}</td></tr>`,
+              )}</table>`
+        }
+        <p>truncated (max_tokens) <b data-count="truncated">${n(batch.truncated)}</b> · refused <b data-count="refused">${n(batch.refused)}</b></p>
+      </div>
+      <div>
+        <h3>Usage</h3>
+        <table class="usage">
+          <tr><th>input tokens</th><td class="num">${n(u.input_tokens)}</td></tr>
+          <tr><th>output tokens</th><td class="num">${n(u.output_tokens)}</td></tr>
+          <tr><th>cache write tokens</th><td class="num">${n(u.cache_creation_input_tokens)}</td></tr>
+          <tr><th>cache read tokens</th><td class="num">${n(u.cache_read_input_tokens)}</td></tr>
+          <tr><th>estimated cost</th><td class="num" data-cost>${usd(cost.usd)}${cost.exact ? '' : ' (approx.)'}</td></tr>
+        </table>
+        ${cost.unpriced.length > 0 ? html`<p class="muted">No price for ${cost.unpriced.join(', ')}: left out of the estimate (see --prices).</p>` : ''}
+        ${!cost.exact && cost.unpriced.length === 0 ? html`<p class="muted">Mixed models: rates averaged by each model's share of the requests.</p>` : ''}
+      </div>
+      <div>
+        <h3>Models</h3>
+        <table>
+          ${models.map(([model, requests]) => {
+            const price = findPrice(input.prices, model);
+            const breaker = openModels.get(model);
+            return html`<tr><td><code>${model}</code>${breaker ? html` <span class="badge st-paused" title="${breaker.message}">breaker open: ${breaker.type}</span>` : ''}</td>
+              <td class="num">${n(requests)} req</td>
+              <td class="muted">${price ? `$${price.input}/$${price.output} per MTok` : 'no price'}</td></tr>`;
+          })}
+        </table>
+      </div>
+    </div>
+    <p class="muted">
+      <a href="${input.boardPath}/queue/requests">requests in Bull Board</a> ·
+      <a href="${input.boardPath}/queue/dead-letter">dead letters in Bull Board</a> ·
+      <a href="api/batches/${encodeURIComponent(batch.id)}">JSON</a>
+    </p>
+  </section>`;
+}
+
+/** The batch page: one card per batch, newest first, under the breaker alerts. */
+export function renderBatchPage(input: BatchPageInput): string {
+  const { snapshot } = input;
+  const key = snapshot.breakers.key;
+  const paused = snapshot.queues.requests.paused;
+  const openModels = new Map(snapshot.breakers.models.map((m) => [m.model, m]));
+  const batches = [...snapshot.batches].reverse();
+  const page = html`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+${input.refreshSeconds > 0 ? html`<meta http-equiv="refresh" content="${input.refreshSeconds}">` : ''}
+<title>${paused ? 'PAUSED · ' : ''}claude-batch</title>
+<style>${STYLE}</style>
+</head>
+<body>
+<h1>claude-batch <span class="muted">prefix <code>${input.prefix}</code></span></h1>
+<nav class="muted">
+  <a href="${input.boardPath}">Bull Board (all queues)</a> ·
+  <a href="api/batches">/api/batches</a> · <a href="api/breakers">/api/breakers</a> · <a href="metrics">/metrics</a>
+  ${input.readOnly ? html` · <b>read-only</b>` : ''}
+</nav>
+${key ? keyBreakerAlert(key) : ''}
+${
+  paused && !key
+    ? html`<section class="alert" id="paused"><h2>Queue PAUSED</h2><p>Paused by an operator (not by a breaker): no request is sent until it is resumed.</p></section>`
+    : ''
+}
+${modelBreakers(snapshot.breakers.models)}
+<section class="card grid" id="queues">
+  ${queueCard(snapshot.queues.requests, input.boardPath, 'Main queue')}
+  ${queueCard(snapshot.queues.deadLetters, input.boardPath, 'Dead-letter queue')}
+  ${
+    input.readOnly
+      ? ''
+      : html`<div>
+      <form class="inline" method="post" action="api/${paused ? 'resume' : 'pause'}"><button type="submit">${paused ? 'Resume queue' : 'Pause queue'}</button></form>
+    </div>`
+  }
+</section>
+<h2>Batches (${n(batches.length)})</h2>
+${batches.length === 0 ? html`<p class="muted">No batch under this prefix yet. Submit one with <code>claude-batch submit FILE</code>.</p>` : ''}
+${batches.map((b) => batchCard(b, input, openModels, key))}
+<p class="muted">Updated ${snapshot.at}${input.refreshSeconds > 0 ? ` · reloads every ${input.refreshSeconds} s` : ''} · prices: ${input.prices.source} (estimates)</p>
+</body>
+</html>
+`;
+  return page.value;
+}

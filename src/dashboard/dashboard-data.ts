@@ -1,0 +1,48 @@
+import type { Queue } from 'bullmq';
+import { getBreakerState, type BreakerState } from '../breakers/breaker-state.js';
+import { DEAD_LETTER_QUEUE, REQUESTS_QUEUE } from '../queue/jobs.js';
+import type { Runtime } from '../runtime.js';
+import { listBatchStatuses, type BatchStatus } from '../store/batch-status.js';
+
+/** Job counts of one BullMQ queue by state (BullMQ's `getJobCounts()`), and whether it is paused. */
+export interface QueueSnapshot {
+  name: string;
+  paused: boolean;
+  counts: Record<string, number>;
+}
+
+/** Everything the batch page shows, read at once. */
+export interface DashboardSnapshot {
+  /** RFC 3339. */
+  at: string;
+  batches: BatchStatus[];
+  breakers: BreakerState;
+  queues: { requests: QueueSnapshot; deadLetters: QueueSnapshot };
+}
+
+/** BullMQ's default states plus `paused`: a paused queue keeps its waiting jobs in a list of that name. */
+export const JOB_STATES = [
+  'active',
+  'completed',
+  'delayed',
+  'failed',
+  'paused',
+  'prioritized',
+  'waiting',
+  'waiting-children',
+] as const;
+
+export async function queueSnapshot(queue: Queue, name: string): Promise<QueueSnapshot> {
+  const [counts, paused] = await Promise.all([queue.getJobCounts(...JOB_STATES), queue.isPaused()]);
+  return { name, paused, counts };
+}
+
+export async function readSnapshot(runtime: Runtime): Promise<DashboardSnapshot> {
+  const [batches, breakers, requests, deadLetters] = await Promise.all([
+    listBatchStatuses(runtime),
+    getBreakerState(runtime),
+    queueSnapshot(runtime.requests as Queue, REQUESTS_QUEUE),
+    queueSnapshot(runtime.deadLetters as Queue, DEAD_LETTER_QUEUE),
+  ]);
+  return { at: new Date().toISOString(), batches, breakers, queues: { requests, deadLetters } };
+}

@@ -1,0 +1,260 @@
+import type { Logger } from '../logger.js';
+import type { ProcessingStatus } from '../store/batch-status.js';
+import type { DashboardSnapshot } from './dashboard-data.js';
+import { estimateCost, type PriceTable } from './price-table.js';
+import { formatMetrics, type MetricFamily, type Sample } from './prometheus-text.js';
+
+/** Returns the shared rate budget's current state (e.g. `SharedRateBudgetApi.snapshot` of src/limits). */
+export type BudgetSnapshotProvider = () => Promise<unknown>;
+
+const PROCESSING_STATUSES: readonly ProcessingStatus[] = ['in_progress', 'paused', 'canceling', 'ended'];
+const OUTCOMES = ['succeeded', 'errored', 'canceled'] as const;
+const TOKEN_KINDS = [
+  ['input', 'input_tokens'],
+  ['output', 'output_tokens'],
+  ['cache_creation_input', 'cache_creation_input_tokens'],
+  ['cache_read_input', 'cache_read_input_tokens'],
+] as const;
+
+function byPrefix(stats: Record<string, number>, prefix: string, label: string): Sample[] {
+  return Object.entries(stats)
+    .filter(([field]) => field.startsWith(prefix))
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([field, value]) => ({ labels: { [label]: field.slice(prefix.length) }, value }));
+}
+
+/** The families of the runner's counters, queues, breakers and batches. */
+export function runnerFamilies(
+  stats: Record<string, number>,
+  snapshot: DashboardSnapshot,
+  prices: PriceTable,
+): MetricFamily[] {
+  const stat = (field: string) => stats[field] ?? 0;
+  const families: MetricFamily[] = [
+    {
+      name: 'claude_batch_requests_total',
+      help: 'Requests that ended, by outcome (succeeded, errored, canceled).',
+      type: 'counter',
+      samples: OUTCOMES.map((outcome) => ({ labels: { outcome }, value: stat(outcome) })),
+    },
+    {
+      name: 'claude_batch_errors_total',
+      help: 'Requests that ended errored, by API error type.',
+      type: 'counter',
+      samples: byPrefix(stats, 'errored:', 'type'),
+    },
+    {
+      name: 'claude_batch_retries_total',
+      help: 'Failed API calls that were retried, by API error type.',
+      type: 'counter',
+      samples: byPrefix(stats, 'retried:', 'type'),
+    },
+    {
+      name: 'claude_batch_api_calls_total',
+      help: 'Calls made to the Messages API.',
+      type: 'counter',
+      samples: [{ value: stat('calls') }],
+    },
+    {
+      name: 'claude_batch_tokens_total',
+      help: 'Tokens the API reported as used, by kind (input, output, cache_creation_input, cache_read_input).',
+      type: 'counter',
+      samples: TOKEN_KINDS.map(([kind, field]) => ({ labels: { kind }, value: stat(field) })),
+    },
+    {
+      name: 'claude_batch_truncated_total',
+      help: 'Replies cut off at max_tokens (stop_reason max_tokens).',
+      type: 'counter',
+      samples: [{ value: stat('truncated') }],
+    },
+    {
+      name: 'claude_batch_refused_total',
+      help: 'Replies with stop_reason refusal.',
+      type: 'counter',
+      samples: [{ value: stat('refused') }],
+    },
+  ];
+
+  const queues = [snapshot.queues.requests, snapshot.queues.deadLetters];
+  families.push(
+    {
+      name: 'claude_batch_queue_jobs',
+      help: 'Jobs in each BullMQ queue by state (the dead-letter queue keeps its entries waiting).',
+      type: 'gauge',
+      samples: queues.flatMap((q) =>
+        Object.entries(q.counts)
+          .sort(([a], [b]) => a.localeCompare(b))
+          .map(([state, value]) => ({ labels: { queue: q.name, state }, value })),
+      ),
+    },
+    {
+      name: 'claude_batch_queue_paused',
+      help: '1 while the queue is paused (by the key breaker or an operator).',
+      type: 'gauge',
+      samples: queues.map((q) => ({ labels: { queue: q.name }, value: q.paused ? 1 : 0 })),
+    },
+  );
+
+  const key = snapshot.breakers.key;
+  families.push({
+    name: 'claude_batch_key_breaker_open',
+    help: '1 while the key-wide breaker holds the queue paused, labelled with the error type that tripped it.',
+    type: 'gauge',
+    samples: [key ? { labels: { type: key.type }, value: 1 } : { value: 0 }],
+  });
+
+  const open = new Map(snapshot.breakers.models.map((b) => [b.model, b]));
+  const models = new Set<string>(open.keys());
+  for (const batch of snapshot.batches) for (const model of Object.keys(batch.models)) models.add(model);
+  families.push({
+    name: 'claude_batch_model_breaker_open',
+    help: '1 while the model breaker of a model is open (its requests are dead-lettered unsent); 0 for other models of known batches.',
+    type: 'gauge',
+    samples: [...models].sort().map((model) => ({ labels: { model }, value: open.has(model) ? 1 : 0 })),
+  });
+
+  const byStatus = new Map<string, number>(PROCESSING_STATUSES.map((s) => [s, 0]));
+  let cost = 0;
+  for (const batch of snapshot.batches) {
+    byStatus.set(batch.processing_status, (byStatus.get(batch.processing_status) ?? 0) + 1);
+    cost += estimateCost(batch.usage, batch.models, prices).usd ?? 0;
+  }
+  families.push(
+    {
+      name: 'claude_batch_batches',
+      help: 'Batches under the prefix by processing_status.',
+      type: 'gauge',
+      samples: [...byStatus].map(([processing_status, value]) => ({ labels: { processing_status }, value })),
+    },
+    {
+      name: 'claude_batch_estimated_cost_usd',
+      help: 'Estimated cost of the usage of the batches under the prefix, from the dashboard price table (USD).',
+      type: 'gauge',
+      samples: [{ value: Math.round(cost * 1e6) / 1e6 }],
+    },
+  );
+  return families;
+}
+
+const DIMENSIONS = [
+  ['rpm', ['requests', 'rpm']],
+  ['itpm', ['inputTokens', 'input_tokens', 'itpm']],
+  ['otpm', ['outputTokens', 'output_tokens', 'otpm']],
+] as const;
+
+function num(value: unknown): number | null {
+  return typeof value === 'number' && Number.isFinite(value) ? value : null;
+}
+
+function firstOf(obj: Record<string, unknown>, names: readonly string[]): unknown {
+  for (const name of names) if (obj[name] !== undefined) return obj[name];
+  return undefined;
+}
+
+/**
+ * The rate budget's gauges, from whatever the provider returns: `{ classes: [...] }` or an array of
+ * classes, each `{ name | class, requests | rpm, inputTokens | itpm, outputTokens | otpm, holdMs?, waitMs? }`
+ * where a dimension is a number (the limit) or `{ configured | limit, capacity?, level?, reported? }`.
+ * Anything else is ignored.
+ */
+export function budgetFamilies(snapshot: unknown): MetricFamily[] {
+  const list = Array.isArray(snapshot)
+    ? snapshot
+    : snapshot !== null && typeof snapshot === 'object'
+      ? (snapshot as Record<string, unknown>)['classes']
+      : undefined;
+  if (!Array.isArray(list)) return [];
+  const limit: Sample[] = [];
+  const capacity: Sample[] = [];
+  const level: Sample[] = [];
+  const hold: Sample[] = [];
+  const wait: Sample[] = [];
+  for (const item of list) {
+    if (item === null || typeof item !== 'object') continue;
+    const cls = item as Record<string, unknown>;
+    const name = firstOf(cls, ['name', 'class']);
+    if (typeof name !== 'string') continue;
+    for (const [dimension, names] of DIMENSIONS) {
+      const dim = firstOf(cls, names);
+      const labels = { class: name, dimension };
+      if (num(dim) !== null) {
+        limit.push({ labels, value: num(dim)! });
+        continue;
+      }
+      if (dim === null || typeof dim !== 'object') continue;
+      const d = dim as Record<string, unknown>;
+      const configured = num(firstOf(d, ['configured', 'limit']));
+      if (configured !== null) limit.push({ labels, value: configured });
+      const cap = num(d['capacity']);
+      if (cap !== null) capacity.push({ labels, value: cap });
+      const lvl = num(d['level']);
+      if (lvl !== null) level.push({ labels, value: lvl });
+    }
+    const holdMs = num(firstOf(cls, ['holdMs', 'hold_ms']));
+    if (holdMs !== null) hold.push({ labels: { class: name }, value: holdMs / 1000 });
+    const waitMs = num(firstOf(cls, ['waitMs', 'wait_ms']));
+    if (waitMs !== null) wait.push({ labels: { class: name }, value: waitMs / 1000 });
+  }
+  const families: MetricFamily[] = [
+    {
+      name: 'claude_batch_budget_limit',
+      help: 'Configured per-minute limit of a budget class (dimension rpm, itpm or otpm).',
+      type: 'gauge',
+      samples: limit,
+    },
+    {
+      name: 'claude_batch_budget_capacity',
+      help: 'Per-minute limit in force: the configured one, or the lower one the API reported.',
+      type: 'gauge',
+      samples: capacity,
+    },
+    {
+      name: 'claude_batch_budget_level',
+      help: 'Current level of a budget bucket (negative: a debt to repay before the next admission).',
+      type: 'gauge',
+      samples: level,
+    },
+    {
+      name: 'claude_batch_budget_hold_seconds',
+      help: 'Time left of the hold a 429 placed on a budget class.',
+      type: 'gauge',
+      samples: hold,
+    },
+    {
+      name: 'claude_batch_budget_wait_seconds',
+      help: 'Time the limiter says a request of the class must wait.',
+      type: 'gauge',
+      samples: wait,
+    },
+  ];
+  return families.filter((f) => f.samples.length > 0);
+}
+
+export interface RenderMetricsInput {
+  stats: Record<string, number>;
+  snapshot: DashboardSnapshot;
+  prices: PriceTable;
+  budgetSnapshot?: BudgetSnapshotProvider | undefined;
+  logger?: Logger;
+}
+
+/** The whole /metrics body. A failing budget provider leaves its gauges out (and says so); the rest is served. */
+export async function renderMetrics(input: RenderMetricsInput): Promise<string> {
+  const families = runnerFamilies(input.stats, input.snapshot, input.prices);
+  if (input.budgetSnapshot) {
+    let ok = 1;
+    try {
+      families.push(...budgetFamilies(await input.budgetSnapshot()));
+    } catch (err) {
+      ok = 0;
+      input.logger?.warn('dashboard: budget snapshot failed', { error: err instanceof Error ? err.message : String(err) });
+    }
+    families.push({
+      name: 'claude_batch_budget_snapshot_ok',
+      help: '1 if the rate budget could be read for this scrape, 0 if reading it failed.',
+      type: 'gauge',
+      samples: [{ value: ok }],
+    });
+  }
+  return formatMetrics(families);
+}

@@ -1,0 +1,231 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createClaudeClient } from '../../../src/claude/claude-client.js';
+import { startEmulator, replyFingerprint, type EmulatorHandle, type EmulatorOptions } from '../../../src/emulator/index.js';
+import { listDeadLetters } from '../../../src/queue/dead-letters.js';
+import { retryDeadLetters } from '../../../src/queue/dlq-retry.js';
+import { submitBatch } from '../../../src/queue/producer.js';
+import type { Runtime } from '../../../src/runtime.js';
+import { Secret } from '../../../src/secret.js';
+import { getBatchStatus, type BatchStatus } from '../../../src/store/batch-status.js';
+import { waitForBatch } from '../../../src/store/wait-for-batch.js';
+import type { ClaudeWorker } from '../../../src/worker/claude-worker.js';
+import { startWorker } from '../../../src/worker/start-worker.js';
+import { jsonlSource, MODEL, request, resultsById, type TestRequest } from '../../helpers/batch.js';
+import { captureLogger, disposeRuntime, testRuntime } from '../../helpers/runtime.js';
+
+const KEY = 'sk-test-breaker-key-0001';
+const CONCURRENCY = 4;
+
+interface Rig {
+  emulator: EmulatorHandle;
+  runtime: Runtime;
+  logger: ReturnType<typeof captureLogger>;
+  hooks: Array<Record<string, unknown>>;
+  hookServer: Server;
+  worker?: ClaudeWorker;
+}
+let rig: Rig | undefined;
+
+async function setUp(name: string, emulatorOptions: EmulatorOptions, overrides = {}): Promise<Rig> {
+  const hooks: Array<Record<string, unknown>> = [];
+  const hookServer = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString()));
+    req.on('end', () => {
+      hooks.push(JSON.parse(body) as Record<string, unknown>);
+      res.end('ok');
+    });
+  });
+  await new Promise<void>((resolve) => hookServer.listen(0, '127.0.0.1', resolve));
+  const hookUrl = `http://127.0.0.1:${(hookServer.address() as AddressInfo).port}/hook`;
+  const emulator = await startEmulator({ seed: 3, ...emulatorOptions });
+  const logger = captureLogger();
+  const runtime = await testRuntime(
+    name,
+    { concurrency: String(CONCURRENCY), ...overrides },
+    logger,
+    { ALERT_WEBHOOK_URL: hookUrl, ANTHROPIC_API_KEY: KEY },
+  );
+  rig = { emulator, runtime, logger, hooks, hookServer };
+  return rig;
+}
+
+async function work(r: Rig, key = KEY): Promise<void> {
+  await r.worker?.close();
+  const apiKey = new Secret(key);
+  r.worker = await startWorker(r.runtime, {
+    apiKey,
+    client: createClaudeClient({ apiKey, baseURL: r.emulator.url, timeoutMs: 10_000 }),
+  });
+}
+
+afterEach(async () => {
+  if (!rig) return;
+  await rig.worker?.close();
+  await disposeRuntime(rig.runtime);
+  await rig.emulator.close();
+  await new Promise((resolve) => rig!.hookServer.close(resolve));
+  rig = undefined;
+});
+
+async function until(check: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Waits until the batch is paused and no request is in flight any more. */
+async function pausedAndQuiet(r: Rig, batchId: string): Promise<BatchStatus> {
+  let status: BatchStatus | null = null;
+  await until(async () => {
+    status = await getBatchStatus(r.runtime, batchId);
+    return status?.processing_status === 'paused' && r.worker!.activeCount === 0;
+  }, 'the key-wide breaker to pause the queue');
+  return status!;
+}
+
+function batchOf(n: number, prefix = 'q', model = MODEL): TestRequest[] {
+  return Array.from({ length: n }, (_, i) => request(`${prefix}${i}`, `Question ${prefix} ${i}?`, { model }));
+}
+
+/** Every request succeeded, and the emulator answered each with exactly one 200. */
+async function expectAllSucceededOnce(r: Rig, batchId: string, requests: readonly TestRequest[]): Promise<void> {
+  const lines: string[] = [];
+  for await (const line of r.runtime.store.results(batchId)) lines.push(line);
+  const results = resultsById(lines);
+  expect(results.size).toBe(requests.length);
+  for (const q of requests) expect(results.get(q.custom_id)?.type, q.custom_id).toBe('succeeded');
+  const ok = r.emulator.control.log().filter((e) => e.status === 200);
+  for (const q of requests) {
+    expect(ok.filter((e) => e.promptHash === replyFingerprint(q.params)), q.custom_id).toHaveLength(1);
+  }
+}
+
+function expectNoKey(r: Rig): void {
+  const text = JSON.stringify([r.hooks, r.logger.lines, r.emulator.control.log()]);
+  expect(text).not.toContain(KEY);
+}
+
+describe('key-wide breaker', () => {
+  it('credits run out mid-batch: paused, alerted, then dlq retry after a top-up finishes every request once', async () => {
+    const r = await setUp('credits', { credits: { balance: 25 } });
+    const requests = batchOf(60);
+    const { batchId } = await submitBatch(r.runtime, { input: jsonlSource(requests) });
+    await work(r);
+    const paused = await pausedAndQuiet(r, batchId);
+
+    const billing = r.emulator.control.log().filter((e) => e.errorType === 'billing_error');
+    expect(billing.length).toBeGreaterThan(0);
+    expect(billing.length).toBeLessThanOrEqual(CONCURRENCY);
+    expect(paused.paused).toMatchObject({ reason: 'key_breaker', type: 'billing_error' });
+    expect(Date.parse(paused.paused!.since)).not.toBeNaN();
+    expect(paused.request_counts.errored).toBe(billing.length);
+
+    const alert = r.logger.lines.find((l) => l['level'] === 'error' && l['event'] === 'key_breaker_tripped');
+    expect(alert?.['msg']).toMatch(/billing_error.*Top up credits/);
+    await until(async () => r.hooks.length > 0, 'the webhook');
+    expect(r.hooks).toHaveLength(1);
+    expect(r.hooks[0]).toMatchObject({ event: 'key_breaker_tripped', type: 'billing_error' });
+    const dead = await listDeadLetters(r.runtime, { batch: batchId, type: 'billing_error' });
+    expect(dead).toHaveLength(billing.length);
+
+    r.emulator.control.topUp(1_000);
+    const retried = await retryDeadLetters(r.runtime, { type: 'billing_error' });
+    expect(retried).toMatchObject({ requeued: billing.length, resumed: true });
+    const final = await waitForBatch(r.runtime, batchId, { pollMs: 100 });
+    expect(final.request_counts).toMatchObject({ succeeded: 60, errored: 0, processing: 0 });
+    expect(final.errored_by_type).toEqual({});
+    await expectAllSucceededOnce(r, batchId, requests);
+    expect(await listDeadLetters(r.runtime, { batch: batchId })).toEqual([]);
+    // Running it again changes nothing.
+    expect(await retryDeadLetters(r.runtime, { type: 'billing_error' })).toMatchObject({ requeued: 0 });
+    expectNoKey(r);
+  });
+
+  it('a revoked key: the canary alone is sent; a fixed key, restarted workers and dlq retry finish the batch', async () => {
+    const r = await setUp('revoked', { apiKeys: [KEY, 'sk-test-new-key-0002'] });
+    r.emulator.control.revokeKey(KEY);
+    const requests = batchOf(20);
+    const { batchId } = await submitBatch(r.runtime, { input: jsonlSource(requests) });
+    await work(r);
+    const paused = await pausedAndQuiet(r, batchId);
+    expect(r.emulator.control.log().filter((e) => e.path === '/v1/messages')).toHaveLength(1);
+    expect(paused.paused).toMatchObject({ type: 'authentication_error' });
+    expect(paused.request_counts).toMatchObject({ errored: 1, processing: 19 });
+
+    await work(r, 'sk-test-new-key-0002');
+    expect(await retryDeadLetters(r.runtime, { type: 'authentication_error' })).toMatchObject({ requeued: 1 });
+    const final = await waitForBatch(r.runtime, batchId, { pollMs: 100 });
+    expect(final.request_counts).toMatchObject({ succeeded: 20, errored: 0 });
+    await expectAllSucceededOnce(r, batchId, requests);
+    expectNoKey(r);
+  });
+
+  it('the spend cap pauses without a retry; lifting it and dlq retry finish the batch', async () => {
+    const r = await setUp('spendcap', { spendCapReached: true });
+    const requests = batchOf(12);
+    const { batchId } = await submitBatch(r.runtime, { input: jsonlSource(requests) });
+    await work(r);
+    const paused = await pausedAndQuiet(r, batchId);
+    const sent = r.emulator.control.log().filter((e) => e.path === '/v1/messages');
+    expect(sent).toHaveLength(1);
+    expect(paused.paused).toMatchObject({ type: 'rate_limit_error', error_code: 'enforced_spend_limit_reached' });
+
+    r.emulator.control.setSpendCap(false);
+    expect(await retryDeadLetters(r.runtime, { type: 'rate_limit_error' })).toMatchObject({ requeued: 1, resumed: true });
+    const final = await waitForBatch(r.runtime, batchId, { pollMs: 100 });
+    expect(final.request_counts).toMatchObject({ succeeded: 12, errored: 0 });
+    await expectAllSucceededOnce(r, batchId, requests);
+  });
+});
+
+describe('model breaker and canary', () => {
+  it('a mistyped model with the canary on: one request sent, the rest dead-lettered unsent; dlq retry --model finishes it', async () => {
+    const r = await setUp('typo', {});
+    const good = batchOf(10, 'good');
+    const typo = batchOf(8, 'typo', 'claude-haiku-4-5-typo');
+    const { batchId } = await submitBatch(r.runtime, { input: jsonlSource([...good, ...typo]) });
+    await work(r);
+    const ended = await waitForBatch(r.runtime, batchId, { pollMs: 100 });
+    expect(ended.request_counts).toMatchObject({ succeeded: 10, errored: 8 });
+    expect(ended.errored_by_type).toEqual({ not_found_error: 8 });
+
+    const typoCalls = r.emulator.control.log().filter((e) => e.model === 'claude-haiku-4-5-typo');
+    expect(typoCalls).toHaveLength(1);
+    const dead = await listDeadLetters(r.runtime, { batch: batchId });
+    const sent = dead.filter((d) => d.reason === 'terminal');
+    const unsent = dead.filter((d) => d.reason === 'model_breaker');
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toMatchObject({ status: 404, error_type: 'not_found_error', attempts: 1 });
+    expect(unsent).toHaveLength(7);
+    for (const d of unsent) {
+      expect(d).toMatchObject({ status: null, request_id: null, error_type: 'not_found_error', attempts: 0 });
+      expect(d.message).toContain('claude-haiku-4-5-typo');
+      expect(d.message).toContain(sent[0]!.request_id!);
+      expect(d.message).toMatch(/not sent/);
+    }
+
+    const retried = await retryDeadLetters(r.runtime, { type: 'not_found_error', model: MODEL });
+    expect(retried.requeued).toBe(8);
+    const final = await waitForBatch(r.runtime, batchId, { pollMs: 100 });
+    expect(final.request_counts).toMatchObject({ succeeded: 18, errored: 0 });
+  });
+
+  it('permission_error without the canary: after K consecutive failures the rest of that model is not sent', async () => {
+    const r = await setUp('perm', { forbiddenModels: ['claude-opus-4-6'] }, { concurrency: '1', modelBreakerThreshold: '3' });
+    const ok = batchOf(5, 'ok');
+    const forbidden = batchOf(10, 'no', 'claude-opus-4-6');
+    const { batchId } = await submitBatch(r.runtime, { input: jsonlSource([...forbidden, ...ok]), canary: false });
+    await work(r);
+    const ended = await waitForBatch(r.runtime, batchId, { pollMs: 100 });
+    expect(ended.request_counts).toMatchObject({ succeeded: 5, errored: 10 });
+    expect(r.emulator.control.log().filter((e) => e.model === 'claude-opus-4-6')).toHaveLength(3);
+    const dead = await listDeadLetters(r.runtime, { batch: batchId });
+    expect(dead.filter((d) => d.reason === 'model_breaker')).toHaveLength(7);
+    expect(dead.every((d) => d.error_type === 'permission_error')).toBe(true);
+  });
+});
