@@ -57,7 +57,7 @@ const n = (value: number) => nf.format(value);
 function usd(value: number | null): string {
   if (value === null) return 'unknown';
   if (value === 0) return '$0.00';
-  return value < 0.01 ? `$${value.toFixed(4)}` : `$${value.toFixed(2)}`;
+  return value < 1 ? `$${value.toFixed(4)}` : `$${nf.format(Math.round(value * 100) / 100)}`;
 }
 
 function pct(part: number, total: number): string {

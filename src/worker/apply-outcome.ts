@@ -100,6 +100,7 @@ export async function applyOutcome(
       await deadLetter(deps, deadLetterEntry(data, 'terminal', outcome.lastError, attempt));
       if (outcome.scope === 'key') {
         await tripKeyBreaker(runtime, { ...outcome.lastError, errorCode: outcome.errorCode }, deps.alert);
+        deps.gates.confirmKeyBreaker();
       } else {
         // A canary speaks for its whole model at once; elsewhere one failure may be a fluke.
         const threshold = data.canary ? 1 : deps.modelBreakerThreshold;

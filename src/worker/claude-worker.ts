@@ -62,6 +62,9 @@ export class ClaudeWorker {
       stalledInterval: options.stalledIntervalMs,
       maxStalledCount: options.maxStalledCount,
       removeOnComplete: { count: KEEP_COMPLETED },
+      // An idle worker blocks this long (s) between looks; `resume` does not wake it, so keep it
+      // short: one cheap blocking call per second while idle.
+      drainDelay: 1,
       autorun: false,
     });
     this.worker.on('error', (err) => runtime.logger.warn('worker error', { error: err.message }));

@@ -57,6 +57,12 @@ export class RequestGates {
     this.keyBreakerNotedAt = Date.now();
   }
 
+  /** The breaker is recorded and the queue paused: from now on Redis alone decides (a resume acts at once). */
+  confirmKeyBreaker(): void {
+    this.keyBreakerInRedis = true;
+    this.keyBreakerNotedAt = 0;
+  }
+
   /** Applies a breaker this process opened at once, without waiting for the next refresh. */
   noteModelBreaker(breaker: ModelBreakerState): void {
     this.breakers.set(breaker.model, breaker);
@@ -72,8 +78,6 @@ export class RequestGates {
         const replies = (await multi.exec()) ?? [];
         const breakers = (replies[0]?.[1] ?? {}) as Record<string, string>;
         this.keyBreakerInRedis = replies[1]?.[1] === 'key_breaker';
-        // Once Redis holds the breaker, Redis alone decides: a resume must take effect at once.
-        if (this.keyBreakerInRedis) this.keyBreakerNotedAt = 0;
         this.breakers = new Map(
           Object.entries(breakers).map(([model, json]) => [model, JSON.parse(json) as ModelBreakerState]),
         );

@@ -1,0 +1,114 @@
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type BrowserContext } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDashboard, type RunningDashboard } from '../../../src/dashboard/index.js';
+import { RULES_BY_TYPE } from '../../../src/errors/error-table.js';
+import type { Runtime } from '../../../src/runtime.js';
+import { Secret } from '../../../src/secret.js';
+import { disposeRuntime, testRuntime } from '../../helpers/runtime.js';
+import { EXPECTED, seedBatch, tripModelBreaker } from './fixtures.js';
+
+const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
+const OUTPUT = fileURLToPath(new URL('../../../test-output/', import.meta.url));
+const USER = 'ops';
+const PASSWORD = 'browser-pass-4c2e';
+
+let runtime: Runtime;
+let dashboard: RunningDashboard;
+let context: BrowserContext | undefined;
+let profile: string;
+let batchId: string;
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) {
+    // CI installs it; a missing browser must fail this suite, not skip it.
+    throw new Error(`Chromium not found at ${CHROMIUM}: install it with \`apt-get install chromium\` (or set CHROMIUM_PATH)`);
+  }
+  runtime = await testRuntime('dash-browser');
+  batchId = await seedBatch(runtime);
+  await tripModelBreaker(runtime, 'claude-opus-4-1');
+  // Basic auth, as a browser behind credentials would use it (Bull Board's own API calls included).
+  dashboard = await startDashboard(runtime, {
+    port: 0,
+    auth: { basic: { user: USER, password: new Secret(PASSWORD) } },
+  });
+  await mkdir(OUTPUT, { recursive: true });
+  profile = await mkdtemp(join(tmpdir(), 'cb-dashboard-chromium-'));
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+    httpCredentials: { username: USER, password: PASSWORD },
+    viewport: { width: 1280, height: 1000 },
+  });
+});
+
+afterAll(async () => {
+  await context?.close();
+  await dashboard?.close();
+  if (runtime) await disposeRuntime(runtime);
+  if (profile) await rm(profile, { recursive: true, force: true });
+});
+
+describe('dashboard in a real browser', () => {
+  it('shows the batch with its counts, an error type with its fix, and the model breaker', async () => {
+    const page = await context!.newPage();
+    const response = await page.goto(dashboard.url);
+    expect(response?.status()).toBe(200);
+    const card = page.locator(`section[data-batch="${batchId}"]`);
+    await card.waitFor();
+    const count = async (name: string) => (await card.locator(`[data-count="${name}"] b`).first().textContent())?.trim();
+    expect(await count('succeeded')).toBe(String(EXPECTED.succeeded));
+    expect(await count('errored')).toBe(String(EXPECTED.errored));
+    expect(await count('canceled')).toBe(String(EXPECTED.canceled));
+    expect(await count('processing')).toBe(String(EXPECTED.processing));
+    expect((await card.locator('[data-count="truncated"]').textContent())?.trim()).toBe('1');
+    expect((await card.locator('[data-count="refused"]').textContent())?.trim()).toBe('1');
+
+    const invalid = card.locator('tr[data-error-type="invalid_request_error"]');
+    await expect.poll(() => invalid.textContent()).toContain(RULES_BY_TYPE['invalid_request_error']!.fix);
+    expect(await card.locator('tr[data-error-type="overloaded_error"]').textContent()).toContain(
+      RULES_BY_TYPE['overloaded_error']!.fix,
+    );
+    expect(await card.locator('[data-cost]').textContent()).toBe('$0.0151');
+    expect(await page.locator('#model-breakers').textContent()).toContain('claude-opus-4-1');
+    expect(await page.locator('#model-breakers').textContent()).toContain(RULES_BY_TYPE['not_found_error']!.fix);
+
+    const file = join(OUTPUT, 'dashboard-batches.png');
+    await page.screenshot({ path: file, fullPage: true });
+    expect((await stat(file)).size).toBeGreaterThan(1000);
+    await page.close();
+  });
+
+  it('serves Bull Board with both queues', async () => {
+    const page = await context!.newPage();
+    await page.goto(`${dashboard.url}queues`);
+    // Bull Board is a React app: wait for it to render the queue names it fetched.
+    await page.getByText('dead-letter', { exact: true }).first().waitFor({ timeout: 15_000 });
+    await page.getByText('requests', { exact: true }).first().waitFor({ timeout: 15_000 });
+    await page.getByText('Loading...').waitFor({ state: 'hidden', timeout: 15_000 });
+    const file = join(OUTPUT, 'dashboard-bull-board.png');
+    await page.screenshot({ path: file, fullPage: true });
+    expect((await stat(file)).size).toBeGreaterThan(1000);
+
+    await page.goto(`${dashboard.url}queues/queue/dead-letter?status=waiting`);
+    await page.getByText('req-4').first().waitFor({ timeout: 15_000 });
+    const dlq = join(OUTPUT, 'dashboard-dead-letter.png');
+    await page.screenshot({ path: dlq, fullPage: true });
+    expect((await stat(dlq)).size).toBeGreaterThan(1000);
+    await page.close();
+  });
+});
