@@ -15,6 +15,7 @@
  * A private redis-server (no persistence) on a free port keeps other Redis users out of the counts.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { setMaxListeners } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -55,6 +56,19 @@ interface ChildResult {
   done: number;
   rateLimited: number;
   lastAdmit: number;
+  /** Commands this process sent to Redis after "go" (every connection, Bottleneck's too). */
+  roundTrips: number;
+}
+
+/** Counts every command any ioredis connection of this process sends (round trips to Redis). */
+let commandsSent = 0;
+function countCommands(): void {
+  const proto = Redis.prototype as unknown as { sendCommand: (...args: unknown[]) => unknown };
+  const original = proto.sendCommand;
+  proto.sendCommand = function (this: unknown, ...args: unknown[]) {
+    commandsSent++;
+    return original.apply(this, args);
+  };
 }
 
 const MODEL = 'claude-haiku-4-5';
@@ -127,6 +141,7 @@ class BottleneckBudget implements RateBudget {
 // Child: one worker process.
 // ---------------------------------------------------------------------------------------------
 async function runChild(args: ChildArgs): Promise<void> {
+  countCommands();
   const redis = new Redis(args.redisUrl, { maxRetriesPerRequest: null });
   await redis.ping();
   let budget: RateBudget;
@@ -143,9 +158,11 @@ async function runChild(args: ChildArgs): Promise<void> {
     createInterface({ input: process.stdin }).once('line', () => resolve());
   });
   const deadline = Date.now() + args.deadlineMs;
+  const sentBefore = commandsSent;
   const stop = new AbortController();
+  setMaxListeners(10_000, stop.signal);
   const timer = setTimeout(() => stop.abort(), args.deadlineMs);
-  const result: ChildResult = { done: 0, rateLimited: 0, lastAdmit: 0 };
+  const result: ChildResult = { done: 0, rateLimited: 0, lastAdmit: 0, roundTrips: 0 };
   let next = 0;
   const worker = async () => {
     while (next < args.requests && Date.now() < deadline) {
@@ -182,6 +199,7 @@ async function runChild(args: ChildArgs): Promise<void> {
   };
   await Promise.all(Array.from({ length: args.concurrency }, worker));
   clearTimeout(timer);
+  result.roundTrips = commandsSent - sentBefore;
   process.stdout.write(`${JSON.stringify(result)}\n`);
   // Bottleneck jobs still queued at a deadline cannot be cancelled: leave without waiting for them.
   process.exit(0);
@@ -203,7 +221,10 @@ interface Row extends Scenario {
   actualSeconds: number;
   utilisation: number;
   rateLimited: number;
-  redisCallsPerRequest: number;
+  /** Commands the clients sent (round trips), per request. */
+  roundTripsPerRequest: number;
+  /** Commands Redis executed, those inside scripts included (INFO commandstats), per request. */
+  commandsPerRequest: number;
 }
 
 function freePort(): Promise<number> {
@@ -343,12 +364,14 @@ async function main(): Promise<void> {
         actualSeconds,
         utilisation: actualSeconds > 0 ? minSeconds / actualSeconds : 0,
         rateLimited: stats.byStatus['429'] ?? 0,
-        redisCallsPerRequest: (callsAfter - callsBefore - 1) / Math.max(1, done),
+        roundTripsPerRequest: results.reduce((sum, r) => sum + r.roundTrips, 0) / Math.max(1, done),
+        commandsPerRequest: (callsAfter - callsBefore - 1) / Math.max(1, done),
       });
       const row = rows[rows.length - 1]!;
       process.stderr.write(
         `${scenario.variant} ${scenario.dimension} x${scenario.processes}: ${done}/${requests} in ${actualSeconds.toFixed(1)} s ` +
-          `(min ${minSeconds.toFixed(1)} s), 429s ${row.rateLimited}, ${row.redisCallsPerRequest.toFixed(1)} Redis calls/request\n`,
+          `(min ${minSeconds.toFixed(1)} s), 429s ${row.rateLimited}, ${row.roundTripsPerRequest.toFixed(1)} round trips and ` +
+          `${row.commandsPerRequest.toFixed(1)} Redis commands per request\n`,
       );
     }
   } finally {
@@ -357,7 +380,18 @@ async function main(): Promise<void> {
     await redisServer.stop();
   }
 
-  const header = ['limit', 'procs', 'design', 'done/N', 'min s', 'actual s', 'utilisation', '429s', 'Redis calls/req'];
+  const header = [
+    'limit',
+    'procs',
+    'design',
+    'done/N',
+    'min s',
+    'actual s',
+    'utilisation',
+    '429s',
+    'round trips/req',
+    'Redis cmds/req',
+  ];
   const table = rows.map((r) => [
     r.dimension === 'rpm' ? `RPM ${rpm}` : `ITPM ${itpm}`,
     String(r.processes),
@@ -367,7 +401,8 @@ async function main(): Promise<void> {
     r.actualSeconds.toFixed(1),
     r.utilisation.toFixed(2),
     String(r.rateLimited),
-    r.redisCallsPerRequest.toFixed(1),
+    r.roundTripsPerRequest.toFixed(1),
+    r.commandsPerRequest.toFixed(1),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
@@ -376,7 +411,8 @@ async function main(): Promise<void> {
   for (const row of table) console.log(line(row));
   console.log(
     `\n${quick ? 'quick' : 'full'} run, ${concurrency} requests in flight per process, emulator latency 30-70 ms, ` +
-      `${((Date.now() - started) / 1000).toFixed(0)} s in all.`,
+      `${((Date.now() - started) / 1000).toFixed(0)} s in all. Round trips: commands the workers sent; ` +
+      'Redis cmds: commands Redis executed, those run inside scripts included.',
   );
 }
 

@@ -5,7 +5,9 @@
  *
  *   npx tsx scripts/bench/emulator.ts [--connections 64] [--duration 5] [--warmup 1] [--url URL]
  *
- * Prints one line of JSON: {"requestsPerSecond":..., "requests":..., "errors":..., ...}.
+ * Prints one line of JSON: {"requestsPerSecond":..., "requests":..., "errors":..., ...,
+ * "serverRequestsPerCpuSecond":...}; the last is the server's throughput per core of CPU it used, a
+ * figure that other processes competing for the cores disturb less than requests/s.
  */
 import { fork } from 'node:child_process';
 import { Agent, request } from 'node:http';
@@ -130,10 +132,10 @@ async function main(): Promise<void> {
   const clientCpu = process.cpuUsage(clientCpuAtStart);
   const clientCpuSeconds = Math.round((clientCpu.user + clientCpu.system) / 1e4) / 100;
 
-  let serverStats: unknown = null;
+  let serverStats: { requests: number; cpuSeconds: number } | null = null;
   if (child !== null) {
     serverStats = await new Promise((resolve) => {
-      child.on('message', (m: { stats?: unknown }) => {
+      child.on('message', (m: { stats?: { requests: number; cpuSeconds: number } }) => {
         if (m.stats !== undefined) resolve(m.stats);
       });
       child.send('stop');
@@ -150,6 +152,9 @@ async function main(): Promise<void> {
       durationS: Math.round(elapsedS * 100) / 100,
       clientCpuSeconds,
       serverStats,
+      // Less sensitive to other load on the machine than requests/s: what one core of server CPU sustains.
+      serverRequestsPerCpuSecond:
+        serverStats === null ? null : Math.round(serverStats.requests / Math.max(serverStats.cpuSeconds, 0.01)),
     }),
   );
 }

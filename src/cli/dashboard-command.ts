@@ -10,6 +10,7 @@ import {
   startDashboard,
   type DashboardAuth,
   type PriceTable,
+  type RunningDashboard,
 } from '../dashboard/index.js';
 import { addSettingOptions, EXIT, EXIT_CODES_HELP, parseIntArg, withRuntime } from './common.js';
 
@@ -80,7 +81,7 @@ ${EXIT_CODES_HELP}`,
       throw err;
     }
     await withRuntime(options, async (runtime) => {
-      let running;
+      let running: RunningDashboard;
       try {
         running = await startDashboard(runtime, {
           host,

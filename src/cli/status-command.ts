@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
 import { getBatchStatus, listBatchStatuses } from '../store/batch-status.js';
 import { addSettingOptions, EXIT, EXIT_CODES_HELP, withRuntime } from './common.js';
+import { waitForBatch } from '../store/wait-for-batch.js';
 import { formatBatchStatus, formatBatchTable } from './format-status.js';
+import { createProgressReporter } from './progress.js';
 
 export function registerStatusCommand(program: Command): void {
   const command = program
@@ -9,6 +11,7 @@ export function registerStatusCommand(program: Command): void {
     .description("A batch's request counts, errors by type (with the fix), usage; or a table of all batches.")
     .argument('[batch]', 'batch id (default: all batches)')
     .option('--json', 'one JSON object (an array without a batch id)')
+    .option('--watch', 'follow the batch until it ends: a live progress bar with rate, ETA and errors by type')
     .addHelpText('after', EXIT_CODES_HELP);
   addSettingOptions(command, ['logLevel']);
   command.action(async (batch: string | undefined, options: Record<string, unknown>) => {
@@ -16,6 +19,13 @@ export function registerStatusCommand(program: Command): void {
       if (batch === undefined) {
         const all = await listBatchStatuses(runtime);
         process.stdout.write(`${options['json'] ? JSON.stringify(all) : formatBatchTable(all)}\n`);
+        return EXIT.ok;
+      }
+      if (options['watch']) {
+        const progress = createProgressReporter(process.stderr);
+        const final = await waitForBatch(runtime, batch, { pollMs: 1_000, onStatus: (s) => progress.update(s) });
+        progress.done();
+        process.stdout.write(`${options['json'] ? JSON.stringify(final) : formatBatchStatus(final)}\n`);
         return EXIT.ok;
       }
       const status = await getBatchStatus(runtime, batch);

@@ -129,8 +129,12 @@ export function requireLocalHostHeader(auth: DashboardAuth | undefined, boundHos
   return (req: Request, res: Response, next: NextFunction): void => {
     if (hasCredentials(auth)) return next();
     const host = hostnameOf(req.headers.host ?? '');
-    if (host !== null && (isLoopbackHost(host) || host === stripBrackets(boundHost.toLowerCase()))) return next();
-    res.status(403).type('text/plain').send('forbidden: unexpected Host header (use http://127.0.0.1 or localhost)\n');
+    if (host !== null && (isLoopbackHost(host) || host === stripBrackets(boundHost.toLowerCase())))
+      return next();
+    res
+      .status(403)
+      .type('text/plain')
+      .send('forbidden: unexpected Host header (use http://127.0.0.1 or localhost)\n');
   };
 }
 

@@ -48,6 +48,7 @@ th, td { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid #eee; 
 th { font-weight: 600; color: #444; } td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 code { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: .85em; }
 .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(260px, 1fr)); gap: .5rem 1.5rem; }
+@media (min-width: 900px) { .batch .grid { grid-template-columns: 2fr 1fr 1fr; } }
 form.inline { display: inline; } button { font: inherit; padding: .2rem .8rem; cursor: pointer; }
 `);
 
@@ -75,7 +76,11 @@ function progress(batch: BatchStatus): SafeHtml {
     ['processing', 'processing', processing],
   ];
   if (pending > 0) parts.push(['pending', 'not yet enqueued', pending]);
-  return html`<div class="bar" role="img" aria-label="${parts.map(([, label, v]) => `${label} ${v}`).join(', ')} of ${total}">
+  return html`<div
+      class="bar"
+      role="img"
+      aria-label="${parts.map(([, label, v]) => `${label} ${v}`).join(', ')} of ${total}"
+    >
       ${parts.map(([cls, label, v]) => (v > 0 ? html`<span class="c-${cls}" style="width:${pct(v, total)}" title="${label} ${v}"></span>` : ''))}
     </div>
     <div class="legend">
@@ -87,19 +92,41 @@ function progress(batch: BatchStatus): SafeHtml {
 function keyBreakerAlert(key: KeyBreakerState): SafeHtml {
   if (key.reason === 'manual') {
     return html`<section class="alert" id="key-breaker">
-    <h2>Queue PAUSED by hand</h2>
-    <p>${key.message || 'paused by an operator'} since ${key.since || '—'}. No request is sent until it is resumed.</p>
-    <p><b>Fix:</b> ${key.fix || 'run `claude-batch resume`'}</p>
-  </section>`;
+      <h2>Queue PAUSED by hand</h2>
+      <p>
+        Paused by an operator (\`claude-batch pause\` or this dashboard) since ${key.since || '—'}. No request
+        is sent until it is resumed.
+      </p>
+      <p><b>Fix:</b> ${key.fix || 'run `claude-batch resume`'}</p>
+    </section>`;
   }
   return html`<section class="alert" id="key-breaker">
-    <h2>Queue PAUSED by the key breaker: <code>${key.type}</code>${key.error_code ? html` (<code>${key.error_code}</code>)` : ''}</h2>
+    <h2>
+      Queue PAUSED by the key breaker:
+      <code>${key.type}</code>${key.error_code ? html` (<code>${key.error_code}</code>)` : ''}
+    </h2>
     <p>Every request of this API key would fail the same way, so no request is sent until it is fixed.</p>
     <table>
-      <tr><th>Message</th><td>${key.message || '—'}</td></tr>
-      <tr><th>Since</th><td>${key.since || '—'}</td></tr>
-      ${key.request_id ? html`<tr><th>Request id</th><td><code>${key.request_id}</code></td></tr>` : ''}
-      <tr><th>Fix</th><td><b>${key.fix || fixFor(key.type)}</b></td></tr>
+      <tr>
+        <th>Message</th>
+        <td>${key.message || '—'}</td>
+      </tr>
+      <tr>
+        <th>Since</th>
+        <td>${key.since || '—'}</td>
+      </tr>
+      ${
+        key.request_id
+          ? html`<tr>
+              <th>Request id</th>
+              <td><code>${key.request_id}</code></td>
+            </tr>`
+          : ''
+      }
+      <tr>
+        <th>Fix</th>
+        <td><b>${key.fix || fixFor(key.type)}</b></td>
+      </tr>
     </table>
   </section>`;
 }
@@ -110,10 +137,22 @@ function modelBreakers(models: ModelBreakerState[]): SafeHtml {
     <h2>Open model breakers</h2>
     <p class="muted">Remaining requests of these models are dead-lettered unsent.</p>
     <table>
-      <tr><th>Model</th><th>Type</th><th>Message</th><th>Since</th><th>Fix</th></tr>
+      <tr>
+        <th>Model</th>
+        <th>Type</th>
+        <th>Message</th>
+        <th>Since</th>
+        <th>Fix</th>
+      </tr>
       ${models.map(
         (m) =>
-          html`<tr><td><code>${m.model}</code></td><td><code>${m.type}</code></td><td>${m.message}</td><td>${m.since}</td><td>${m.fix || fixFor(m.type)}</td></tr>`,
+          html`<tr>
+            <td><code>${m.model}</code></td>
+            <td><code>${m.type}</code></td>
+            <td>${m.message}</td>
+            <td>${m.since}</td>
+            <td>${m.fix || fixFor(m.type)}</td>
+          </tr>`,
       )}
     </table>
   </section>`;
@@ -124,7 +163,9 @@ function queueCard(queue: QueueSnapshot, boardPath: string, label: string): Safe
   return html`<div>
     <b>${label}</b> <a href="${boardPath}/queue/${encodeURIComponent(queue.name)}">${queue.name}</a>
     ${queue.paused ? html`<span class="badge st-paused">paused</span>` : ''}
-    <div class="muted">${states.length === 0 ? 'empty' : states.map(([s, v]) => `${s} ${n(v)}`).join(' · ')}</div>
+    <div class="muted">
+      ${states.length === 0 ? 'empty' : states.map(([s, v]) => `${s} ${n(v)}`).join(' · ')}
+    </div>
   </div>`;
 }
 
@@ -139,20 +180,29 @@ function batchCard(
   const models = Object.entries(batch.models).sort(([a], [b]) => a.localeCompare(b));
   const u = batch.usage;
   return html`<section class="card batch" id="batch-${batch.id}" data-batch="${batch.id}">
-    <h2><code>${batch.id}</code> <span class="badge st-${batch.processing_status}">${batch.processing_status}</span>
-      ${batch.submit_state === 'submitting' ? html`<span class="badge st-canceling">submitting</span>` : ''}</h2>
+    <h2>
+      <code>${batch.id}</code>
+      <span class="badge st-${batch.processing_status}">${batch.processing_status}</span>
+      ${batch.submit_state === 'submitting' ? html`<span class="badge st-canceling">submitting</span>` : ''}
+    </h2>
     ${
       batch.processing_status === 'paused'
-        ? html`<p><b>Paused:</b> ${
-            key?.reason === 'manual'
-              ? html`paused by hand since ${key.since}; resume the queue to continue.`
-              : key
-              ? html`key breaker <code>${key.type}</code> since ${key.since}: ${key.message}. <b>Fix:</b> ${key.fix || fixFor(key.type)}`
-              : 'the queue was paused by an operator; resume it to continue.'
-          }</p>`
+        ? html`<p>
+            <b>Paused:</b> ${
+              key?.reason === 'manual'
+                ? html`paused by hand since ${key.since}; resume the queue to continue.`
+                : key
+                  ? html`key breaker <code>${key.type}</code> since ${key.since}:
+                      ${key.message.replace(/\.?\s*$/, '.')} <b>Fix:</b> ${key.fix || fixFor(key.type)}`
+                  : 'the queue was paused by an operator; resume it to continue.'
+            }
+          </p>`
         : ''
     }
-    <div class="muted">source ${batch.source || '—'} · created ${batch.created_at}${batch.ended_at ? ` · ended ${batch.ended_at}` : ''}</div>
+    <div class="muted">
+      source ${batch.source || '—'} · created
+      ${batch.created_at}${batch.ended_at ? ` · ended ${batch.ended_at}` : ''}
+    </div>
     ${progress(batch)}
     <div class="grid">
       <div>
@@ -160,22 +210,50 @@ function batchCard(
         ${
           errors.length === 0
             ? html`<p class="muted">none</p>`
-            : html`<table class="errors"><tr><th>Type</th><th class="num">Requests</th><th>Fix</th></tr>
-              ${errors.map(
-                ([type, count]) =>
-                  html`<tr data-error-type="${type}"><td><code>${type}</code></td><td class="num">${n(count)}</td><td>${fixFor(type)}</td></tr>`,
-              )}</table>`
+            : html`<table class="errors">
+                <tr>
+                  <th>Type</th>
+                  <th class="num">Requests</th>
+                  <th>Fix</th>
+                </tr>
+                ${errors.map(
+                  ([type, count]) =>
+                    html`<tr data-error-type="${type}">
+                      <td><code>${type}</code></td>
+                      <td class="num">${n(count)}</td>
+                      <td>${fixFor(type)}</td>
+                    </tr>`,
+                )}
+              </table>`
         }
-        <p>truncated (max_tokens) <b data-count="truncated">${n(batch.truncated)}</b> · refused <b data-count="refused">${n(batch.refused)}</b></p>
+        <p>
+          truncated (max_tokens) <b data-count="truncated">${n(batch.truncated)}</b> · refused
+          <b data-count="refused">${n(batch.refused)}</b>
+        </p>
       </div>
       <div>
         <h3>Usage</h3>
         <table class="usage">
-          <tr><th>input tokens</th><td class="num">${n(u.input_tokens)}</td></tr>
-          <tr><th>output tokens</th><td class="num">${n(u.output_tokens)}</td></tr>
-          <tr><th>cache write tokens</th><td class="num">${n(u.cache_creation_input_tokens)}</td></tr>
-          <tr><th>cache read tokens</th><td class="num">${n(u.cache_read_input_tokens)}</td></tr>
-          <tr><th>estimated cost</th><td class="num" data-cost>${usd(cost.usd)}${cost.exact ? '' : ' (approx.)'}</td></tr>
+          <tr>
+            <th>input tokens</th>
+            <td class="num">${n(u.input_tokens)}</td>
+          </tr>
+          <tr>
+            <th>output tokens</th>
+            <td class="num">${n(u.output_tokens)}</td>
+          </tr>
+          <tr>
+            <th>cache write tokens</th>
+            <td class="num">${n(u.cache_creation_input_tokens)}</td>
+          </tr>
+          <tr>
+            <th>cache read tokens</th>
+            <td class="num">${n(u.cache_read_input_tokens)}</td>
+          </tr>
+          <tr>
+            <th>estimated cost</th>
+            <td class="num" data-cost>${usd(cost.usd)}${cost.exact ? '' : ' (approx.)'}</td>
+          </tr>
         </table>
         ${cost.unpriced.length > 0 ? html`<p class="muted">No price for ${cost.unpriced.join(', ')}: left out of the estimate (see --prices).</p>` : ''}
         ${!cost.exact && cost.unpriced.length === 0 ? html`<p class="muted">Mixed models: rates averaged by each model's share of the requests.</p>` : ''}
@@ -186,9 +264,14 @@ function batchCard(
           ${models.map(([model, requests]) => {
             const price = findPrice(input.prices, model);
             const breaker = openModels.get(model);
-            return html`<tr><td><code>${model}</code>${breaker ? html` <span class="badge st-paused" title="${breaker.message}">breaker open: ${breaker.type}</span>` : ''}</td>
+            return html`<tr>
+              <td>
+                <code>${model}</code
+                >${breaker ? html` <span class="badge st-paused" title="${breaker.message}">breaker open: ${breaker.type}</span>` : ''}
+              </td>
               <td class="num">${n(requests)} req</td>
-              <td class="muted">${price ? `$${price.input}/$${price.output} per MTok` : 'no price'}</td></tr>`;
+              <td class="muted">${price ? `$${price.input}/$${price.output} per MTok` : 'no price'}</td>
+            </tr>`;
           })}
         </table>
       </div>
@@ -209,45 +292,58 @@ export function renderBatchPage(input: BatchPageInput): string {
   const openModels = new Map(snapshot.breakers.models.map((m) => [m.model, m]));
   const batches = [...snapshot.batches].reverse();
   const page = html`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-${input.refreshSeconds > 0 ? html`<meta http-equiv="refresh" content="${input.refreshSeconds}">` : ''}
-<title>${paused ? 'PAUSED · ' : ''}claude-batch</title>
-<style>${STYLE}</style>
-</head>
-<body>
-<h1>claude-batch <span class="muted">prefix <code>${input.prefix}</code></span></h1>
-<nav class="muted">
-  <a href="${input.boardPath}">Bull Board (all queues)</a> ·
-  <a href="api/batches">/api/batches</a> · <a href="api/breakers">/api/breakers</a> · <a href="metrics">/metrics</a>
-  ${input.readOnly ? html` · <b>read-only</b>` : ''}
-</nav>
-${key ? keyBreakerAlert(key) : ''}
-${
-  paused && !key
-    ? html`<section class="alert" id="paused"><h2>Queue PAUSED</h2><p>Paused by an operator (not by a breaker): no request is sent until it is resumed.</p></section>`
-    : ''
-}
-${modelBreakers(snapshot.breakers.models)}
-<section class="card grid" id="queues">
-  ${queueCard(snapshot.queues.requests, input.boardPath, 'Main queue')}
-  ${queueCard(snapshot.queues.deadLetters, input.boardPath, 'Dead-letter queue')}
-  ${
-    input.readOnly
-      ? ''
-      : html`<div>
-      <form class="inline" method="post" action="api/${paused ? 'resume' : 'pause'}"><button type="submit">${paused ? 'Resume queue' : 'Pause queue'}</button></form>
-    </div>`
-  }
-</section>
-<h2>Batches (${n(batches.length)})</h2>
-${batches.length === 0 ? html`<p class="muted">No batch under this prefix yet. Submit one with <code>claude-batch submit FILE</code>.</p>` : ''}
-${batches.map((b) => batchCard(b, input, openModels, key))}
-<p class="muted">Updated ${snapshot.at}${input.refreshSeconds > 0 ? ` · reloads every ${input.refreshSeconds} s` : ''} · prices: ${input.prices.source} (estimates)</p>
-</body>
-</html>
-`;
+    <html lang="en">
+      <head>
+        <meta charset="utf-8" />
+        <meta name="viewport" content="width=device-width, initial-scale=1" />
+        ${input.refreshSeconds > 0 ? html`<meta http-equiv="refresh" content="${input.refreshSeconds}" />` : ''}
+        <title>${paused ? 'PAUSED · ' : ''}claude-batch</title>
+        <style>
+          ${STYLE}
+        </style>
+      </head>
+      <body>
+        <h1>
+          claude-batch <span class="muted">prefix <code>${input.prefix}</code></span>
+        </h1>
+        <nav class="muted">
+          <a href="${input.boardPath}">Bull Board (all queues)</a> · <a href="api/batches">/api/batches</a> ·
+          <a href="api/breakers">/api/breakers</a> · <a href="metrics">/metrics</a>
+          ${input.readOnly ? html` · <b>read-only</b>` : ''}
+        </nav>
+        ${key ? keyBreakerAlert(key) : ''}
+        ${
+          paused && !key
+            ? html`<section class="alert" id="paused">
+                <h2>Queue PAUSED</h2>
+                <p>Paused by an operator (not by a breaker): no request is sent until it is resumed.</p>
+              </section>`
+            : ''
+        }
+        ${modelBreakers(snapshot.breakers.models)}
+        <section class="card grid" id="queues">
+          ${queueCard(snapshot.queues.requests, input.boardPath, 'Main queue')}
+          ${queueCard(snapshot.queues.deadLetters, input.boardPath, 'Dead-letter queue')}
+          ${
+            input.readOnly
+              ? ''
+              : html`<div>
+                  <form class="inline" method="post" action="api/${paused ? 'resume' : 'pause'}">
+                    <button type="submit">${paused ? 'Resume queue' : 'Pause queue'}</button>
+                  </form>
+                  ${key && key.reason !== 'manual' ? html`<div class="muted">Resuming clears the key breaker: fix its cause first.</div>` : ''}
+                </div>`
+          }
+        </section>
+        <h2>Batches (${n(batches.length)})</h2>
+        ${batches.length === 0 ? html`<p class="muted">No batch under this prefix yet. Submit one with <code>claude-batch submit FILE</code>.</p>` : ''}
+        ${batches.map((b) => batchCard(b, input, openModels, key))}
+        <p class="muted">
+          Updated
+          ${snapshot.at}${input.refreshSeconds > 0 ? ` · reloads every ${input.refreshSeconds} s` : ''} ·
+          prices: ${input.prices.source} (estimates)
+        </p>
+      </body>
+    </html> `;
   return page.value;
 }

@@ -55,7 +55,8 @@ export const BOARD_PATH = '/queues';
 
 export function resolveDashboardOptions(options: DashboardOptions = {}): ResolvedDashboardOptions {
   const port = options.port ?? 3000;
-  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new RangeError(`port must be 0-65535, got ${port}`);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535)
+    throw new RangeError(`port must be 0-65535, got ${port}`);
   return {
     host: options.host ?? '127.0.0.1',
     port,
@@ -103,7 +104,10 @@ export function createDashboard(runtime: Runtime, options: DashboardOptions = {}
   const secrets = knownSecrets(runtime, auth);
   const clean = (text: string) => scrub(text, secrets);
   const sendJson = (res: Response, value: unknown, status = 200) => {
-    res.status(status).type('application/json').send(clean(JSON.stringify(value)));
+    res
+      .status(status)
+      .type('application/json')
+      .send(clean(JSON.stringify(value)));
   };
 
   const app = express();
@@ -205,7 +209,9 @@ export function createDashboard(runtime: Runtime, options: DashboardOptions = {}
     sendJson(res, { error: 'not found' }, 404);
   });
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    runtime.logger.error('dashboard: request failed', { error: err instanceof Error ? err.message : String(err) });
+    runtime.logger.error('dashboard: request failed', {
+      error: err instanceof Error ? err.message : String(err),
+    });
     if (res.headersSent) return;
     sendJson(res, { error: 'internal error: see the dashboard log' }, 500);
   });

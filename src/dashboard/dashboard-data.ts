@@ -4,7 +4,11 @@ import { DEAD_LETTER_QUEUE, REQUESTS_QUEUE } from '../queue/jobs.js';
 import type { Runtime } from '../runtime.js';
 import { listBatchStatuses, type BatchStatus } from '../store/batch-status.js';
 
-/** Job counts of one BullMQ queue by state (BullMQ's `getJobCounts()`), and whether it is paused. */
+/**
+ * Job counts of one BullMQ queue by state (BullMQ's `getJobCounts()`: active, completed, delayed,
+ * failed, prioritized, waiting, waiting-children), and whether it is paused (BullMQ 6 keeps a paused
+ * queue's jobs in `waiting`).
+ */
 export interface QueueSnapshot {
   name: string;
   paused: boolean;
@@ -20,20 +24,8 @@ export interface DashboardSnapshot {
   queues: { requests: QueueSnapshot; deadLetters: QueueSnapshot };
 }
 
-/** BullMQ's default states plus `paused`: a paused queue keeps its waiting jobs in a list of that name. */
-export const JOB_STATES = [
-  'active',
-  'completed',
-  'delayed',
-  'failed',
-  'paused',
-  'prioritized',
-  'waiting',
-  'waiting-children',
-] as const;
-
 export async function queueSnapshot(queue: Queue, name: string): Promise<QueueSnapshot> {
-  const [counts, paused] = await Promise.all([queue.getJobCounts(...JOB_STATES), queue.isPaused()]);
+  const [counts, paused] = await Promise.all([queue.getJobCounts(), queue.isPaused()]);
   return { name, paused, counts };
 }
 

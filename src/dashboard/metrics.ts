@@ -247,7 +247,9 @@ export async function renderMetrics(input: RenderMetricsInput): Promise<string> 
       families.push(...budgetFamilies(await input.budgetSnapshot()));
     } catch (err) {
       ok = 0;
-      input.logger?.warn('dashboard: budget snapshot failed', { error: err instanceof Error ? err.message : String(err) });
+      input.logger?.warn('dashboard: budget snapshot failed', {
+        error: err instanceof Error ? err.message : String(err),
+      });
     }
     families.push({
       name: 'claude_batch_budget_snapshot_ok',

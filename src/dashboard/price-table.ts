@@ -111,7 +111,9 @@ export function parsePriceTable(json: unknown, source: string): PriceTable {
     }
     const e = item as Record<string, unknown>;
     if (typeof e['match'] !== 'string' || e['match'] === '') {
-      throw new PriceTableError(`${where}: "match" must be a non-empty model id glob, e.g. "claude-sonnet-4*"`);
+      throw new PriceTableError(
+        `${where}: "match" must be a non-empty model id glob, e.g. "claude-sonnet-4*"`,
+      );
     }
     const input = rate(e['input'], where, 'input');
     return {
@@ -131,7 +133,9 @@ export async function loadPriceTable(file: string): Promise<PriceTable> {
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new PriceTableError(`cannot read prices file ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    throw new PriceTableError(
+      `cannot read prices file ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+    );
   }
   let json: unknown;
   try {
@@ -167,7 +171,11 @@ export function costAt(price: Omit<ModelPrice, 'match'>, usage: UsageTotals): nu
 }
 
 /** Estimates a batch's cost from its usage and its requests per model. */
-export function estimateCost(usage: UsageTotals, models: Record<string, number>, table: PriceTable): CostEstimate {
+export function estimateCost(
+  usage: UsageTotals,
+  models: Record<string, number>,
+  table: PriceTable,
+): CostEstimate {
   const unpriced: string[] = [];
   const priced: { price: ModelPrice; weight: number }[] = [];
   let totalWeight = 0;

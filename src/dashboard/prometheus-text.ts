@@ -41,7 +41,8 @@ function formatLabels(labels: Labels | undefined): string {
   const entries = Object.entries(labels ?? {});
   if (entries.length === 0) return '';
   for (const [name] of entries) {
-    if (!LABEL_NAME.test(name) || name.startsWith('__')) throw new Error(`invalid label name ${JSON.stringify(name)}`);
+    if (!LABEL_NAME.test(name) || name.startsWith('__'))
+      throw new Error(`invalid label name ${JSON.stringify(name)}`);
   }
   return `{${entries.map(([name, value]) => `${name}="${escapeLabelValue(value)}"`).join(',')}}`;
 }

@@ -25,7 +25,10 @@ function urlHost(host: string): string {
  * Creates the dashboard and listens. Refuses (with {@link DashboardConfigError}) to listen beyond
  * loopback without credentials.
  */
-export async function startDashboard(runtime: Runtime, options: DashboardOptions = {}): Promise<RunningDashboard> {
+export async function startDashboard(
+  runtime: Runtime,
+  options: DashboardOptions = {},
+): Promise<RunningDashboard> {
   assertSafeBinding(options.host ?? '127.0.0.1', options.auth);
   const dashboard = createDashboard(runtime, options);
   const { host, port } = dashboard.options;
@@ -34,7 +37,11 @@ export async function startDashboard(runtime: Runtime, options: DashboardOptions
     const onError = (err: NodeJS.ErrnoException) => {
       server.off('listening', onListening);
       if (err.code === 'EADDRINUSE') {
-        reject(new DashboardConfigError(`port ${port} on ${host} is in use: choose another with --port (0 picks a free one)`));
+        reject(
+          new DashboardConfigError(
+            `port ${port} on ${host} is in use: choose another with --port (0 picks a free one)`,
+          ),
+        );
       } else if (err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND') {
         reject(new DashboardConfigError(`cannot listen on ${host}: no such local address`));
       } else {

@@ -10,6 +10,7 @@ import { RequestProcessor } from './request-processor.js';
 
 export interface ClaudeWorkerOptions {
   client: ClaudeClient;
+  /** The shared rate budget; the worker closes it when it closes. */
   budget: RateBudget;
   retry: RetryPolicy;
   alert: Alerter;
@@ -99,6 +100,8 @@ export class ClaudeWorker {
       } finally {
         clearTimeout(grace);
       }
+      // The worker owns its budget: its waiters are gone now, and its timers must not keep the process.
+      await this.options.budget.close();
     })();
     return this.closing;
   }

@@ -1,6 +1,7 @@
 import { createAlerter } from '../breakers/alert.js';
 import { createClaudeClient, type ClaudeClient } from '../claude/claude-client.js';
-import { UNLIMITED_BUDGET, type RateBudget } from '../limits/rate-budget.js';
+import { createRateBudget, loadBudgetsFile } from '../limits/index.js';
+import type { RateBudget } from '../limits/rate-budget.js';
 import { redisDurabilityWarnings } from '../queue/redis-health.js';
 import type { Runtime } from '../runtime.js';
 import type { Secret } from '../secret.js';
@@ -33,10 +34,11 @@ export async function startWorker(runtime: Runtime, options: StartWorkerOptions 
     client = createClaudeClient({ apiKey, baseURL: config.baseURL, timeoutMs: config.requestTimeoutMs });
   }
   for (const warning of await redisDurabilityWarnings(runtime.redis)) logger.warn(warning);
+  const budget = options.budget ?? (await budgetFromConfig(runtime, apiKey));
 
   const worker = new ClaudeWorker(runtime, {
     client,
-    budget: options.budget ?? UNLIMITED_BUDGET,
+    budget,
     retry: {
       maxAttempts: config.maxAttempts,
       maxRetryWaitMs: config.maxRetryWaitMs,
@@ -57,4 +59,20 @@ export async function startWorker(runtime: Runtime, options: StartWorkerOptions 
     api: config.baseURL ?? 'https://api.anthropic.com',
   });
   return worker;
+}
+
+/**
+ * The shared budget from --rpm/--itpm/--otpm and the budgets file, keyed by the API key's
+ * fingerprint: every worker of the same account shares it, whatever its queue prefix.
+ */
+export async function budgetFromConfig(runtime: Runtime, apiKey: Secret | undefined): Promise<RateBudget> {
+  const { config, logger } = runtime;
+  return createRateBudget({
+    redis: runtime.redis,
+    // Without a key (a custom client), budgets still need an account: name it by the base URL.
+    accountId: apiKey?.fingerprint() ?? `url-${Buffer.from(config.baseURL ?? 'default').toString('hex').slice(0, 16)}`,
+    classes: config.budgetsFile ? await loadBudgetsFile(config.budgetsFile) : [],
+    default: { rpm: config.rpm, itpm: config.itpm, otpm: config.otpm },
+    logger,
+  });
 }

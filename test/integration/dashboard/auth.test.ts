@@ -14,9 +14,10 @@ import { seedBatch } from './fixtures.js';
 
 const TOKEN = 'dash-token-5d1f0c7a9e3b';
 let runtime: Runtime;
-let open: RunningDashboard[] = [];
+const open: RunningDashboard[] = [];
 
-const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+const basic = (user: string, password: string) =>
+  `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 
 /** The routes a scraper, a script and a browser use: ours and Bull Board's. */
 const ROUTES = ['', 'api/batches', 'api/breakers', 'metrics', 'queues', 'queues/api/queues'];
@@ -55,7 +56,9 @@ describe('dashboard authentication', () => {
       const browser = await fetch(`${base}${route}`, { headers: { authorization: basic('me', TOKEN) } });
       expect(browser.status, route).toBe(200);
     }
-    const body = await (await fetch(`${base}api/batches`, { headers: { authorization: `Bearer ${TOKEN}` } })).json();
+    const body = await (
+      await fetch(`${base}api/batches`, { headers: { authorization: `Bearer ${TOKEN}` } })
+    ).json();
     expect(body).toEqual([expect.objectContaining({ id: 'batch_dashboard_demo', total: 10 })]);
     // A token in the query string is not accepted (it would end up in logs and history).
     expect((await fetch(`${base}api/batches?token=${TOKEN}`)).status).toBe(401);
@@ -72,7 +75,9 @@ describe('dashboard authentication', () => {
     });
     expect((await fetch(base)).status).toBe(401);
     expect((await fetch(base, { headers: { authorization: basic('ops', 'wrong') } })).status).toBe(401);
-    expect((await fetch(base, { headers: { authorization: basic('other', 'correct horse') } })).status).toBe(401);
+    expect((await fetch(base, { headers: { authorization: basic('other', 'correct horse') } })).status).toBe(
+      401,
+    );
     expect((await fetch(base, { headers: { authorization: 'Bearer correct horse' } })).status).toBe(401);
     const ok = await fetch(base, { headers: { authorization: basic('ops', 'correct horse') } });
     expect(ok.status).toBe(200);
@@ -83,17 +88,23 @@ describe('dashboard authentication', () => {
     for (const host of ['0.0.0.0', '::', '192.0.2.10']) {
       const attempt = startDashboard(runtime, { host, port: 0 });
       await expect(attempt).rejects.toThrow(DashboardConfigError);
-      await expect(attempt).rejects.toThrow(/CLAUDE_BATCH_DASHBOARD_TOKEN.*CLAUDE_BATCH_DASHBOARD_USER.*CLAUDE_BATCH_DASHBOARD_PASSWORD/);
+      await expect(attempt).rejects.toThrow(
+        /CLAUDE_BATCH_DASHBOARD_TOKEN.*CLAUDE_BATCH_DASHBOARD_USER.*CLAUDE_BATCH_DASHBOARD_PASSWORD/,
+      );
     }
-    expect(() => authFromEnv({ CLAUDE_BATCH_DASHBOARD_USER: 'ops' })).toThrow(/CLAUDE_BATCH_DASHBOARD_PASSWORD/);
+    expect(() => authFromEnv({ CLAUDE_BATCH_DASHBOARD_USER: 'ops' })).toThrow(
+      /CLAUDE_BATCH_DASHBOARD_PASSWORD/,
+    );
     const auth = authFromEnv({ CLAUDE_BATCH_DASHBOARD_TOKEN: TOKEN });
     expect(auth.token?.reveal()).toBe(TOKEN);
     expect(JSON.stringify(auth)).not.toContain(TOKEN);
   });
 
   it('on loopback without credentials: serves, but only to loopback Host names', async () => {
-    for (const host of ['127.0.0.1', 'localhost', '::1', '[::1]', '127.0.0.2']) expect(isLoopbackHost(host), host).toBe(true);
-    for (const host of ['0.0.0.0', '::', 'example.com', '10.0.0.1']) expect(isLoopbackHost(host), host).toBe(false);
+    for (const host of ['127.0.0.1', 'localhost', '::1', '[::1]', '127.0.0.2'])
+      expect(isLoopbackHost(host), host).toBe(true);
+    for (const host of ['0.0.0.0', '::', 'example.com', '10.0.0.1'])
+      expect(isLoopbackHost(host), host).toBe(false);
     const running = await startDashboard(runtime, { port: 0 });
     open.push(running);
     expect(running.url).toBe(`http://127.0.0.1:${running.address.port}/`);

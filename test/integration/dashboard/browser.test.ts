@@ -5,12 +5,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resumeQueue } from '../../../src/breakers/breakers.js';
 import { startDashboard, type RunningDashboard } from '../../../src/dashboard/index.js';
 import { RULES_BY_TYPE } from '../../../src/errors/error-table.js';
 import type { Runtime } from '../../../src/runtime.js';
 import { Secret } from '../../../src/secret.js';
 import { disposeRuntime, testRuntime } from '../../helpers/runtime.js';
-import { EXPECTED, seedBatch, tripModelBreaker } from './fixtures.js';
+import { EXPECTED, seedBatch, tripBillingBreaker, tripModelBreaker } from './fixtures.js';
 
 const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 const OUTPUT = fileURLToPath(new URL('../../../test-output/', import.meta.url));
@@ -26,7 +27,9 @@ let batchId: string;
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) {
     // CI installs it; a missing browser must fail this suite, not skip it.
-    throw new Error(`Chromium not found at ${CHROMIUM}: install it with \`apt-get install chromium\` (or set CHROMIUM_PATH)`);
+    throw new Error(
+      `Chromium not found at ${CHROMIUM}: install it with \`apt-get install chromium\` (or set CHROMIUM_PATH)`,
+    );
   }
   runtime = await testRuntime('dash-browser');
   batchId = await seedBatch(runtime);
@@ -70,7 +73,8 @@ describe('dashboard in a real browser', () => {
     expect(response?.status()).toBe(200);
     const card = page.locator(`section[data-batch="${batchId}"]`);
     await card.waitFor();
-    const count = async (name: string) => (await card.locator(`[data-count="${name}"] b`).first().textContent())?.trim();
+    const count = async (name: string) =>
+      (await card.locator(`[data-count="${name}"] b`).first().textContent())?.trim();
     expect(await count('succeeded')).toBe(String(EXPECTED.succeeded));
     expect(await count('errored')).toBe(String(EXPECTED.errored));
     expect(await count('canceled')).toBe(String(EXPECTED.canceled));
@@ -85,12 +89,39 @@ describe('dashboard in a real browser', () => {
     );
     expect(await card.locator('[data-cost]').textContent()).toBe('$0.0151');
     expect(await page.locator('#model-breakers').textContent()).toContain('claude-opus-4-1');
-    expect(await page.locator('#model-breakers').textContent()).toContain(RULES_BY_TYPE['not_found_error']!.fix);
+    expect(await page.locator('#model-breakers').textContent()).toContain(
+      RULES_BY_TYPE['not_found_error']!.fix,
+    );
 
     const file = join(OUTPUT, 'dashboard-batches.png');
     await page.screenshot({ path: file, fullPage: true });
     expect((await stat(file)).size).toBeGreaterThan(1000);
     await page.close();
+  });
+
+  it('shows a paused queue prominently, with the key breaker and its fix', async () => {
+    await tripBillingBreaker(runtime);
+    try {
+      const page = await context!.newPage();
+      await page.goto(dashboard.url);
+      const alert = page.locator('#key-breaker');
+      await alert.waitFor();
+      const text = await alert.textContent();
+      expect(text).toContain('PAUSED');
+      expect(text).toContain('billing_error');
+      expect(text).toContain('Your credit balance is too low');
+      expect(text).toContain(RULES_BY_TYPE['billing_error']!.fix);
+      expect(await page.locator(`section[data-batch="${batchId}"] .badge`).first().textContent()).toBe(
+        'paused',
+      );
+      expect(await page.title()).toMatch(/^PAUSED/);
+      const file = join(OUTPUT, 'dashboard-paused.png');
+      await page.screenshot({ path: file, fullPage: true });
+      expect((await stat(file)).size).toBeGreaterThan(1000);
+      await page.close();
+    } finally {
+      await resumeQueue(runtime);
+    }
   });
 
   it('serves Bull Board with both queues', async () => {

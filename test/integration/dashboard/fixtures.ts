@@ -108,7 +108,9 @@ export async function seedBatch(runtime: Runtime, batchId = 'batch_dashboard_dem
       failed_at: new Date().toISOString(),
       first_attempt_at: new Date(Date.now() - 60_000).toISOString(),
     };
-    await runtime.deadLetters.add(entry.params.model, entry, { jobId: requestJobId(id, entry.custom_id, entry.gen) });
+    await runtime.deadLetters.add(entry.params.model, entry, {
+      jobId: requestJobId(id, entry.custom_id, entry.gen),
+    });
     await runtime.store.finalize(id, entry.custom_id, 0, {
       kind: 'errored',
       line: erroredLine(entry.custom_id, type, text, entry.request_id),
@@ -126,11 +128,28 @@ export async function seedBatch(runtime: Runtime, batchId = 'batch_dashboard_dem
 const noAlert: Alerter = async () => {};
 
 /** Trips the key breaker as the worker does: records it and pauses the queue. */
-export async function tripBillingBreaker(runtime: Runtime, message = 'Your credit balance is too low to access the Anthropic API.'): Promise<void> {
-  await tripKeyBreaker(runtime, { status: 400, type: 'billing_error', message, request_id: 'req_key_1' }, noAlert);
+export async function tripBillingBreaker(
+  runtime: Runtime,
+  message = 'Your credit balance is too low to access the Anthropic API.',
+): Promise<void> {
+  await tripKeyBreaker(
+    runtime,
+    { status: 400, type: 'billing_error', message, request_id: 'req_key_1' },
+    noAlert,
+  );
 }
 
 /** Opens the model breaker of a retired model, as the worker does at the threshold. */
-export async function tripModelBreaker(runtime: Runtime, model = 'claude-opus-4-1', message = `model: ${model}`): Promise<void> {
-  await countModelFailure(runtime, model, { status: 404, type: 'not_found_error', message, request_id: 'req_model_1' }, 1, noAlert);
+export async function tripModelBreaker(
+  runtime: Runtime,
+  model = 'claude-opus-4-1',
+  message = `model: ${model}`,
+): Promise<void> {
+  await countModelFailure(
+    runtime,
+    model,
+    { status: 404, type: 'not_found_error', message, request_id: 'req_model_1' },
+    1,
+    noAlert,
+  );
 }

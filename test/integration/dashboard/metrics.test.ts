@@ -66,11 +66,16 @@ afterAll(async () => {
   if (runtime) await disposeRuntime(runtime);
 });
 
-function sample(families: ParsedFamily[], name: string, labels: Record<string, string> = {}): number | undefined {
+function sample(
+  families: ParsedFamily[],
+  name: string,
+  labels: Record<string, string> = {},
+): number | undefined {
   const family = families.find((f) => f.name === name);
-  const found = family?.metrics.find((m) =>
-    Object.entries(labels).every(([k, v]) => m.labels?.[k] === v) &&
-    Object.keys(m.labels ?? {}).length === Object.keys(labels).length,
+  const found = family?.metrics.find(
+    (m) =>
+      Object.entries(labels).every(([k, v]) => m.labels?.[k] === v) &&
+      Object.keys(m.labels ?? {}).length === Object.keys(labels).length,
   );
   return found === undefined ? undefined : Number(found.value);
 }
@@ -112,7 +117,9 @@ describe('/metrics', () => {
     expect(byName.get('claude_batch_requests_total')!.type).toBe('COUNTER');
     expect(byName.get('claude_batch_queue_jobs')!.type).toBe('GAUGE');
 
-    expect(sample(families, 'claude_batch_requests_total', { outcome: 'succeeded' })).toBe(EXPECTED.succeeded);
+    expect(sample(families, 'claude_batch_requests_total', { outcome: 'succeeded' })).toBe(
+      EXPECTED.succeeded,
+    );
     expect(sample(families, 'claude_batch_requests_total', { outcome: 'errored' })).toBe(EXPECTED.errored);
     expect(sample(families, 'claude_batch_requests_total', { outcome: 'canceled' })).toBe(EXPECTED.canceled);
     for (const [type, n] of Object.entries(EXPECTED.errors)) {
@@ -156,8 +163,12 @@ describe('/metrics', () => {
     expect(sample(families, 'claude_batch_estimated_cost_usd')).toBeCloseTo(EXPECTED.costUsd, 6);
 
     expect(sample(families, 'claude_batch_budget_limit', { class: 'default', dimension: 'rpm' })).toBe(50);
-    expect(sample(families, 'claude_batch_budget_limit', { class: 'default', dimension: 'itpm' })).toBe(40_000);
-    expect(sample(families, 'claude_batch_budget_capacity', { class: 'default', dimension: 'itpm' })).toBe(30_000);
+    expect(sample(families, 'claude_batch_budget_limit', { class: 'default', dimension: 'itpm' })).toBe(
+      40_000,
+    );
+    expect(sample(families, 'claude_batch_budget_capacity', { class: 'default', dimension: 'itpm' })).toBe(
+      30_000,
+    );
     expect(sample(families, 'claude_batch_budget_level', { class: 'default', dimension: 'rpm' })).toBe(42);
     expect(sample(families, 'claude_batch_budget_level', { class: 'default', dimension: 'itpm' })).toBe(-120);
     expect(sample(families, 'claude_batch_budget_hold_seconds', { class: 'default' })).toBe(1.5);
@@ -189,7 +200,9 @@ describe('/metrics', () => {
       expect(body, route).not.toContain('DASHBOARD-CANARY');
     }
     // The key was in the breaker's message; our routes show it redacted.
-    const breakers = (await (await fetch(`${dashboard.url}api/breakers`)).json()) as { key: { message: string } };
+    const breakers = (await (await fetch(`${dashboard.url}api/breakers`)).json()) as {
+      key: { message: string };
+    };
     expect(breakers.key.message).toBe('Invalid credit for key [redacted]');
     const page = await (await fetch(dashboard.url)).text();
     expect(page).toContain('Invalid credit for key [redacted]');

@@ -93,18 +93,28 @@ describe('dashboard --read-only', () => {
       queues: { readOnlyMode: boolean }[];
     };
     expect(board.queues.every((q) => !q.readOnlyMode)).toBe(true);
-    expect((await fetch(`${writable.url}queues/api/queues/requests/pause`, { method: 'PUT' })).status).toBe(200);
+    expect((await fetch(`${writable.url}queues/api/queues/requests/pause`, { method: 'PUT' })).status).toBe(
+      200,
+    );
     expect(await runtime.requests.isPaused()).toBe(true);
-    expect((await fetch(`${writable.url}queues/api/queues/requests/resume`, { method: 'PUT' })).status).toBe(200);
+    expect((await fetch(`${writable.url}queues/api/queues/requests/resume`, { method: 'PUT' })).status).toBe(
+      200,
+    );
     expect(await runtime.requests.isPaused()).toBe(false);
 
     // A form on another site posting to the dashboard is refused.
-    for (const headers of [{ origin: 'http://evil.example' }, { 'sec-fetch-site': 'cross-site' }]) {
+    for (const headers of [{ origin: 'http://evil.example' }, { 'sec-fetch-site': 'cross-site' }] as Record<
+      string,
+      string
+    >[]) {
       expect((await fetch(`${writable.url}api/pause`, { method: 'POST', headers })).status).toBe(403);
       expect(await runtime.requests.isPaused()).toBe(false);
     }
 
-    const paused = await fetch(`${writable.url}api/pause`, { method: 'POST', headers: { accept: 'application/json' } });
+    const paused = await fetch(`${writable.url}api/pause`, {
+      method: 'POST',
+      headers: { accept: 'application/json' },
+    });
     expect(await paused.json()).toEqual({ paused: true });
     const page = await (await fetch(writable.url)).text();
     expect(page).toContain('Queue PAUSED by hand');
@@ -114,6 +124,9 @@ describe('dashboard --read-only', () => {
       headers: { accept: 'application/json', origin: writable.url.slice(0, -1) },
     });
     expect(await resumed.json()).toEqual({ paused: false });
-    expect((await fetch(`${writable.url}api/breakers`).then((r) => r.json())) as unknown).toEqual({ key: null, models: [] });
+    expect((await fetch(`${writable.url}api/breakers`).then((r) => r.json())) as unknown).toEqual({
+      key: null,
+      models: [],
+    });
   });
 });

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import { budgetKeyPattern } from '../../../src/limits/index.js';
 
 export const REDIS_URL = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
@@ -14,10 +14,11 @@ export function uniqueAccount(tag: string): string {
 }
 
 /** A connection like the worker's: commands wait out an outage. */
-export function connect(url: string = REDIS_URL): Redis {
+export function connect(url: string = REDIS_URL, extra: RedisOptions = {}): Redis {
   return new Redis(url, {
     maxRetriesPerRequest: null,
     retryStrategy: (attempt) => Math.min(50 * attempt, 500),
+    ...extra,
   });
 }
 

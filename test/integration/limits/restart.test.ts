@@ -29,6 +29,14 @@ describe('the budget survives a Redis restart', () => {
       const budget = createRateBudget({ redis, accountId: uniqueAccount('restart'), default: { rpm: R } });
       budgets.push(budget);
 
+      // A second process whose connection fails commands during the outage instead of queueing them:
+      // acquire must retry those errors, not reject.
+      const impatient = connect(server.url, { maxRetriesPerRequest: 1 });
+      impatient.on('error', () => {});
+      clients.push(impatient);
+      const other = createRateBudget({ redis: impatient, accountId: budget.describe().accountId, default: { rpm: R } });
+      budgets.push(other);
+
       const t0 = await redisTime(admin);
       for (let i = 0; i < R; i++) await budget.acquire(req); // the whole burst
       await sleep(1_100); // let everysec write the AOF
@@ -36,24 +44,26 @@ describe('the budget survives a Redis restart', () => {
       const granted: number[] = [];
       // Workers keep asking across the outage; their commands wait for Redis to come back.
       const stop = new AbortController();
-      const loop = (async () => {
-        while (!stop.signal.aborted) {
-          try {
-            const lease = await budget.acquire(req, stop.signal);
-            granted.push(lease.grantedAt!);
-          } catch (err) {
-            if (stop.signal.aborted) return;
-            throw err;
+      const loop = (b: SharedRateBudgetApi) =>
+        (async () => {
+          while (!stop.signal.aborted) {
+            try {
+              const lease = await b.acquire(req, stop.signal);
+              granted.push(lease.grantedAt!);
+            } catch (err) {
+              if (stop.signal.aborted) return;
+              throw err;
+            }
           }
-        }
-      })();
+        })();
+      const loops = Promise.all([loop(budget), loop(other)]);
       await sleep(200);
       await server.kill();
       await sleep(300);
       await server.startProcess();
       await sleep(2_000);
       stop.abort();
-      await loop;
+      await loops;
       const end = await redisTime(admin);
 
       // The bucket came back drained (AOF) or recreated empty (this process had seen it): what was

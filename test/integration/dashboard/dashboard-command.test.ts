@@ -1,0 +1,114 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cliEnv } from '../../helpers/cli.js';
+import { deletePrefix, uniquePrefix } from '../../helpers/runtime.js';
+
+// src/cli/main.ts wires the command in; until then this runs it under a bare program.
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const ENTRY = `
+import { Command } from 'commander';
+import { registerDashboardCommand } from './src/cli/dashboard-command.ts';
+const program = new Command('claude-batch').exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
+registerDashboardCommand(program);
+await program.parseAsync(process.argv.slice(1), { from: 'user' });
+`;
+const TOKEN = 'cli-token-0e9d8c7b';
+
+let dir: string;
+const prefixes: string[] = [];
+
+function dashboardCli(args: string[], env: Record<string, string> = {}): ChildProcess {
+  const prefix = uniquePrefix('dash-cli');
+  prefixes.push(prefix);
+  return spawn(
+    process.execPath,
+    ['--import', 'tsx', '--input-type=module', '-e', ENTRY, '--', 'dashboard', ...args],
+    {
+      cwd: ROOT,
+      env: cliEnv({ CLAUDE_BATCH_PREFIX: prefix, ...env }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+}
+
+function collect(child: ChildProcess): {
+  stdout: () => string;
+  stderr: () => string;
+  exit: Promise<number | null>;
+} {
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exit = new Promise<number | null>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve(code));
+  });
+  return { stdout: () => stdout, stderr: () => stderr, exit };
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'cb-dashboard-cli-'));
+});
+
+afterAll(async () => {
+  for (const p of prefixes) await deletePrefix(p);
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('claude-batch dashboard', () => {
+  it('documents every option and the auth variables in --help', async () => {
+    const run = collect(dashboardCli(['--help']));
+    expect(await run.exit).toBe(0);
+    for (const text of [
+      '--port',
+      '--host',
+      '--read-only',
+      '--prices',
+      '--refresh',
+      'CLAUDE_BATCH_DASHBOARD_TOKEN',
+      'CLAUDE_BATCH_DASHBOARD_USER',
+      'CLAUDE_BATCH_DASHBOARD_PASSWORD',
+      '/metrics',
+    ]) {
+      expect(run.stdout()).toContain(text);
+    }
+  });
+
+  it('refuses to listen beyond loopback without credentials (exit 2), or with a bad prices file', async () => {
+    const bad = join(dir, 'prices.json');
+    await writeFile(bad, JSON.stringify([{ match: 'claude-*', input: 'cheap', output: 1 }]));
+    const open = collect(dashboardCli(['--host', '0.0.0.0', '--port', '0']));
+    const prices = collect(dashboardCli(['--port', '0', '--prices', bad]));
+    expect(await open.exit).toBe(2);
+    expect(open.stderr()).toMatch(/refusing to listen on 0\.0\.0\.0.*CLAUDE_BATCH_DASHBOARD_TOKEN/);
+    expect(await prices.exit).toBe(2);
+    expect(prices.stderr()).toContain('"input" must be a number');
+  });
+
+  it('prints the URL, serves with the token, and stops cleanly on SIGTERM', async () => {
+    const child = dashboardCli(['--host', '0.0.0.0', '--port', '0', '--read-only'], {
+      CLAUDE_BATCH_DASHBOARD_TOKEN: TOKEN,
+    });
+    const run = collect(child);
+    const deadline = Date.now() + 20_000;
+    while (!run.stdout().includes('\n') && Date.now() < deadline) {
+      if (child.exitCode !== null) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const url = run.stdout().trim();
+    expect(url, run.stderr()).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+    expect(run.stderr()).toContain('read-only');
+    expect((await fetch(`${url}api/batches`)).status).toBe(401);
+    const ok = await fetch(`${url}api/batches`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(ok.status).toBe(200);
+    expect(await ok.json()).toEqual([]);
+    child.kill('SIGTERM');
+    expect(await run.exit).toBe(0);
+    expect(run.stderr()).not.toContain(TOKEN);
+  });
+});
