@@ -297,7 +297,7 @@ function spawnChild(args: ChildArgs): { child: ChildProcess; ready: Promise<void
 
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
-  const steadySeconds = quick ? 6 : 20;
+  const steadySeconds = quick ? 8 : 30;
   // RPM: 600/min (10/s). ITPM: 120,000/min with prompts of about 200 tokens (10 requests/s).
   const rpm = 600;
   const itpm = 120_000;

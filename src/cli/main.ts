@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { registerControlCommands } from './control-commands.js';
+import { registerDashboardCommand } from './dashboard-command.js';
 import { registerDeleteCommand } from './delete-command.js';
 import { registerDlqCommand } from './dlq-command.js';
 import { registerEmulatorCommand } from './emulator-command.js';
@@ -34,6 +35,7 @@ CLAUDE_BATCH_PREFIX. See the README's configuration table for the rest.`,
   registerDeleteCommand(program);
   registerDlqCommand(program);
   registerControlCommands(program);
+  registerDashboardCommand(program);
   registerEmulatorCommand(program);
   return program;
 }

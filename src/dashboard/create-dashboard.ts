@@ -8,7 +8,13 @@ import { pauseQueue, resumeQueue } from '../breakers/breakers.js';
 import type { Runtime } from '../runtime.js';
 import { Secret, scrub } from '../secret.js';
 import { getBatchStatus, listBatchStatuses } from '../store/batch-status.js';
-import { requireAuth, requireLocalHostHeader, requireSameOrigin, type DashboardAuth } from './auth.js';
+import {
+  DashboardConfigError,
+  requireAuth,
+  requireLocalHostHeader,
+  requireSameOrigin,
+  type DashboardAuth,
+} from './auth.js';
 import { renderBatchPage } from './batch-page.js';
 import { readSnapshot } from './dashboard-data.js';
 import { renderMetrics, type BudgetSnapshotProvider } from './metrics.js';
@@ -57,11 +63,21 @@ export function resolveDashboardOptions(options: DashboardOptions = {}): Resolve
   const port = options.port ?? 3000;
   if (!Number.isInteger(port) || port < 0 || port > 65_535)
     throw new RangeError(`port must be 0-65535, got ${port}`);
+  const auth = options.auth ?? {};
+  if (auth.token !== undefined && auth.token.reveal() === '')
+    throw new DashboardConfigError('the dashboard token is empty');
+  if (auth.basic !== undefined) {
+    if (auth.basic.user === '' || auth.basic.user.includes(':')) {
+      throw new DashboardConfigError('the dashboard user name must be non-empty and contain no ":"');
+    }
+    if (auth.basic.password.reveal() === '')
+      throw new DashboardConfigError('the dashboard password is empty');
+  }
   return {
     host: options.host ?? '127.0.0.1',
     port,
     readOnly: options.readOnly ?? false,
-    auth: options.auth ?? {},
+    auth,
     priceTable: options.priceTable ?? DEFAULT_PRICE_TABLE,
     budgetSnapshot: options.budgetSnapshot,
     refreshSeconds: options.refreshSeconds ?? 5,
@@ -87,7 +103,6 @@ const SECURITY_HEADERS = {
   'X-Content-Type-Options': 'nosniff',
   'Referrer-Policy': 'no-referrer',
   'X-Frame-Options': 'DENY',
-  'Cache-Control': 'no-store',
 };
 
 const PAGE_CSP =
@@ -106,6 +121,7 @@ export function createDashboard(runtime: Runtime, options: DashboardOptions = {}
   const sendJson = (res: Response, value: unknown, status = 200) => {
     res
       .status(status)
+      .set('Cache-Control', 'no-store')
       .type('application/json')
       .send(clean(JSON.stringify(value)));
   };
@@ -131,7 +147,10 @@ export function createDashboard(runtime: Runtime, options: DashboardOptions = {}
       refreshSeconds: resolved.refreshSeconds,
       boardPath: BOARD_PATH.slice(1),
     });
-    res.set('Content-Security-Policy', PAGE_CSP).type('text/html; charset=utf-8').send(clean(page));
+    res
+      .set({ 'Content-Security-Policy': PAGE_CSP, 'Cache-Control': 'no-store' })
+      .type('text/html; charset=utf-8')
+      .send(clean(page));
   });
 
   app.get('/api/batches', async (_req, res) => {
@@ -157,7 +176,7 @@ export function createDashboard(runtime: Runtime, options: DashboardOptions = {}
       budgetSnapshot: resolved.budgetSnapshot,
       logger: runtime.logger,
     });
-    res.set('Content-Type', PROMETHEUS_CONTENT_TYPE).send(clean(body));
+    res.set({ 'Content-Type': PROMETHEUS_CONTENT_TYPE, 'Cache-Control': 'no-store' }).send(clean(body));
   });
 
   const queueAction = (action: 'pause' | 'resume') => async (req: Request, res: Response) => {

@@ -2,7 +2,12 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Runtime } from '../runtime.js';
 import { assertSafeBinding, DashboardConfigError } from './auth.js';
-import { createDashboard, type Dashboard, type DashboardOptions } from './create-dashboard.js';
+import {
+  createDashboard,
+  resolveDashboardOptions,
+  type Dashboard,
+  type DashboardOptions,
+} from './create-dashboard.js';
 
 export interface RunningDashboard {
   /** Where to open it in a browser on this machine (a wildcard address is shown as loopback). */
@@ -29,7 +34,8 @@ export async function startDashboard(
   runtime: Runtime,
   options: DashboardOptions = {},
 ): Promise<RunningDashboard> {
-  assertSafeBinding(options.host ?? '127.0.0.1', options.auth);
+  const resolved = resolveDashboardOptions(options);
+  assertSafeBinding(resolved.host, resolved.auth);
   const dashboard = createDashboard(runtime, options);
   const { host, port } = dashboard.options;
   const server = createServer(dashboard.app);

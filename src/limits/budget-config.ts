@@ -89,7 +89,12 @@ export function validateBudgetClasses(value: unknown, source: string): BudgetCla
       }
     }
     const match = record['match'];
-    if (typeof match !== 'string' || match.length === 0 || match.length > MAX_NAME_LENGTH || hasControl(match)) {
+    if (
+      typeof match !== 'string' ||
+      match.length === 0 ||
+      match.length > MAX_NAME_LENGTH ||
+      hasControl(match)
+    ) {
       throw new BudgetsFileError(
         `${where}, field "match": expected a non-empty glob on the model id (e.g. "claude-haiku-*"), got ${describe(match)}`,
       );
@@ -97,7 +102,12 @@ export function validateBudgetClasses(value: unknown, source: string): BudgetCla
     const cls: BudgetClass = { match };
     const name = record['name'];
     if (name !== undefined) {
-      if (typeof name !== 'string' || name.length === 0 || name.length > MAX_NAME_LENGTH || hasControl(name)) {
+      if (
+        typeof name !== 'string' ||
+        name.length === 0 ||
+        name.length > MAX_NAME_LENGTH ||
+        hasControl(name)
+      ) {
         throw new BudgetsFileError(
           `${where}, field "name": expected a non-empty string of at most ${MAX_NAME_LENGTH} characters, got ${describe(name)}`,
         );
@@ -205,7 +215,9 @@ export function isLimited(cls: BudgetLimits): boolean {
 function checkDefault(field: string, value: number | undefined): number {
   if (value === undefined) return 0;
   if (!Number.isSafeInteger(value) || value < 0) {
-    throw new BudgetsFileError(`default budget, field "${field}": expected a non-negative integer, got ${describe(value)}`);
+    throw new BudgetsFileError(
+      `default budget, field "${field}": expected a non-negative integer, got ${describe(value)}`,
+    );
   }
   return value;
 }

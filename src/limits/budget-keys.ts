@@ -16,7 +16,10 @@ export function encodeClassName(name: string): string {
   let out = '';
   for (const ch of name) {
     if (/^[A-Za-z0-9._-]$/.test(ch)) out += ch;
-    else out += [...Buffer.from(ch, 'utf8')].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join('');
+    else
+      out += [...Buffer.from(ch, 'utf8')]
+        .map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`)
+        .join('');
   }
   return out;
 }
@@ -36,6 +39,8 @@ export function budgetKeyPattern(accountId: string): string {
 function checkAccountId(accountId: string): void {
   // A fingerprint, or a test's own id: no glob, hash-tag or separator characters.
   if (!/^[A-Za-z0-9_.]{1,64}$/.test(accountId)) {
-    throw new Error(`budget account id must match [A-Za-z0-9_.]{1,64} (use Secret.fingerprint()), got a ${accountId.length}-character value`);
+    throw new Error(
+      `budget account id must match [A-Za-z0-9_.]{1,64} (use Secret.fingerprint()), got a ${accountId.length}-character value`,
+    );
   }
 }

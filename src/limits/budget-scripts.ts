@@ -92,20 +92,32 @@ for d = 1, 3 do
 end
 if wait > 0 then
   if created then
+    local fields = {}
     for d = 1, 3 do
-      if level[d] ~= nil then redis.call('HSET', key, names[d], fmt(level[d]), 't' .. names[d], fmt(since[d])) end
+      if level[d] ~= nil then
+        table.insert(fields, names[d])
+        table.insert(fields, fmt(level[d]))
+        table.insert(fields, 't' .. names[d])
+        table.insert(fields, fmt(since[d]))
+      end
     end
+    redis.call('HSET', key, unpack(fields))
     keep_for(ttl)
   end
   return {1, math.ceil(wait)}
 end
+local fields = {}
 for d = 1, 3 do
   if level[d] ~= nil then
     local ts = since[d]
     if full[d] then ts = now + lead end
-    redis.call('HSET', key, names[d], fmt(level[d] - tonumber(ARGV[3 + d])), 't' .. names[d], fmt(ts))
+    table.insert(fields, names[d])
+    table.insert(fields, fmt(level[d] - tonumber(ARGV[3 + d])))
+    table.insert(fields, 't' .. names[d])
+    table.insert(fields, fmt(ts))
   end
 end
+redis.call('HSET', key, unpack(fields))
 keep_for(ttl)
 return {0, fmt(now)}
 `);
@@ -122,9 +134,11 @@ return {0, fmt(now)}
 export const SETTLE_SCRIPT = new LuaScript(`${COMMON}
 local ttl = tonumber(ARGV[14])
 local hold_ms = tonumber(ARGV[7])
+local fields = {}
 if hold_ms > 0 and now + hold_ms > hold then
   hold = now + hold_ms
-  redis.call('HSET', key, 'hold', fmt(hold))
+  table.insert(fields, 'hold')
+  table.insert(fields, fmt(hold))
 end
 for d = 1, 3 do
   local own = tonumber(ARGV[d])
@@ -132,7 +146,8 @@ for d = 1, 3 do
     local header_limit = tonumber(ARGV[7 + d])
     if header_limit > 0 and tonumber(f[3 * d]) ~= header_limit then
       f[3 * d] = tostring(header_limit)
-      redis.call('HSET', key, 'h' .. names[d], fmt(header_limit))
+      table.insert(fields, 'h' .. names[d])
+      table.insert(fields, fmt(header_limit))
     end
     local c = capacity(d, own)
     local l, ts = refilled(d, c)
@@ -141,10 +156,16 @@ for d = 1, 3 do
     if l > c then l = c end
     local remaining = tonumber(ARGV[10 + d])
     if remaining >= 0 and remaining < l then l = remaining end
-    redis.call('HSET', key, names[d], fmt(l), 't' .. names[d], fmt(ts))
+    table.insert(fields, names[d])
+    table.insert(fields, fmt(l))
+    table.insert(fields, 't' .. names[d])
+    table.insert(fields, fmt(ts))
   end
 end
-keep_for(ttl)
+if #fields > 0 then
+  redis.call('HSET', key, unpack(fields))
+  keep_for(ttl)
+end
 return {fmt(hold), fmt(now)}
 `);
 

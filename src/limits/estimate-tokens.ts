@@ -22,7 +22,8 @@ export function estimateRequest(params: MessageParams, outputEstimate?: number):
   return {
     model: params.model,
     inputTokens: Math.ceil(chars / CHARS_PER_TOKEN) + PER_REQUEST_OVERHEAD,
-    outputTokens: outputEstimate !== undefined ? Math.min(outputEstimate, params.max_tokens) : params.max_tokens,
+    outputTokens:
+      outputEstimate !== undefined ? Math.min(outputEstimate, params.max_tokens) : params.max_tokens,
   };
 }
 

@@ -7,12 +7,13 @@ export const DIMENSIONS = ['requests', 'inputTokens', 'outputTokens'] as const;
 export type Dimension = (typeof DIMENSIONS)[number];
 
 /** The words used in messages and the `anthropic-ratelimit-<word>-*` headers, per dimension. */
-export const DIMENSION_INFO: Readonly<Record<Dimension, { limit: 'rpm' | 'itpm' | 'otpm'; header: string; words: string }>> =
-  {
-    requests: { limit: 'rpm', header: 'requests', words: 'requests per minute' },
-    inputTokens: { limit: 'itpm', header: 'input-tokens', words: 'input tokens per minute' },
-    outputTokens: { limit: 'otpm', header: 'output-tokens', words: 'output tokens per minute' },
-  };
+export const DIMENSION_INFO: Readonly<
+  Record<Dimension, { limit: 'rpm' | 'itpm' | 'otpm'; header: string; words: string }>
+> = {
+  requests: { limit: 'rpm', header: 'requests', words: 'requests per minute' },
+  inputTokens: { limit: 'itpm', header: 'input-tokens', words: 'input tokens per minute' },
+  outputTokens: { limit: 'otpm', header: 'output-tokens', words: 'output tokens per minute' },
+};
 
 /**
  * What a call really cost against each limit: ITPM counts input_tokens + cache_creation_input_tokens
@@ -36,8 +37,14 @@ export function settlementDelta(
   usage: CallReport['usage'],
   release = false,
 ): DimensionAmounts {
-  if (release) return { requests: -charged.requests, inputTokens: -charged.inputTokens, outputTokens: -charged.outputTokens };
-  if (usage === null) return { requests: 0, inputTokens: -charged.inputTokens, outputTokens: -charged.outputTokens };
+  if (release)
+    return {
+      requests: -charged.requests,
+      inputTokens: -charged.inputTokens,
+      outputTokens: -charged.outputTokens,
+    };
+  if (usage === null)
+    return { requests: 0, inputTokens: -charged.inputTokens, outputTokens: -charged.outputTokens };
   const actual = actualCost(usage);
   return {
     requests: 0,
@@ -55,7 +62,9 @@ export interface HeaderLimits {
 }
 
 /** Reads the `anthropic-ratelimit-{requests,input-tokens,output-tokens}-{limit,remaining,reset}` headers. */
-export function parseRateLimitHeaders(headers: Readonly<Record<string, string>>): Record<Dimension, HeaderLimits> {
+export function parseRateLimitHeaders(
+  headers: Readonly<Record<string, string>>,
+): Record<Dimension, HeaderLimits> {
   const out = {} as Record<Dimension, HeaderLimits>;
   for (const dim of DIMENSIONS) {
     const base = `anthropic-ratelimit-${DIMENSION_INFO[dim].header}-`;

@@ -1,7 +1,13 @@
 import Bottleneck from 'bottleneck';
 import { silentLogger, type Logger } from '../logger.js';
 import type { RedisClient } from '../queue/connection.js';
-import { ModelClassResolver, isLimited, type BudgetClass, type BudgetLimits, type ResolvedClass } from './budget-config.js';
+import {
+  ModelClassResolver,
+  isLimited,
+  type BudgetClass,
+  type BudgetLimits,
+  type ResolvedClass,
+} from './budget-config.js';
 import { budgetKey } from './budget-keys.js';
 import { ACQUIRE_SCRIPT, SETTLE_SCRIPT, SNAPSHOT_SCRIPT } from './budget-scripts.js';
 import {
@@ -12,7 +18,13 @@ import {
   type RateBudget,
   type RequestEstimate,
 } from './rate-budget.js';
-import { DIMENSIONS, DIMENSION_INFO, parseRateLimitHeaders, settlementDelta, type Dimension } from './settlement.js';
+import {
+  DIMENSIONS,
+  DIMENSION_INFO,
+  parseRateLimitHeaders,
+  settlementDelta,
+  type Dimension,
+} from './settlement.js';
 
 /** How long an idle bucket is kept in Redis (refreshed by every look); longer while a hold lasts. */
 export const BUCKET_TTL_MS = 60 * 60 * 1000;
@@ -21,7 +33,11 @@ export const DEFAULT_REFILL_LEAD_MS = 500;
 /** The longest one sleep lasts before the head of the queue looks again (to see other processes' refunds). */
 const DEFAULT_MAX_SLEEP_MS = 2_000;
 /** How coarsely the API reports `remaining`, per limit. */
-const REMAINING_ROUNDING: Readonly<Record<Dimension, number>> = { requests: 1, inputTokens: 1000, outputTokens: 1000 };
+const REMAINING_ROUNDING: Readonly<Record<Dimension, number>> = {
+  requests: 1,
+  inputTokens: 1000,
+  outputTokens: 1000,
+};
 /** How long settle() keeps retrying a Redis that does not answer before giving up on that correction. */
 const SETTLE_RETRY_MS = 10_000;
 
@@ -101,7 +117,9 @@ export interface SharedRateBudgetApi extends RateBudget {
   /** Current levels per class, read from Redis (one read-only script call per limited class). */
   snapshot(): Promise<BudgetSnapshot>;
   /** One look at the bucket without waiting: the lease, or the ms the bucket says to wait. */
-  tryAcquire(estimate: RequestEstimate): Promise<{ lease: BudgetLease; waitMs: 0 } | { lease: null; waitMs: number }>;
+  tryAcquire(
+    estimate: RequestEstimate,
+  ): Promise<{ lease: BudgetLease; waitMs: 0 } | { lease: null; waitMs: number }>;
 }
 
 interface ClassState {
@@ -196,7 +214,9 @@ export class SharedRateBudget implements SharedRateBudgetApi {
    * long the bucket says to wait. Rejects with {@link OverBudgetError} like acquire, and with Redis
    * errors as they come. For tools and tests; workers use acquire.
    */
-  async tryAcquire(estimate: RequestEstimate): Promise<{ lease: BudgetLease; waitMs: 0 } | { lease: null; waitMs: number }> {
+  async tryAcquire(
+    estimate: RequestEstimate,
+  ): Promise<{ lease: BudgetLease; waitMs: 0 } | { lease: null; waitMs: number }> {
     const plan = this.#plan(estimate);
     if ('lease' in plan) return { lease: plan.lease, waitMs: 0 };
     const result = await this.#attempt(plan.state, estimate, plan.charge);
@@ -212,13 +232,19 @@ export class SharedRateBudget implements SharedRateBudgetApi {
       inputTokens: cls.itpm > 0 ? Math.max(0, Math.ceil(estimate.inputTokens)) : 0,
       outputTokens: cls.otpm > 0 ? Math.max(0, Math.ceil(estimate.outputTokens)) : 0,
     };
-    if (cls.itpm > 0 && charge.inputTokens > cls.itpm) throw overBudget(cls, estimate, 'inputTokens', cls.itpm, false);
-    if (cls.otpm > 0 && charge.outputTokens > cls.otpm) throw overBudget(cls, estimate, 'outputTokens', cls.otpm, false);
+    if (cls.itpm > 0 && charge.inputTokens > cls.itpm)
+      throw overBudget(cls, estimate, 'inputTokens', cls.itpm, false);
+    if (cls.otpm > 0 && charge.outputTokens > cls.otpm)
+      throw overBudget(cls, estimate, 'outputTokens', cls.otpm, false);
     return { state: this.#stateFor(cls), charge };
   }
 
   /** One acquire script call: the lease, or the ms to wait. */
-  async #attempt(state: ClassState, estimate: RequestEstimate, charge: BudgetAmounts): Promise<BudgetLease | number> {
+  async #attempt(
+    state: ClassState,
+    estimate: RequestEstimate,
+    charge: BudgetAmounts,
+  ): Promise<BudgetLease | number> {
     const createFull = state.seenAt === null || this.#clock.now() - state.seenAt > BUCKET_TTL_MS ? 1 : 0;
     const reply = (await ACQUIRE_SCRIPT.run(
       this.#redis,
@@ -235,7 +261,8 @@ export class SharedRateBudget implements SharedRateBudgetApi {
     )) as Array<number | string>;
     state.seenAt = this.#clock.now();
     const code = Number(reply[0]);
-    if (code === 0) return { estimate, modelClass: state.cls.name, charged: charge, grantedAt: Number(reply[1]) };
+    if (code === 0)
+      return { estimate, modelClass: state.cls.name, charged: charge, grantedAt: Number(reply[1]) };
     if (code === 2) {
       const dim = DIMENSIONS[Number(reply[1]) - 1] ?? 'inputTokens';
       throw overBudget(state.cls, estimate, dim, Number(reply[2]), true);
@@ -285,7 +312,8 @@ export class SharedRateBudget implements SharedRateBudgetApi {
       BUCKET_TTL_MS,
     ];
     const ok = await this.#runSettle(state, args);
-    if (ok && (delta.inputTokens < 0 || delta.outputTokens < 0 || delta.requests < 0)) this.#wakeIfLong(state);
+    if (ok && (delta.inputTokens < 0 || delta.outputTokens < 0 || delta.requests < 0))
+      this.#wakeIfLong(state);
   }
 
   async snapshot(): Promise<BudgetSnapshot> {
@@ -495,7 +523,8 @@ function overBudget(
   capacity: number,
   reported: boolean,
 ): OverBudgetError {
-  const need = dim === 'inputTokens' ? estimate.inputTokens : dim === 'outputTokens' ? estimate.outputTokens : 1;
+  const need =
+    dim === 'inputTokens' ? estimate.inputTokens : dim === 'outputTokens' ? estimate.outputTokens : 1;
   const what = dim === 'outputTokens' ? 'reserves' : 'needs';
   const unit = dim === 'requests' ? 'request' : dim === 'inputTokens' ? 'input tokens' : 'output tokens';
   return new OverBudgetError(
@@ -511,9 +540,16 @@ export function isTransientRedisError(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException).code;
   if (
     code !== undefined &&
-    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTCONN', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN'].includes(
-      code,
-    )
+    [
+      'ECONNREFUSED',
+      'ECONNRESET',
+      'ETIMEDOUT',
+      'EPIPE',
+      'ENOTCONN',
+      'EHOSTUNREACH',
+      'ENETUNREACH',
+      'EAI_AGAIN',
+    ].includes(code)
   ) {
     return true;
   }
@@ -529,7 +565,9 @@ export function isTransientRedisError(err: unknown): boolean {
 function abortError(signal: AbortSignal): Error {
   const reason: unknown = signal.reason;
   const err = new Error(
-    reason instanceof Error ? `acquire aborted: ${reason.message}` : 'acquire aborted while waiting for the rate budget',
+    reason instanceof Error
+      ? `acquire aborted: ${reason.message}`
+      : 'acquire aborted while waiting for the rate budget',
   );
   err.name = 'AbortError';
   (err as Error & { cause?: unknown }).cause = reason;

@@ -79,7 +79,7 @@ describe('batch page', () => {
     expect(page).toContain('&lt;script&gt;alert(&quot;source&quot;)&lt;/script&gt;.jsonl');
     expect(page).toContain('&lt;img src=x onerror=alert(1)&gt;');
     expect(page).toContain('&lt;/td&gt;&lt;script&gt;alert(&quot;breaker&quot;)&lt;/script&gt;');
-    expect(page).toContain('<meta http-equiv="refresh" content="3">');
+    expect(page).toMatch(/<meta http-equiv="refresh" content="3" ?\/?>/);
     // An error type the table does not know still gets a pointer.
     expect(page).toContain('Not in the error table');
   });

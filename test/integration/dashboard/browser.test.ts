@@ -124,6 +124,20 @@ describe('dashboard in a real browser', () => {
     }
   });
 
+  it('pauses and resumes the queue from the page (a same-origin form post)', async () => {
+    const page = await context!.newPage();
+    await page.goto(dashboard.url);
+    await page.getByRole('button', { name: 'Pause queue' }).click();
+    await page.locator('#key-breaker').waitFor();
+    expect(page.url()).toBe(dashboard.url);
+    expect(await page.locator('#key-breaker').textContent()).toContain('PAUSED by hand');
+    expect(await runtime.requests.isPaused()).toBe(true);
+    await page.getByRole('button', { name: 'Resume queue' }).click();
+    await page.getByRole('button', { name: 'Pause queue' }).waitFor();
+    expect(await runtime.requests.isPaused()).toBe(false);
+    await page.close();
+  });
+
   it('serves Bull Board with both queues', async () => {
     const page = await context!.newPage();
     await page.goto(`${dashboard.url}queues`);

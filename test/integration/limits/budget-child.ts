@@ -22,7 +22,12 @@ interface ChildArgs {
 
 const args = JSON.parse(process.argv[2] ?? '{}') as ChildArgs;
 const redis = new Redis(args.url, { maxRetriesPerRequest: null });
-const budget = createRateBudget({ redis, accountId: args.accountId, classes: args.classes, default: args.default });
+const budget = createRateBudget({
+  redis,
+  accountId: args.accountId,
+  classes: args.classes,
+  default: args.default,
+});
 const grants: Array<[number, number]> = [];
 
 await new Promise((resolve) => setTimeout(resolve, Math.max(0, args.startAt - Date.now())));
@@ -34,7 +39,10 @@ async function loop(): Promise<void> {
     const inputTokens = args.minInput + Math.floor(Math.random() * (args.maxInput - args.minInput + 1));
     let lease;
     try {
-      lease = await budget.acquire({ model: args.model, inputTokens, outputTokens: args.outputTokens }, stop.signal);
+      lease = await budget.acquire(
+        { model: args.model, inputTokens, outputTokens: args.outputTokens },
+        stop.signal,
+      );
     } catch (err) {
       if (stop.signal.aborted) return;
       throw err;

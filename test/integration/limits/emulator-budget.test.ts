@@ -22,7 +22,11 @@ describe('the budget against the emulator enforcing the same limits', () => {
 
   it('sends more requests than one minute allows through the real SDK with zero 429s', async () => {
     const budget = createRateBudget({ redis, accountId, default: { rpm: 120, itpm: 12_000, otpm: 6_000 } });
-    const client = createClaudeClient({ apiKey: new Secret('sk-test'), baseURL: emulator.url, timeoutMs: 30_000 });
+    const client = createClaudeClient({
+      apiKey: new Secret('sk-test'),
+      baseURL: emulator.url,
+      timeoutMs: 30_000,
+    });
     const N = 136; // 120 at once, then 16 more at 2/s
     let next = 0;
     let ok = 0;
@@ -32,7 +36,9 @@ describe('the budget against the emulator enforcing the same limits', () => {
         const params = {
           model: 'claude-haiku-4-5',
           max_tokens: 30,
-          messages: [{ role: 'user', content: `Request ${i}: ${'please summarise the budget rules. '.repeat(6)}` }],
+          messages: [
+            { role: 'user', content: `Request ${i}: ${'please summarise the budget rules. '.repeat(6)}` },
+          ],
         };
         const lease = await budget.acquire(estimateRequest(params));
         const result = await client.call(params);

@@ -73,7 +73,13 @@ export class TestRedisServer {
     const args = options.appendonly
       ? ['--appendonly', 'yes', '--appendfsync', 'everysec']
       : ['--appendonly', 'no'];
-    const server = new TestRedisServer(port, dir, [...args, '--save', '', '--maxmemory-policy', 'noeviction']);
+    const server = new TestRedisServer(port, dir, [
+      ...args,
+      '--save',
+      '',
+      '--maxmemory-policy',
+      'noeviction',
+    ]);
     await server.startProcess();
     return server;
   }
@@ -93,7 +99,11 @@ export class TestRedisServer {
       { stdio: ['ignore', 'ignore', 'inherit'] },
     );
     this.child = child;
-    const probe = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    const probe = new Redis(this.url, {
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
     probe.on('error', () => {});
     try {
       for (let i = 0; i < 100; i++) {

@@ -18,7 +18,9 @@ function runChild(args: object): Promise<Array<[number, number]>> {
     child.on('exit', (code) => {
       if (code !== 0) return reject(new Error(`budget child exited ${code}: ${err}`));
       try {
-        resolve((JSON.parse(out.trim().split('\n').pop() ?? '{}') as { grants: Array<[number, number]> }).grants);
+        resolve(
+          (JSON.parse(out.trim().split('\n').pop() ?? '{}') as { grants: Array<[number, number]> }).grants,
+        );
       } catch (e) {
         reject(new Error(`budget child printed no result: ${String(e)} ${out} ${err}`));
       }
@@ -30,7 +32,12 @@ function runChild(args: object): Promise<Array<[number, number]>> {
  * The token-bucket bound: for every run of consecutive grants (by Redis time) i..j, what they
  * charged is at most capacity + rate x (t_j - t_i).
  */
-function worstExcess(grants: Array<[number, number]>, capacity: number, perMinute: number, cost: (g: [number, number]) => number) {
+function worstExcess(
+  grants: Array<[number, number]>,
+  capacity: number,
+  perMinute: number,
+  cost: (g: [number, number]) => number,
+) {
   const rate = perMinute / 60_000;
   let worst = -Infinity;
   for (let j = 0; j < grants.length; j++) {

@@ -108,7 +108,12 @@ describe('shared rate budget on a real Redis', () => {
     const before = await level();
     expect(before.input).toBeLessThan(30_000 + 200);
     await budget.settle(lease, {
-      usage: { input_tokens: 1000, output_tokens: 500, cache_creation_input_tokens: 2000, cache_read_input_tokens: 9000 } as never,
+      usage: {
+        input_tokens: 1000,
+        output_tokens: 500,
+        cache_creation_input_tokens: 2000,
+        cache_read_input_tokens: 9000,
+      } as never,
       headers: {},
     });
     const after = await level();
@@ -181,7 +186,9 @@ describe('shared rate budget on a real Redis', () => {
     const budget = budgetFor(acct, { rpm: 10, itpm: 1000, otpm: 500 });
     const started = Date.now();
     await expect(budget.acquire(req(1001, 10))).rejects.toThrow(OverBudgetError);
-    await expect(budget.acquire(req(1001, 10))).rejects.toThrow(/1001 input tokens.*ITPM.*1000 input tokens per minute/);
+    await expect(budget.acquire(req(1001, 10))).rejects.toThrow(
+      /1001 input tokens.*ITPM.*1000 input tokens per minute/,
+    );
     await expect(budget.acquire(req(10, 501))).rejects.toThrow(/reserves 501 output tokens.*OTPM.*500/);
     expect(Date.now() - started).toBeLessThan(1000);
     // Exactly the capacity is fine.
@@ -339,6 +346,8 @@ describe('shared rate budget on a real Redis', () => {
       '{cb-budget-0123456789abcdef-claude-haiku-%2A}:state',
       '{cb-budget-0123456789abcdef-default}:state',
     ]);
-    expect(() => createRateBudget({ redis: admin, accountId: 'sk-ant-secret{x}', default: {} })).toThrow(/account id/);
+    expect(() => createRateBudget({ redis: admin, accountId: 'sk-ant-secret{x}', default: {} })).toThrow(
+      /account id/,
+    );
   });
 });

@@ -36,7 +36,9 @@ describe('budgets file', () => {
   });
 
   it('names the file when it cannot be read or parsed', async () => {
-    await expect(loadBudgetsFile(join(dir, 'missing.json'))).rejects.toThrow(/missing\.json: cannot read.*ENOENT/);
+    await expect(loadBudgetsFile(join(dir, 'missing.json'))).rejects.toThrow(
+      /missing\.json: cannot read.*ENOENT/,
+    );
     const bad = join(dir, 'bad.json');
     await writeFile(bad, '[{"match": "x",]');
     await expect(loadBudgetsFile(bad)).rejects.toThrow(BudgetsFileError);
@@ -46,14 +48,26 @@ describe('budgets file', () => {
   const cases: Array<[string, unknown, RegExp]> = [
     ['not an array', { match: 'x' }, /f\.json: expected a JSON array.*got an object/],
     ['entry not an object', ['x'], /f\.json: entry 0: expected an object, got "x"/],
-    ['missing match', [{ rpm: 1 }], /f\.json: entry 0, field "match": expected a non-empty glob.*got nothing/],
+    [
+      'missing match',
+      [{ rpm: 1 }],
+      /f\.json: entry 0, field "match": expected a non-empty glob.*got nothing/,
+    ],
     ['empty match', [{ match: '' }], /entry 0, field "match".*got ""/],
-    ['negative limit', [{ match: 'a' }, { match: 'b', rpm: -1 }], /entry 1, field "rpm": expected a non-negative integer.*got -1/],
+    [
+      'negative limit',
+      [{ match: 'a' }, { match: 'b', rpm: -1 }],
+      /entry 1, field "rpm": expected a non-negative integer.*got -1/,
+    ],
     ['string limit', [{ match: 'a', itpm: '2000' }], /entry 0, field "itpm".*got "2000"/],
     ['fraction', [{ match: 'a', otpm: 1.5 }], /entry 0, field "otpm".*got 1\.5/],
     ['unknown field', [{ match: 'a', tpm: 10 }], /entry 0, field "tpm": unknown field \(value 10\)/],
     ['bad name', [{ match: 'a', name: 3 }], /entry 0, field "name".*got 3/],
-    ['duplicate', [{ match: 'a' }, { match: 'b', name: 'a' }], /entry 1, field "name": class name "a" is already used by entry 0/],
+    [
+      'duplicate',
+      [{ match: 'a' }, { match: 'b', name: 'a' }],
+      /entry 1, field "name": class name "a" is already used by entry 0/,
+    ],
     ['reserved name', [{ match: 'default' }], /entry 0, field "match": "default" is the name/],
   ];
   for (const [title, value, message] of cases) {

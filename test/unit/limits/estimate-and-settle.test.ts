@@ -17,7 +17,10 @@ describe('estimateRequest', () => {
         model: 'm',
         max_tokens: 100,
         system: text,
-        messages: [{ role: 'user', content: text }, { role: 'user', content: [{ type: 'text', text }] }],
+        messages: [
+          { role: 'user', content: text },
+          { role: 'user', content: [{ type: 'text', text }] },
+        ],
       });
       expect(est.inputTokens).toBeGreaterThan(Math.ceil((3 * text.length) / 4));
       expect(est.outputTokens).toBe(100);
@@ -33,8 +36,15 @@ describe('estimateRequest', () => {
   });
 
   it('costs an image by its pixels, not by its base64 size', () => {
-    const image = { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'A'.repeat(3_000_000) } };
-    const est = estimateRequest({ model: 'm', max_tokens: 10, messages: [{ role: 'user', content: [image] }] });
+    const image = {
+      type: 'image',
+      source: { type: 'base64', media_type: 'image/png', data: 'A'.repeat(3_000_000) },
+    };
+    const est = estimateRequest({
+      model: 'm',
+      max_tokens: 10,
+      messages: [{ role: 'user', content: [image] }],
+    });
     expect(est.inputTokens).toBeGreaterThanOrEqual(1600);
     expect(est.inputTokens).toBeLessThan(10_000);
   });
@@ -52,7 +62,13 @@ describe('settlement math', () => {
     };
     expect(actualCost(usage)).toEqual({ requests: 1, inputTokens: 500, outputTokens: 250 });
     expect(settlementDelta(charged, usage)).toEqual({ requests: 0, inputTokens: -4500, outputTokens: -750 });
-    expect(settlementDelta(charged, { input_tokens: 7000, output_tokens: 1000, cache_creation_input_tokens: null })).toEqual({
+    expect(
+      settlementDelta(charged, {
+        input_tokens: 7000,
+        output_tokens: 1000,
+        cache_creation_input_tokens: null,
+      }),
+    ).toEqual({
       requests: 0,
       inputTokens: 2000,
       outputTokens: 0,
@@ -61,9 +77,16 @@ describe('settlement math', () => {
 
   it('a failed call refunds tokens, keeps the request; a release refunds all; unlimited dimensions stay untouched', () => {
     expect(settlementDelta(charged, null)).toEqual({ requests: 0, inputTokens: -5000, outputTokens: -1000 });
-    expect(settlementDelta(charged, null, true)).toEqual({ requests: -1, inputTokens: -5000, outputTokens: -1000 });
+    expect(settlementDelta(charged, null, true)).toEqual({
+      requests: -1,
+      inputTokens: -5000,
+      outputTokens: -1000,
+    });
     expect(
-      settlementDelta({ requests: 1, inputTokens: 0, outputTokens: 0 }, { input_tokens: 10, output_tokens: 10 }),
+      settlementDelta(
+        { requests: 1, inputTokens: 0, outputTokens: 0 },
+        { input_tokens: 10, output_tokens: 10 },
+      ),
     ).toEqual({ requests: 0, inputTokens: 0, outputTokens: 0 });
   });
 
