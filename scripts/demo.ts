@@ -39,7 +39,10 @@ const defaults = { model: 'claude-haiku-4-5', maxTokens: 200 };
 const say = (line: string) => process.stderr.write(`${line}\n`);
 
 async function redisAnswers(url: string): Promise<boolean> {
-  const client = createRedis({ url, clusterNodes: [] }, { maxRetriesPerRequest: 0, retryStrategy: () => null, lazyConnect: true });
+  const client = createRedis(
+    { url, clusterNodes: [] },
+    { maxRetriesPerRequest: 0, retryStrategy: () => null, lazyConnect: true },
+  );
   client.on('error', () => {});
   try {
     await waitForRedis(client, { url, clusterNodes: [] }, 2_000);
@@ -72,7 +75,9 @@ async function main(): Promise<number> {
       }
       privateRedis = await startPrivateRedis();
       redisUrl = privateRedis.url;
-      say(`No Redis answered at the default address: started a private redis-server on port ${privateRedis.port} (stopped at the end).`);
+      say(
+        `No Redis answered at the default address: started a private redis-server on port ${privateRedis.port} (stopped at the end).`,
+      );
     }
 
     const config = loadConfig({
@@ -87,10 +92,14 @@ async function main(): Promise<number> {
       let baseURL = config.baseURL;
       if (apiKey) {
         const dry = await submitBatch(runtime, { input: file, defaults, dryRun: true });
-        say(`ANTHROPIC_API_KEY is set: this demo will send ${dry.total} requests to the real API${baseURL ? ` at ${baseURL}` : ''}.`);
+        say(
+          `ANTHROPIC_API_KEY is set: this demo will send ${dry.total} requests to the real API${baseURL ? ` at ${baseURL}` : ''}.`,
+        );
         if (!flags.yes) {
           if (!process.stdin.isTTY) {
-            say('Not a terminal, so nothing to confirm with: run `npm run demo -- --yes` to proceed, or unset ANTHROPIC_API_KEY to use the emulator.');
+            say(
+              'Not a terminal, so nothing to confirm with: run `npm run demo -- --yes` to proceed, or unset ANTHROPIC_API_KEY to use the emulator.',
+            );
             return 2;
           }
           const rl = createInterface({ input: process.stdin, output: process.stderr });
@@ -118,12 +127,17 @@ async function main(): Promise<number> {
         });
         apiKey = new Secret('demo-key-for-the-emulator');
         baseURL = emulator.url;
-        say(`No ANTHROPIC_API_KEY: using the bundled emulator at ${emulator.url} with a mild fault plan (429, 529, 500 retried; 400, 413 dead-lettered).`);
+        say(
+          `No ANTHROPIC_API_KEY: using the bundled emulator at ${emulator.url} with a mild fault plan (429, 529, 500 retried; 400, 413 dead-lettered).`,
+        );
       }
 
       const client = createClaudeClient({ apiKey, baseURL, timeoutMs: 60_000 });
       await mkdir('.demo', { recursive: true });
-      const batchId = `demo-${new Date().toISOString().replace(/[^0-9]/g, '').slice(0, 14)}`;
+      const batchId = `demo-${new Date()
+        .toISOString()
+        .replace(/[^0-9]/g, '')
+        .slice(0, 14)}`;
       const out = `.demo/${batchId}.results.jsonl`;
       const progress = createProgressReporter(process.stderr, 2_000);
       const result = await runBatch(runtime, {
@@ -134,20 +148,29 @@ async function main(): Promise<number> {
         client,
         apiKey,
         order: 'input',
-        onBatchId: (id) => say(`Submitted ${file} as batch ${id}; working it with ${config.concurrency} requests in flight...`),
+        onBatchId: (id) =>
+          say(
+            `Submitted ${file} as batch ${id}; working it with ${config.concurrency} requests in flight...`,
+          ),
         onStatus: (status) => progress.update(status),
       });
       progress.done();
       process.stdout.write(`\n${formatBatchStatus(result.status)}\n\n`);
       const dead = await listDeadLetters(runtime, { batch: batchId });
       if (dead.length > 0) {
-        process.stdout.write(`Dead-letter queue: ${dead.length} entries (e.g. ${dead[0]!.custom_id}: ${dead[0]!.error_type}, ${dead[0]!.reason})\n`);
+        process.stdout.write(
+          `Dead-letter queue: ${dead.length} entries (e.g. ${dead[0]!.custom_id}: ${dead[0]!.error_type}, ${dead[0]!.reason})\n`,
+        );
       }
       process.stdout.write(`Results: ${out} (${result.resultsWritten} lines, one per custom_id)\n`);
       if (privateRedis) {
-        process.stdout.write('The private Redis is stopped now; with your own Redis, `claude-batch status` and `dlq list` show this batch.\n');
+        process.stdout.write(
+          'The private Redis is stopped now; with your own Redis, `claude-batch status` and `dlq list` show this batch.\n',
+        );
       } else {
-        process.stdout.write(`See it again: CLAUDE_BATCH_PREFIX=claude-batch-demo npx claude-batch status ${batchId}\n`);
+        process.stdout.write(
+          `See it again: CLAUDE_BATCH_PREFIX=claude-batch-demo npx claude-batch status ${batchId}\n`,
+        );
       }
       return 0;
     } finally {

@@ -24,12 +24,16 @@ if (!input || !out) {
 
 const runtime = await openRuntime(loadConfig());
 try {
-  const { batchId, total } = await submitBatch(runtime, { input, onBatchId: (id) => process.stderr.write(`batch ${id}\n`) });
+  const { batchId, total } = await submitBatch(runtime, {
+    input,
+    onBatchId: (id) => process.stderr.write(`batch ${id}\n`),
+  });
   process.stderr.write(`${total} requests submitted\n`);
   const worker = await startWorker(runtime);
   try {
     await waitForBatch(runtime, batchId, {
-      onStatus: (s) => process.stderr.write(`${s.request_counts.succeeded + s.request_counts.errored}/${s.total}\r`),
+      onStatus: (s) =>
+        process.stderr.write(`${s.request_counts.succeeded + s.request_counts.errored}/${s.total}\r`),
     });
   } finally {
     await worker.close();

@@ -1,13 +1,29 @@
 /**
  * The public library API: everything the CLI does, for scripts. See README.md.
  */
-export { loadConfig, ConfigError, DEFAULT_CONFIG, type ClaudeBatchConfig, type ConfigOverrides } from './config/load-config.js';
+export {
+  loadConfig,
+  ConfigError,
+  DEFAULT_CONFIG,
+  type ClaudeBatchConfig,
+  type ConfigOverrides,
+} from './config/load-config.js';
 export { openRuntime, type Runtime, type OpenRuntimeOptions } from './runtime.js';
-export { submitBatch, InputValidationError, type SubmitOptions, type SubmitResult } from './queue/producer.js';
+export {
+  submitBatch,
+  InputValidationError,
+  type SubmitOptions,
+  type SubmitResult,
+} from './queue/producer.js';
 export { startWorker, type StartWorkerOptions } from './worker/start-worker.js';
 export { ClaudeWorker, type ClaudeWorkerOptions } from './worker/claude-worker.js';
 export { waitUntilIdle } from './worker/until-idle.js';
-export { getBatchStatus, listBatchStatuses, type BatchStatus, type ProcessingStatus } from './store/batch-status.js';
+export {
+  getBatchStatus,
+  listBatchStatuses,
+  type BatchStatus,
+  type ProcessingStatus,
+} from './store/batch-status.js';
 export { waitForBatch } from './store/wait-for-batch.js';
 export { exportResults, writeResults } from './store/export-results.js';
 export { runBatch, type RunBatchOptions, type RunBatchResult } from './run-batch.js';

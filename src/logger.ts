@@ -42,7 +42,9 @@ export function createLogger(options: LoggerOptions = {}, base: LogFields = {}):
     const extra = Object.entries(all)
       .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
       .join(' ');
-    stream.write(`${level === 'info' ? '' : `${level.toUpperCase()} `}${message}${extra ? `  ${extra}` : ''}\n`);
+    stream.write(
+      `${level === 'info' ? '' : `${level.toUpperCase()} `}${message}${extra ? `  ${extra}` : ''}\n`,
+    );
   };
 
   return {

@@ -47,10 +47,19 @@ export async function runBatch(runtime: Runtime, options: RunBatchOptions): Prom
     canary: options.canary,
     onBatchId: options.onBatchId,
   });
-  const worker = await startWorker(runtime, { client: options.client, budget: options.budget, apiKey: options.apiKey });
+  const worker = await startWorker(runtime, {
+    client: options.client,
+    budget: options.budget,
+    apiKey: options.apiKey,
+  });
   try {
-    const status = await waitForBatch(runtime, submit.batchId, { onStatus: options.onStatus, signal: options.signal });
-    const resultsWritten = await exportResults(runtime, submit.batchId, options.out, { order: options.order });
+    const status = await waitForBatch(runtime, submit.batchId, {
+      onStatus: options.onStatus,
+      signal: options.signal,
+    });
+    const resultsWritten = await exportResults(runtime, submit.batchId, options.out, {
+      order: options.order,
+    });
     return { submit, status, resultsWritten };
   } finally {
     await worker.close();

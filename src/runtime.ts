@@ -2,7 +2,12 @@ import { Queue } from 'bullmq';
 import type { ClaudeBatchConfig } from './config/load-config.js';
 import { createLogger, type Logger } from './logger.js';
 import { createRedis, waitForRedis, type RedisClient } from './queue/connection.js';
-import { DEAD_LETTER_QUEUE, REQUESTS_QUEUE, type DeadLetterEntry, type RequestJobData } from './queue/jobs.js';
+import {
+  DEAD_LETTER_QUEUE,
+  REQUESTS_QUEUE,
+  type DeadLetterEntry,
+  type RequestJobData,
+} from './queue/jobs.js';
 import { KeyLayout } from './queue/keys.js';
 import { BatchStore } from './store/batch-store.js';
 
@@ -24,7 +29,10 @@ export interface OpenRuntimeOptions {
   connectTimeoutMs?: number;
 }
 
-export async function openRuntime(config: ClaudeBatchConfig, options: OpenRuntimeOptions = {}): Promise<Runtime> {
+export async function openRuntime(
+  config: ClaudeBatchConfig,
+  options: OpenRuntimeOptions = {},
+): Promise<Runtime> {
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   const connection = { url: config.redisUrl, clusterNodes: config.redisClusterNodes };
   const redis = createRedis(connection);
@@ -34,7 +42,9 @@ export async function openRuntime(config: ClaudeBatchConfig, options: OpenRuntim
   redis.on('error', (err: Error) => {
     if (down) return;
     down = true;
-    logger.warn('Redis connection lost; retrying', { error: (err as NodeJS.ErrnoException).code ?? err.message });
+    logger.warn('Redis connection lost; retrying', {
+      error: (err as NodeJS.ErrnoException).code ?? err.message,
+    });
   });
   redis.on('ready', () => {
     if (down) logger.info('Redis connection restored');

@@ -56,7 +56,9 @@ Authentication (from the environment only, never flags):
   ${AUTH_ENV.user}      basic auth user name (with ${AUTH_ENV.password})
   ${AUTH_ENV.password}  basic auth password
 When any is set, every route requires it. Without credentials the dashboard only listens on
-loopback (127.0.0.1, ::1, localhost) and refuses to start on any other --host.
+loopback (127.0.0.1, ::1, localhost), refuses to start on any other --host, and serves only
+requests whose Host header is a loopback name (a reverse proxy must pass Host through and, beyond
+this machine, needs credentials set). Forms and scripts of other sites cannot pause the queue.
 
 ${PRICES_FILE_HELP}
 

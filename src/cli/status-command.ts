@@ -11,7 +11,10 @@ export function registerStatusCommand(program: Command): void {
     .description("A batch's request counts, errors by type (with the fix), usage; or a table of all batches.")
     .argument('[batch]', 'batch id (default: all batches)')
     .option('--json', 'one JSON object (an array without a batch id)')
-    .option('--watch', 'follow the batch until it ends: a live progress bar with rate, ETA and errors by type')
+    .option(
+      '--watch',
+      'follow the batch until it ends: a live progress bar with rate, ETA and errors by type',
+    )
     .addHelpText('after', EXIT_CODES_HELP);
   addSettingOptions(command, ['logLevel']);
   command.action(async (batch: string | undefined, options: Record<string, unknown>) => {
@@ -23,7 +26,10 @@ export function registerStatusCommand(program: Command): void {
       }
       if (options['watch']) {
         const progress = createProgressReporter(process.stderr);
-        const final = await waitForBatch(runtime, batch, { pollMs: 1_000, onStatus: (s) => progress.update(s) });
+        const final = await waitForBatch(runtime, batch, {
+          pollMs: 1_000,
+          onStatus: (s) => progress.update(s),
+        });
         progress.done();
         process.stdout.write(`${options['json'] ? JSON.stringify(final) : formatBatchStatus(final)}\n`);
         return EXIT.ok;

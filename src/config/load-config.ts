@@ -153,12 +153,25 @@ function parseSetting(name: string, spec: SettingSpec, raw: unknown, source: str
   const shown = JSON.stringify(typeof raw === 'string' && raw.length > 60 ? `${raw.slice(0, 57)}...` : raw);
   switch (spec.kind) {
     case 'int': {
-      const value = typeof raw === 'number' ? raw : typeof raw === 'string' && /^-?\d+$/.test(raw.trim()) ? Number(raw) : NaN;
+      const value =
+        typeof raw === 'number'
+          ? raw
+          : typeof raw === 'string' && /^-?\d+$/.test(raw.trim())
+            ? Number(raw)
+            : NaN;
       if (!Number.isSafeInteger(value)) {
-        throw new ConfigError(name, source, `expected a whole number${spec.unit ? ` (${spec.unit})` : ''}, got ${shown}`);
+        throw new ConfigError(
+          name,
+          source,
+          `expected a whole number${spec.unit ? ` (${spec.unit})` : ''}, got ${shown}`,
+        );
       }
       if (spec.min !== undefined && value < spec.min) {
-        throw new ConfigError(name, source, `must be at least ${spec.min}${spec.unit ? ` ${spec.unit}` : ''}, got ${value}`);
+        throw new ConfigError(
+          name,
+          source,
+          `must be at least ${spec.min}${spec.unit ? ` ${spec.unit}` : ''}, got ${value}`,
+        );
       }
       return value;
     }

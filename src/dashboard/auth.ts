@@ -155,17 +155,16 @@ export function requireSameOrigin(req: Request, res: Response, next: NextFunctio
   if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return next();
   const site = req.headers['sec-fetch-site'];
   const origin = req.headers.origin;
-  const crossSite = typeof site === 'string' && site !== 'same-origin' && site !== 'none';
-  let foreignOrigin = false;
-  if (typeof origin === 'string' && origin !== '') {
-    const originHost = origin === 'null' ? null : hostnameAndPort(origin);
-    foreignOrigin = originHost === null || originHost !== (req.headers.host ?? '').toLowerCase();
+  let sameOrigin = true;
+  if (typeof site === 'string') {
+    // Current browsers: the most reliable signal.
+    sameOrigin = site === 'same-origin' || site === 'none';
+  } else if (typeof origin === 'string' && origin !== '') {
+    // Older browsers: Origin names the page's site (`null` when hidden, refused too).
+    sameOrigin = origin !== 'null' && hostnameAndPort(origin) === (req.headers.host ?? '').toLowerCase();
   }
-  if (crossSite || foreignOrigin) {
-    res.status(403).json({ error: 'cross-site request refused' });
-    return;
-  }
-  next();
+  if (sameOrigin) return next();
+  res.status(403).json({ error: 'cross-site request refused' });
 }
 
 function hostnameAndPort(origin: string): string | null {

@@ -101,7 +101,7 @@ function knownSecrets(runtime: Runtime, auth: DashboardAuth): Secret[] {
 
 const SECURITY_HEADERS = {
   'X-Content-Type-Options': 'nosniff',
-  'Referrer-Policy': 'no-referrer',
+  'Referrer-Policy': 'same-origin',
   'X-Frame-Options': 'DENY',
 };
 

@@ -34,7 +34,9 @@ export async function freePort(): Promise<number> {
     server.on('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -67,7 +69,11 @@ export async function startPrivateRedis(options: PrivateRedisOptions = {}): Prom
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const spawnError = new Promise<never>((_, reject) =>
     child.once('error', (err) =>
-      reject(new Error(`cannot start redis-server (${(err as NodeJS.ErrnoException).code ?? err.message}): is it installed?`)),
+      reject(
+        new Error(
+          `cannot start redis-server (${(err as NodeJS.ErrnoException).code ?? err.message}): is it installed?`,
+        ),
+      ),
     ),
   );
   const password = passwordOf(options.args);
@@ -98,7 +104,8 @@ async function waitForPing(url: string, timeoutMs = 10_000): Promise<void> {
       await client.ping();
       return;
     } catch (err) {
-      if (Date.now() > deadline) throw new Error(`redis-server did not answer at ${url}: ${(err as Error).message}`);
+      if (Date.now() > deadline)
+        throw new Error(`redis-server did not answer at ${url}: ${(err as Error).message}`, { cause: err });
     } finally {
       client.disconnect();
     }

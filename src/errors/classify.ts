@@ -45,7 +45,8 @@ export function ruleFor(failure: ApiFailure): { type: string; rule: ErrorRule } 
     const byStatus = RULES_BY_STATUS[failure.status];
     if (byStatus) return { type: TYPE_BY_STATUS[failure.status] ?? effectiveType(failure), rule: byStatus };
   }
-  if (failure.status === null) return { type: effectiveType(failure), rule: RULES_BY_TYPE['connection_error']! };
+  if (failure.status === null)
+    return { type: effectiveType(failure), rule: RULES_BY_TYPE['connection_error']! };
   return { type: effectiveType(failure), rule: fallbackRule(failure.status) };
 }
 

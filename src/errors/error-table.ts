@@ -54,12 +54,16 @@ export const RULES_BY_TYPE: Readonly<Record<string, ErrorRule>> = {
     scope: 'request',
     fix: 'The request body is over the API limit (32 MB): send less (shorter content, fewer images).',
   },
-  rate_limit_error: retryable('None needed: retried after retry-after. If it persists, lower --rpm/--itpm/--otpm.'),
+  rate_limit_error: retryable(
+    'None needed: retried after retry-after. If it persists, lower --rpm/--itpm/--otpm.',
+  ),
   api_error: retryable('None needed: a server fault, retried with backoff.'),
   overloaded_error: retryable('None needed: the API is overloaded for everyone; retried with backoff.'),
   timeout_error: retryable('None needed: retried. If it persists, raise the request timeout.'),
   conflict_error: retryable('None needed: retried.'),
-  connection_error: retryable('None needed: retried. If it persists, check the network and ANTHROPIC_BASE_URL.'),
+  connection_error: retryable(
+    'None needed: retried. If it persists, check the network and ANTHROPIC_BASE_URL.',
+  ),
 };
 
 /** The spend cap: a 429 that retrying cannot cure, for every request of the key. */

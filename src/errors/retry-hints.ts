@@ -3,7 +3,10 @@
  * `retry-after-ms`, then `retry-after` (seconds, or an HTTP date). Returns ms, or null when
  * the response gave no usable hint.
  */
-export function retryAfterMs(headers: Readonly<Record<string, string>>, now: number = Date.now()): number | null {
+export function retryAfterMs(
+  headers: Readonly<Record<string, string>>,
+  now: number = Date.now(),
+): number | null {
   const ms = headers['retry-after-ms'];
   if (ms !== undefined) {
     const value = Number(ms);

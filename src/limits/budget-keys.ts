@@ -37,10 +37,11 @@ export function budgetKeyPattern(accountId: string): string {
 }
 
 function checkAccountId(accountId: string): void {
-  // A fingerprint, or a test's own id: no glob, hash-tag or separator characters.
-  if (!/^[A-Za-z0-9_.]{1,64}$/.test(accountId)) {
+  // A fingerprint (16 hex), or another id without glob, hash-tag or ':' characters. A '-' is allowed
+  // (e.g. `url-<hex>`): a pure-hex fingerprint's pattern can never match such an id's keys.
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(accountId)) {
     throw new Error(
-      `budget account id must match [A-Za-z0-9_.]{1,64} (use Secret.fingerprint()), got a ${accountId.length}-character value`,
+      `budget account id must match [A-Za-z0-9_.-]{1,64} (use Secret.fingerprint()), got a ${accountId.length}-character value`,
     );
   }
 }

@@ -41,10 +41,11 @@ export function parseBatchRecord(hash: Record<string, string>): BatchRecord | nu
     if (field.startsWith('err:') && Number(value) > 0) erroredByType[field.slice(4)] = Number(value);
     else if (field.startsWith('canary:')) canary[field.slice(7)] = value;
   }
-  let models: Record<string, number> = {};
+  let models: Record<string, number>;
   try {
     models = JSON.parse(hash['models'] ?? '{}') as Record<string, number>;
   } catch {
+    // A record written by hand or damaged: the counts still stand without the model breakdown.
     models = {};
   }
   return {

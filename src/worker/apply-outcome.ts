@@ -92,7 +92,10 @@ export async function applyOutcome(
       throw new DelayedError();
     }
     case 'dead-letter': {
-      await deadLetter(deps, deadLetterEntry(data, outcome.reason, outcome.lastError, attempt, outcome.message));
+      await deadLetter(
+        deps,
+        deadLetterEntry(data, outcome.reason, outcome.lastError, attempt, outcome.message),
+      );
       break;
     }
     case 'trip-breaker': {
@@ -104,7 +107,13 @@ export async function applyOutcome(
       } else {
         // A canary speaks for its whole model at once; elsewhere one failure may be a fluke.
         const threshold = data.canary ? 1 : deps.modelBreakerThreshold;
-        const opened = await countModelFailure(runtime, data.params.model, outcome.lastError, threshold, deps.alert);
+        const opened = await countModelFailure(
+          runtime,
+          data.params.model,
+          outcome.lastError,
+          threshold,
+          deps.alert,
+        );
         if (opened) deps.gates.noteModelBreaker(opened);
       }
       break;
@@ -145,7 +154,10 @@ export async function releaseIfCanary(deps: ApplyDeps, data: RequestJobData): Pr
 }
 
 /** Writes the errored results line of a dead-letter entry (also used when recovering one). */
-export async function finalizeDeadLetter(deps: Pick<ApplyDeps, 'runtime'>, entry: DeadLetterEntry): Promise<void> {
+export async function finalizeDeadLetter(
+  deps: Pick<ApplyDeps, 'runtime'>,
+  entry: DeadLetterEntry,
+): Promise<void> {
   await finalizeLogged(deps, entry, 'errored', () =>
     deps.runtime.store.finalize(entry.batch_id, entry.custom_id, entry.gen, {
       kind: 'errored',

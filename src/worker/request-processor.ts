@@ -84,7 +84,10 @@ export class RequestProcessor {
     const firstAt = data.first_at ?? Date.now();
     const result = await this.deps.client.call(data.params, signal);
     const rateLimited =
-      !result.ok && result.failure.status === 429 && result.failure.type === 'rate_limit_error' && !result.failure.errorCode;
+      !result.ok &&
+      result.failure.status === 429 &&
+      result.failure.type === 'rate_limit_error' &&
+      !result.failure.errorCode;
     await this.deps.budget.settle(lease, {
       usage: result.ok ? result.usage : null,
       headers: result.ok ? result.headers : result.failure.headers,

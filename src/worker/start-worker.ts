@@ -70,7 +70,11 @@ export async function budgetFromConfig(runtime: Runtime, apiKey: Secret | undefi
   return createRateBudget({
     redis: runtime.redis,
     // Without a key (a custom client), budgets still need an account: name it by the base URL.
-    accountId: apiKey?.fingerprint() ?? `url-${Buffer.from(config.baseURL ?? 'default').toString('hex').slice(0, 16)}`,
+    accountId:
+      apiKey?.fingerprint() ??
+      `url-${Buffer.from(config.baseURL ?? 'default')
+        .toString('hex')
+        .slice(0, 16)}`,
     classes: config.budgetsFile ? await loadBudgetsFile(config.budgetsFile) : [],
     default: { rpm: config.rpm, itpm: config.itpm, otpm: config.otpm },
     logger,

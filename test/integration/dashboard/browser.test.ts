@@ -128,12 +128,12 @@ describe('dashboard in a real browser', () => {
     const page = await context!.newPage();
     await page.goto(dashboard.url);
     await page.getByRole('button', { name: 'Pause queue' }).click();
-    await page.locator('#key-breaker').waitFor();
+    await page.locator('#key-breaker').waitFor({ timeout: 10_000 });
     expect(page.url()).toBe(dashboard.url);
     expect(await page.locator('#key-breaker').textContent()).toContain('PAUSED by hand');
     expect(await runtime.requests.isPaused()).toBe(true);
     await page.getByRole('button', { name: 'Resume queue' }).click();
-    await page.getByRole('button', { name: 'Pause queue' }).waitFor();
+    await page.getByRole('button', { name: 'Pause queue' }).waitFor({ timeout: 10_000 });
     expect(await runtime.requests.isPaused()).toBe(false);
     await page.close();
   });

@@ -103,10 +103,12 @@ describe('dashboard --read-only', () => {
     expect(await runtime.requests.isPaused()).toBe(false);
 
     // A form on another site posting to the dashboard is refused.
-    for (const headers of [{ origin: 'http://evil.example' }, { 'sec-fetch-site': 'cross-site' }] as Record<
-      string,
-      string
-    >[]) {
+    for (const headers of [
+      { origin: 'http://evil.example' },
+      { origin: 'null' },
+      { 'sec-fetch-site': 'cross-site' },
+      { 'sec-fetch-site': 'same-site', origin: writable.url.slice(0, -1) },
+    ] as Record<string, string>[]) {
       expect((await fetch(`${writable.url}api/pause`, { method: 'POST', headers })).status).toBe(403);
       expect(await runtime.requests.isPaused()).toBe(false);
     }

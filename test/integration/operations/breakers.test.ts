@@ -2,7 +2,12 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createClaudeClient } from '../../../src/claude/claude-client.js';
-import { startEmulator, replyFingerprint, type EmulatorHandle, type EmulatorOptions } from '../../../src/emulator/index.js';
+import {
+  startEmulator,
+  replyFingerprint,
+  type EmulatorHandle,
+  type EmulatorOptions,
+} from '../../../src/emulator/index.js';
 import { listDeadLetters } from '../../../src/queue/dead-letters.js';
 import { retryDeadLetters } from '../../../src/queue/dlq-retry.js';
 import { submitBatch } from '../../../src/queue/producer.js';
@@ -42,12 +47,10 @@ async function setUp(name: string, emulatorOptions: EmulatorOptions, overrides =
   const hookUrl = `http://127.0.0.1:${(hookServer.address() as AddressInfo).port}/hook`;
   const emulator = await startEmulator({ seed: 3, ...emulatorOptions });
   const logger = captureLogger();
-  const runtime = await testRuntime(
-    name,
-    { concurrency: String(CONCURRENCY), ...overrides },
-    logger,
-    { ALERT_WEBHOOK_URL: hookUrl, ANTHROPIC_API_KEY: KEY },
-  );
+  const runtime = await testRuntime(name, { concurrency: String(CONCURRENCY), ...overrides }, logger, {
+    ALERT_WEBHOOK_URL: hookUrl,
+    ANTHROPIC_API_KEY: KEY,
+  });
   rig = { emulator, runtime, logger, hooks, hookServer };
   return rig;
 }
@@ -93,7 +96,11 @@ function batchOf(n: number, prefix = 'q', model = MODEL): TestRequest[] {
 }
 
 /** Every request succeeded, and the emulator answered each with exactly one 200. */
-async function expectAllSucceededOnce(r: Rig, batchId: string, requests: readonly TestRequest[]): Promise<void> {
+async function expectAllSucceededOnce(
+  r: Rig,
+  batchId: string,
+  requests: readonly TestRequest[],
+): Promise<void> {
   const lines: string[] = [];
   for await (const line of r.runtime.store.results(batchId)) lines.push(line);
   const results = resultsById(lines);
@@ -101,7 +108,10 @@ async function expectAllSucceededOnce(r: Rig, batchId: string, requests: readonl
   for (const q of requests) expect(results.get(q.custom_id)?.type, q.custom_id).toBe('succeeded');
   const ok = r.emulator.control.log().filter((e) => e.status === 200);
   for (const q of requests) {
-    expect(ok.filter((e) => e.promptHash === replyFingerprint(q.params)), q.custom_id).toHaveLength(1);
+    expect(
+      ok.filter((e) => e.promptHash === replyFingerprint(q.params)),
+      q.custom_id,
+    ).toHaveLength(1);
   }
 }
 
@@ -158,7 +168,9 @@ describe('key-wide breaker', () => {
     expect(paused.request_counts).toMatchObject({ errored: 1, processing: 19 });
 
     await work(r, 'sk-test-new-key-0002');
-    expect(await retryDeadLetters(r.runtime, { type: 'authentication_error' })).toMatchObject({ requeued: 1 });
+    expect(await retryDeadLetters(r.runtime, { type: 'authentication_error' })).toMatchObject({
+      requeued: 1,
+    });
     const final = await waitForBatch(r.runtime, batchId, { pollMs: 100 });
     expect(final.request_counts).toMatchObject({ succeeded: 20, errored: 0 });
     await expectAllSucceededOnce(r, batchId, requests);
@@ -173,10 +185,16 @@ describe('key-wide breaker', () => {
     const paused = await pausedAndQuiet(r, batchId);
     const sent = r.emulator.control.log().filter((e) => e.path === '/v1/messages');
     expect(sent).toHaveLength(1);
-    expect(paused.paused).toMatchObject({ type: 'rate_limit_error', error_code: 'enforced_spend_limit_reached' });
+    expect(paused.paused).toMatchObject({
+      type: 'rate_limit_error',
+      error_code: 'enforced_spend_limit_reached',
+    });
 
     r.emulator.control.setSpendCap(false);
-    expect(await retryDeadLetters(r.runtime, { type: 'rate_limit_error' })).toMatchObject({ requeued: 1, resumed: true });
+    expect(await retryDeadLetters(r.runtime, { type: 'rate_limit_error' })).toMatchObject({
+      requeued: 1,
+      resumed: true,
+    });
     const final = await waitForBatch(r.runtime, batchId, { pollMs: 100 });
     expect(final.request_counts).toMatchObject({ succeeded: 12, errored: 0 });
     await expectAllSucceededOnce(r, batchId, requests);
@@ -216,10 +234,17 @@ describe('model breaker and canary', () => {
   });
 
   it('permission_error without the canary: after K consecutive failures the rest of that model is not sent', async () => {
-    const r = await setUp('perm', { forbiddenModels: ['claude-opus-4-6'] }, { concurrency: '1', modelBreakerThreshold: '3' });
+    const r = await setUp(
+      'perm',
+      { forbiddenModels: ['claude-opus-4-6'] },
+      { concurrency: '1', modelBreakerThreshold: '3' },
+    );
     const ok = batchOf(5, 'ok');
     const forbidden = batchOf(10, 'no', 'claude-opus-4-6');
-    const { batchId } = await submitBatch(r.runtime, { input: jsonlSource([...forbidden, ...ok]), canary: false });
+    const { batchId } = await submitBatch(r.runtime, {
+      input: jsonlSource([...forbidden, ...ok]),
+      canary: false,
+    });
     await work(r);
     const ended = await waitForBatch(r.runtime, batchId, { pollMs: 100 });
     expect(ended.request_counts).toMatchObject({ succeeded: 5, errored: 10 });

@@ -36,7 +36,9 @@ function envFor(name: string) {
 
 describe('claude-batch run', () => {
   it('on a small file writes a complete results file, prints the status table and exits 0', async () => {
-    const requests = Array.from({ length: 25 }, (_, i) => request(`run-${i}`, `Item ${i}${i === 3 ? ' @@fault:api_error:1@@' : ''}`));
+    const requests = Array.from({ length: 25 }, (_, i) =>
+      request(`run-${i}`, `Item ${i}${i === 3 ? ' @@fault:api_error:1@@' : ''}`),
+    );
     const file = join(dir, 'small.jsonl');
     const out = join(dir, 'small.results.jsonl');
     await writeFile(file, requests.map((r) => JSON.stringify(r)).join('\n'));
@@ -63,7 +65,10 @@ describe('claude-batch run', () => {
     expect(res.code).toBe(1);
     expect(res.stdout).toMatch(/invalid_request_error/);
     const results = resultsById((await readFile(out, 'utf8')).trim().split('\n'));
-    expect(results.get('bad')).toMatchObject({ type: 'errored', error: { error: { type: 'invalid_request_error' } } });
+    expect(results.get('bad')).toMatchObject({
+      type: 'errored',
+      error: { error: { type: 'invalid_request_error' } },
+    });
   });
 });
 
@@ -81,7 +86,10 @@ describe('claude-batch worker --until-idle', () => {
     const worker = await runCli(['worker', '--until-idle', '--concurrency', '4'], env);
     expect(worker.code).toBe(0);
 
-    const status = JSON.parse((await runCli(['status', batchId, '--json'], env)).stdout) as Record<string, unknown>;
+    const status = JSON.parse((await runCli(['status', batchId, '--json'], env)).stdout) as Record<
+      string,
+      unknown
+    >;
     expect(status).toMatchObject({
       id: batchId,
       processing_status: 'ended',
@@ -94,7 +102,9 @@ describe('claude-batch worker --until-idle', () => {
       type: 'errored',
       error: { type: 'error', error: { type: 'request_too_large' }, request_id: expect.any(String) },
     });
-    const dlq = JSON.parse((await runCli(['dlq', 'list', '--batch', batchId, '--json'], env)).stdout) as unknown[];
+    const dlq = JSON.parse(
+      (await runCli(['dlq', 'list', '--batch', batchId, '--json'], env)).stdout,
+    ) as unknown[];
     expect(dlq).toEqual([
       {
         batch_id: batchId,

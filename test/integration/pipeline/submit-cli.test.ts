@@ -13,7 +13,10 @@ let redis: Redis;
 const prefixes: string[] = [];
 
 function line(id: string, text = `Say hi to ${id}`): string {
-  return JSON.stringify({ custom_id: id, params: { model: MODEL, max_tokens: 16, messages: [{ role: 'user', content: text }] } });
+  return JSON.stringify({
+    custom_id: id,
+    params: { model: MODEL, max_tokens: 16, messages: [{ role: 'user', content: text }] },
+  });
 }
 
 function prefix(name: string): string {
@@ -94,11 +97,20 @@ describe('claude-batch submit', () => {
       '{"custom_id": "broken", ',
       JSON.stringify({ params: { model: MODEL, max_tokens: 5, messages: [{ role: 'user', content: 'x' }] } }),
       line('fine'),
-      JSON.stringify({ custom_id: 'has space', params: { model: MODEL, max_tokens: 5, messages: [{ role: 'user', content: 'x' }] } }),
+      JSON.stringify({
+        custom_id: 'has space',
+        params: { model: MODEL, max_tokens: 5, messages: [{ role: 'user', content: 'x' }] },
+      }),
       JSON.stringify({ custom_id: 'noparams' }),
-      JSON.stringify({ custom_id: 'types', params: { model: MODEL, max_tokens: 'ten', messages: [{ role: 'user', content: 'x' }] } }),
+      JSON.stringify({
+        custom_id: 'types',
+        params: { model: MODEL, max_tokens: 'ten', messages: [{ role: 'user', content: 'x' }] },
+      }),
     ];
-    const bytes = Buffer.concat([Buffer.from(bad.join('\n') + '\n'), Buffer.from([0x7b, 0xff, 0xfe, 0x7d, 0x0a])]);
+    const bytes = Buffer.concat([
+      Buffer.from(bad.join('\n') + '\n'),
+      Buffer.from([0x7b, 0xff, 0xfe, 0x7d, 0x0a]),
+    ]);
     await writeFile(file, bytes);
     const p = prefix('submit-bad');
     const res = await runCli(['submit', file, '--max-errors', '0'], cliEnv({ CLAUDE_BATCH_PREFIX: p }));
@@ -120,7 +132,11 @@ describe('claude-batch submit', () => {
 
   it('reads standard input with -', async () => {
     const p = prefix('submit-stdin');
-    const res = await runCli(['submit', '-'], cliEnv({ CLAUDE_BATCH_PREFIX: p }), [line('s1'), line('s2')].join('\n'));
+    const res = await runCli(
+      ['submit', '-'],
+      cliEnv({ CLAUDE_BATCH_PREFIX: p }),
+      [line('s1'), line('s2')].join('\n'),
+    );
     expect(res.code).toBe(0);
     const id = res.stdout.trim();
     expect(await redis.hget(`${p}:cb:batch:${id}`, 'total')).toBe('2');

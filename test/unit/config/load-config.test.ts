@@ -22,7 +22,9 @@ describe('loadConfig', () => {
       /^CLAUDE_BATCH_CONCURRENCY: expected a whole number \(requests\), got "lots"$/,
     );
     expect(() => loadConfig({ env: { CLAUDE_BATCH_CONCURRENCY: 'lots' } })).toThrow(ConfigError);
-    expect(() => loadConfig({ env: {}, overrides: { rpm: '-5' } })).toThrow(/--rpm: must be at least 0 requests\/min, got -5/);
+    expect(() => loadConfig({ env: {}, overrides: { rpm: '-5' } })).toThrow(
+      /--rpm: must be at least 0 requests\/min, got -5/,
+    );
     expect(() => loadConfig({ env: {}, overrides: { concurrency: '2.5' } })).toThrow(
       /--concurrency: expected a whole number \(requests\), got "2.5"/,
     );
@@ -48,7 +50,12 @@ describe('loadConfig', () => {
   it('takes the API key from the environment only and never prints it', () => {
     const config = loadConfig({ env: { ANTHROPIC_API_KEY: 'sk-ant-secret-value-123' } });
     expect(config.apiKey?.reveal()).toBe('sk-ant-secret-value-123');
-    const rendered = [JSON.stringify(config), inspect(config), String(config.apiKey), `${config.apiKey}`].join(' ');
+    const rendered = [
+      JSON.stringify(config),
+      inspect(config),
+      String(config.apiKey),
+      `${config.apiKey}`,
+    ].join(' ');
     expect(rendered).not.toContain('sk-ant-secret-value-123');
     expect(rendered).toContain('[redacted]');
   });

@@ -8,7 +8,16 @@ const BACKOFF = { baseDelayMs: 1_000, maxDelayMs: 60_000 };
 const ctx = { retriesSoFar: 0, backoff: BACKOFF, random: () => 0.5, now: 1_700_000_000_000 };
 
 function failure(status: number | null, type: string | null, extra: Partial<ApiFailure> = {}): ApiFailure {
-  return { status, type, errorCode: null, message: 'm', requestId: 'req_1', headers: {}, transport: null, ...extra };
+  return {
+    status,
+    type,
+    errorCode: null,
+    message: 'm',
+    requestId: 'req_1',
+    headers: {},
+    transport: null,
+    ...extra,
+  };
 }
 
 describe('classification table: every row of the API error table', () => {
@@ -43,7 +52,10 @@ describe('classification table: every row of the API error table', () => {
   });
 
   it('the 429 spend cap is terminal and key-wide, with no retry', () => {
-    const verdict = classify(failure(429, 'rate_limit_error', { errorCode: 'enforced_spend_limit_reached' }), ctx);
+    const verdict = classify(
+      failure(429, 'rate_limit_error', { errorCode: 'enforced_spend_limit_reached' }),
+      ctx,
+    );
     expect(verdict.action).toBe('dead-letter');
     expect(verdict.rule.scope).toBe('key');
     expect(verdict.type).toBe('rate_limit_error');
@@ -111,12 +123,12 @@ describe('server hints win over our backoff', () => {
     expect(classify(failure(500, 'api_error', { headers: { 'x-should-retry': 'false' } }), ctx).action).toBe(
       'dead-letter',
     );
-    expect(classify(failure(400, 'invalid_request_error', { headers: { 'x-should-retry': 'true' } }), ctx).action).toBe(
-      'retry',
-    );
-    expect(classify(failure(401, 'authentication_error', { headers: { 'x-should-retry': 'true' } }), ctx).action).toBe(
-      'dead-letter',
-    );
+    expect(
+      classify(failure(400, 'invalid_request_error', { headers: { 'x-should-retry': 'true' } }), ctx).action,
+    ).toBe('retry');
+    expect(
+      classify(failure(401, 'authentication_error', { headers: { 'x-should-retry': 'true' } }), ctx).action,
+    ).toBe('dead-letter');
   });
 });
 
