@@ -3,6 +3,7 @@ import {
   AUTH_ENV,
   assertSafeBinding,
   authFromEnv,
+  DEFAULT_PRICES,
   DashboardConfigError,
   loadPriceTable,
   PRICES_FILE_HELP,
@@ -57,10 +58,12 @@ Authentication (from the environment only, never flags):
   ${AUTH_ENV.password}  basic auth password
 When any is set, every route requires it. Without credentials the dashboard only listens on
 loopback (127.0.0.1, ::1, localhost), refuses to start on any other --host, and serves only
-requests whose Host header is a loopback name (a reverse proxy must pass Host through and, beyond
-this machine, needs credentials set). Forms and scripts of other sites cannot pause the queue.
+requests whose Host header is a loopback name (against DNS rebinding; behind a reverse proxy, set
+credentials). Forms and scripts of other sites cannot pause the queue.
 
 ${PRICES_FILE_HELP}
+Built-in prices (USD per million tokens: input / output / cache write / cache read):
+${DEFAULT_PRICES.map((p) => `  ${p.match.padEnd(20)} ${p.input} / ${p.output} / ${p.cache_write} / ${p.cache_read}`).join('\n')}
 
 Prints the URL to open, then serves until SIGINT or SIGTERM.
 ${EXIT_CODES_HELP}`,

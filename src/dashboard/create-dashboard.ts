@@ -189,7 +189,7 @@ export function createDashboard(runtime: Runtime, options: DashboardOptions = {}
     if (action === 'pause') await pauseQueue(runtime);
     else await resumeQueue(runtime);
     runtime.logger.info(`dashboard: queue ${action === 'pause' ? 'paused' : 'resumed'}`, { ip: req.ip });
-    if (req.accepts(['json', 'html']) === 'html') res.redirect(303, './..');
+    if (req.accepts(['json', 'html']) === 'html') res.redirect(303, '../');
     else sendJson(res, { paused: await runtime.requests.isPaused() });
   };
   app.post('/api/pause', queueAction('pause'));

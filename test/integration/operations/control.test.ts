@@ -1,0 +1,110 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { pauseQueue, resumeQueue } from '../../../src/breakers/breakers.js';
+import { createClaudeClient } from '../../../src/claude/claude-client.js';
+import { replyFingerprint, startEmulator, type EmulatorHandle } from '../../../src/emulator/index.js';
+import { cancelBatch } from '../../../src/queue/cancel-batch.js';
+import { deleteBatch } from '../../../src/queue/delete-batch.js';
+import { submitBatch } from '../../../src/queue/producer.js';
+import type { Runtime } from '../../../src/runtime.js';
+import { Secret } from '../../../src/secret.js';
+import { getBatchStatus } from '../../../src/store/batch-status.js';
+import { waitForBatch } from '../../../src/store/wait-for-batch.js';
+import type { ClaudeWorker } from '../../../src/worker/claude-worker.js';
+import { startWorker } from '../../../src/worker/start-worker.js';
+import { jsonlSource, request, resultsById } from '../../helpers/batch.js';
+import { disposeRuntime, testRuntime } from '../../helpers/runtime.js';
+
+let emulator: EmulatorHandle;
+let runtime: Runtime;
+let worker: ClaudeWorker | undefined;
+
+beforeEach(async () => {
+  emulator = await startEmulator({ seed: 5, latency: { fixedMs: 150 } });
+  runtime = await testRuntime('control', { concurrency: '2' });
+});
+
+afterEach(async () => {
+  await worker?.close();
+  worker = undefined;
+  await disposeRuntime(runtime);
+  await emulator.close();
+});
+
+async function work(): Promise<void> {
+  const apiKey = new Secret('sk-test-control-key');
+  worker = await startWorker(runtime, {
+    apiKey,
+    client: createClaudeClient({ apiKey, baseURL: emulator.url, timeoutMs: 10_000 }),
+  });
+}
+
+const sentMessages = () => emulator.control.log().filter((e) => e.path === '/v1/messages');
+
+async function lines(batchId: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const line of runtime.store.results(batchId)) out.push(line);
+  return out;
+}
+
+describe('cancel', () => {
+  it('ends queued requests as canceled, lets in-flight ones finish, and never sends a canceled one', async () => {
+    const requests = Array.from({ length: 30 }, (_, i) => request(`c${i}`, `Cancel me maybe ${i}`));
+    const { batchId } = await submitBatch(runtime, { input: jsonlSource(requests), canary: false });
+    await work();
+    while (sentMessages().length < 4) await sleep(20);
+    const result = await cancelBatch(runtime, batchId);
+    expect(result.existed).toBe(true);
+    expect(result.canceled).toBeGreaterThan(0);
+    const final = await waitForBatch(runtime, batchId, { pollMs: 50 });
+    const c = final.request_counts;
+    expect(c.processing).toBe(0);
+    expect(c.canceled).toBeGreaterThanOrEqual(result.canceled);
+    expect(c.succeeded + c.canceled).toBe(30);
+    expect(final.canceled_at).not.toBeNull();
+
+    const results = resultsById(await lines(batchId));
+    expect(results.size).toBe(30);
+    const sent = new Set(sentMessages().map((e) => e.promptHash));
+    for (const r of requests) {
+      const type = results.get(r.custom_id)?.type;
+      if (type === 'canceled') expect(sent.has(replyFingerprint(r.params)), r.custom_id).toBe(false);
+      else expect(type).toBe('succeeded');
+    }
+    // Running it again changes nothing.
+    expect(await cancelBatch(runtime, batchId)).toMatchObject({ canceled: 0, inFlight: 0 });
+  });
+});
+
+describe('pause and resume', () => {
+  it('a paused queue sends nothing new and says so; resume finishes the batch', async () => {
+    const requests = Array.from({ length: 16 }, (_, i) => request(`p${i}`, `Pause ${i}`));
+    const { batchId } = await submitBatch(runtime, { input: jsonlSource(requests), canary: false });
+    await pauseQueue(runtime);
+    await work();
+    const status = await getBatchStatus(runtime, batchId);
+    expect(status?.processing_status).toBe('paused');
+    expect(status?.paused).toMatchObject({ reason: 'manual', fix: expect.stringContaining('resume') });
+    await sleep(700);
+    expect(sentMessages()).toHaveLength(0);
+
+    expect(await resumeQueue(runtime)).toBe(true);
+    const final = await waitForBatch(runtime, batchId, { pollMs: 50 });
+    expect(final.request_counts).toMatchObject({ succeeded: 16, processing: 0 });
+    expect(final.paused).toBeNull();
+  });
+});
+
+describe('delete', () => {
+  it('removes queued requests unsent, and every record and result of the batch', async () => {
+    const requests = Array.from({ length: 10 }, (_, i) => request(`d${i}`, `Delete ${i}`));
+    const { batchId } = await submitBatch(runtime, { input: jsonlSource(requests) });
+    const result = await deleteBatch(runtime, batchId);
+    expect(result).toMatchObject({ existed: true, removedRequests: 10 });
+    expect(await getBatchStatus(runtime, batchId)).toBeNull();
+    expect(await runtime.redis.keys(`${runtime.keys.bullPrefix}:cb:batch:${batchId}*`)).toEqual([]);
+    await work();
+    await sleep(500);
+    expect(sentMessages()).toHaveLength(0);
+  });
+});
