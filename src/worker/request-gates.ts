@@ -9,6 +9,9 @@ export type Gate =
   | { kind: 'key-breaker' }
   | { kind: 'model-breaker'; breaker: ModelBreakerState };
 
+/** A batch not worked on for this long (ms) is no longer watched for a cancel. */
+const FORGET_BATCH_MS = 10 * 60_000;
+
 /** How long a key breaker this process noted holds before Redis must confirm it (ms). */
 const LOCAL_NOTE_MS = 5_000;
 
@@ -20,7 +23,8 @@ const LOCAL_NOTE_MS = 5_000;
 export class RequestGates {
   private breakers = new Map<string, ModelBreakerState>();
   private canceled = new Set<string>();
-  private readonly batches = new Set<string>();
+  /** Batches this process has worked on, with when it last did (ms): their cancel flags are read. */
+  private readonly batches = new Map<string, number>();
   private refreshedAt = 0;
   private keyBreakerInRedis = false;
   private keyBreakerNotedAt = 0;
@@ -32,10 +36,8 @@ export class RequestGates {
   ) {}
 
   async check(data: RequestJobData): Promise<Gate> {
-    if (!this.batches.has(data.batch_id)) {
-      this.batches.add(data.batch_id);
-      this.refreshedAt = 0;
-    }
+    if (!this.batches.has(data.batch_id)) this.refreshedAt = 0;
+    this.batches.set(data.batch_id, Date.now());
     if (Date.now() - this.refreshedAt >= this.refreshMs) await this.refresh();
     if (this.canceled.has(data.batch_id)) return { kind: 'canceled' };
     if (this.keyBreakerOpen()) return { kind: 'key-breaker' };
@@ -72,7 +74,9 @@ export class RequestGates {
     this.refreshing ??= (async () => {
       try {
         const { redis, keys } = this.runtime;
-        const batchIds = [...this.batches];
+        const forgetBefore = Date.now() - FORGET_BATCH_MS;
+        for (const [id, seen] of this.batches) if (seen < forgetBefore) this.batches.delete(id);
+        const batchIds = [...this.batches.keys()];
         const multi = redis.multi().hgetall(keys.modelBreakers()).hget(keys.keyBreaker(), 'reason');
         for (const id of batchIds) multi.hget(keys.batch(id), 'canceled_at');
         const replies = (await multi.exec()) ?? [];
