@@ -13,6 +13,8 @@ import {
   type PriceTable,
   type RunningDashboard,
 } from '../dashboard/index.js';
+import type { Runtime } from '../runtime.js';
+import { budgetFromConfig } from '../worker/start-worker.js';
 import { addSettingOptions, EXIT, EXIT_CODES_HELP, parseIntArg, withRuntime } from './common.js';
 
 export function registerDashboardCommand(program: Command): void {
@@ -95,6 +97,8 @@ ${EXIT_CODES_HELP}`,
           auth,
           refreshSeconds: options['refresh'] as number,
           ...(priceTable ? { priceTable } : {}),
+          // The budget's gauges need the account (the key's fingerprint); without a key there are none.
+          ...(runtime.config.apiKey ? { budgetSnapshot: budgetSnapshotOf(runtime) } : {}),
         });
       } catch (err) {
         if (err instanceof DashboardConfigError) {
@@ -129,4 +133,10 @@ ${EXIT_CODES_HELP}`,
       return EXIT.ok;
     });
   });
+}
+
+/** Reads the shared budget's levels; the budget is built once, on the first scrape. */
+function budgetSnapshotOf(runtime: Runtime): () => Promise<unknown> {
+  let budget: ReturnType<typeof budgetFromConfig> | undefined;
+  return async () => (await (budget ??= budgetFromConfig(runtime, runtime.config.apiKey))).snapshot();
 }

@@ -1,4 +1,5 @@
 import { RULES_BY_TYPE } from '../errors/error-table.js';
+import type { BudgetDimensionSnapshot, BudgetSnapshot } from '../limits/index.js';
 import type { BatchStatus } from '../store/batch-status.js';
 
 /** One batch in detail: counts, errors by type with the fix for each, usage. */
@@ -65,4 +66,28 @@ export function formatBatchTable(statuses: readonly BatchStatus[]): string {
         .trimEnd(),
     )
     .join('\n');
+}
+
+/** The shared budget in force and its current level, one line per limited class. */
+export function formatBudget(snapshot: BudgetSnapshot): string {
+  const limited = snapshot.classes.filter((c) => c.requests || c.inputTokens || c.outputTokens);
+  if (limited.length === 0)
+    return 'budget: none set (--rpm/--itpm/--otpm or --budgets): only the API 429s pace the run';
+  const dim = (label: string, d: BudgetDimensionSnapshot | null) => {
+    if (!d) return null;
+    const adapted = d.capacity < d.configured ? ` (lowered to ${d.capacity} by the API's headers)` : '';
+    const level = d.level === null ? 'unused yet' : `${Math.floor(d.level)} left`;
+    return `${label} ${d.configured}/min${adapted}, ${level}`;
+  };
+  const lines = [`budget (account ${snapshot.accountId}, shared by every worker of this key):`];
+  for (const c of limited) {
+    const parts = [
+      dim('requests', c.requests),
+      dim('input tokens', c.inputTokens),
+      dim('output tokens', c.outputTokens),
+    ].filter((p): p is string => p !== null);
+    const hold = c.holdMs > 0 ? `; holding ${Math.ceil(c.holdMs / 1000)} s after a 429` : '';
+    lines.push(`  ${c.name}${c.match ? ` (${c.match})` : ''}: ${parts.join('; ')}${hold}`);
+  }
+  return lines.join('\n');
 }

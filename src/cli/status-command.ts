@@ -1,8 +1,10 @@
 import type { Command } from 'commander';
 import { getBatchStatus, listBatchStatuses } from '../store/batch-status.js';
 import { addSettingOptions, EXIT, EXIT_CODES_HELP, withRuntime } from './common.js';
+import type { Runtime } from '../runtime.js';
 import { waitForBatch } from '../store/wait-for-batch.js';
-import { formatBatchStatus, formatBatchTable } from './format-status.js';
+import { budgetFromConfig } from '../worker/start-worker.js';
+import { formatBatchStatus, formatBatchTable, formatBudget } from './format-status.js';
 import { createProgressReporter } from './progress.js';
 
 export function registerStatusCommand(program: Command): void {
@@ -16,12 +18,13 @@ export function registerStatusCommand(program: Command): void {
       'follow the batch until it ends: a live progress bar with rate, ETA and errors by type',
     )
     .addHelpText('after', EXIT_CODES_HELP);
-  addSettingOptions(command, ['logLevel']);
+  addSettingOptions(command, ['rpm', 'itpm', 'otpm', 'budgetsFile', 'logLevel']);
   command.action(async (batch: string | undefined, options: Record<string, unknown>) => {
     await withRuntime(options, async (runtime) => {
       if (batch === undefined) {
         const all = await listBatchStatuses(runtime);
         process.stdout.write(`${options['json'] ? JSON.stringify(all) : formatBatchTable(all)}\n`);
+        if (!options['json']) await printBudget(runtime);
         return EXIT.ok;
       }
       if (options['watch']) {
@@ -40,7 +43,19 @@ export function registerStatusCommand(program: Command): void {
         return EXIT.usage;
       }
       process.stdout.write(`${options['json'] ? JSON.stringify(status) : formatBatchStatus(status)}\n`);
+      if (!options['json']) await printBudget(runtime);
       return EXIT.ok;
     });
   });
+}
+
+/** The budget is the account's: it can be shown only with the key whose fingerprint names it. */
+async function printBudget(runtime: Runtime): Promise<void> {
+  if (!runtime.config.apiKey) return;
+  const budget = await budgetFromConfig(runtime, runtime.config.apiKey);
+  try {
+    process.stdout.write(`${formatBudget(await budget.snapshot())}\n`);
+  } finally {
+    await budget.close();
+  }
 }

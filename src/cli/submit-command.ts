@@ -1,5 +1,12 @@
 import type { Command } from 'commander';
-import { submitBatch } from '../queue/producer.js';
+import {
+  costAt,
+  DEFAULT_PRICE_TABLE,
+  findPrice,
+  loadPriceTable,
+  type PriceTable,
+} from '../pricing/price-table.js';
+import { submitBatch, type SubmitResult } from '../queue/producer.js';
 import { addSettingOptions, EXIT, EXIT_CODES_HELP, withRuntime } from './common.js';
 
 export function registerSubmitCommand(program: Command): void {
@@ -9,7 +16,8 @@ export function registerSubmitCommand(program: Command): void {
     .argument('<file>', 'JSONL in the Message Batches request format, or - for standard input')
     .option('--no-canary', 'send every request at once, without first sending one per model alone')
     .option('--batch-id <id>', 'name the batch (default: derived from the content, so a resubmit resumes it)')
-    .option('--dry-run', 'validate and count only; enqueue nothing')
+    .option('--dry-run', 'validate, count requests and estimate tokens and cost per model; enqueue nothing')
+    .option('--prices <file>', 'price table (JSON) for --dry-run; default: the built-in list prices')
     .addHelpText(
       'after',
       `
@@ -33,12 +41,10 @@ ${EXIT_CODES_HELP}`,
         onBatchId: (id) => process.stderr.write(`batch ${id}: enqueuing...\n`),
       });
       if (result.outcome === 'dry-run') {
-        process.stderr.write(`${result.total} valid requests; nothing enqueued (--dry-run)\n`);
-        for (const [model, stats] of Object.entries(result.models)) {
-          process.stderr.write(
-            `  ${model}: ${stats.requests} requests, ~${Math.ceil(stats.chars / 4)} input tokens, at most ${stats.maxTokens} output tokens\n`,
-          );
-        }
+        const prices = options['prices']
+          ? await loadPriceTable(options['prices'] as string)
+          : DEFAULT_PRICE_TABLE;
+        process.stderr.write(`${formatDryRun(result, prices)}\n`);
       } else {
         process.stderr.write(
           `batch ${result.batchId}: ${result.outcome}, ${result.enqueued} of ${result.total} requests enqueued now\n`,
@@ -48,4 +54,37 @@ ${EXIT_CODES_HELP}`,
       return EXIT.ok;
     });
   });
+}
+
+/** Characters per token for the dry run's typical-case estimate (the budget's own estimate errs high). */
+const TYPICAL_CHARS_PER_TOKEN = 4;
+
+/** Requests, estimated tokens and cost per model, and the total: what the batch will cost at most. */
+export function formatDryRun(result: SubmitResult, prices: PriceTable): string {
+  const lines = [`${result.total} valid requests; nothing enqueued (--dry-run)`];
+  let total = 0;
+  let unpriced = false;
+  for (const [model, stats] of Object.entries(result.models)) {
+    const input = Math.ceil(stats.chars / TYPICAL_CHARS_PER_TOKEN);
+    const price = findPrice(prices, model);
+    const cost = price
+      ? costAt(price, {
+          input_tokens: input,
+          output_tokens: stats.maxTokens,
+          cache_creation_input_tokens: 0,
+          cache_read_input_tokens: 0,
+        })
+      : null;
+    if (cost === null) unpriced = true;
+    else total += cost;
+    lines.push(
+      `  ${model}: ${stats.requests} requests, ~${input} input tokens, at most ${stats.maxTokens} output tokens` +
+        `, ${cost === null ? 'no price known (--prices FILE)' : `at most ~$${cost.toFixed(2)}`}`,
+    );
+  }
+  lines.push(
+    `  estimated cost: at most ~$${total.toFixed(2)}${unpriced ? ' (models without a price left out)' : ''}` +
+      ` at ${prices.source} prices, if every reply used its whole max_tokens`,
+  );
+  return lines.join('\n');
 }

@@ -3,7 +3,7 @@ import { RULES_BY_TYPE } from '../errors/error-table.js';
 import type { BatchStatus } from '../store/batch-status.js';
 import type { DashboardSnapshot, QueueSnapshot } from './dashboard-data.js';
 import { html, raw, type SafeHtml } from './html.js';
-import { estimateCost, findPrice, type PriceTable } from './price-table.js';
+import { estimateCost, findPrice, type PriceTable } from '../pricing/price-table.js';
 
 export interface BatchPageInput {
   snapshot: DashboardSnapshot;

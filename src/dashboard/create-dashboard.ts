@@ -18,7 +18,7 @@ import {
 import { renderBatchPage } from './batch-page.js';
 import { readSnapshot } from './dashboard-data.js';
 import { renderMetrics, type BudgetSnapshotProvider } from './metrics.js';
-import { DEFAULT_PRICE_TABLE, type PriceTable } from './price-table.js';
+import { DEFAULT_PRICE_TABLE, type PriceTable } from '../pricing/price-table.js';
 import { PROMETHEUS_CONTENT_TYPE } from './prometheus-text.js';
 
 type BoardServerAdapter = Parameters<typeof createBullBoard>[0]['serverAdapter'];

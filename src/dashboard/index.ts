@@ -29,6 +29,6 @@ export {
   type CostEstimate,
   type ModelPrice,
   type PriceTable,
-} from './price-table.js';
+} from '../pricing/price-table.js';
 export { PROMETHEUS_CONTENT_TYPE, formatMetrics, type MetricFamily } from './prometheus-text.js';
 export { startDashboard, type RunningDashboard } from './start-dashboard.js';

@@ -1,7 +1,7 @@
 import type { Logger } from '../logger.js';
 import type { ProcessingStatus } from '../store/batch-status.js';
 import type { DashboardSnapshot } from './dashboard-data.js';
-import { estimateCost, type PriceTable } from './price-table.js';
+import { estimateCost, type PriceTable } from '../pricing/price-table.js';
 import { formatMetrics, type MetricFamily, type Sample } from './prometheus-text.js';
 
 /** Returns the shared rate budget's current state (e.g. `SharedRateBudgetApi.snapshot` of src/limits). */

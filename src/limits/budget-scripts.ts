@@ -4,7 +4,7 @@ import { LuaScript } from '../store/lua-script.js';
  * The shared bucket: one Redis hash per (account, model class), with per dimension d in r
  * (requests), i (input tokens), o (output tokens):
  *   d      level after the last look (may be negative: a debt that refill pays off)
- *   t<d>   Redis time (ms) of that look
+ *   t<d>   Redis time (ms) refill counts from: the last look, or a little ahead of it (see lead below)
  *   h<d>   the limit the API's headers last reported (shared adaptation; absent = none seen)
  * and `hold`: Redis time (ms) before which nothing of the class may be sent (a 429's retry-after).
  *

@@ -4,7 +4,10 @@ import { Cluster, Redis, type ClusterNode, type RedisOptions } from 'ioredis';
 export type RedisClient = Redis | Cluster;
 
 export interface RedisConnectionOptions {
-  /** `redis://[:password@]host:port[/db]`. Ignored when `clusterNodes` is non-empty. */
+  /**
+   * `redis://[[user]:password@]host:port[/db]`. When `clusterNodes` is non-empty only its
+   * credentials (and `rediss:` for TLS) are used, for every node of the cluster.
+   */
   url: string;
   /** `host:port` of cluster nodes; non-empty selects cluster mode. */
   clusterNodes: readonly string[];
@@ -28,7 +31,8 @@ export function createRedis(options: RedisConnectionOptions, extra: RedisOptions
       return { host, port };
     });
     return new Cluster(nodes, {
-      redisOptions: common,
+      // BullMQ reads maxRetriesPerRequest (must be null) from here on a Cluster.
+      redisOptions: { ...clusterCredentials(options.url), ...common },
       clusterRetryStrategy: (attempt) => Math.min(100 * attempt, 2_000),
     });
   }
@@ -69,7 +73,9 @@ export async function waitForRedis(
         reject(
           new RedisUnavailableError(
             `Redis does not answer at ${describeRedis(options)}${lastError ? ` (${lastError})` : ''} after ${timeoutMs} ms. ` +
-              'Start one (`redis-server`, or `docker compose up -d redis`) or set REDIS_URL.',
+              (options.clusterNodes.length > 0
+                ? 'Check REDIS_CLUSTER_NODES (host:port of nodes of one cluster) and that the cluster says cluster_state:ok.'
+                : 'Start one (`redis-server`, or `docker compose up -d redis`) or set REDIS_URL.'),
           ),
         );
       }, timeoutMs);
@@ -84,8 +90,79 @@ export async function waitForRedis(
   }
 }
 
+/**
+ * The connections to run a per-node command on: every primary of a Cluster (SCAN, KEYS, CONFIG,
+ * DBSIZE and INFO answer for one node only), or the single connection itself. On a Cluster, call
+ * it once the client is ready (after {@link waitForRedis}): before, the node list may be empty.
+ */
+export function primaries(client: RedisClient): Redis[] {
+  return client instanceof Cluster ? client.nodes('master') : [client];
+}
+
+/**
+ * Every key matching a SCAN pattern, page by page, across every primary of a Cluster. Keys may
+ * appear twice (SCAN's own guarantee) and pages of one node may span several hash slots.
+ */
+export async function* scanKeys(
+  client: RedisClient,
+  pattern: string,
+  count = 1_000,
+): AsyncGenerator<string[]> {
+  for (const node of primaries(client)) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', count);
+      cursor = next;
+      if (keys.length > 0) yield keys;
+    } while (cursor !== '0');
+  }
+}
+
+/**
+ * Deletes every key matching a SCAN pattern, on every primary of a Cluster; returns how many. One
+ * UNLINK per key, pipelined on the node that holds it: a multi-key DEL across hash slots is
+ * refused (CROSSSLOT) on a Cluster even when one node holds all of them.
+ */
+export async function deleteKeys(client: RedisClient, pattern: string): Promise<number> {
+  let deleted = 0;
+  for (const node of primaries(client)) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1_000);
+      cursor = next;
+      if (keys.length === 0) continue;
+      const pipeline = node.pipeline();
+      for (const key of keys) pipeline.unlink(key);
+      for (const [err, n] of (await pipeline.exec()) ?? []) {
+        if (err) throw err;
+        deleted += Number(n);
+      }
+    } while (cursor !== '0');
+  }
+  return deleted;
+}
+
 export class RedisUnavailableError extends Error {
   override name = 'RedisUnavailableError';
+}
+
+/**
+ * What a cluster's nodes take from REDIS_URL: its user and password (a cluster needs them on every
+ * node, and REDIS_CLUSTER_NODES lists bare host:port) and TLS for `rediss:`. Host, port and db are
+ * not used (a cluster has db 0 only).
+ */
+function clusterCredentials(url: string): RedisOptions {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return {};
+  }
+  const out: RedisOptions = {};
+  if (parsed.username) out.username = decodeURIComponent(parsed.username);
+  if (parsed.password) out.password = decodeURIComponent(parsed.password);
+  if (parsed.protocol === 'rediss:') out.tls = {};
+  return out;
 }
 
 function splitHostPort(node: string): [string, number] {

@@ -75,5 +75,25 @@ export class KeyLayout {
 export function normalizePrefix(prefix: string): string {
   if (prefix.length === 0) throw new Error('prefix must not be empty');
   if (prefix.includes(':')) throw new Error(`prefix must not contain ':' (got ${JSON.stringify(prefix)})`);
-  return /\{[^{}]+\}/.test(prefix) ? prefix : `{${prefix}}`;
+  if (hashTag(prefix) !== null) return prefix;
+  // Braces that form no tag by Redis's rule (`{}x`, `x}{`) would be read differently by a reader
+  // of the key than by Redis Cluster: refuse them rather than guess.
+  if (/[{}]/.test(prefix)) {
+    throw new Error(
+      `prefix has braces but no Redis Cluster hash tag (the first '{' must be followed by a non-empty tag and '}'): got ${JSON.stringify(prefix)}`,
+    );
+  }
+  return `{${prefix}}`;
+}
+
+/**
+ * The hash tag Redis Cluster hashes a key by, by its own rule: the text between the FIRST '{' and
+ * the first '}' after it, when that is non-empty; null when the key has none (then the whole key
+ * is hashed). A prefix with a tag puts every key that starts with it in one slot.
+ */
+export function hashTag(key: string): string | null {
+  const open = key.indexOf('{');
+  if (open < 0) return null;
+  const close = key.indexOf('}', open + 1);
+  return close > open + 1 ? key.slice(open + 1, close) : null;
 }

@@ -1,10 +1,27 @@
-import type { RedisClient } from './connection.js';
+import { primaries, type RedisClient } from './connection.js';
 
 /**
  * Settings of the Redis server that put the runner's promises at risk, as sentences for the
- * worker's start-up log. A managed Redis may refuse CONFIG: then nothing can be said.
+ * worker's start-up log. On a Cluster every primary is asked (CONFIG answers for one node only),
+ * and a warning names the nodes it applies to unless it applies to all. A managed Redis may
+ * refuse CONFIG: then nothing can be said.
  */
 export async function redisDurabilityWarnings(redis: RedisClient): Promise<string[]> {
+  const nodes = primaries(redis);
+  const byWarning = new Map<string, string[]>();
+  for (const node of nodes) {
+    for (const warning of await nodeWarnings(node)) {
+      const list = byWarning.get(warning) ?? [];
+      list.push(`${node.options.host ?? '?'}:${node.options.port ?? '?'}`);
+      byWarning.set(warning, list);
+    }
+  }
+  return [...byWarning].map(([warning, where]) =>
+    where.length === nodes.length || nodes.length === 1 ? warning : `${warning} (on ${where.join(', ')})`,
+  );
+}
+
+async function nodeWarnings(redis: RedisClient): Promise<string[]> {
   const warnings: string[] = [];
   try {
     const [, policy] = (await redis.config('GET', 'maxmemory-policy')) as string[];

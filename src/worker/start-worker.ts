@@ -1,6 +1,6 @@
 import { createAlerter } from '../breakers/alert.js';
 import { createClaudeClient, type ClaudeClient } from '../claude/claude-client.js';
-import { createRateBudget, loadBudgetsFile } from '../limits/index.js';
+import { createRateBudget, loadBudgetsFile, type SharedRateBudgetApi } from '../limits/index.js';
 import type { RateBudget } from '../limits/rate-budget.js';
 import { redisDurabilityWarnings } from '../queue/redis-health.js';
 import type { Runtime } from '../runtime.js';
@@ -65,7 +65,7 @@ export async function startWorker(runtime: Runtime, options: StartWorkerOptions 
  * The shared budget from --rpm/--itpm/--otpm and the budgets file, keyed by the API key's
  * fingerprint: every worker of the same account shares it, whatever its queue prefix.
  */
-export async function budgetFromConfig(runtime: Runtime, apiKey: Secret | undefined): Promise<RateBudget> {
+export async function budgetFromConfig(runtime: Runtime, apiKey: Secret | undefined): Promise<SharedRateBudgetApi> {
   const { config, logger } = runtime;
   return createRateBudget({
     redis: runtime.redis,

@@ -1,6 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { loadConfig, type ClaudeBatchConfig, type ConfigOverrides } from '../../src/config/load-config.js';
-import { createRedis, type RedisClient } from '../../src/queue/connection.js';
+import {
+  createRedis,
+  deleteKeys,
+  waitForRedis,
+  type RedisClient,
+  type RedisConnectionOptions,
+} from '../../src/queue/connection.js';
 import { openRuntime, type Runtime } from '../../src/runtime.js';
 import { createLogger, silentLogger, type Logger } from '../../src/logger.js';
 
@@ -52,16 +58,18 @@ export function captureLogger(): Logger & { lines: Array<Record<string, unknown>
   return Object.assign(createLogger({ level: 'debug', stream, json: true }), { lines });
 }
 
-/** Deletes every key under the prefix (BullMQ's and the runner's). */
-export async function deletePrefix(prefix: string): Promise<void> {
-  const redis: RedisClient = createRedis({ url: REDIS_URL, clusterNodes: [] });
+/**
+ * Deletes every key under the prefix (BullMQ's and the runner's): on the test Redis, or on the
+ * given connection (a Redis Cluster: every primary is scanned).
+ */
+export async function deletePrefix(
+  prefix: string,
+  connection: RedisConnectionOptions = { url: REDIS_URL, clusterNodes: [] },
+): Promise<void> {
+  const redis: RedisClient = createRedis(connection);
   try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
+    await waitForRedis(redis, connection, 10_000);
+    await deleteKeys(redis, `${prefix}:*`);
   } finally {
     redis.disconnect();
   }

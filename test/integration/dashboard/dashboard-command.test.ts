@@ -1,21 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cliEnv } from '../../helpers/cli.js';
+import { cliEnv, spawnCli } from '../../helpers/cli.js';
 import { deletePrefix, uniquePrefix } from '../../helpers/runtime.js';
 
-// src/cli/main.ts wires the command in; until then this runs it under a bare program.
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const ENTRY = `
-import { Command } from 'commander';
-import { registerDashboardCommand } from './src/cli/dashboard-command.ts';
-const program = new Command('claude-batch').exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
-registerDashboardCommand(program);
-await program.parseAsync(process.argv.slice(1), { from: 'user' });
-`;
 const TOKEN = 'cli-token-0e9d8c7b';
 
 let dir: string;
@@ -24,15 +14,7 @@ const prefixes: string[] = [];
 function dashboardCli(args: string[], env: Record<string, string> = {}): ChildProcess {
   const prefix = uniquePrefix('dash-cli');
   prefixes.push(prefix);
-  return spawn(
-    process.execPath,
-    ['--import', 'tsx', '--input-type=module', '-e', ENTRY, '--', 'dashboard', ...args],
-    {
-      cwd: ROOT,
-      env: cliEnv({ CLAUDE_BATCH_PREFIX: prefix, ...env }),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+  return spawnCli(['dashboard', ...args], cliEnv({ CLAUDE_BATCH_PREFIX: prefix, ...env }));
 }
 
 function collect(child: ChildProcess): {

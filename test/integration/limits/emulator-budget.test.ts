@@ -21,7 +21,14 @@ describe('the budget against the emulator enforcing the same limits', () => {
   });
 
   it('sends more requests than one minute allows through the real SDK with zero 429s', async () => {
-    const budget = createRateBudget({ redis, accountId, default: { rpm: 120, itpm: 12_000, otpm: 6_000 } });
+    // The lead covers the first request's trip to the emulator (its bucket starts refilling when that
+    // request arrives): generous here, since a busy CI machine can delay that first request.
+    const budget = createRateBudget({
+      redis,
+      accountId,
+      default: { rpm: 120, itpm: 12_000, otpm: 6_000 },
+      refillLeadMs: 1_000,
+    });
     const client = createClaudeClient({
       apiKey: new Secret('sk-test'),
       baseURL: emulator.url,
