@@ -65,7 +65,10 @@ export async function startWorker(runtime: Runtime, options: StartWorkerOptions 
  * The shared budget from --rpm/--itpm/--otpm and the budgets file, keyed by the API key's
  * fingerprint: every worker of the same account shares it, whatever its queue prefix.
  */
-export async function budgetFromConfig(runtime: Runtime, apiKey: Secret | undefined): Promise<SharedRateBudgetApi> {
+export async function budgetFromConfig(
+  runtime: Runtime,
+  apiKey: Secret | undefined,
+): Promise<SharedRateBudgetApi> {
   const { config, logger } = runtime;
   return createRateBudget({
     redis: runtime.redis,
