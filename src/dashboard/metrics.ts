@@ -56,6 +56,12 @@ export function runnerFamilies(
       samples: [{ value: stat('calls') }],
     },
     {
+      name: 'claude_batch_budget_wait_seconds_total',
+      help: 'Time requests spent waiting for the shared rate budget before being sent.',
+      type: 'counter',
+      samples: [{ value: stat('budget_wait_ms') / 1000 }],
+    },
+    {
       name: 'claude_batch_tokens_total',
       help: 'Tokens the API reported as used, by kind (input, output, cache_creation_input, cache_read_input).',
       type: 'counter',

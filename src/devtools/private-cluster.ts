@@ -12,7 +12,7 @@ const run = promisify(execFile);
 export interface PrivateClusterOptions {
   /** Primaries (no replicas). Default 3, the least `redis-cli --cluster create` accepts. */
   masters?: number;
-  /** Extra `redis-server` arguments for every node. */
+  /** Extra `redis-server` arguments for every node (`--requirepass PW` is also used to set it up). */
   args?: string[];
   /** How long the cluster may take to report `cluster_state:ok`. Default 20,000 ms. */
   timeoutMs?: number;
@@ -91,6 +91,7 @@ export async function startPrivateCluster(options: PrivateClusterOptions = {}): 
     }
     await waitForClusterOk(
       servers.map((s) => s.port),
+      password,
       options.timeoutMs ?? 20_000,
     );
     return {
@@ -107,10 +108,20 @@ export async function startPrivateCluster(options: PrivateClusterOptions = {}): 
 }
 
 /** Waits until every node says `cluster_state:ok`, knows every node and agrees that all slots are served. */
-async function waitForClusterOk(ports: readonly number[], timeoutMs: number): Promise<void> {
+async function waitForClusterOk(
+  ports: readonly number[],
+  password: string | undefined,
+  timeoutMs: number,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   const clients = ports.map((port) => {
-    const client = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 1, lazyConnect: true });
+    const client = new Redis({
+      host: '127.0.0.1',
+      port,
+      password,
+      maxRetriesPerRequest: 1,
+      lazyConnect: true,
+    });
     client.on('error', () => {});
     return client;
   });
@@ -136,4 +147,9 @@ async function waitForClusterOk(ports: readonly number[], timeoutMs: number): Pr
   } finally {
     for (const client of clients) client.disconnect();
   }
+}
+
+function passwordOf(args: readonly string[] | undefined): string | undefined {
+  const at = args?.indexOf('--requirepass') ?? -1;
+  return at >= 0 ? args?.[at + 1] : undefined;
 }

@@ -35,6 +35,8 @@ export interface Finalization {
   called?: boolean;
   /** The request's model: a success resets the model's consecutive-failure count. */
   model?: string;
+  /** ms the attempt waited for the rate budget (for /metrics). */
+  budgetWaitMs?: number;
 }
 
 /** What {@link BatchStore.finalize} did: wrote it, found it already written, or found it superseded. */
@@ -153,6 +155,7 @@ export class BatchStore {
         new Date().toISOString(),
         end.called ? 1 : 0,
         end.model ?? '',
+        Math.round(end.budgetWaitMs ?? 0),
       ],
     );
     return FINALIZE_STATUS[Number(reply)] ?? 'stale';
@@ -211,12 +214,13 @@ export class BatchStore {
   }
 
   /** Counts a retry in the /metrics counters. */
-  async countRetry(type: string): Promise<void> {
-    await this.redis
+  async countRetry(type: string, budgetWaitMs = 0): Promise<void> {
+    const multi = this.redis
       .multi()
       .hincrby(this.keys.stats(), `retried:${type}`, 1)
-      .hincrby(this.keys.stats(), 'calls', 1)
-      .exec();
+      .hincrby(this.keys.stats(), 'calls', 1);
+    if (budgetWaitMs > 0) multi.hincrby(this.keys.stats(), 'budget_wait_ms', Math.round(budgetWaitMs));
+    await multi.exec();
   }
 
   /** The /metrics counters. */

@@ -58,7 +58,8 @@ return enqueued
  * KEYS: batch, results, generations, stats, model failures.
  * ARGV: custom_id, generation, kind (succeeded|errored|canceled), result line, error type or '',
  *   input, output, cache creation, cache read tokens, truncated (0|1), refused (0|1), now (ISO),
- *   API calls of this last attempt (0|1), model (a success resets its model-breaker count).
+ *   API calls of this last attempt (0|1), model (a success resets its model-breaker count),
+ *   ms this attempt waited for the rate budget.
  * Returns 1 written, 0 already written, -1 stale generation, -2 batch deleted.
  */
 export const FINALIZE_REQUEST = `
@@ -75,6 +76,7 @@ if ARGV[5] ~= '' then
 end
 if ARGV[13] == '1' then redis.call('HINCRBY', KEYS[4], 'calls', 1) end
 if ARGV[3] == 'succeeded' then redis.call('HDEL', KEYS[5], ARGV[14]) end
+if tonumber(ARGV[15] or '0') > 0 then redis.call('HINCRBY', KEYS[4], 'budget_wait_ms', ARGV[15]) end
 local fields = {'input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens', 'truncated', 'refused'}
 for i = 1, 6 do
   local n = tonumber(ARGV[5 + i])

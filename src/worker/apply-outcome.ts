@@ -27,6 +27,8 @@ export interface ApplyDeps {
 export interface AttemptState {
   calls: number;
   firstAt: number | null;
+  /** ms this attempt waited for the rate budget. */
+  budgetWaitMs?: number;
 }
 
 /**
@@ -66,6 +68,7 @@ export async function applyOutcome(
           refused: call.stopReason === 'refusal',
           called: true,
           model: data.params.model,
+          budgetWaitMs: attempt.budgetWaitMs,
         }),
       );
       break;
@@ -81,7 +84,7 @@ export async function applyOutcome(
     }
     case 'retry': {
       await releaseIfCanary(deps, data);
-      await runtime.store.countRetry(outcome.lastError.type);
+      await runtime.store.countRetry(outcome.lastError.type, attempt.budgetWaitMs);
       await job.updateData({
         ...data,
         calls: attempt.calls,

@@ -64,6 +64,7 @@ export class RequestProcessor {
 
     const estimate = estimateRequest(data.params, this.deps.outputEstimate);
     let lease: BudgetLease;
+    const waitStart = Date.now();
     try {
       lease = await this.deps.budget.acquire(estimate, signal);
     } catch (err) {
@@ -77,6 +78,7 @@ export class RequestProcessor {
       return applyOutcome(this.apply, job, token, outcome, attempt);
     }
 
+    const budgetWaitMs = Date.now() - waitStart;
     if (this.apply.gates.keyBreakerOpen()) {
       await this.deps.budget.settle(lease, { usage: null, headers: {} });
       return this.hold(job, token);
@@ -96,7 +98,7 @@ export class RequestProcessor {
     if (signal?.aborted) return this.handBack(job, token);
 
     const outcome = decideOutcome(result, this.deps.retry, { calls: calls + 1, firstAt, now: Date.now() });
-    await applyOutcome(this.apply, job, token, outcome, { calls: calls + 1, firstAt });
+    await applyOutcome(this.apply, job, token, outcome, { calls: calls + 1, firstAt, budgetWaitMs });
   }
 
   /**
