@@ -22,7 +22,11 @@ export interface SettingSpec {
 }
 
 export const SETTINGS = {
-  redisUrl: { kind: 'string', env: 'REDIS_URL', doc: 'Redis to use (single node).' },
+  redisUrl: {
+    kind: 'string',
+    env: 'REDIS_URL',
+    doc: 'Redis to use; in cluster mode only its password and TLS (rediss:) are used.',
+  },
   redisClusterNodes: {
     kind: 'list',
     env: 'REDIS_CLUSTER_NODES',

@@ -79,10 +79,14 @@ export async function startPrivateCluster(options: PrivateClusterOptions = {}): 
       );
     }
     const nodes = servers.map((s) => `127.0.0.1:${s.port}`);
+    const password = passwordOf(options.args);
+    const auth = password ? ['--no-auth-warning', '-a', password] : [];
     try {
-      await run('redis-cli', ['--cluster', 'create', ...nodes, '--cluster-replicas', '0', '--cluster-yes'], {
-        timeout: 30_000,
-      });
+      await run(
+        'redis-cli',
+        [...auth, '--cluster', 'create', ...nodes, '--cluster-replicas', '0', '--cluster-yes'],
+        { timeout: 30_000 },
+      );
     } catch (err) {
       const e = err as { stdout?: string; stderr?: string; message: string };
       throw new Error(`redis-cli --cluster create failed: ${e.stderr || e.stdout || e.message}`, {

@@ -74,7 +74,7 @@ export async function waitForRedis(
           new RedisUnavailableError(
             `Redis does not answer at ${describeRedis(options)}${lastError ? ` (${lastError})` : ''} after ${timeoutMs} ms. ` +
               (options.clusterNodes.length > 0
-                ? 'Check REDIS_CLUSTER_NODES (host:port of nodes of one cluster) and that the cluster says cluster_state:ok.'
+                ? 'Check REDIS_CLUSTER_NODES (host:port of nodes of one cluster; a password goes in REDIS_URL) and that the cluster says cluster_state:ok.'
                 : 'Start one (`redis-server`, or `docker compose up -d redis`) or set REDIS_URL.'),
           ),
         );
@@ -97,25 +97,6 @@ export async function waitForRedis(
  */
 export function primaries(client: RedisClient): Redis[] {
   return client instanceof Cluster ? client.nodes('master') : [client];
-}
-
-/**
- * Every key matching a SCAN pattern, page by page, across every primary of a Cluster. Keys may
- * appear twice (SCAN's own guarantee) and pages of one node may span several hash slots.
- */
-export async function* scanKeys(
-  client: RedisClient,
-  pattern: string,
-  count = 1_000,
-): AsyncGenerator<string[]> {
-  for (const node of primaries(client)) {
-    let cursor = '0';
-    do {
-      const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', count);
-      cursor = next;
-      if (keys.length > 0) yield keys;
-    } while (cursor !== '0');
-  }
 }
 
 /**

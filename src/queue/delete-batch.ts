@@ -23,16 +23,24 @@ export async function deleteBatch(runtime: Runtime, batchId: string): Promise<De
   for (let start = 0; ; start += PAGE) {
     const ids = await redis.lrange(keys.ids(batchId), start, start + PAGE - 1);
     if (ids.length === 0) break;
-    const gens = await redis.hmget(keys.generations(batchId), ...ids);
-    const jobIds = ids.flatMap((customId, i) => {
+    const [gens, results] = await Promise.all([
+      redis.hmget(keys.generations(batchId), ...ids),
+      redis.hmget(keys.results(batchId), ...ids),
+    ]);
+    const jobs = ids.flatMap((customId, i) => {
       const last = Number(gens[i] ?? 0);
-      return Array.from({ length: last + 1 }, (_, gen) => requestJobId(batchId, customId, gen));
+      // A request with a result is not "removed unsent", though BullMQ may keep its completed job.
+      const unsent = results[i] === null;
+      return Array.from({ length: last + 1 }, (_, gen) => ({
+        id: requestJobId(batchId, customId, gen),
+        unsent,
+      }));
     });
     const [requests, deadLetters] = await Promise.all([
-      Promise.all(jobIds.map((id) => runtime.requests.remove(id).catch(() => 0))),
-      Promise.all(jobIds.map((id) => runtime.deadLetters.remove(id).catch(() => 0))),
+      Promise.all(jobs.map(({ id }) => runtime.requests.remove(id).catch(() => 0))),
+      Promise.all(jobs.map(({ id }) => runtime.deadLetters.remove(id).catch(() => 0))),
     ]);
-    removedRequests += requests.filter((n) => n === 1).length;
+    removedRequests += requests.filter((n, i) => n === 1 && jobs[i]!.unsent).length;
     removedDeadLetters += deadLetters.filter((n) => n === 1).length;
   }
   await store.deleteRecords(batchId);
