@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { globToRegExp } from '../model-glob.js';
 
 /** One set of per-minute limits. 0 or absent: that dimension is not limited. */
 export interface BudgetLimits {
@@ -142,16 +143,7 @@ export function validateBudgetClasses(value: unknown, source: string): BudgetCla
   return out;
 }
 
-/** Compiles a model-id glob (`*`, `?`) into an anchored RegExp. */
-export function globToRegExp(glob: string): RegExp {
-  let source = '';
-  for (const ch of glob) {
-    if (ch === '*') source += '.*';
-    else if (ch === '?') source += '.';
-    else source += ch.replace(/[.+^${}()|[\]\\/-]/g, '\\$&');
-  }
-  return new RegExp(`^${source}$`, 's');
-}
+export { globToRegExp };
 
 /**
  * Resolves model ids to classes: the first class (in list order) whose glob matches the whole id,

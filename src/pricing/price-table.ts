@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { globToRegExp } from '../model-glob.js';
 import type { UsageTotals } from '../store/batch-record.js';
 
 /** USD per million tokens for the models whose id matches `match` (a glob: `*` any run, `?` one character). */
@@ -54,16 +55,6 @@ where an entry is
 in USD per million tokens (cache_write defaults to 1.25 x input, cache_read to 0.1 x input). The
 first entry whose glob matches the model id wins; the file's entries come before the built-in table,
 which still prices other models unless "include_defaults" is false.`;
-
-function globToRegExp(glob: string): RegExp {
-  let source = '';
-  for (const ch of glob) {
-    if (ch === '*') source += '.*';
-    else if (ch === '?') source += '.';
-    else source += ch.replace(/[.+^${}()|[\]\\/-]/g, '\\$&');
-  }
-  return new RegExp(`^${source}$`, 's');
-}
 
 const matchers = new WeakMap<ModelPrice, RegExp>();
 
