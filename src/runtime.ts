@@ -39,16 +39,19 @@ export async function openRuntime(
   // ioredis reports every failed reconnect as an 'error' event; without a listener Node would
   // print each one. Log the first of a run of failures, then stay quiet until it recovers.
   let down = false;
+  let connected = false;
   redis.on('error', (err: Error) => {
     if (down) return;
     down = true;
-    logger.warn('Redis connection lost; retrying', {
-      error: (err as NodeJS.ErrnoException).code ?? err.message,
-    });
+    const error = (err as NodeJS.ErrnoException).code ?? err.message;
+    // Before the first connection nothing was lost: say so, or the message misleads at 2 a.m.
+    if (connected) logger.warn('Redis connection lost; retrying', { error });
+    else logger.warn('Redis does not answer yet; retrying', { error });
   });
   redis.on('ready', () => {
-    if (down) logger.info('Redis connection restored');
+    if (down && connected) logger.info('Redis connection restored');
     down = false;
+    connected = true;
   });
   try {
     await waitForRedis(redis, connection, options.connectTimeoutMs ?? 10_000);

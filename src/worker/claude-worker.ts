@@ -28,6 +28,18 @@ export interface ClaudeWorkerOptions {
   gracePeriodMs: number;
 }
 
+/** Socket errors of a Redis outage, logged once by the runtime rather than per reconnect attempt. */
+const CONNECTION_ERROR_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+
 /** How many of the last completed jobs BullMQ keeps for the dashboard (results live elsewhere). */
 const KEEP_COMPLETED = 1_000;
 
@@ -68,7 +80,16 @@ export class ClaudeWorker {
       drainDelay: 1,
       autorun: false,
     });
-    this.worker.on('error', (err) => runtime.logger.warn('worker error', { error: err.message }));
+    this.worker.on('error', (err) => {
+      // BullMQ repeats a socket error on each reconnect attempt of each of its connections; the
+      // runtime already says once that Redis is gone and once that it is back.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== undefined && CONNECTION_ERROR_CODES.has(code)) {
+        runtime.logger.debug('worker connection error', { error: err.message });
+      } else {
+        runtime.logger.warn('worker error', { error: err.message });
+      }
+    });
   }
 
   /** Starts taking jobs. Resolves once the worker runs; it keeps running until {@link close}. */
@@ -135,7 +156,9 @@ export class ClaudeWorker {
               status: null,
               type: stalled ? 'worker_lost' : 'worker_error',
               message: stalled
-                ? `a worker died while handling this request ${this.options.maxStalledCount + 1} times (check the workers' memory and logs), then dlq retry it`
+                ? `the request was in flight ${this.options.maxStalledCount + 1} times when its worker died or lost Redis ` +
+                  "for longer than the job lock (check the workers' memory and logs, and Redis), so it was not sent again; " +
+                  'dlq retry it once the cause is fixed'
                 : `the worker failed on this request: ${job.failedReason ?? 'unknown error'}`,
               request_id: null,
             },

@@ -9,7 +9,11 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MessageParams } from '../../src/batch/types.js';
 import { loadConfig } from '../../src/config/load-config.js';
-import { startPrivateRedis, type PrivateRedis, type PrivateRedisOptions } from '../../src/devtools/private-redis.js';
+import {
+  startPrivateRedis,
+  type PrivateRedis,
+  type PrivateRedisOptions,
+} from '../../src/devtools/private-redis.js';
 import { replyFingerprint, type EmulatorHandle } from '../../src/emulator/index.js';
 import { silentLogger } from '../../src/logger.js';
 import { openRuntime, type Runtime } from '../../src/runtime.js';
@@ -99,11 +103,17 @@ export class CliProcess {
   }
 
   async waitForLog(pattern: RegExp, timeoutMs = 20_000): Promise<void> {
-    await waitFor(`${pattern} in the output of ${this.args.join(' ')}`, () => pattern.test(this.stderr), timeoutMs);
+    await waitFor(
+      `${pattern} in the output of ${this.args.join(' ')}`,
+      () => pattern.test(this.stderr),
+      timeoutMs,
+    );
   }
 
   /** Sends the signal by pid (this child only) and waits for the exit. */
-  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  async kill(
+    signal: NodeJS.Signals = 'SIGKILL',
+  ): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
     if (this.running) this.child.kill(signal);
     return this.exited;
   }
@@ -181,7 +191,11 @@ export function newPrefix(name: string): string {
 }
 
 /** Waits until the batch has ended (every request has its results line). */
-export async function waitForEnded(runtime: Runtime, batchId: string, timeoutMs = 60_000): Promise<BatchStatus> {
+export async function waitForEnded(
+  runtime: Runtime,
+  batchId: string,
+  timeoutMs = 60_000,
+): Promise<BatchStatus> {
   return waitFor(
     `batch ${batchId} to end`,
     async () => {
@@ -203,7 +217,9 @@ export function batchIdOf(result: CliResult): string {
 }
 
 /** Results lines parsed, keeping duplicates visible: custom_id → how many lines, and the last result. */
-export function tallyResults(stdout: string): Map<string, { lines: number; type: string; errorType?: string }> {
+export function tallyResults(
+  stdout: string,
+): Map<string, { lines: number; type: string; errorType?: string }> {
   const tally = new Map<string, { lines: number; type: string; errorType?: string }>();
   for (const line of stdout.split('\n')) {
     if (line.trim() === '') continue;

@@ -54,13 +54,38 @@ describe('the producer killed mid-submit', () => {
       20_000,
       5,
     );
-    const enqueued = async () => Number(await runtime.redis.hget(runtime.keys.batch(batchId), 'enqueued'));
-    await waitFor('some chunks enqueued', async () => (await enqueued()) >= 50, 20_000, 2);
+    // Committed requests, and jobs BullMQ holds for the batch: more jobs than committed requests
+    // means a chunk was added and not yet committed, the window a kill should hit.
+    const bull = (list: string) => `${runtime.keys.bullPrefix}:requests:${list}`;
+    const progress = async () => {
+      const replies = (await runtime.redis
+        .multi()
+        .hget(runtime.keys.batch(batchId), 'enqueued')
+        .llen(bull('wait'))
+        .llen(bull('active'))
+        .zcard(bull('delayed'))
+        .zcard(bull('completed'))
+        .zcard(bull('prioritized'))
+        .exec())!.map(([, v]) => Number(v));
+      const [committed = 0, ...lists] = replies;
+      return { committed, jobs: lists.reduce((a, b) => a + b, 0) };
+    };
+    // Past the first 50 requests, kill at the first look that finds a chunk added but not committed
+    // (or, failing that within 2 s, at once).
+    await waitFor('some chunks enqueued', async () => (await progress()).committed >= 50, 20_000, 1);
+    const aimUntil = Date.now() + 2_000;
+    await waitFor(
+      'a chunk added but not committed',
+      async () => {
+        const p = await progress();
+        return p.jobs > p.committed || Date.now() > aimUntil;
+      },
+      5_000,
+      0,
+    );
     expect(await submit.kill('SIGKILL')).toEqual({ code: null, signal: 'SIGKILL' });
-    const before = await enqueued();
-    // Jobs in BullMQ beyond the committed count: the kill fell between a chunk's add and its commit.
-    const counts = await runtime.requests.getJobCounts('waiting', 'delayed', 'active', 'completed', 'prioritized');
-    const uncommitted = Object.values(counts).reduce((a, b) => a + b, 0) - before;
+    const { committed: before, jobs } = await progress();
+    const uncommitted = jobs - before;
     expect(before).toBeGreaterThanOrEqual(50);
     expect(before).toBeLessThan(TOTAL);
     expect(await runtime.store.get(batchId)).toMatchObject({ submit_state: 'submitting' });

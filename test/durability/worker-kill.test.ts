@@ -109,9 +109,14 @@ describe('worker processes killed with SIGKILL', () => {
       expect(t?.lines, r.custom_id).toBe(1);
       expect(t?.type, r.custom_id).toBe(INVALID.has(r.custom_id) ? 'errored' : 'succeeded');
     }
-    const entries = JSON.parse(dlq.stdout) as Array<{ custom_id: string; reason: string; error_type: string }>;
+    const entries = JSON.parse(dlq.stdout) as Array<{
+      custom_id: string;
+      reason: string;
+      error_type: string;
+    }>;
     expect(entries.map((e) => e.custom_id).sort()).toEqual([...INVALID].sort());
-    for (const e of entries) expect(e).toMatchObject({ reason: 'terminal', error_type: 'invalid_request_error' });
+    for (const e of entries)
+      expect(e).toMatchObject({ reason: 'terminal', error_type: 'invalid_request_error' });
 
     // Repeated calls: at-least-once delivery repeats only what was in flight at a kill.
     const calls = callsByRequest(emulator, requests);
@@ -125,7 +130,7 @@ describe('worker processes killed with SIGKILL', () => {
     console.log(
       `[durability] worker-kill seed=${SEED}: ${KILLS} kills (concurrency ${CONCURRENCY}), ` +
         `${repeated} repeated calls (${repeatedSuccesses} prompts answered 200 more than once, ` +
-        `${afterSuccess} calls after a first success); in flight at each kill (emulator view): ` +
+        `${afterSuccess} calls after a first success); calls in flight at each kill (both workers, emulator view): ` +
         `${kills.map((k) => k.inFlightCalls).join(', ')}`,
     );
     expect(repeated).toBeLessThanOrEqual(CONCURRENCY * KILLS);
@@ -172,9 +177,15 @@ describe('worker processes killed with SIGKILL', () => {
     const tally = tallyResults(results.stdout);
     expect(tally.size).toBe(4);
     expect(tally.get('hang-me')).toEqual({ lines: 1, type: 'errored', errorType: 'worker_lost' });
-    for (const id of ['first', 'after-1', 'after-2']) expect(tally.get(id)).toMatchObject({ lines: 1, type: 'succeeded' });
+    for (const id of ['first', 'after-1', 'after-2'])
+      expect(tally.get(id)).toMatchObject({ lines: 1, type: 'succeeded' });
     expect(JSON.parse(dlq.stdout)).toEqual([
-      expect.objectContaining({ custom_id: 'hang-me', reason: 'stalled', error_type: 'worker_lost', status: null }),
+      expect.objectContaining({
+        custom_id: 'hang-me',
+        reason: 'stalled',
+        error_type: 'worker_lost',
+        status: null,
+      }),
     ]);
     // Nothing left behind in BullMQ's failed set for it (the sweeper removed it once handled).
     expect(await runtime.requests.getFailedCount()).toBe(0);
