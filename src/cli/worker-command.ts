@@ -7,7 +7,10 @@ export function registerWorkerCommand(program: Command): void {
   const command = program
     .command('worker')
     .description('Work the queue: send requests within the shared budget, record results and dead letters.')
-    .option('--until-idle', 'exit 0 once nothing is pending or delayed')
+    .option(
+      '--until-idle',
+      'exit 0 once nothing is pending or delayed (or the queue is paused with nothing in flight)',
+    )
     .addHelpText(
       'after',
       `
@@ -46,9 +49,16 @@ ${EXIT_CODES_HELP}`,
       process.on('SIGINT', onSignal);
       try {
         if (options['untilIdle']) {
-          await waitUntilIdle(runtime, 500, stop.signal).catch((err: unknown) => {
+          const reason = await waitUntilIdle(runtime, 500, stop.signal).catch((err: unknown) => {
             if (!stop.signal.aborted) throw err;
+            return null;
           });
+          if (reason?.kind === 'paused') {
+            runtime.logger.warn(
+              `the queue is paused with ${reason.pending} requests waiting: nothing to do until it is resumed ` +
+                '(see `claude-batch status` for why, and the fix)',
+            );
+          }
         } else {
           await new Promise<void>((resolve) =>
             stop.signal.addEventListener('abort', () => resolve(), { once: true }),

@@ -4,20 +4,31 @@ import type { Runtime } from '../runtime.js';
 /** Job states in which a request still waits to be worked on. */
 const PENDING_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children'] as const;
 
-/** Requests not yet ended in the main queue (all batches): waiting, in flight or delayed. */
-export async function pendingRequests(runtime: Runtime): Promise<number> {
-  const counts = await runtime.requests.getJobCounts(...PENDING_STATES);
-  return Object.values(counts).reduce((sum, n) => sum + n, 0);
-}
+/** Why the work stopped: nothing left, or a paused queue (by `pause` or a breaker) with this much left. */
+export type IdleReason = { kind: 'drained' } | { kind: 'paused'; pending: number };
 
 /**
- * Resolves once the main queue holds nothing pending, seen twice in a row (a retry moves a job
- * from active to delayed between two looks, and must not be mistaken for idleness).
+ * Resolves once there is nothing this worker could do: the main queue holds nothing pending, or it
+ * is paused with nothing in flight. Each is seen twice in a row, since a retry moves a job from
+ * active to delayed between two looks and must not be mistaken for idleness.
  */
-export async function waitUntilIdle(runtime: Runtime, pollMs = 500, signal?: AbortSignal): Promise<void> {
-  let idleLooks = 0;
-  while (idleLooks < 2) {
+export async function waitUntilIdle(
+  runtime: Runtime,
+  pollMs = 500,
+  signal?: AbortSignal,
+): Promise<IdleReason> {
+  let looks = 0;
+  let reason: IdleReason = { kind: 'drained' };
+  while (looks < 2) {
     await sleep(pollMs, undefined, { signal });
-    idleLooks = (await pendingRequests(runtime)) === 0 ? idleLooks + 1 : 0;
+    const [counts, paused] = await Promise.all([
+      runtime.requests.getJobCounts(...PENDING_STATES),
+      runtime.requests.isPaused(),
+    ]);
+    const pending = Object.values(counts).reduce((sum, n) => sum + n, 0);
+    const idle = pending === 0 || (paused && (counts['active'] ?? 0) === 0);
+    reason = pending === 0 ? { kind: 'drained' } : { kind: 'paused', pending };
+    looks = idle ? looks + 1 : 0;
   }
+  return reason;
 }

@@ -122,4 +122,18 @@ describe('claude-batch worker --until-idle', () => {
     const wait = await runCli(['wait', batchId], env);
     expect(wait.code).toBe(1);
   });
+
+  it('exits 0 with a warning when the queue is paused with requests waiting, instead of waiting forever', async () => {
+    const env = envFor('idle-paused');
+    const file = join(dir, 'paused.jsonl');
+    await writeFile(
+      file,
+      [request('a', 'one'), request('b', 'two')].map((r) => JSON.stringify(r)).join('\n'),
+    );
+    expect((await runCli(['submit', file], env)).code).toBe(0);
+    expect((await runCli(['pause'], env)).code).toBe(0);
+    const worker = await runCli(['worker', '--until-idle'], env);
+    expect(worker.code).toBe(0);
+    expect(worker.stderr).toMatch(/the queue is paused with 2 requests waiting/);
+  });
 });
