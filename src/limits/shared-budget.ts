@@ -127,6 +127,8 @@ interface ClassState {
   readonly key: string;
   /** In-process FIFO gate: only the head of this process's queue asks Redis; the rest wait in memory. */
   readonly gate: Bottleneck;
+  /** Requests of this process queued in (or running through) the gate. */
+  queued: number;
   /** Local time of the last successful script call on this bucket; null until then. */
   seenAt: number | null;
   /** Wakes the sleeping head early (a local refund may have made room). */
@@ -204,7 +206,25 @@ export class SharedRateBudget implements SharedRateBudgetApi {
     const plan = this.#plan(estimate);
     if ('lease' in plan) return plan.lease;
     const { state, charge } = plan;
-    const job = state.gate.schedule(() => this.#pollUntilGranted(state, estimate, charge, signal));
+    // Fast path: while nobody in this process waits for the class, ask the bucket at once, as many
+    // requests concurrently as there are; only when it says wait does a request join the FIFO gate.
+    // (Through the gate alone, every acquire would queue behind the previous one's round trip, and
+    // a worker far below its budget would run at one acquire per Redis round trip.)
+    if (state.queued === 0) {
+      try {
+        const first = await this.#attempt(state, estimate, charge);
+        if (typeof first !== 'number') return first;
+      } catch (err) {
+        if (!isTransientRedisError(err)) throw err;
+      }
+      throwIfAborted(signal);
+    }
+    state.queued += 1;
+    const job = state.gate
+      .schedule(() => this.#pollUntilGranted(state, estimate, charge, signal))
+      .finally(() => {
+        state.queued -= 1;
+      });
     if (!signal) return job;
     return raceAbort(job, signal, (lease) => this.#release(lease));
   }
@@ -379,6 +399,7 @@ export class SharedRateBudget implements SharedRateBudgetApi {
         cls,
         key: budgetKey(this.#accountId, cls.name),
         gate: new Bottleneck({ maxConcurrent: 1 }),
+        queued: 0,
         seenAt: null,
         wake: null,
         sleepUntil: 0,
