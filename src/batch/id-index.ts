@@ -27,7 +27,7 @@ export class IdIndex {
   /** The line `id` was first seen on; if it is new, registers it as seen on `line` and returns undefined. */
   firstLine(id: string, line: number): number | undefined {
     const length = id.length;
-    let hash = 0x811c9dc5;
+    let hash = 0x811c9dc5 | 0;
     for (let i = 0; i < length; i++) {
       const c = id.charCodeAt(i);
       if (c > 0xff) return this.other(id, line);

@@ -1,3 +1,4 @@
+import { setImmediate } from 'node:timers/promises';
 import type { JobsOptions } from 'bullmq';
 import { formatErrorSummary, type InputError } from '../batch/input-error.js';
 import { readRequestChunks, type IndexedRequest } from '../batch/read-requests.js';
@@ -116,14 +117,22 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
     let pending: IndexedRequest[] = [];
     let canaries = new Set<string>();
     let from = done;
-    const flush = async (complete: boolean) => {
-      if (pending.length > 0) {
+    // One chunk is written at a time, in order, exactly as if each were awaited in turn; but once a
+    // chunk's jobs are on their way to Redis, the next chunk is read (parsed, validated,
+    // fingerprinted) while Redis runs them, instead of after.
+    const flush = async (
+      items: IndexedRequest[],
+      chunkCanaries: ReadonlySet<string>,
+      complete: boolean,
+      sent: () => void,
+    ): Promise<void> => {
+      if (items.length > 0) {
         // Re-read per chunk: a canary may end while a large submit is still enqueuing.
         const states = await runtime.store.canaryStates(batchId, modelNames);
-        await runtime.requests.addBulk(
-          pending.map((item) => {
+        const adding = runtime.requests.addBulk(
+          items.map((item) => {
             const model = item.request.params.model;
-            const role = canaries.has(item.request.custom_id)
+            const role = chunkCanaries.has(item.request.custom_id)
               ? 'canary'
               : states.get(model) === 'pending'
                 ? 'held'
@@ -131,35 +140,63 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
             return toJob(batchId, item, resumed, role);
           }),
         );
-      }
+        sent();
+        await adding;
+      } else sent();
       await runtime.store.commitChunk(
         batchId,
         from,
-        pending.map((item) => item.request.custom_id),
+        items.map((item) => item.request.custom_id),
         complete,
       );
-      from += pending.length;
-      enqueued += pending.length;
-      pending = [];
-      canaries = new Set();
+      from += items.length;
+      enqueued += items.length;
       options.onProgress?.(from, scan.count);
     };
-    for await (const chunk of readRequestChunks(source, {
-      defaults,
-      chunkSize,
-      expect: { count: scan.count, fingerprint: scan.fingerprint },
-    })) {
-      for (const item of chunk) {
-        const model = item.request.params.model;
-        const first = !seenModels.has(model);
-        seenModels.add(model);
-        if (item.index < done) continue;
-        if (first && options.canary !== false) canaries.add(item.request.custom_id);
-        pending.push(item);
-        if (pending.length >= chunkSize) await flush(from + pending.length === scan.count);
+    let flushing: Promise<void> = Promise.resolve();
+    /** Waits for the chunk in flight, then starts writing `pending`; resolves once its jobs are sent. */
+    const startFlush = async (last: boolean): Promise<void> => {
+      await flushing;
+      const items = pending;
+      const chunkCanaries = canaries;
+      pending = [];
+      canaries = new Set();
+      let onSent: () => void = () => {};
+      const sent = new Promise<void>((resolve) => (onSent = resolve));
+      flushing = flush(items, chunkCanaries, last || from + items.length === scan.count, onSent);
+      // Awaited later (or by the finally below); a failure must not count as unhandled meanwhile.
+      flushing.catch(() => {});
+      await Promise.race([sent, flushing]);
+      // Let BullMQ build and write the chunk's commands before this process turns to reading.
+      await setImmediate();
+    };
+    try {
+      for await (const chunk of readRequestChunks(source, {
+        defaults,
+        chunkSize,
+        expect: { count: scan.count, fingerprint: scan.fingerprint },
+      })) {
+        for (const item of chunk) {
+          const model = item.request.params.model;
+          const first = !seenModels.has(model);
+          seenModels.add(model);
+          if (item.index < done) continue;
+          if (first && options.canary !== false) canaries.add(item.request.custom_id);
+          pending.push(item);
+          if (pending.length >= chunkSize) await startFlush(false);
+        }
       }
+      await flushing;
+      if (pending.length > 0 || from === done) {
+        await startFlush(true);
+        await flushing;
+      }
+    } catch (err) {
+      // Never leave a chunk in flight behind an error (the input changed). If that chunk failed,
+      // its error wins: one chunk at a time, it would have been thrown before reading on.
+      await flushing;
+      throw err;
     }
-    if (pending.length > 0 || from === done) await flush(true);
     // A canary that ended before its model's last chunk went in would leave those held: release
     // them now (a no-op when nothing is held).
     const states = await runtime.store.canaryStates(batchId, modelNames);
