@@ -13,6 +13,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Queue, type JobsOptions } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -22,7 +23,7 @@ import { REQUESTS_QUEUE, requestJobId, type RequestJobData } from '../../src/que
 import { submitBatch } from '../../src/queue/producer.js';
 import { openRuntime } from '../../src/runtime.js';
 import {
-  CLI_BIN,
+  REPO_ROOT,
   benchPrefix,
   childEnv,
   deleteKeys,
@@ -30,6 +31,7 @@ import {
   lastJsonLine,
   load1,
   mb,
+  median,
   runNode,
   writePromptsFile,
   type BenchContext,
@@ -58,7 +60,7 @@ interface ChildResult {
 /** One measured submit in this (child) process. */
 async function runChild(args: ChildArgs): Promise<void> {
   let enqueued = 0;
-  let ms = 0;
+  let ms: number;
   const cpu0 = process.cpuUsage();
   if (args.variant === 'raw') {
     const redis = new Redis(args.redisUrl, { maxRetriesPerRequest: null });
@@ -120,83 +122,93 @@ interface Row {
   load: string;
 }
 
+/** A row of the table: what ran, from which tree. */
+type Run = { variant: Variant; tree: 'this' | 'baseline' } | { variant: 'cli'; tree: 'this' | 'baseline' };
+
+const LABELS: Record<Variant | 'cli', string> = {
+  raw: 'raw BullMQ addBulk (floor)',
+  'lib-nocanary': 'submitBatch, no canary',
+  'lib-canary': 'submitBatch, canary (default)',
+  cli: 'CLI `claude-batch submit` (canary), wall',
+};
+
 export async function runSubmitSection(ctx: BenchContext): Promise<SectionResult> {
   const sizes = ctx.quick ? [100_000] : [100_000, 1_000_000];
+  // Another checkout (e.g. this tree before a change) to run side by side: --baseline DIR.
+  const baseline = typeof ctx.options['baseline'] === 'string' ? resolve(ctx.options['baseline']) : null;
   const rows: Row[] = [];
   const ratios: string[] = [];
   // The CLI's floor: what `claude-batch --help` alone peaks at (tsx, every command's imports).
-  const idle = await runNode([CLI_BIN, '--help'], childEnv(ctx));
+  const idle = await runNode([join(REPO_ROOT, 'bin/claude-batch.js'), '--help'], childEnv(ctx));
   for (const n of sizes) {
     const file = await writePromptsFile(ctx, `submit-${n}.jsonl`, n);
-    const rawRates: number[] = [];
-    const libRates: number[] = [];
-    // raw and library alternate, so a burst of load elsewhere hits both alike.
-    const order: Variant[] = ['raw', 'lib-nocanary', 'lib-canary'];
-    for (const variant of order) {
-      const prefix = benchPrefix(`submit-${variant}`);
-      ctx.log(`submit ${fmt(n)}: ${variant}...`);
-      const run = await runNode(
-        [
-          '--import',
-          'tsx',
-          SELF,
-          '--child',
-          JSON.stringify({ variant, file, redisUrl: ctx.redisUrl, prefix } satisfies ChildArgs),
-        ],
-        childEnv(ctx),
-        { nodeFlags: ctx.childNodeFlags },
-      );
+    const rates = new Map<string, number[]>();
+    // One after the other, the floor first; at 100k the raw loop and submitBatch run twice, in
+    // mirrored order, so a burst of load elsewhere is less likely to decide a ratio.
+    const runs: Run[] = [{ variant: 'raw', tree: 'this' }, { variant: 'lib-nocanary', tree: 'this' }];
+    if (baseline) runs.push({ variant: 'lib-nocanary', tree: 'baseline' });
+    if (n <= 100_000) runs.push(...[...runs].reverse());
+    runs.push({ variant: 'lib-canary', tree: 'this' }, { variant: 'cli', tree: 'this' });
+    if (baseline) runs.push({ variant: 'cli', tree: 'baseline' });
+    for (const run of runs) {
+      const root = run.tree === 'baseline' && baseline ? baseline : REPO_ROOT;
+      const label = `${LABELS[run.variant]}${run.tree === 'baseline' ? ' [baseline]' : ''}`;
+      const prefix = benchPrefix(`submit-${run.variant}`);
+      ctx.log(`submit ${fmt(n)}: ${label}...`);
+      let seconds: number;
+      let cpuMs: number | null = null;
+      let rssKb: number | null;
+      if (run.variant === 'cli') {
+        const cli = await runNode(
+          [join(root, 'bin/claude-batch.js'), 'submit', file, '--log-level', 'warn'],
+          childEnv(ctx, { CLAUDE_BATCH_PREFIX: prefix }),
+          { nodeFlags: ctx.childNodeFlags },
+        );
+        if (cli.code !== 0) throw new Error(`claude-batch submit failed: ${cli.stderr.slice(-2000)}`);
+        seconds = cli.wallMs / 1000;
+        rssKb = cli.maxRssKb;
+      } else {
+        const child = await runNode(
+          [
+            '--import',
+            'tsx',
+            join(root, 'scripts/bench/submit.ts'),
+            '--child',
+            JSON.stringify({ variant: run.variant, file, redisUrl: ctx.redisUrl, prefix } satisfies ChildArgs),
+          ],
+          childEnv(ctx),
+          { nodeFlags: ctx.childNodeFlags },
+        );
+        if (child.code !== 0) throw new Error(`submit child ${label} failed: ${child.stderr.slice(-2000)}`);
+        const result = lastJsonLine<ChildResult>(child.stdout);
+        if (result.enqueued !== n) throw new Error(`${label}: enqueued ${result.enqueued} of ${n}`);
+        seconds = result.ms / 1000;
+        cpuMs = result.cpuMs;
+        rssKb = child.maxRssKb ?? result.maxRssKb;
+      }
       const loadNow = load1();
       await deleteKeys(ctx.admin, `${prefix}:*`);
-      if (run.code !== 0) throw new Error(`submit child ${variant} failed: ${run.stderr.slice(-2000)}`);
-      const result = lastJsonLine<ChildResult>(run.stdout);
-      if (result.enqueued !== n) throw new Error(`${variant}: enqueued ${result.enqueued} of ${n}`);
-      const rate = n / (result.ms / 1000);
-      if (variant === 'raw') rawRates.push(rate);
-      if (variant === 'lib-nocanary') libRates.push(rate);
-      rows.push({
-        n,
-        label:
-          variant === 'raw'
-            ? 'raw BullMQ addBulk (floor)'
-            : variant === 'lib-nocanary'
-              ? 'submitBatch, no canary'
-              : 'submitBatch, canary (default)',
-        seconds: result.ms / 1000,
-        rate,
-        cpuMs: result.cpuMs,
-        rssKb: run.maxRssKb ?? result.maxRssKb,
-        load: loadNow,
-      });
-      ctx.log(`  ${fmt(rate)} req/s, peak RSS ${mb(run.maxRssKb)}, load ${loadNow}`);
+      const rate = n / seconds;
+      const key = `${run.variant}/${run.tree}`;
+      rates.set(key, [...(rates.get(key) ?? []), rate]);
+      rows.push({ n, label, seconds, rate, cpuMs, rssKb, load: loadNow });
+      ctx.log(`  ${fmt(rate)} req/s, peak RSS ${mb(rssKb)}, load ${loadNow}`);
     }
-    // The real command, canary on (its default).
-    const prefix = benchPrefix('submit-cli');
-    ctx.log(`submit ${fmt(n)}: CLI...`);
-    const cli = await runNode(
-      [CLI_BIN, 'submit', file, '--log-level', 'warn'],
-      childEnv(ctx, { CLAUDE_BATCH_PREFIX: prefix }),
-      { nodeFlags: ctx.childNodeFlags },
+    const med = (key: string) => median(rates.get(key) ?? []);
+    const ratio = med('lib-nocanary/this') / med('raw/this');
+    ratios.push(
+      `${fmt(n)} lines: submitBatch (no canary) / raw = **${ratio.toFixed(2)}×** (medians; goal ≥ 0.8×: ${ratio >= 0.8 ? 'met' : 'not met'}).`,
     );
-    const loadNow = load1();
-    await deleteKeys(ctx.admin, `${prefix}:*`);
-    if (cli.code !== 0) throw new Error(`claude-batch submit failed: ${cli.stderr.slice(-2000)}`);
-    rows.push({
-      n,
-      label: 'CLI `claude-batch submit` (canary), wall',
-      seconds: cli.wallMs / 1000,
-      rate: n / (cli.wallMs / 1000),
-      cpuMs: null,
-      rssKb: cli.maxRssKb,
-      load: loadNow,
-    });
-    ctx.log(`  ${fmt(n / (cli.wallMs / 1000))} req/s wall, peak RSS ${mb(cli.maxRssKb)}, load ${loadNow}`);
-    const raw = rawRates[0] ?? 0;
-    const lib = libRates[0] ?? 0;
-    ratios.push(`${fmt(n)} lines: submitBatch (no canary) / raw = ${(lib / raw).toFixed(2)}×`);
+    if (baseline) {
+      ratios.push(
+        `${fmt(n)} lines: submitBatch this tree / baseline = ${(med('lib-nocanary/this') / med('lib-nocanary/baseline')).toFixed(2)}×; ` +
+          `baseline / raw = ${(med('lib-nocanary/baseline') / med('raw/this')).toFixed(2)}×.`,
+      );
+    }
   }
 
   const bigRss = rows.filter((r) => r.n === Math.max(...sizes) && r.label.startsWith('CLI'));
+  const baselineNote = baseline ? [`[baseline] rows ran from ${baseline}, side by side.`] : [];
   return {
     key: 'submit',
     title: '1. Submit: submitBatch and the CLI against a raw BullMQ addBulk loop',
@@ -222,6 +234,7 @@ export async function runSubmitSection(ctx: BenchContext): Promise<SectionResult
     ],
     notes: [
       ...ratios,
+      ...baselineNote,
       `CLI floor: \`claude-batch --help\` alone peaks at ${mb(idle.maxRssKb)} (tsx compiling and loading every command's imports).`,
       ...bigRss.map((r) => `CLI peak RSS at ${fmt(r.n)} lines: ${mb(r.rssKb)} (goal ≤ 150 MB).`),
     ],
