@@ -1,12 +1,10 @@
 import { Option, type Command } from 'commander';
 import { ConfigError, loadConfig, type ClaudeBatchConfig } from '../config/load-config.js';
 import { SETTINGS, type SettingName, type SettingSpec } from '../config/settings.js';
+import { BatchConflictError, InputValidationError, MissingApiKeyError } from '../errors/runner-errors.js';
 import { createLogger } from '../logger.js';
 import { RedisUnavailableError } from '../queue/connection.js';
-import { InputValidationError } from '../queue/producer.js';
 import { openRuntime, type Runtime } from '../runtime.js';
-import { BatchConflictError } from '../store/batch-store.js';
-import { MissingApiKeyError } from '../worker/start-worker.js';
 
 /** Exit codes every command documents. */
 export const EXIT = {

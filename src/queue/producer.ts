@@ -1,11 +1,14 @@
 import { setImmediate } from 'node:timers/promises';
 import type { JobsOptions } from 'bullmq';
-import { formatErrorSummary, type InputError } from '../batch/input-error.js';
+import { formatErrorSummary } from '../batch/input-error.js';
+import { InputValidationError } from '../errors/runner-errors.js';
 import { readRequestChunks, type IndexedRequest } from '../batch/read-requests.js';
 import { openInput, scanInput, type InputSource, type ModelStats } from '../batch/scan-input.js';
 import { CUSTOM_ID_PATTERN } from '../batch/types.js';
 import type { RequestDefaults } from '../batch/validate-request.js';
 import type { Runtime } from '../runtime.js';
+
+export { InputValidationError };
 import { CANARY_HOLD_MS, releaseHeld } from './canary.js';
 import { requestJobId, type RequestJobData } from './jobs.js';
 
@@ -42,18 +45,6 @@ export interface SubmitResult {
   /** Requests enqueued by this call (0 when a complete batch is submitted again). */
   enqueued: number;
   models: Record<string, ModelStats>;
-}
-
-/** The input has invalid lines; nothing was enqueued. */
-export class InputValidationError extends Error {
-  override name = 'InputValidationError';
-  constructor(
-    readonly file: string,
-    readonly errors: readonly InputError[],
-    readonly summary: string,
-  ) {
-    super(summary);
-  }
 }
 
 /** Attempts BullMQ makes when our processor itself throws (Redis trouble); API retries are ours. */

@@ -1,3 +1,4 @@
+import { BatchConflictError } from '../errors/runner-errors.js';
 import type { RedisClient } from '../queue/connection.js';
 import type { KeyLayout } from '../queue/keys.js';
 import { parseBatchRecord, SCHEMA_VERSION, type BatchRecord, type UsageTotals } from './batch-record.js';
@@ -49,9 +50,7 @@ const FINALIZE_STATUS: Record<number, FinalizeStatus> = {
   [-2]: 'batch-deleted',
 };
 
-export class BatchConflictError extends Error {
-  override name = 'BatchConflictError';
-}
+export { BatchConflictError };
 
 /**
  * The batch records, results and counts of one prefix. Every write is a Lua script (atomic, and

@@ -1,4 +1,5 @@
 import { createAlerter } from '../breakers/alert.js';
+import { MissingApiKeyError } from '../errors/runner-errors.js';
 import { createClaudeClient, type ClaudeClient } from '../claude/claude-client.js';
 import { createRateBudget, loadBudgetsFile, type SharedRateBudgetApi } from '../limits/index.js';
 import type { RateBudget } from '../limits/rate-budget.js';
@@ -16,9 +17,7 @@ export interface StartWorkerOptions {
   apiKey?: Secret;
 }
 
-export class MissingApiKeyError extends Error {
-  override name = 'MissingApiKeyError';
-}
+export { MissingApiKeyError };
 
 /** Starts a worker in this process with the runtime's config. Stop it with `close()`. */
 export async function startWorker(runtime: Runtime, options: StartWorkerOptions = {}): Promise<ClaudeWorker> {
