@@ -82,7 +82,10 @@ async function main(): Promise<number> {
 
     const config = loadConfig({
       env: { ...process.env, REDIS_URL: redisUrl },
-      overrides: { prefix: 'claude-batch-demo', concurrency: flags.concurrency },
+      overrides: {
+        prefix: process.env['CLAUDE_BATCH_PREFIX'] ?? 'claude-batch-demo',
+        concurrency: flags.concurrency,
+      },
     });
     // Dead-letter warnings would interleave with the progress bar; the summary lists them instead.
     const logger = createLogger({ level: 'error' });
@@ -169,7 +172,7 @@ async function main(): Promise<number> {
         );
       } else {
         process.stdout.write(
-          `See it again: CLAUDE_BATCH_PREFIX=claude-batch-demo npx claude-batch status ${batchId}\n`,
+          `See it again: CLAUDE_BATCH_PREFIX=${config.prefix} npx claude-batch status ${batchId}\n`,
         );
       }
       return 0;
