@@ -121,6 +121,27 @@ describe('claude-batch worker --until-idle', () => {
     ]);
     const wait = await runCli(['wait', batchId], env);
     expect(wait.code).toBe(1);
+
+    // Export keeps the request with its entry; purge needs --yes off a terminal, and keeps the results line.
+    const exported = join(dir, 'dlq.jsonl');
+    expect((await runCli(['dlq', 'export', '--out', exported, '--batch', batchId], env)).code).toBe(0);
+    const [entry] = (await readFile(exported, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(entry).toMatchObject({
+      custom_id: 'w-bad',
+      reason: 'terminal',
+      params: { model: 'claude-haiku-4-5' },
+    });
+    const refused = await runCli(['dlq', 'purge', '--batch', batchId], env);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/pass --yes/);
+    const purged = await runCli(['dlq', 'purge', '--batch', batchId, '--yes'], env);
+    expect(purged.stderr).toMatch(/1 dead-letter entries removed/);
+    expect(JSON.parse((await runCli(['dlq', 'list', '--batch', batchId, '--json'], env)).stdout)).toEqual([]);
+    const after = resultsById((await runCli(['results', batchId], env)).stdout.trim().split('\n'));
+    expect(after.get('w-bad')?.type).toBe('errored');
   });
 
   it('exits 0 with a warning when the queue is paused with requests waiting, instead of waiting forever', async () => {
