@@ -40,7 +40,8 @@ export async function runEndToEndSection(ctx: BenchContext): Promise<SectionResu
   const file = await writePromptsFile(ctx, `e2e-${n}.jsonl`, n);
   const rows: string[][] = [];
   const notes: string[] = [];
-  for (const canary of [true, false]) {
+  // Quick runs also show the canary's cost (one latency plus the release); at 100k one run is ~25 min.
+  for (const canary of ctx.quick ? [true, false] : [true]) {
     const emulator = await startEmulatorChild({
       latency: { fixedMs: LATENCY_MS },
       limits: { rpm: RPM },

@@ -16,7 +16,7 @@
  *                              DIR; for in-process sections run node --cpu-prof yourself:
  *                              node --cpu-prof --cpu-prof-dir=DIR --import tsx scripts/bench/index.ts worker --variants full
  *   --worker-concurrency N     worker section (default 16)
- *   --variants raw,full        worker section: which workers to run (default both)
+ *   --variants raw,full,...    worker section: raw, full, nobudget (default all three), nogate (what-if)
  *   --e2e-concurrency N        end-to-end section (default 64)
  *   --baseline DIR             submit section: also run submitBatch and the CLI from another checkout
  *                              (e.g. the tree before a change; node_modules may be a symlink), side by side

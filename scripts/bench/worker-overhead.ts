@@ -260,7 +260,7 @@ export async function runWorkerSection(ctx: BenchContext): Promise<SectionResult
   const n = ctx.quick ? 3_000 : 10_000;
   const rounds = ctx.quick ? 3 : 4;
   const concurrency = Number(ctx.options['worker-concurrency'] ?? 16);
-  const variants = String(ctx.options['variants'] ?? 'raw,full,nobudget,nogate')
+  const variants = String(ctx.options['variants'] ?? 'raw,full,nobudget')
     .split(',')
     .filter((v): v is Variant => v in LABELS);
   const file = await writePromptsFile(ctx, `worker-${n}.jsonl`, n);

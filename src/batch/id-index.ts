@@ -2,10 +2,12 @@
  * The custom_ids seen so far, each with the line it first appeared on: pass 1's duplicate check.
  *
  * Exact (a match compares the whole id) and compact: the ids' characters live in one growable byte
- * arena and the table in typed arrays, so a million ids cost about 40 MB outside the JS heap and no
- * per-id objects, where a `Map<string, number>` held a million strings (measured 60-90 MB) that
- * every major GC had to walk. Ids are short ASCII once validated; any other string (a character
- * above U+00FF, or longer than 255) is kept in a plain Map instead, so the answer is always exact.
+ * arena and the table in typed arrays, so a million ids cost about 41 MB outside the JS heap and no
+ * per-id objects. A `Map<string, number>` held them as a million heap strings (59 MB measured),
+ * which every major GC walked and which made V8 grow its heap far beyond them: submit's peak RSS at
+ * a million lines fell from ~405 MB to ~235 MB with this (scripts/bench, section submit). Ids are
+ * short ASCII once validated; any other string (a character above U+00FF, or longer than 255) is
+ * kept in a plain Map instead, so the answer is always exact.
  */
 export class IdIndex {
   private chars = new Uint8Array(1 << 16);
