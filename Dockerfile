@@ -1,5 +1,6 @@
 # claude-batch: one image for the worker and the dashboard (docker-compose.yml runs both).
-# TypeScript runs through tsx, a runtime dependency: no build step, and no dev dependency needed.
+# TypeScript runs through tsx, a runtime dependency: no build step (--ignore-scripts skips the
+# `prepare` build, which needs the dev dependencies), so bin/claude-batch.js runs src/ directly.
 # No secret is baked in: ANTHROPIC_API_KEY and the dashboard credentials come from the environment
 # at run time.
 FROM node:20-slim
@@ -8,7 +9,7 @@ ENV NODE_ENV=production
 WORKDIR /app
 
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 
 COPY tsconfig.json ./
 COPY bin ./bin

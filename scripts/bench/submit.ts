@@ -1,22 +1,24 @@
 /**
  * Section "submit": enqueuing a generated JSONL file of N requests, four ways, each in a fresh child
  * process (so each has its own peak RSS), one after the other against the same Redis:
- *   raw addBulk  the floor: stream the file, JSON.parse each line, Queue.addBulk in chunks of 1,000
+ *   raw addBulk  the floor: stream the file, JSON.parse each line, Queue.addBulk in chunks as submit's
  *                with the same job names, data, ids and options the producer uses; no validation;
  *   submitBatch  the library, --no-canary (like for like with the raw loop: every job waiting);
  *   submitBatch  the library with the canary (the default: all but one job per model held delayed);
  *   CLI          `claude-batch submit FILE` (canary on) under /usr/bin/time -v: wall time and peak RSS
- *                of the real command, tsx start-up included.
+ *                of the real command, start-up included, built first as `npm ci` builds it.
  * Rates are requests/s over the work itself (child start-up excluded) except for the CLI row.
  *
  *   npm run bench -- submit [--quick]          (quick: 100k lines; full: 100k and 1M)
  */
+import { execFileSync } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Queue, type JobsOptions } from 'bullmq';
 import { Redis } from 'ioredis';
+import { DEFAULT_CHUNK_SIZE } from '../../src/batch/read-requests.js';
 import { loadConfig } from '../../src/config/load-config.js';
 import { silentLogger } from '../../src/logger.js';
 import { REQUESTS_QUEUE, requestJobId, type RequestJobData } from '../../src/queue/jobs.js';
@@ -39,7 +41,8 @@ import {
 import type { SectionResult } from './lib/report.js';
 
 const SELF = fileURLToPath(import.meta.url);
-const CHUNK = 1_000;
+// Like for like: the raw loop enqueues in chunks of the size submit uses.
+const CHUNK = DEFAULT_CHUNK_SIZE;
 
 type Variant = 'raw' | 'lib-nocanary' | 'lib-canary';
 
@@ -138,7 +141,9 @@ export async function runSubmitSection(ctx: BenchContext): Promise<SectionResult
   const baseline = typeof ctx.options['baseline'] === 'string' ? resolve(ctx.options['baseline']) : null;
   const rows: Row[] = [];
   const ratios: string[] = [];
-  // The CLI's floor: what `claude-batch --help` alone peaks at (tsx, every command's imports).
+  // The CLI as `npm ci` leaves it: compiled (bin/claude-batch.js runs dist/ when it is fresh).
+  execFileSync('npm', ['run', 'build', '--silent'], { cwd: REPO_ROOT, stdio: 'ignore' });
+  // The CLI's floor: what `claude-batch --help` alone peaks at.
   const idle = await runNode([join(REPO_ROOT, 'bin/claude-batch.js'), '--help'], childEnv(ctx));
   for (const n of sizes) {
     const file = await writePromptsFile(ctx, `submit-${n}.jsonl`, n);
@@ -216,7 +221,7 @@ export async function runSubmitSection(ctx: BenchContext): Promise<SectionResult
       'Generated full-format lines (~300 bytes each, one model) in a temp dir. Each row is a fresh child ' +
       'process against the same Redis, one after the other; rates exclude process start-up except the ' +
       'CLI row (wall time of the whole command). Raw: readline + JSON.parse + addBulk of the same jobs ' +
-      '(name, data, job id, attempts, backoff) in chunks of 1,000, no validation. Goal: ≥ 0.8× raw; CLI ' +
+      `(name, data, job id, attempts, backoff) in chunks of ${fmt(CHUNK)} (submit's chunk size), no validation. Goal: ≥ 0.8× raw; CLI ` +
       'peak RSS ≤ 150 MB at 1M lines.',
     tables: [
       {
@@ -235,7 +240,7 @@ export async function runSubmitSection(ctx: BenchContext): Promise<SectionResult
     notes: [
       ...ratios,
       ...baselineNote,
-      `CLI floor: \`claude-batch --help\` alone peaks at ${mb(idle.maxRssKb)} (node, the tsx loader and the CLI's own modules).`,
+      `CLI floor: \`claude-batch --help\` alone peaks at ${mb(idle.maxRssKb)} (node and the CLI's own modules, compiled).`,
       ...bigRss.map(
         (r) =>
           `Peak RSS at ${fmt(r.n)} lines, ${r.label}: ${mb(r.rssKb)} (goal ≤ 150 MB: ${(r.rssKb ?? Infinity) <= 150 * 1024 ? 'met' : 'not met'}).`,

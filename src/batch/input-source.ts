@@ -37,13 +37,16 @@ export interface OpenInputOptions {
    */
   tmpDir?: string;
   /**
-   * Read chunk size for files. Larger chunks mean fewer awaits per line when scanning.
-   * @default 1 MiB
+   * Read chunk size for files, in bytes. Each chunk's lines are validated together, so they all
+   * live until the last is done: at 1 MiB (~3,000 lines) they outlived V8's young-generation
+   * collections and were promoted, and pass 1's peak RSS was 60 MB higher than at 64 KiB, which
+   * also reads a million lines faster (scripts/bench, section submit).
+   * @default 64 KiB
    */
   highWaterMark?: number;
 }
 
-const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
+const DEFAULT_HIGH_WATER_MARK = 64 * 1024;
 
 /**
  * Opens the input named on the command line: a file path, or `-` for stdin.

@@ -10,7 +10,7 @@ export interface ReadRequestsOptions extends LineReaderOptions, ValidateOptions 
   defaults?: RequestDefaults;
   /**
    * Requests per chunk yielded by {@link readRequestChunks}.
-   * @default 1000
+   * @default DEFAULT_CHUNK_SIZE (250)
    */
   chunkSize?: number;
   /**
@@ -32,8 +32,12 @@ export interface IndexedRequest {
   bytes: number;
 }
 
-/** Default for {@link ReadRequestsOptions.chunkSize}. */
-export const DEFAULT_CHUNK_SIZE = 1000;
+/**
+ * Default for {@link ReadRequestsOptions.chunkSize} and for submit's chunks. 250 rather than 1,000:
+ * a chunk's jobs live until Redis has run them all, and smaller chunks die before V8 promotes them,
+ * so at a million lines submit peaked ~16 MB lower and ran no slower (scripts/bench, section submit).
+ */
+export const DEFAULT_CHUNK_SIZE = 250;
 
 /**
  * Pass 2: reads an input that `scanInput` has already accepted and yields its requests, normalised,

@@ -1,3 +1,4 @@
+import { DEFAULT_CHUNK_SIZE } from '../batch/read-requests.js';
 import { Secret } from '../secret.js';
 import { normalizePrefix } from '../queue/keys.js';
 import { SETTINGS, type SettingName, type SettingSpec } from './settings.js';
@@ -84,7 +85,7 @@ export const DEFAULT_CONFIG: Omit<ClaudeBatchConfig, 'apiKey' | 'alertWebhookUrl
   maxTokens: undefined,
   system: undefined,
   maxErrors: 20,
-  chunkSize: 1_000,
+  chunkSize: DEFAULT_CHUNK_SIZE,
   logLevel: 'info',
 };
 

@@ -2,7 +2,7 @@ import { setImmediate } from 'node:timers/promises';
 import type { JobsOptions } from 'bullmq';
 import { formatErrorSummary } from '../batch/input-error.js';
 import { InputValidationError } from '../errors/runner-errors.js';
-import { readRequestChunks, type IndexedRequest } from '../batch/read-requests.js';
+import { DEFAULT_CHUNK_SIZE, readRequestChunks, type IndexedRequest } from '../batch/read-requests.js';
 import { openInput, scanInput, type InputSource, type ModelStats } from '../batch/scan-input.js';
 import { CUSTOM_ID_PATTERN } from '../batch/types.js';
 import type { RequestDefaults } from '../batch/validate-request.js';
@@ -21,7 +21,7 @@ export interface SubmitOptions {
   defaults?: RequestDefaults;
   /** Invalid lines to report (0: all). Default 20. */
   maxErrors?: number;
-  /** Requests per Redis round-trip. Default 1,000. */
+  /** Requests per Redis round-trip. Default {@link DEFAULT_CHUNK_SIZE} (250). */
   chunkSize?: number;
   /** Validate and count only; enqueue nothing. */
   dryRun?: boolean;
@@ -101,7 +101,7 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
 
     const resumed = created.outcome === 'resumed';
     const done = resumed ? await runtime.store.enqueuedCount(batchId) : 0;
-    const chunkSize = options.chunkSize ?? 1_000;
+    const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
     const modelNames = Object.keys(models);
     const seenModels = new Set<string>();
     let enqueued = 0;

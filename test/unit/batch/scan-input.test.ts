@@ -54,6 +54,35 @@ describe('scanInput', () => {
     ]);
   });
 
+  it('gives the same exact answer when every id hash collides', async () => {
+    // A hash of the length alone: ids "a".."c" all collide, so only the exact round can tell them apart.
+    const text = [
+      fullLine('a'),
+      fullLine('b'),
+      fullLine('a', { max_tokens: 0 }),
+      fullLine('c'),
+      fullLine('b'),
+      fullLine('dd'),
+    ].join('\n');
+    const exact = await scan(text);
+    const collided = await scan(text, { idHash: (id) => id.length });
+    expect(collided).toEqual(exact);
+    expect(where(collided)).toEqual(['3:params.max_tokens', '3:custom_id', '5:custom_id']);
+    expect(collided).toMatchObject({ count: 4, invalidLines: 2, errorCount: 3 });
+  });
+
+  it('reads a clean input once, even when hashes collide only among distinct ids', async () => {
+    let opened = 0;
+    const source = memoryInput([fullLine('a'), fullLine('b'), fullLine('c')].join('\n'));
+    const counting = { ...source, open: () => (opened++, source.open()) };
+    const once = await scanInput(counting, { defaults });
+    expect(opened).toBe(1);
+    const collided = await scanInput(counting, { defaults, idHash: () => 7 });
+    expect(opened).toBe(3);
+    expect(collided).toEqual(once);
+    expect(collided.errorCount).toBe(0);
+  });
+
   it('reports invalid UTF-8 and NUL bytes at their lines and reads on', async () => {
     const result = await scan([
       `${fullLine('a')}\n`,
