@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InputChangedError } from '../../../src/batch/input-error.js';
 import { inputSource } from '../../../src/batch/input-source.js';
-import { readRequestChunks, readRequests } from '../../../src/batch/read-requests.js';
+import { DEFAULT_CHUNK_SIZE, readRequestChunks, readRequests } from '../../../src/batch/read-requests.js';
 import { scanInput } from '../../../src/batch/scan-input.js';
 import { bytesOf, chunked, collect, fullLine, memoryInput, promptLine } from './helpers.js';
 
@@ -35,9 +35,14 @@ describe('readRequestChunks', () => {
   const lines = Array.from({ length: 2500 }, (_, i) => promptLine(`r${i}`, `prompt ${i}`));
   const source = memoryInput(lines.join('\n'), { chunkSize: 4096 });
 
-  it('yields chunks of 1000 by default, the last one shorter', async () => {
+  it('yields chunks of DEFAULT_CHUNK_SIZE by default, the last one shorter', async () => {
     const chunks = await collect(readRequestChunks(source, { defaults }));
-    expect(chunks.map((c) => c.length)).toEqual([1000, 1000, 500]);
+    const full = Math.floor(lines.length / DEFAULT_CHUNK_SIZE);
+    const rest = lines.length % DEFAULT_CHUNK_SIZE;
+    expect(chunks.map((c) => c.length)).toEqual([
+      ...Array<number>(full).fill(DEFAULT_CHUNK_SIZE),
+      ...(rest > 0 ? [rest] : []),
+    ]);
     expect(chunks.flat().map((r) => r.index)).toEqual(lines.map((_, i) => i));
   });
 
@@ -48,7 +53,7 @@ describe('readRequestChunks', () => {
 
   it('passes the check against pass 1 when nothing changed, holding no chunk back', async () => {
     const scanned = await scanInput(source, { defaults });
-    const chunks = await collect(readRequestChunks(source, { defaults, expect: scanned }));
+    const chunks = await collect(readRequestChunks(source, { defaults, chunkSize: 1000, expect: scanned }));
     expect(chunks.map((c) => c.length)).toEqual([1000, 1000, 500]);
   });
 
@@ -58,6 +63,7 @@ describe('readRequestChunks', () => {
     const run = async (): Promise<void> => {
       for await (const chunk of readRequestChunks(source, {
         defaults: { ...defaults, maxTokens: 65 },
+        chunkSize: 1000,
         expect: scanned,
       })) {
         yielded.push(chunk.length);
@@ -74,6 +80,7 @@ describe('readRequestChunks', () => {
     const run = async (): Promise<void> => {
       for await (const chunk of readRequestChunks(even, {
         defaults,
+        chunkSize: 1000,
         expect: { ...scanned, fingerprint: 'x' },
       })) {
         yielded.push(chunk.length);
