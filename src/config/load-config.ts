@@ -55,7 +55,7 @@ export interface ClaudeBatchConfig {
   system: string | undefined;
   /** Default 20 lines. */
   maxErrors: number;
-  /** Default 1,000 requests. */
+  /** Default {@link DEFAULT_CHUNK_SIZE} (250) requests. */
   chunkSize: number;
   /** Default `info`. */
   logLevel: 'debug' | 'info' | 'warn' | 'error';
