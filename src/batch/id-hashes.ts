@@ -12,7 +12,8 @@ export class IdHashes {
   private used = 0;
   private count = 0;
 
-  constructor(private readonly hash: (id: string) => number = idHash) {}
+  /** @param hash The hash kept per id: {@link idHash} unless a test needs collisions. */
+  constructor(readonly hash: (id: string) => number = idHash) {}
 
   /** Ids added. */
   get size(): number {

@@ -1,6 +1,6 @@
 import { quote } from './describe-value.js';
 import { InputFingerprint } from './fingerprint.js';
-import { IdHashes, idHash } from './id-hashes.js';
+import { IdHashes } from './id-hashes.js';
 import { InputError } from './input-error.js';
 import type { InputSource } from './input-source.js';
 import { readLineBatches, type LineReaderOptions } from './line-reader.js';
@@ -90,10 +90,9 @@ export async function scanInput(source: InputSource, options: ScanOptions = {}):
   });
   const repeated = hashes.repeated();
   if (repeated.size === 0) return scanned;
-  const hash = options.idHash ?? idHash;
   const firstLines = new Map<string, number>();
   return scanOnce(source, options, (customId, line) => {
-    if (!repeated.has(hash(customId))) return undefined;
+    if (!repeated.has(hashes.hash(customId))) return undefined;
     const first = firstLines.get(customId);
     if (first === undefined) firstLines.set(customId, line);
     return first;
