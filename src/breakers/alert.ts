@@ -1,12 +1,15 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { CONDITION_SUMMARY, type Condition } from '../errors/error-table.js';
 import type { Logger } from '../logger.js';
 import type { Secret } from '../secret.js';
 
 /** An outage-grade event, for the log and the webhook. Never carries the API key. */
 export interface Alert {
   event: 'key_breaker_tripped' | 'model_breaker_tripped';
-  /** API error type. */
+  /** API error type, as the API sent it. */
   type: string;
+  /** The runner-level condition (`billing`, `auth`, `spend_cap`, `model`). */
+  condition: string | null;
   message: string;
   fix: string;
   request_id: string | null;
@@ -35,7 +38,10 @@ export function createAlerter(options: AlerterOptions): Alerter {
   const attempts = options.attempts ?? 4;
   const timeoutMs = options.timeoutMs ?? 5_000;
   return async (alert) => {
-    options.logger.error(`${alert.event}: ${alert.type}. ${alert.fix}`, { ...alert });
+    const what = alert.condition
+      ? `${CONDITION_SUMMARY[alert.condition as Condition] ?? alert.condition} (${alert.type})`
+      : alert.type;
+    options.logger.error(`${alert.event}: ${what}. ${alert.fix}`, { ...alert });
     const url = options.webhookUrl?.reveal();
     if (!url) return;
     for (let attempt = 1; attempt <= attempts; attempt++) {

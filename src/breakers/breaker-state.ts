@@ -1,3 +1,4 @@
+import { isCondition, type Condition } from '../errors/error-table.js';
 import type { Runtime } from '../runtime.js';
 
 /** The key-wide breaker: every request of the API key would fail the same way, so the queue is paused. */
@@ -8,6 +9,11 @@ export interface KeyBreakerState {
   type: string;
   /** `enforced_spend_limit_reached` for the spend cap, else null. */
   error_code: string | null;
+  /**
+   * What is wrong, in the runner's words (`billing` for credits exhausted, whatever shape the API
+   * sent it in; `auth`; `spend_cap`); null for a manual pause.
+   */
+  condition: Condition | null;
   message: string;
   request_id: string | null;
   /** RFC 3339. */
@@ -20,6 +26,8 @@ export interface KeyBreakerState {
 export interface ModelBreakerState {
   model: string;
   type: string;
+  /** `model` (absent in breakers recorded before conditions existed). */
+  condition?: Condition | null;
   message: string;
   /** The request whose failure tripped it. */
   request_id: string | null;
@@ -44,6 +52,7 @@ export async function getBreakerState(runtime: Runtime): Promise<BreakerState> {
           reason: key['reason'] === 'manual' ? 'manual' : 'key_breaker',
           type: key['type'],
           error_code: key['error_code'] || null,
+          condition: isCondition(key['condition']) ? key['condition'] : null,
           message: key['message'] ?? '',
           request_id: key['request_id'] || null,
           since: key['since'] ?? '',

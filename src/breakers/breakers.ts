@@ -1,4 +1,4 @@
-import { RULES_BY_TYPE } from '../errors/error-table.js';
+import type { ErrorRule } from '../errors/error-table.js';
 import type { LastError } from '../queue/jobs.js';
 import type { Runtime } from '../runtime.js';
 import { LuaScript } from '../store/lua-script.js';
@@ -32,20 +32,18 @@ return 0
 export async function tripKeyBreaker(
   runtime: Runtime,
   error: LastError & { errorCode?: string | null },
+  rule: ErrorRule,
   alert: Alerter,
 ): Promise<boolean> {
   const state: KeyBreakerState = {
     reason: 'key_breaker',
     type: error.type,
     error_code: error.errorCode ?? null,
+    condition: rule.condition,
     message: error.message,
     request_id: error.request_id,
     since: new Date().toISOString(),
-    fix:
-      error.errorCode === 'enforced_spend_limit_reached'
-        ? 'The workspace spend limit is reached: raise it in the Console, then run `claude-batch dlq retry --type rate_limit_error`.'
-        : (RULES_BY_TYPE[error.type]?.fix ??
-          'Fix the cause, then run `claude-batch dlq retry` and `claude-batch resume`.'),
+    fix: rule.fix,
   };
   const tripped =
     Number(
@@ -55,6 +53,7 @@ export async function tripKeyBreaker(
         Object.entries({
           ...state,
           error_code: state.error_code ?? '',
+          condition: state.condition ?? '',
           request_id: state.request_id ?? '',
           reason: 'key_breaker',
         }).flat(),
@@ -109,16 +108,18 @@ export async function countModelFailure(
   runtime: Runtime,
   model: string,
   error: LastError,
+  rule: ErrorRule,
   threshold: number,
   alert: Alerter,
 ): Promise<ModelBreakerState | null> {
   const state: ModelBreakerState = {
     model,
     type: error.type,
+    condition: rule.condition,
     message: error.message,
     request_id: error.request_id,
     since: new Date().toISOString(),
-    fix: RULES_BY_TYPE[error.type]?.fix ?? 'Fix the model id, then `claude-batch dlq retry --model <id>`.',
+    fix: rule.fix,
   };
   const opened =
     Number(
@@ -129,7 +130,12 @@ export async function countModelFailure(
       ),
     ) === 1;
   if (!opened) return null;
-  void alert({ event: 'model_breaker_tripped', ...state, prefix: runtime.keys.bullPrefix });
+  void alert({
+    event: 'model_breaker_tripped',
+    ...state,
+    condition: state.condition ?? null,
+    prefix: runtime.keys.bullPrefix,
+  });
   return state;
 }
 

@@ -12,7 +12,11 @@ const str = (options: Options, name: string) => options[name] as string | undefi
 function filterOptions(command: Command): Command {
   return command
     .option('--batch <id>', 'only this batch')
-    .option('--type <type>', 'only this API error type (e.g. billing_error)');
+    .option(
+      '--type <type>',
+      'only this API error type (e.g. billing_error) or runner condition (billing, auth, spend_cap, model); ' +
+        'billing_error also takes credit refusals the API sent as a 400 invalid_request_error',
+    );
 }
 
 export function registerDlqCommand(program: Command): void {
@@ -21,7 +25,7 @@ export function registerDlqCommand(program: Command): void {
   const list = filterOptions(dlq.command('list').description('List dead-letter entries.'))
     .option(
       '--json',
-      'a JSON array of {batch_id, custom_id, status, error_type, reason, message, attempts, failed_at}',
+      'a JSON array of {batch_id, custom_id, status, error_type, condition, reason, message, attempts, failed_at, request_id, model}',
     )
     .addHelpText('after', EXIT_CODES_HELP);
   addSettingOptions(list, ['logLevel']);
@@ -38,7 +42,8 @@ export function registerDlqCommand(program: Command): void {
       if (rows.length === 0) process.stdout.write('no dead-letter entries\n');
       for (const row of rows) {
         process.stdout.write(
-          `${row.batch_id} ${row.custom_id}  ${row.error_type} (${row.status ?? 'not sent'})  ${row.reason}  after ${row.attempts} calls  ${row.failed_at}\n    ${row.message}\n`,
+          `${row.batch_id} ${row.custom_id}  ${row.error_type} (${row.status ?? 'not sent'})` +
+            `${row.condition ? `  [${row.condition}]` : ''}  ${row.reason}  after ${row.attempts} calls  ${row.failed_at}\n    ${row.message}\n`,
         );
       }
       return EXIT.ok;

@@ -5,6 +5,7 @@ import {
   FAULT_TYPES,
   resolveEmulatorOptions,
   startEmulator,
+  type BillingErrorStatus,
   type EmulatorOptions,
   type FaultPlan,
   type FaultType,
@@ -41,7 +42,7 @@ export interface EmulatorFlags {
   creditPerRequest?: number;
   creditPerInputToken?: number;
   creditPerOutputToken?: number;
-  billingStatus?: 403 | 402;
+  billingStatus?: BillingErrorStatus;
   maxBodyBytes?: number;
   maxOutputTokens?: number;
   logSize?: number;
@@ -306,7 +307,7 @@ export function registerEmulatorCommand(program: Command): void {
     )
     .option(
       '--credits <balance>',
-      'starting credit balance; billing_error once spent (default: unlimited)',
+      'starting credit balance; refused once spent, as --billing-status says (default: unlimited)',
       decimal('--credits', 0),
     )
     .option(
@@ -325,11 +326,15 @@ export function registerEmulatorCommand(program: Command): void {
       decimal('--credit-per-output-token', 0),
     )
     .addOption(
-      new Option('--billing-status <status>', 'HTTP status of billing_error (default: 403)')
-        .choices(['403', '402'])
+      new Option(
+        '--billing-status <status>',
+        'how an empty balance is refused: 400 = invalid_request_error "Your credit balance is too low..." ' +
+          'as the live API sends it; 402 / 403 = billing_error as documented (default: 400)',
+      )
+        .choices(['400', '402', '403'])
         .argParser((v) => {
-          if (v !== '403' && v !== '402') throw bad('--billing-status', v, '403 or 402');
-          return Number(v) as 403 | 402;
+          if (v !== '400' && v !== '403' && v !== '402') throw bad('--billing-status', v, '400, 402 or 403');
+          return Number(v) as BillingErrorStatus;
         }),
     )
     .option(

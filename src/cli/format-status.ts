@@ -1,4 +1,4 @@
-import { RULES_BY_TYPE } from '../errors/error-table.js';
+import { CONDITION_SUMMARY, fixFor, isCondition } from '../errors/error-table.js';
 import type { BudgetDimensionSnapshot, BudgetSnapshot } from '../limits/index.js';
 import type { BatchStatus } from '../store/batch-status.js';
 
@@ -16,7 +16,7 @@ export function formatBatchStatus(status: BatchStatus): string {
   if (status.paused) {
     const p = status.paused;
     lines.push(
-      `  PAUSED      ${p.reason === 'manual' ? 'by hand' : `key-wide breaker: ${p.type}${p.error_code ? ` (${p.error_code})` : ''}`}${p.since ? ` since ${p.since}` : ''}`,
+      `  PAUSED      ${p.reason === 'manual' ? 'by hand' : `${p.condition ? `${CONDITION_SUMMARY[p.condition]}: ` : ''}key-wide breaker on ${p.type}${p.error_code ? ` (${p.error_code})` : ''}`}${p.since ? ` since ${p.since}` : ''}`,
     );
     if (p.message)
       lines.push(`              ${p.message}${p.request_id ? ` (request ${p.request_id})` : ''}`);
@@ -35,8 +35,20 @@ export function formatBatchStatus(status: BatchStatus): string {
   if (errors.length > 0) {
     lines.push('  errors by type:');
     for (const [type, count] of errors) {
-      const fix = RULES_BY_TYPE[type]?.fix;
-      lines.push(`    ${String(count).padStart(7)}  ${type}${fix ? `  → ${fix}` : ''}`);
+      lines.push(`    ${String(count).padStart(7)}  ${type}  → ${fixFor(type)}`);
+    }
+  }
+  const conditions = Object.entries(status.errored_by_condition)
+    .filter((entry): entry is [keyof typeof CONDITION_SUMMARY, number] => isCondition(entry[0]))
+    .sort((a, b) => b[1] - a[1]);
+  if (conditions.length > 0) {
+    // The same requests as above, by what the runner made of them: a credit refusal sent as a 400
+    // invalid_request_error is counted under its type and, here, as billing.
+    lines.push('  errors by condition:');
+    for (const [condition, count] of conditions) {
+      lines.push(
+        `    ${String(count).padStart(7)}  ${CONDITION_SUMMARY[condition]} (${condition})  → ${fixFor('', condition)}`,
+      );
     }
   }
   lines.push(`  created     ${status.created_at}${status.ended_at ? `   ended ${status.ended_at}` : ''}`);

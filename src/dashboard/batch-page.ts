@@ -1,5 +1,5 @@
 import type { KeyBreakerState, ModelBreakerState } from '../breakers/breaker-state.js';
-import { RULES_BY_TYPE } from '../errors/error-table.js';
+import { CONDITION_SUMMARY, fixFor, isCondition } from '../errors/error-table.js';
 import type { BatchStatus } from '../store/batch-status.js';
 import type { DashboardSnapshot, QueueSnapshot } from './dashboard-data.js';
 import { html, raw, type SafeHtml } from './html.js';
@@ -17,13 +17,7 @@ export interface BatchPageInput {
   boardPath: string;
 }
 
-/** The fix for an error type, from the error table. */
-export function fixFor(type: string): string {
-  return (
-    RULES_BY_TYPE[type]?.fix ??
-    'Not in the error table: see the messages with `claude-batch dlq list --type ' + type + '`.'
-  );
-}
+export { fixFor };
 
 const STYLE = raw(`
 :root { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d1d1f; background: #f6f6f4; }
@@ -100,10 +94,10 @@ function keyBreakerAlert(key: KeyBreakerState): SafeHtml {
       <p><b>Fix:</b> ${key.fix || 'run `claude-batch resume`'}</p>
     </section>`;
   }
-  return html`<section class="alert" id="key-breaker">
+  return html`<section class="alert" id="key-breaker" data-condition="${key.condition ?? ''}">
     <h2>
-      Queue PAUSED by the key breaker:
-      <code>${key.type}</code>${key.error_code ? html` (<code>${key.error_code}</code>)` : ''}
+      Queue PAUSED${key.condition ? `: ${CONDITION_SUMMARY[key.condition]}` : ''} (key breaker:
+      <code>${key.type}</code>${key.error_code ? html` (<code>${key.error_code}</code>)` : ''})
     </h2>
     <p>Every request of this API key would fail the same way, so no request is sent until it is fixed.</p>
     <table>
@@ -125,7 +119,7 @@ function keyBreakerAlert(key: KeyBreakerState): SafeHtml {
       }
       <tr>
         <th>Fix</th>
-        <td><b>${key.fix || fixFor(key.type)}</b></td>
+        <td><b>${key.fix || fixFor(key.type, key.condition)}</b></td>
       </tr>
     </table>
   </section>`;
@@ -177,6 +171,7 @@ function batchCard(
 ): SafeHtml {
   const cost = estimateCost(batch.usage, batch.models, input.prices);
   const errors = Object.entries(batch.errored_by_type).sort(([, a], [, b]) => b - a);
+  const conditions = Object.entries(batch.errored_by_condition).filter(([c]) => isCondition(c));
   const models = Object.entries(batch.models).sort(([a], [b]) => a.localeCompare(b));
   const u = batch.usage;
   return html`<section class="card batch" id="batch-${batch.id}" data-batch="${batch.id}">
@@ -192,8 +187,9 @@ function batchCard(
               key?.reason === 'manual'
                 ? html`paused by hand since ${key.since}; resume the queue to continue.`
                 : key
-                  ? html`key breaker <code>${key.type}</code> since ${key.since}:
-                      ${key.message.replace(/\.?\s*$/, '.')} <b>Fix:</b> ${key.fix || fixFor(key.type)}`
+                  ? html`${key.condition ? `${CONDITION_SUMMARY[key.condition]}: ` : ''}key breaker
+                      <code>${key.type}</code> since ${key.since}: ${key.message.replace(/\.?\s*$/, '.')}
+                      <b>Fix:</b> ${key.fix || fixFor(key.type, key.condition)}`
                   : 'the queue was paused by an operator; resume it to continue.'
             }
           </p>`
@@ -222,6 +218,28 @@ function batchCard(
                       <td><code>${type}</code></td>
                       <td class="num">${n(count)}</td>
                       <td>${fixFor(type)}</td>
+                    </tr>`,
+                )}
+              </table>`
+        }
+        ${
+          conditions.length === 0
+            ? ''
+            : html`<table class="errors conditions">
+                <tr>
+                  <th>Condition</th>
+                  <th class="num">Requests</th>
+                  <th>Fix</th>
+                </tr>
+                ${conditions.map(
+                  ([condition, count]) =>
+                    html`<tr data-condition="${condition}">
+                      <td>
+                        ${CONDITION_SUMMARY[condition as keyof typeof CONDITION_SUMMARY]}
+                        (<code>${condition}</code>)
+                      </td>
+                      <td class="num">${n(count)}</td>
+                      <td>${fixFor('', condition as keyof typeof CONDITION_SUMMARY)}</td>
                     </tr>`,
                 )}
               </table>`

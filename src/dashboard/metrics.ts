@@ -104,9 +104,11 @@ export function runnerFamilies(
   const key = snapshot.breakers.key;
   families.push({
     name: 'claude_batch_key_breaker_open',
-    help: '1 while the key-wide breaker holds the queue paused, labelled with the error type that tripped it.',
+    help: '1 while the key-wide breaker holds the queue paused, labelled with the error type that tripped it and the condition (billing, auth, spend_cap).',
     type: 'gauge',
-    samples: [key ? { labels: { type: key.type }, value: 1 } : { value: 0 }],
+    samples: [
+      key ? { labels: { type: key.type, condition: key.condition ?? 'manual' }, value: 1 } : { value: 0 },
+    ],
   });
 
   const open = new Map(snapshot.breakers.models.map((b) => [b.model, b]));

@@ -19,7 +19,7 @@ export const API_ERROR_TYPES = [
 
 export type ApiErrorType = (typeof API_ERROR_TYPES)[number];
 
-/** billing_error is left out: its status is an option (403 or 402). */
+/** billing_error is left out: its shape is an option (see {@link billingShape}). */
 const STATUS: Readonly<Record<Exclude<ApiErrorType, 'billing_error'>, number>> = {
   invalid_request_error: 400,
   authentication_error: 401,
@@ -37,8 +37,24 @@ export function isApiErrorType(value: unknown): value is ApiErrorType {
   return typeof value === 'string' && (API_ERROR_TYPES as readonly string[]).includes(value);
 }
 
-export function statusOf(type: ApiErrorType, billingErrorStatus: number): number {
-  return type === 'billing_error' ? billingErrorStatus : STATUS[type];
+/**
+ * The HTTP status of an empty balance's refusal: 400 (what the live API has been seen to send, with
+ * type invalid_request_error; many public reports 2025-2026, see anthropic-api.md), or 402 / 403
+ * billing_error (the documented shapes, newest and older).
+ */
+export type BillingErrorStatus = 400 | 402 | 403;
+
+/** How a refusal for an empty balance goes out: status and body type. */
+export function billingShape(status: BillingErrorStatus): { status: number; type: ApiErrorType } {
+  return { status, type: status === 400 ? 'invalid_request_error' : 'billing_error' };
+}
+
+/** The status and body type an error of `type` is sent with. */
+export function wireShape(
+  type: ApiErrorType,
+  billingErrorStatus: BillingErrorStatus,
+): { status: number; type: ApiErrorType } {
+  return type === 'billing_error' ? billingShape(billingErrorStatus) : { status: STATUS[type], type };
 }
 
 /** The message an injected fault of each type carries, worded like the API's own. */

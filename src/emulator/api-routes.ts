@@ -8,7 +8,7 @@
  * a request, which the runner must not mistake for capacity spent.
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import { DEFAULT_MESSAGES, statusOf, type ApiErrorType } from './api-error.js';
+import { DEFAULT_MESSAGES, wireShape, type ApiErrorType } from './api-error.js';
 import { uniformFromKey, type InjectedFault } from './fault-plan.js';
 import { parseMarkers, type Markers } from './markers.js';
 import { analyzePrompt } from './prompt-analysis.js';
@@ -256,11 +256,14 @@ function injectFault(
     extra ??= [];
     extra.push('retry-after', String(fault.retryAfterSeconds));
   }
-  const status = statusOf(type, state.billingErrorStatus);
-  entry.status = status;
-  entry.errorType = type;
+  const wire = wireShape(type, state.billingErrorStatus);
+  entry.status = wire.status;
+  entry.errorType = wire.type;
+  entry.billing = type === 'billing_error';
   state.log.record(entry);
-  state.later(delayMs, () => sendError(res, status, entry.requestId, type, DEFAULT_MESSAGES[type], extra));
+  state.later(delayMs, () =>
+    sendError(res, wire.status, entry.requestId, wire.type, DEFAULT_MESSAGES[type], extra),
+  );
 }
 
 function reject(
@@ -272,11 +275,12 @@ function reject(
   extraHeaders?: readonly string[] | null,
   details?: Readonly<Record<string, unknown>>,
 ): void {
-  const status = statusOf(type, state.billingErrorStatus);
-  entry.status = status;
-  entry.errorType = type;
+  const wire = wireShape(type, state.billingErrorStatus);
+  entry.status = wire.status;
+  entry.errorType = wire.type;
+  entry.billing = type === 'billing_error';
   state.log.record(entry);
-  sendError(res, status, entry.requestId, type, message, extraHeaders, details);
+  sendError(res, wire.status, entry.requestId, wire.type, message, extraHeaders, details);
 }
 
 function ok(state: EmulatorState, res: ServerResponse, entry: RequestLogEntry, body: string): void {
@@ -327,6 +331,7 @@ function newEntry(state: EmulatorState, method: string, path: string): RequestLo
     model: null,
     status: 0,
     errorType: null,
+    billing: false,
     rateLimit: null,
     retryAfterSeconds: null,
     promptHash: null,

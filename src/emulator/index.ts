@@ -58,7 +58,7 @@ export type {
   TransportFault,
 } from './fault-plan.js';
 export { FAULT_TYPES } from './fault-plan.js';
-export { API_ERROR_TYPES, type ApiErrorType } from './api-error.js';
+export { API_ERROR_TYPES, type ApiErrorType, type BillingErrorStatus } from './api-error.js';
 export type { RateLimitCause, RequestCounters, RequestLogEntry } from './request-log.js';
 export type { LimitName } from './rate-limiter.js';
 export { REPLY_PREFIX, replyFingerprint } from './replies.js';

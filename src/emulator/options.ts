@@ -2,6 +2,7 @@
  * Emulator options: their types (with defaults and units), and the one validation pass that runs when
  * the emulator starts. The control API reuses the per-section validators.
  */
+import type { BillingErrorStatus } from './api-error.js';
 import { validateFaultPlan, type FaultPlan } from './fault-plan.js';
 import {
   EmulatorOptionsError,
@@ -53,7 +54,8 @@ export interface LatencyOptions {
 }
 
 /**
- * A prepaid balance in abstract credits. A request is refused with billing_error while the balance is
+ * A prepaid balance in abstract credits. A request is refused (see `billingErrorStatus` for the
+ * shape) while the balance is
  * <= 0; a successful `/v1/messages` request then costs
  * perRequest + perInputToken * (input + cache creation + cache read tokens) + perOutputToken * output tokens,
  * which may take the balance below zero (the API bills after the fact too).
@@ -81,8 +83,12 @@ export interface EmulatorOptions {
   apiKeys?: readonly string[];
   /** Answer 400 invalid_request_error when the `anthropic-version` header is missing. Default true. */
   anthropicVersionRequired?: boolean;
-  /** HTTP status of billing_error: 403 (older API) or 402 (newest docs). Default 403. */
-  billingErrorStatus?: 403 | 402;
+  /**
+   * How an empty balance (and an injected billing_error) is answered: 400 invalid_request_error
+   * "Your credit balance is too low..." as the live API has been seen to send it, or 402 / 403
+   * billing_error as documented (newest docs / older API). Default 400.
+   */
+  billingErrorStatus?: BillingErrorStatus;
   /** Model ids the emulator knows; others get 404 not_found_error. Default {@link DEFAULT_MODELS}. */
   models?: readonly string[];
   /** See {@link ForbiddenModels}. Default: none. */
@@ -160,7 +166,7 @@ export interface ResolvedOptions {
   port: number;
   apiKeys: readonly string[];
   anthropicVersionRequired: boolean;
-  billingErrorStatus: 403 | 402;
+  billingErrorStatus: BillingErrorStatus;
   models: readonly string[];
   forbidden: ResolvedForbidden;
   limits: ResolvedLimits;
@@ -199,9 +205,9 @@ const OPTION_KEYS = [
 export function resolveEmulatorOptions(options: EmulatorOptions = {}): ResolvedOptions {
   const o = checkObject(options, 'options') as EmulatorOptions & Record<string, unknown>;
   checkKnownKeys(o, OPTION_KEYS, '');
-  const billing = o.billingErrorStatus ?? 403;
-  if (billing !== 403 && billing !== 402) {
-    throw new EmulatorOptionsError('billingErrorStatus', billing, '403 or 402');
+  const billing = o.billingErrorStatus ?? 400;
+  if (billing !== 400 && billing !== 403 && billing !== 402) {
+    throw new EmulatorOptionsError('billingErrorStatus', billing, '400, 402 or 403');
   }
   const models = o.models === undefined ? DEFAULT_MODELS : checkStringList(o.models, 'models');
   if (models.length === 0) throw new EmulatorOptionsError('models', o.models, 'at least one model id');

@@ -19,8 +19,13 @@ export interface RequestLogEntry {
   model: string | null;
   /** HTTP status; 0 when the connection was reset or left hanging. */
   status: number;
-  /** The API error type, or `connection_reset` / `hang`; null on success. */
+  /** The API error type as sent, or `connection_reset` / `hang`; null on success. */
   errorType: string | null;
+  /**
+   * Whether the answer refused an empty balance, whatever its shape (a 400 invalid_request_error
+   * by default, or a 402/403 billing_error): what a test counts as "refused for credits".
+   */
+  billing: boolean;
   /** Which limit a 429 came from; null otherwise. */
   rateLimit: RateLimitCause | null;
   retryAfterSeconds: number | null;

@@ -2,6 +2,7 @@
  * Everything one emulator instance knows, shared by the API handler and the control surface.
  * Handlers run to completion on one thread, so a check followed by a charge needs no locking.
  */
+import type { BillingErrorStatus } from './api-error.js';
 import { AttemptCounter } from './attempts.js';
 import { CreditLedger } from './credits.js';
 import { FaultInjector } from './fault-plan.js';
@@ -17,7 +18,7 @@ export class EmulatorState {
   readonly clock: () => number;
   readonly seed: number;
   readonly requireVersion: boolean;
-  readonly billingErrorStatus: number;
+  readonly billingErrorStatus: BillingErrorStatus;
   readonly maxBodyBytes: number;
   readonly maxOutputTokens: number;
   /** null: any non-empty key is accepted. */

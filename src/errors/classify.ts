@@ -2,8 +2,10 @@ import { effectiveType, type ApiFailure } from './api-failure.js';
 import { backoffDelayMs, type BackoffOptions } from './backoff.js';
 import {
   fallbackRule,
+  foldMessage,
+  lookup,
   RULES_BY_ERROR_CODE,
-  RULES_BY_STATUS,
+  RULES_BY_MESSAGE,
   RULES_BY_TYPE,
   TYPE_BY_STATUS,
   type ErrorRule,
@@ -31,23 +33,31 @@ export interface ClassifyContext {
   now?: number;
 }
 
-/** Finds the rule for a failure: error code, then body type, then status. */
+/**
+ * Finds the rule for a failure: error code, then (for code-less answers) the message, then body
+ * type, then status. The reported type is always the API's own (or, for a typeless answer, the
+ * status's), so dead-letter entries and results lines keep what the API sent; the rule's
+ * `condition` says what the runner makes of it.
+ */
 export function ruleFor(failure: ApiFailure): { type: string; rule: ErrorRule } {
+  const type =
+    failure.type ??
+    (failure.status === null ? undefined : lookup(TYPE_BY_STATUS, failure.status)) ??
+    effectiveType(failure);
   if (failure.errorCode) {
-    const byCode = RULES_BY_ERROR_CODE[failure.errorCode];
-    if (byCode) return { type: failure.type ?? 'rate_limit_error', rule: byCode };
+    const byCode = lookup(RULES_BY_ERROR_CODE, failure.errorCode);
+    if (byCode) return { type, rule: byCode };
+  } else if (failure.status !== null) {
+    const folded = foldMessage(failure.message);
+    const byMessage = RULES_BY_MESSAGE.find(
+      (m) => m.statuses.includes(failure.status!) && m.pattern.test(folded),
+    );
+    if (byMessage) return { type, rule: byMessage.rule };
   }
-  if (failure.type) {
-    const byType = RULES_BY_TYPE[failure.type];
-    if (byType) return { type: failure.type, rule: byType };
-  }
-  if (failure.status !== null && !failure.type) {
-    const byStatus = RULES_BY_STATUS[failure.status];
-    if (byStatus) return { type: TYPE_BY_STATUS[failure.status] ?? effectiveType(failure), rule: byStatus };
-  }
-  if (failure.status === null)
-    return { type: effectiveType(failure), rule: RULES_BY_TYPE['connection_error']! };
-  return { type: effectiveType(failure), rule: fallbackRule(failure.status) };
+  const rule = lookup(RULES_BY_TYPE, type);
+  if (rule) return { type, rule };
+  if (failure.status === null) return { type, rule: RULES_BY_TYPE['connection_error']! };
+  return { type, rule: fallbackRule(failure.status) };
 }
 
 /**

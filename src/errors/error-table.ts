@@ -1,7 +1,10 @@
 /**
- * The one table that decides what the runner does with a failed call. The body's `.type` is
- * looked up first; the status only decides when the body carries no type (a bare 413 from the
- * edge, an HTML 502 from a proxy). See docs: anthropic-api.md, "Errors".
+ * The one table that decides what the runner does with a failed call. Looked up in this order
+ * (see `ruleFor` in classify.ts): the body's `error.details.error_code`, then, for answers that
+ * carry no code, the message (reality sends shapes the documented table does not list: an empty
+ * credit balance as a 400 invalid_request_error), then the body's `.type`, then the status alone
+ * (a bare 413 from the edge, an HTML 502 from a proxy). Sources: ../shared/docs/anthropic-api.md,
+ * "Errors" and "What the live API has been seen to send".
  */
 
 /** Whether trying again can succeed. */
@@ -13,45 +16,84 @@ export type Disposition = 'terminal' | 'retryable';
  */
 export type Scope = 'request' | 'key' | 'model';
 
+/**
+ * What is wrong beyond one request, in the runner's words, whatever shape the API gave it: an
+ * empty balance is `billing` whether it came as a 402/403 billing_error or as a 400
+ * invalid_request_error saying the credit balance is too low.
+ */
+export type Condition = 'billing' | 'auth' | 'spend_cap' | 'model';
+
 export interface ErrorRule {
   disposition: Disposition;
   scope: Scope;
+  /** The runner-level condition, for key- and model-wide rules; null for a request's own fault. */
+  condition: Condition | null;
   /** What an operator should do, shown by `status`, `dlq list` and the dashboard. */
   fix: string;
 }
 
-const retryable = (fix: string): ErrorRule => ({ disposition: 'retryable', scope: 'request', fix });
+/** What each condition means, as `status` and the dashboard say it. */
+export const CONDITION_SUMMARY: Readonly<Record<Condition, string>> = {
+  billing: 'credits exhausted',
+  auth: 'the API key was refused',
+  spend_cap: 'the workspace spend limit is reached',
+  model: 'a model is unavailable to this key',
+};
 
-/** Rules by body `error.type`. */
-export const RULES_BY_TYPE: Readonly<Record<string, ErrorRule>> = {
+/**
+ * The API error type an operator may name for a condition: `dlq retry --type billing_error`
+ * selects the billing condition whatever type the API sent it as.
+ */
+export const CONDITION_TYPE: Readonly<Partial<Record<Condition, string>>> = {
+  billing: 'billing_error',
+  auth: 'authentication_error',
+};
+
+const retryable = (fix: string): ErrorRule => ({
+  disposition: 'retryable',
+  scope: 'request',
+  condition: null,
+  fix,
+});
+
+const BILLING_RULE: ErrorRule = {
+  disposition: 'terminal',
+  scope: 'key',
+  condition: 'billing',
+  fix: 'Top up credits or fix the payment method in the Console, then run `claude-batch dlq retry --type billing_error`.',
+};
+
+/** Rules by body `error.type`. A null-prototype object: `constructor` or `toString` finds nothing. */
+export const RULES_BY_TYPE: Readonly<Record<string, ErrorRule>> = Object.assign(Object.create(null), {
   invalid_request_error: {
     disposition: 'terminal',
     scope: 'request',
+    condition: null,
     fix: 'Fix the request (its params were rejected as sent; the message names the problem), then resubmit or `dlq retry --id`.',
   },
   authentication_error: {
     disposition: 'terminal',
     scope: 'key',
+    condition: 'auth',
     fix: 'Set a valid ANTHROPIC_API_KEY, restart the workers, then run `claude-batch dlq retry --type authentication_error`.',
   },
-  billing_error: {
-    disposition: 'terminal',
-    scope: 'key',
-    fix: 'Top up credits or fix the payment method in the Console, then run `claude-batch dlq retry --type billing_error`.',
-  },
+  billing_error: BILLING_RULE,
   permission_error: {
     disposition: 'terminal',
     scope: 'model',
+    condition: 'model',
     fix: 'The key may not use this model or resource: use another model (`dlq retry --model ID`) or a key with access.',
   },
   not_found_error: {
     disposition: 'terminal',
     scope: 'model',
+    condition: 'model',
     fix: 'The model id is mistyped or retired: run `claude-batch dlq retry --type not_found_error --model <valid id>`.',
   },
   request_too_large: {
     disposition: 'terminal',
     scope: 'request',
+    condition: null,
     fix: 'The request body is over the API limit (32 MB): send less (shorter content, fewer images).',
   },
   rate_limit_error: retryable(
@@ -64,39 +106,61 @@ export const RULES_BY_TYPE: Readonly<Record<string, ErrorRule>> = {
   connection_error: retryable(
     'None needed: retried. If it persists, check the network and ANTHROPIC_BASE_URL.',
   ),
-};
+} satisfies Record<string, ErrorRule>);
 
 /** The spend cap: a 429 that retrying cannot cure, for every request of the key. */
 export const SPEND_LIMIT_RULE: ErrorRule = {
   disposition: 'terminal',
   scope: 'key',
+  condition: 'spend_cap',
   fix: 'The workspace spend limit is reached: raise it in the Console, then run `claude-batch dlq retry --type rate_limit_error`.',
 };
 
 /** `error.details.error_code` values that override the type's rule. */
-export const RULES_BY_ERROR_CODE: Readonly<Record<string, ErrorRule>> = {
+export const RULES_BY_ERROR_CODE: Readonly<Record<string, ErrorRule>> = Object.assign(Object.create(null), {
   enforced_spend_limit_reached: SPEND_LIMIT_RULE,
-};
+} satisfies Record<string, ErrorRule>);
 
-/** Rules by status, used only when the body has no `.type`. */
-export const RULES_BY_STATUS: Readonly<Record<number, ErrorRule>> = {
-  400: RULES_BY_TYPE['invalid_request_error']!,
-  401: RULES_BY_TYPE['authentication_error']!,
-  402: RULES_BY_TYPE['billing_error']!,
-  // A typeless 403 is most likely a proxy's refusal, not a billing problem: treat as permission.
-  403: RULES_BY_TYPE['permission_error']!,
-  404: RULES_BY_TYPE['not_found_error']!,
-  408: RULES_BY_TYPE['timeout_error']!,
-  409: RULES_BY_TYPE['conflict_error']!,
-  413: RULES_BY_TYPE['request_too_large']!,
-  429: RULES_BY_TYPE['rate_limit_error']!,
-  500: RULES_BY_TYPE['api_error']!,
-  504: RULES_BY_TYPE['timeout_error']!,
-  529: RULES_BY_TYPE['overloaded_error']!,
-};
+/**
+ * A rule chosen by the message of an answer that carries no `error_code`, for shapes the live API
+ * sends under a type that would mislead. `pattern` is tested against the message folded by
+ * {@link foldMessage} (lower case, punctuation and runs of space as one space), so case,
+ * punctuation and small wording drift do not defeat it.
+ */
+export interface MessageRule {
+  /** The statuses it applies to. */
+  statuses: readonly number[];
+  pattern: RegExp;
+  rule: ErrorRule;
+  /** Where the shape was seen. */
+  source: string;
+}
 
-/** The type reported when a typeless response is classified by status alone. */
-export const TYPE_BY_STATUS: Readonly<Record<number, string>> = {
+export const RULES_BY_MESSAGE: readonly MessageRule[] = [
+  {
+    // "Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to
+    // upgrade or purchase credits." sent as 400 invalid_request_error (and seen as 402/403).
+    statuses: [400, 402, 403],
+    pattern:
+      /\bcredit balance (is )?(too low|insufficient|exhausted|empty|depleted|zero|negative)\b|\b(insufficient|not enough|no|out of) (remaining )?credits?\b|\bpurchase credits\b/,
+    rule: BILLING_RULE,
+    source: 'anthropic-api.md, "What the live API has been seen to send": credits exhausted as a 400',
+  },
+];
+
+/** Lower case, every run of non-alphanumerics as one space: what message patterns are tested on. */
+export function foldMessage(message: string): string {
+  return message
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, ' ')
+    .trim();
+}
+
+/**
+ * The API type a typeless answer is reported as, by status; its rule is that type's rule. A
+ * typeless 403 is most likely a proxy's refusal, not a billing problem: treated as permission.
+ */
+export const TYPE_BY_STATUS: Readonly<Record<number, string>> = Object.assign(Object.create(null), {
   400: 'invalid_request_error',
   401: 'authentication_error',
   402: 'billing_error',
@@ -109,7 +173,7 @@ export const TYPE_BY_STATUS: Readonly<Record<number, string>> = {
   500: 'api_error',
   504: 'timeout_error',
   529: 'overloaded_error',
-};
+} satisfies Record<number, string>);
 
 /** Unknown types and statuses: a server-side status may pass, a client-side one will not. */
 export function fallbackRule(status: number | null): ErrorRule {
@@ -117,6 +181,36 @@ export function fallbackRule(status: number | null): ErrorRule {
   return {
     disposition: 'terminal',
     scope: 'request',
+    condition: null,
     fix: `Unexpected HTTP ${status}: check ANTHROPIC_BASE_URL and any proxy in between.`,
   };
+}
+
+/** Own-property lookup: a body type such as `constructor` or `__proto__` finds nothing. */
+export function lookup<T>(table: Readonly<Record<string, T>>, key: string | number): T | undefined {
+  return Object.hasOwn(table, key) ? table[key] : undefined;
+}
+
+const CONDITION_FIX: Readonly<Record<Condition, string>> = {
+  billing: BILLING_RULE.fix,
+  auth: RULES_BY_TYPE['authentication_error']!.fix,
+  spend_cap: SPEND_LIMIT_RULE.fix,
+  model: 'Use a model this key may use (`claude-batch dlq retry --model ID`), or a key with access.',
+};
+
+/**
+ * The one fix text for what an operator sees: the condition's when there is one, else the error
+ * type's, else a general one.
+ */
+export function fixFor(type: string, condition?: Condition | null): string {
+  const byType = lookup(RULES_BY_TYPE, type);
+  // The type's own text is the more specific one when it speaks of the same condition.
+  if (condition && byType?.condition !== condition) return CONDITION_FIX[condition];
+  return (
+    byType?.fix ?? `Not in the error table: see the messages with \`claude-batch dlq list --type ${type}\`.`
+  );
+}
+
+export function isCondition(value: unknown): value is Condition {
+  return typeof value === 'string' && Object.hasOwn(CONDITION_SUMMARY, value);
 }

@@ -1,10 +1,22 @@
+import { CONDITION_TYPE } from '../errors/error-table.js';
 import type { Runtime } from '../runtime.js';
 import type { DeadLetterEntry } from './jobs.js';
 
 export interface DeadLetterFilter {
   batch?: string;
-  /** API error type, e.g. `billing_error`. */
+  /**
+   * API error type (e.g. `billing_error`) or runner-level condition (e.g. `billing`): an entry
+   * matches by either, so `--type billing_error` also takes the credit refusals the API sent as a
+   * 400 invalid_request_error.
+   */
   type?: string;
+}
+
+/** Whether an entry is of the type or condition an operator named. */
+export function matchesType(entry: DeadLetterEntry, type: string): boolean {
+  if (entry.error_type === type) return true;
+  const condition = entry.condition ?? null;
+  return condition !== null && (condition === type || CONDITION_TYPE[condition] === type);
 }
 
 /** One `dlq list --json` row. */
@@ -13,6 +25,8 @@ export interface DeadLetterRow {
   custom_id: string;
   status: number | null;
   error_type: string;
+  /** Runner-level condition (billing, auth, spend_cap, model) or null. */
+  condition: string | null;
   reason: string;
   message: string;
   attempts: number;
@@ -35,7 +49,7 @@ export async function* deadLetterEntries(
       const entry = job?.data;
       if (!entry || !job.id) continue;
       if (filter.batch !== undefined && entry.batch_id !== filter.batch) continue;
-      if (filter.type !== undefined && entry.error_type !== filter.type) continue;
+      if (filter.type !== undefined && !matchesType(entry, filter.type)) continue;
       yield { jobId: job.id, entry };
     }
     if (jobs.length < PAGE) return;
@@ -48,6 +62,7 @@ export function toDeadLetterRow(entry: DeadLetterEntry): DeadLetterRow {
     custom_id: entry.custom_id,
     status: entry.status,
     error_type: entry.error_type,
+    condition: entry.condition ?? null,
     reason: entry.reason,
     message: entry.message,
     attempts: entry.attempts,

@@ -42,7 +42,13 @@ export async function retryDeadLetters(
     if (options.customId !== undefined && entry.custom_id !== options.customId) continue;
     taken.push(jobId);
     models.add(entry.params.model);
-    const outcome = await runtime.store.reopen(entry.batch_id, entry.custom_id, entry.gen, entry.error_type);
+    const outcome = await runtime.store.reopen(
+      entry.batch_id,
+      entry.custom_id,
+      entry.gen,
+      entry.error_type,
+      entry.condition ?? null,
+    );
     if (outcome !== 'reopened') {
       dropped += 1;
       continue;

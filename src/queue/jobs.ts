@@ -1,4 +1,5 @@
 import type { MessageParams } from '../batch/types.js';
+import type { Condition } from '../errors/error-table.js';
 
 /** Name of the queue of requests to send. */
 export const REQUESTS_QUEUE = 'requests';
@@ -49,8 +50,13 @@ export interface DeadLetterEntry {
   params: MessageParams;
   /** Last HTTP status, null if never sent or no response came. */
   status: number | null;
-  /** Last API error type. */
+  /** Last API error type, exactly as the API sent it (a credit-balance 400 stays `invalid_request_error`). */
   error_type: string;
+  /**
+   * What the runner made of it beyond this request (`billing`, `auth`, `spend_cap`, `model`), or
+   * null for the request's own fault. Absent in entries written before conditions existed.
+   */
+  condition?: Condition | null;
   reason: DeadLetterReason;
   message: string;
   request_id: string | null;

@@ -21,6 +21,8 @@ export interface BatchRecord {
   submit_state: 'submitting' | 'submitted';
   counts: { processing: number; succeeded: number; errored: number; canceled: number };
   errored_by_type: Record<string, number>;
+  /** Errored requests by runner-level condition (billing, auth, spend_cap, model). */
+  errored_by_condition: Record<string, number>;
   usage: UsageTotals;
   truncated: number;
   refused: number;
@@ -36,9 +38,12 @@ export function parseBatchRecord(hash: Record<string, string>): BatchRecord | nu
   if (!hash['id']) return null;
   const int = (field: string) => Number(hash[field] ?? 0);
   const erroredByType: Record<string, number> = {};
+  const erroredByCondition: Record<string, number> = {};
   const canary: Record<string, string> = {};
   for (const [field, value] of Object.entries(hash)) {
     if (field.startsWith('err:') && Number(value) > 0) erroredByType[field.slice(4)] = Number(value);
+    else if (field.startsWith('cond:') && Number(value) > 0)
+      erroredByCondition[field.slice(5)] = Number(value);
     else if (field.startsWith('canary:')) canary[field.slice(7)] = value;
   }
   let models: Record<string, number>;
@@ -64,6 +69,7 @@ export function parseBatchRecord(hash: Record<string, string>): BatchRecord | nu
       canceled: int('canceled'),
     },
     errored_by_type: erroredByType,
+    errored_by_condition: erroredByCondition,
     usage: {
       input_tokens: int('input_tokens'),
       output_tokens: int('output_tokens'),

@@ -17,6 +17,11 @@ export interface BatchStatus {
     expired: number;
   };
   errored_by_type: Record<string, number>;
+  /**
+   * Errored requests by runner-level condition: `billing` counts credit refusals whatever type the
+   * API sent them as (a 400 invalid_request_error "credit balance is too low" among them).
+   */
+  errored_by_condition: Record<string, number>;
   usage: UsageTotals;
   /** Replies cut off at max_tokens (`stop_reason: max_tokens`). */
   truncated: number;
@@ -50,6 +55,7 @@ export function toBatchStatus(record: BatchRecord, paused: KeyBreakerState | nul
     processing_status: processingStatus,
     request_counts: { ...record.counts, expired: 0 },
     errored_by_type: record.errored_by_type,
+    errored_by_condition: record.errored_by_condition,
     usage: record.usage,
     truncated: record.truncated,
     refused: record.refused,
@@ -74,6 +80,7 @@ async function pauseState(runtime: Runtime): Promise<KeyBreakerState | null> {
       reason: 'manual',
       type: 'manual',
       error_code: null,
+      condition: null,
       message: 'the queue is paused',
       request_id: null,
       since: '',

@@ -29,6 +29,8 @@ export interface Finalization {
   line: string;
   /** API error type of an errored request. */
   errorType?: string;
+  /** Runner-level condition of an errored request (counted beside its type). */
+  condition?: string | null;
   usage?: Partial<UsageTotals>;
   truncated?: boolean;
   refused?: boolean;
@@ -155,6 +157,7 @@ export class BatchStore {
         end.called ? 1 : 0,
         end.model ?? '',
         Math.round(end.budgetWaitMs ?? 0),
+        end.condition ?? '',
       ],
     );
     return FINALIZE_STATUS[Number(reply)] ?? 'stale';
@@ -169,12 +172,13 @@ export class BatchStore {
     customId: string,
     generation: number,
     errorType: string,
+    condition: string | null = null,
   ): Promise<'reopened' | 'stale' | 'batch-deleted'> {
     const reply = Number(
       await reopenRequest.run(
         this.redis,
         [this.keys.batch(id), this.keys.results(id), this.keys.generations(id)],
-        [customId, generation, errorType],
+        [customId, generation, errorType, condition ?? ''],
       ),
     );
     return reply === 1 ? 'reopened' : reply === -2 ? 'batch-deleted' : 'stale';

@@ -59,7 +59,7 @@ return enqueued
  * ARGV: custom_id, generation, kind (succeeded|errored|canceled), result line, error type or '',
  *   input, output, cache creation, cache read tokens, truncated (0|1), refused (0|1), now (ISO),
  *   API calls of this last attempt (0|1), model (a success resets its model-breaker count),
- *   ms this attempt waited for the rate budget.
+ *   ms this attempt waited for the rate budget, runner-level condition of an errored one or ''.
  * Returns 1 written, 0 already written, -1 stale generation, -2 batch deleted.
  */
 export const FINALIZE_REQUEST = `
@@ -77,6 +77,7 @@ end
 if ARGV[13] == '1' then redis.call('HINCRBY', KEYS[4], 'calls', 1) end
 if ARGV[3] == 'succeeded' then redis.call('HDEL', KEYS[5], ARGV[14]) end
 if tonumber(ARGV[15] or '0') > 0 then redis.call('HINCRBY', KEYS[4], 'budget_wait_ms', ARGV[15]) end
+if (ARGV[16] or '') ~= '' then redis.call('HINCRBY', KEYS[1], 'cond:' .. ARGV[16], 1) end
 local fields = {'input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens', 'truncated', 'refused'}
 for i = 1, 6 do
   local n = tonumber(ARGV[5 + i])
@@ -96,8 +97,8 @@ return 1
  * from `errored` (and its type) to `processing`, and bumps its generation so the new job has a new
  * id. Idempotent: a second run (or a run after one that died before adding the job) sees the
  * bumped generation and answers 1 only while the request still has no result.
- * KEYS: batch, results, generations. ARGV: custom_id, generation of the entry, error type.
- * Returns 1 re-opened (send generation+1), 0 nothing to do (stale entry), -2 batch deleted.
+ * KEYS: batch, results, generations. ARGV: custom_id, generation of the entry, error type,
+ * condition or ''. Returns 1 re-opened (send generation+1), 0 nothing to do (stale entry), -2 batch deleted.
  */
 export const REOPEN_REQUEST = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
@@ -116,6 +117,9 @@ redis.call('HINCRBY', KEYS[1], 'errored', -1)
 redis.call('HINCRBY', KEYS[1], 'processing', 1)
 if ARGV[3] ~= '' then
   if redis.call('HINCRBY', KEYS[1], 'err:' .. ARGV[3], -1) <= 0 then redis.call('HDEL', KEYS[1], 'err:' .. ARGV[3]) end
+end
+if (ARGV[4] or '') ~= '' then
+  if redis.call('HINCRBY', KEYS[1], 'cond:' .. ARGV[4], -1) <= 0 then redis.call('HDEL', KEYS[1], 'cond:' .. ARGV[4]) end
 end
 redis.call('HDEL', KEYS[1], 'ended_at')
 return 1

@@ -1,5 +1,6 @@
 import { DelayedError, type Job } from 'bullmq';
 import type { Alerter } from '../breakers/alert.js';
+import type { Condition } from '../errors/error-table.js';
 import { countModelFailure, tripKeyBreaker } from '../breakers/breakers.js';
 import { canaryField, releaseCanary } from '../queue/canary.js';
 import {
@@ -97,15 +98,30 @@ export async function applyOutcome(
     case 'dead-letter': {
       await deadLetter(
         deps,
-        deadLetterEntry(data, outcome.reason, outcome.lastError, attempt, outcome.message),
+        deadLetterEntry(
+          data,
+          outcome.reason,
+          outcome.lastError,
+          attempt,
+          outcome.message,
+          outcome.condition ?? null,
+        ),
       );
       break;
     }
     case 'trip-breaker': {
       if (outcome.scope === 'key') deps.gates.noteKeyBreaker();
-      await deadLetter(deps, deadLetterEntry(data, 'terminal', outcome.lastError, attempt));
+      await deadLetter(
+        deps,
+        deadLetterEntry(data, 'terminal', outcome.lastError, attempt, undefined, outcome.rule.condition),
+      );
       if (outcome.scope === 'key') {
-        await tripKeyBreaker(runtime, { ...outcome.lastError, errorCode: outcome.errorCode }, deps.alert);
+        await tripKeyBreaker(
+          runtime,
+          { ...outcome.lastError, errorCode: outcome.errorCode },
+          outcome.rule,
+          deps.alert,
+        );
         deps.gates.confirmKeyBreaker();
       } else {
         // A canary speaks for its whole model at once; elsewhere one failure may be a fluke.
@@ -114,6 +130,7 @@ export async function applyOutcome(
           runtime,
           data.params.model,
           outcome.lastError,
+          outcome.rule,
           threshold,
           deps.alert,
         );
@@ -137,6 +154,7 @@ async function deadLetter(deps: ApplyDeps, entry: DeadLetterEntry): Promise<void
     custom_id: entry.custom_id,
     reason: entry.reason,
     error_type: entry.error_type,
+    condition: entry.condition ?? null,
     status: entry.status,
     request_id: entry.request_id,
   });
@@ -166,6 +184,7 @@ export async function finalizeDeadLetter(
       kind: 'errored',
       line: erroredLine(entry.custom_id, entry.error_type, entry.message, entry.request_id),
       errorType: entry.error_type,
+      condition: entry.condition ?? null,
       called: entry.status !== null || entry.request_id !== null,
     }),
   );
@@ -177,6 +196,7 @@ export function deadLetterEntry(
   lastError: LastError,
   attempt: AttemptState,
   message?: string,
+  condition: Condition | null = null,
 ): DeadLetterEntry {
   return {
     batch_id: data.batch_id,
@@ -186,6 +206,7 @@ export function deadLetterEntry(
     params: data.params,
     status: lastError.status,
     error_type: lastError.type,
+    condition,
     reason,
     message: message ?? lastError.message,
     request_id: lastError.request_id,

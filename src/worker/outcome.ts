@@ -2,6 +2,7 @@ import type { CallResult } from '../claude/claude-client.js';
 import { effectiveType } from '../errors/api-failure.js';
 import type { BackoffOptions } from '../errors/backoff.js';
 import { classify } from '../errors/classify.js';
+import type { Condition, ErrorRule } from '../errors/error-table.js';
 import type { DeadLetterReason, LastError } from '../queue/jobs.js';
 
 /**
@@ -11,12 +12,26 @@ import type { DeadLetterReason, LastError } from '../queue/jobs.js';
 export type Outcome =
   | { kind: 'succeeded'; call: Extract<CallResult, { ok: true }> }
   | { kind: 'retry'; delayMs: number; lastError: LastError }
-  | { kind: 'dead-letter'; reason: DeadLetterReason; lastError: LastError; message?: string }
+  | {
+      kind: 'dead-letter';
+      reason: DeadLetterReason;
+      lastError: LastError;
+      message?: string;
+      /** The runner-level condition behind it (a request not sent because its model's breaker is open: `model`). */
+      condition?: Condition | null;
+    }
   /**
    * An error that will repeat for every request of the key (`key`) or of the model (`model`):
-   * this request dead-letters with its own error, and the breaker acts for the rest.
+   * this request dead-letters with its own error, and the breaker acts for the rest, with the
+   * rule's condition and fix.
    */
-  | { kind: 'trip-breaker'; scope: 'key' | 'model'; lastError: LastError; errorCode: string | null }
+  | {
+      kind: 'trip-breaker';
+      scope: 'key' | 'model';
+      lastError: LastError;
+      errorCode: string | null;
+      rule: ErrorRule;
+    }
   /** The batch was canceled before this request was sent. */
   | { kind: 'canceled' };
 
@@ -55,7 +70,13 @@ export function decideOutcome(result: CallResult, policy: RetryPolicy, context: 
   };
   if (verdict.action === 'dead-letter') {
     if (verdict.rule.scope === 'request') return { kind: 'dead-letter', reason: 'terminal', lastError };
-    return { kind: 'trip-breaker', scope: verdict.rule.scope, lastError, errorCode: failure.errorCode };
+    return {
+      kind: 'trip-breaker',
+      scope: verdict.rule.scope,
+      lastError,
+      errorCode: failure.errorCode,
+      rule: verdict.rule,
+    };
   }
 
   if (context.calls >= policy.maxAttempts) {

@@ -54,6 +54,7 @@ export class RequestProcessor {
       const outcome: Outcome = {
         kind: 'dead-letter',
         reason: 'model_breaker',
+        condition: 'model',
         lastError: { status: null, type: breaker.type, message: '', request_id: null },
         message:
           `not sent: model ${breaker.model} failed with ${breaker.type} (request ${breaker.request_id ?? 'unknown'}: ` +

@@ -1,6 +1,7 @@
 import { inputSource } from '../../../src/batch/input-source.js';
 import type { Alerter } from '../../../src/breakers/alert.js';
 import { countModelFailure, tripKeyBreaker } from '../../../src/breakers/breakers.js';
+import { RULES_BY_TYPE } from '../../../src/errors/error-table.js';
 import { requestJobId, type DeadLetterEntry, type RequestJobData } from '../../../src/queue/jobs.js';
 import { submitBatch } from '../../../src/queue/producer.js';
 import type { Runtime } from '../../../src/runtime.js';
@@ -134,7 +135,8 @@ export async function tripBillingBreaker(
 ): Promise<void> {
   await tripKeyBreaker(
     runtime,
-    { status: 400, type: 'billing_error', message, request_id: 'req_key_1' },
+    { status: 402, type: 'billing_error', message, request_id: 'req_key_1' },
+    RULES_BY_TYPE['billing_error']!,
     noAlert,
   );
 }
@@ -149,6 +151,7 @@ export async function tripModelBreaker(
     runtime,
     model,
     { status: 404, type: 'not_found_error', message, request_id: 'req_model_1' },
+    RULES_BY_TYPE['not_found_error']!,
     1,
     noAlert,
   );

@@ -154,7 +154,9 @@ describe('/metrics', () => {
     expect(sample(families, 'claude_batch_queue_paused', { queue: 'requests' })).toBe(1);
     expect(sample(families, 'claude_batch_queue_paused', { queue: 'dead-letter' })).toBe(0);
 
-    expect(sample(families, 'claude_batch_key_breaker_open', { type: 'billing_error' })).toBe(1);
+    expect(
+      sample(families, 'claude_batch_key_breaker_open', { type: 'billing_error', condition: 'billing' }),
+    ).toBe(1);
     expect(sample(families, 'claude_batch_model_breaker_open', { model: 'claude-opus-4-1' })).toBe(1);
     expect(sample(families, 'claude_batch_model_breaker_open', { model: MODEL })).toBe(0);
 

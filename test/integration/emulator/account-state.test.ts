@@ -1,4 +1,9 @@
-import { AuthenticationError, PermissionDeniedError, RateLimitError } from '@anthropic-ai/sdk';
+import {
+  AuthenticationError,
+  BadRequestError,
+  PermissionDeniedError,
+  RateLimitError,
+} from '@anthropic-ai/sdk';
 import { describe, expect, it } from 'vitest';
 import { EmulatorOptionsError } from '../../../src/emulator/index.js';
 import { KEY, emulator, failure, params, sdk } from './helpers.js';
@@ -8,8 +13,8 @@ function errorType(err: unknown): string | undefined {
 }
 
 describe('credits, spend cap and key revocation', () => {
-  it('billing_error once the balance runs out; a top-up restores service', async () => {
-    const emu = await emulator({ credits: { balance: 3 } });
+  it('refused as billing_error (403) once the balance runs out; a top-up restores service', async () => {
+    const emu = await emulator({ credits: { balance: 3 }, billingErrorStatus: 403 });
     const client = sdk(emu);
     for (let i = 0; i < 3; i++) await client.messages.create(params(`paid ${i}`));
     expect(emu.control.stats().creditBalance).toBe(0);
@@ -25,6 +30,23 @@ describe('credits, spend cap and key revocation', () => {
     await client.messages.create(params('topped up 2'));
     expect(errorType(await failure(client.messages.create(params('broke again'))))).toBe('billing_error');
     expect(emu.control.stats().byErrorType.billing_error).toBe(3);
+  });
+
+  it('by default an empty balance is refused as the live API does: 400 invalid_request_error, credit message', async () => {
+    const emu = await emulator({ credits: { balance: 1 } });
+    const client = sdk(emu);
+    await client.messages.create(params('paid'));
+    const err = await failure(client.messages.create(params('broke')));
+    expect(err).toBeInstanceOf(BadRequestError);
+    const body = (err as { error?: { type?: string; error?: { type?: string; message?: string } } }).error;
+    expect(body?.type).toBe('error');
+    expect(body?.error?.type).toBe('invalid_request_error');
+    expect(body?.error?.message).toBe(
+      'Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits.',
+    );
+    expect((err as { headers?: Headers }).headers?.get('retry-after') ?? null).toBeNull();
+    const [entry] = emu.control.log().filter((e) => e.status === 400);
+    expect(entry).toMatchObject({ errorType: 'invalid_request_error', billing: true });
   });
 
   it('per-token prices draw the balance down by usage', async () => {
@@ -43,7 +65,7 @@ describe('credits, spend cap and key revocation', () => {
     emu.control.setCredits({ balance: 1 });
     const client = sdk(emu);
     await client.messages.create(params('one'));
-    expect(errorType(await failure(client.messages.create(params('two'))))).toBe('billing_error');
+    expect(errorType(await failure(client.messages.create(params('two'))))).toBe('invalid_request_error');
     emu.control.setCredits(null);
     await client.messages.create(params('three'));
   });

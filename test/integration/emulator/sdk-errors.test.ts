@@ -67,12 +67,22 @@ const ROWS: Row[] = [
     call: (c) => c.messages.create(params('hi', { model: 'claude-opus-4-1' })),
   },
   {
-    name: '403 billing_error (credits spent)',
+    // The default: the shape the live API has been seen to send (anthropic-api.md).
+    name: '400 invalid_request_error "credit balance is too low" (credits spent, live shape)',
+    status: 400,
+    type: 'invalid_request_error',
+    errorClass: BadRequestError,
+    rateLimitHeaders: true,
+    options: { credits: { balance: 0 } },
+    call: (c) => c.messages.create(params('hi')),
+  },
+  {
+    name: '403 billing_error (credits spent, older status)',
     status: 403,
     type: 'billing_error',
     errorClass: PermissionDeniedError,
     rateLimitHeaders: true,
-    options: { credits: { balance: 0 } },
+    options: { credits: { balance: 0 }, billingErrorStatus: 403 },
     call: (c) => c.messages.create(params('hi')),
   },
   {

@@ -128,18 +128,27 @@ describe('key-wide breaker', () => {
     await work(r);
     const paused = await pausedAndQuiet(r, batchId);
 
-    const billing = r.emulator.control.log().filter((e) => e.errorType === 'billing_error');
+    // The emulator refuses an empty balance as the live API does: 400 invalid_request_error.
+    const billing = r.emulator.control.log().filter((e) => e.billing);
     expect(billing.length).toBeGreaterThan(0);
     expect(billing.length).toBeLessThanOrEqual(CONCURRENCY);
-    expect(paused.paused).toMatchObject({ reason: 'key_breaker', type: 'billing_error' });
+    expect(paused.paused).toMatchObject({
+      reason: 'key_breaker',
+      type: 'invalid_request_error',
+      condition: 'billing',
+    });
     expect(Date.parse(paused.paused!.since)).not.toBeNaN();
     expect(paused.request_counts.errored).toBe(billing.length);
 
     const alert = r.logger.lines.find((l) => l['level'] === 'error' && l['event'] === 'key_breaker_tripped');
-    expect(alert?.['msg']).toMatch(/billing_error.*Top up credits/);
+    expect(alert?.['msg']).toMatch(/credits exhausted \(invalid_request_error\).*Top up credits/);
     await until(async () => r.hooks.length > 0, 'the webhook');
     expect(r.hooks).toHaveLength(1);
-    expect(r.hooks[0]).toMatchObject({ event: 'key_breaker_tripped', type: 'billing_error' });
+    expect(r.hooks[0]).toMatchObject({
+      event: 'key_breaker_tripped',
+      type: 'invalid_request_error',
+      condition: 'billing',
+    });
     const dead = await listDeadLetters(r.runtime, { batch: batchId, type: 'billing_error' });
     expect(dead).toHaveLength(billing.length);
 

@@ -111,6 +111,7 @@ describe('claude-batch worker --until-idle', () => {
         custom_id: 'w-bad',
         status: 413,
         error_type: 'request_too_large',
+        condition: null,
         reason: 'terminal',
         message: expect.any(String),
         attempts: 1,

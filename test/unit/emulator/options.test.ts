@@ -26,7 +26,7 @@ describe('emulator options', () => {
       port: 0,
       apiKeys: [],
       anthropicVersionRequired: true,
-      billingErrorStatus: 403,
+      billingErrorStatus: 400,
       models: DEFAULT_MODELS,
       maxBodyBytes: 32 * 1024 * 1024,
       maxOutputTokens: 64_000,

@@ -11,6 +11,7 @@ function entry(status: number, extra: Partial<RequestLogEntry> = {}): RequestLog
     model: 'm',
     status,
     errorType: status === 200 ? null : 'api_error',
+    billing: false,
     rateLimit: null,
     retryAfterSeconds: null,
     promptHash: 'abc',

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { ApiFailure } from '../../../src/errors/api-failure.js';
 import { backoffDelayMs } from '../../../src/errors/backoff.js';
 import { classify, ruleFor } from '../../../src/errors/classify.js';
+import { fixFor, RULES_BY_TYPE } from '../../../src/errors/error-table.js';
 import { retryAfterMs } from '../../../src/errors/retry-hints.js';
 
 const BACKOFF = { baseDelayMs: 1_000, maxDelayMs: 60_000 };
@@ -84,6 +85,78 @@ describe('classification table: every row of the API error table', () => {
   it('unknown types: 5xx retried, 4xx dead-lettered', () => {
     expect(classify(failure(502, 'new_error'), ctx).action).toBe('retry');
     expect(classify(failure(418, 'teapot_error'), ctx).action).toBe('dead-letter');
+  });
+});
+
+describe('credits exhausted, in every shape the API sends it (anthropic-api.md, "What the live API has been seen to send")', () => {
+  const LIVE =
+    'Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits.';
+
+  it.each<[number, string, string]>([
+    [400, 'invalid_request_error', LIVE],
+    [402, 'billing_error', LIVE],
+    [403, 'billing_error', LIVE],
+    [403, 'permission_error', LIVE],
+    // Wording, case and punctuation drift.
+    [400, 'invalid_request_error', 'YOUR CREDIT BALANCE IS TOO LOW to access the Anthropic API!'],
+    [400, 'invalid_request_error', 'Your credit-balance is too low; please purchase credits.'],
+    [400, 'invalid_request_error', 'Credit balance insufficient.'],
+    [400, 'invalid_request_error', 'Insufficient credits to complete this request.'],
+    [400, 'invalid_request_error', 'You have no remaining credits.'],
+    [400, 'invalid_request_error', 'Your credit balance is exhausted.'],
+    [400, 'invalid_request_error', 'Please go to Plans & Billing to purchase credits'],
+  ])('%i %s "%s" → billing, key-wide; the type stays as sent', (status, type, message) => {
+    const verdict = classify(failure(status, type, { message }), ctx);
+    expect(verdict).toMatchObject({ action: 'dead-letter', type });
+    expect(verdict.rule).toMatchObject({ scope: 'key', condition: 'billing' });
+    expect(verdict.rule.fix).toMatch(/Top up credits.*dlq retry --type billing_error/);
+  });
+
+  it.each<[number, string, string]>([
+    [400, 'invalid_request_error', 'max_tokens: 100000 > 64000, which is the maximum allowed'],
+    [400, 'invalid_request_error', 'messages.0.content: credit card numbers are not allowed here'],
+    [400, 'invalid_request_error', 'The credit balance field is not a valid parameter'],
+    [429, 'rate_limit_error', 'Your credit balance is too low'],
+    [500, 'api_error', 'Your credit balance is too low'],
+  ])('%i %s "%s" is not billing', (status, type, message) => {
+    expect(ruleFor(failure(status, type, { message })).rule.condition).not.toBe('billing');
+  });
+
+  it('an error code decides before the message', () => {
+    const rule = ruleFor(
+      failure(429, 'rate_limit_error', { errorCode: 'enforced_spend_limit_reached', message: LIVE }),
+    ).rule;
+    expect(rule.condition).toBe('spend_cap');
+  });
+
+  it('a 402 with no body type is billing by its status', () => {
+    expect(ruleFor(failure(402, null)).rule).toMatchObject({ condition: 'billing', scope: 'key' });
+  });
+});
+
+describe('lookups never reach built-in object properties', () => {
+  it.each(['constructor', 'toString', '__proto__', 'hasOwnProperty', 'valueOf'])(
+    'a body type %s is an unknown type, not a function from the prototype',
+    (type) => {
+      const verdict = classify(failure(400, type), ctx);
+      expect(verdict).toMatchObject({ action: 'dead-letter', type });
+      expect(verdict.rule.fix).toMatch(/Unexpected HTTP 400/);
+      expect(classify(failure(503, type), ctx).action).toBe('retry');
+      expect(ruleFor(failure(429, 'rate_limit_error', { errorCode: type })).rule.disposition).toBe(
+        'retryable',
+      );
+      expect(fixFor(type)).toMatch(/Not in the error table/);
+    },
+  );
+});
+
+describe('fixFor: one fix text per type and condition', () => {
+  it('a condition speaks over a type that would mislead', () => {
+    expect(fixFor('invalid_request_error', 'billing')).toBe(RULES_BY_TYPE['billing_error']!.fix);
+    expect(fixFor('invalid_request_error')).toBe(RULES_BY_TYPE['invalid_request_error']!.fix);
+  });
+  it("a type's own text wins when it speaks of the same condition", () => {
+    expect(fixFor('not_found_error', 'model')).toBe(RULES_BY_TYPE['not_found_error']!.fix);
   });
 });
 

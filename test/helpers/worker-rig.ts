@@ -1,0 +1,130 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { expect } from 'vitest';
+import { createClaudeClient } from '../../src/claude/claude-client.js';
+import type { ConfigOverrides } from '../../src/config/load-config.js';
+import {
+  replyFingerprint,
+  startEmulator,
+  type EmulatorHandle,
+  type EmulatorOptions,
+} from '../../src/emulator/index.js';
+import { createLogger, silentLogger } from '../../src/logger.js';
+import { openRuntime, type Runtime } from '../../src/runtime.js';
+import { Secret } from '../../src/secret.js';
+import type { ClaudeWorker } from '../../src/worker/claude-worker.js';
+import { startWorker } from '../../src/worker/start-worker.js';
+import type { TestRequest } from './batch.js';
+import { resultsById } from './batch.js';
+import { cliEnv } from './cli.js';
+import { captureLogger, deletePrefix, REDIS_URL, testConfig, uniquePrefix } from './runtime.js';
+
+export interface WorkerRigOptions {
+  /** Test name, part of the key prefix. */
+  name: string;
+  emulator?: EmulatorOptions;
+  /** Config overrides for every runtime (the test defaults of testConfig apply first). */
+  overrides?: ConfigOverrides;
+  /** The API key the workers use. */
+  apiKey?: string;
+}
+
+/**
+ * One emulator, one key prefix, an alert webhook that records what it receives, and any number of
+ * workers, each with its own runtime (its own Redis connection, as separate processes would have).
+ * `runtime` is the operator's: submit, status, dlq retry go through it. `close()` removes it all.
+ */
+export class WorkerRig {
+  readonly logger = captureLogger();
+  readonly workers: ClaudeWorker[] = [];
+  private readonly workerRuntimes: Runtime[] = [];
+
+  private constructor(
+    readonly emulator: EmulatorHandle,
+    readonly runtime: Runtime,
+    readonly prefix: string,
+    readonly apiKey: string,
+    /** The alert webhook's requests, as received. */
+    readonly hooks: ReadonlyArray<Record<string, unknown>>,
+    private readonly hookServer: Server,
+    private readonly hookUrl: string,
+    private readonly overrides: ConfigOverrides,
+  ) {}
+
+  static async start(options: WorkerRigOptions): Promise<WorkerRig> {
+    const hooks: Array<Record<string, unknown>> = [];
+    const hookServer = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => {
+        hooks.push(JSON.parse(body) as Record<string, unknown>);
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((resolve) => hookServer.listen(0, '127.0.0.1', resolve));
+    const hookUrl = `http://127.0.0.1:${(hookServer.address() as AddressInfo).port}/hook`;
+    const emulator = await startEmulator({ seed: 3, ...options.emulator });
+    const prefix = uniquePrefix(options.name);
+    const apiKey = options.apiKey ?? 'sk-test-rig-key-0001';
+    const overrides = options.overrides ?? {};
+    const runtime = await openRuntime(testConfig(prefix, overrides, { ANTHROPIC_API_KEY: apiKey }), {
+      logger: silentLogger,
+    });
+    return new WorkerRig(emulator, runtime, prefix, apiKey, hooks, hookServer, hookUrl, overrides);
+  }
+
+  /** Starts a worker with its own runtime, logging into {@link logger}. */
+  async startWorker(key = this.apiKey): Promise<ClaudeWorker> {
+    const runtime = await openRuntime(
+      testConfig(this.prefix, this.overrides, { ALERT_WEBHOOK_URL: this.hookUrl, ANTHROPIC_API_KEY: key }),
+      { logger: process.env['TEST_LOG'] ? createLogger({ level: 'debug' }) : this.logger },
+    );
+    this.workerRuntimes.push(runtime);
+    const apiKey = new Secret(key);
+    const worker = await startWorker(runtime, {
+      apiKey,
+      client: createClaudeClient({ apiKey, baseURL: this.emulator.url, timeoutMs: 10_000 }),
+    });
+    this.workers.push(worker);
+    return worker;
+  }
+
+  /** Requests in flight in every worker of the rig. */
+  get activeCount(): number {
+    return this.workers.reduce((n, w) => n + w.activeCount, 0);
+  }
+
+  /** Environment for a `claude-batch` CLI child on this rig's Redis prefix (no API key). */
+  cliEnv(): NodeJS.ProcessEnv {
+    return cliEnv({ REDIS_URL, CLAUDE_BATCH_PREFIX: this.prefix, ANTHROPIC_BASE_URL: this.emulator.url });
+  }
+
+  /** Every request succeeded, and the emulator answered each with exactly one 200. */
+  async expectAllSucceededOnce(batchId: string, requests: readonly TestRequest[]): Promise<void> {
+    const lines: string[] = [];
+    for await (const line of this.runtime.store.results(batchId)) lines.push(line);
+    const results = resultsById(lines);
+    expect(results.size).toBe(requests.length);
+    for (const q of requests) expect(results.get(q.custom_id)?.type, q.custom_id).toBe('succeeded');
+    const okByPrompt = new Map<string | null, number>();
+    for (const e of this.emulator.control.log()) {
+      if (e.status === 200) okByPrompt.set(e.promptHash, (okByPrompt.get(e.promptHash) ?? 0) + 1);
+    }
+    for (const q of requests) expect(okByPrompt.get(replyFingerprint(q.params)) ?? 0, q.custom_id).toBe(1);
+  }
+
+  /** Nothing the rig saw (webhook bodies, log lines, the emulator's log) holds the API key. */
+  expectNoKey(): void {
+    const text = JSON.stringify([this.hooks, this.logger.lines, this.emulator.control.log()]);
+    expect(text).not.toContain(this.apiKey);
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled(this.workers.map((w) => w.close()));
+    await Promise.allSettled(this.workerRuntimes.map((r) => r.close()));
+    await this.runtime.close();
+    await deletePrefix(this.prefix);
+    await this.emulator.close();
+    await new Promise((resolve) => this.hookServer.close(resolve));
+  }
+}
