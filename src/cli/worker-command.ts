@@ -29,6 +29,7 @@ ${EXIT_CODES_HELP}`,
     'maxRetryWaitMs',
     'requestTimeoutMs',
     'gracePeriodMs',
+    'stormThreshold',
     'logLevel',
   ]);
   command.action(async (options: Record<string, unknown>) => {

@@ -152,6 +152,14 @@ export const SETTINGS = {
     unit: 'failures',
     doc: 'Consecutive not_found/permission errors of a model that stop sending its requests.',
   },
+  stormThreshold: {
+    kind: 'int',
+    env: 'CLAUDE_BATCH_STORM_THRESHOLD',
+    flag: '--storm-threshold',
+    min: 0,
+    unit: 'failures',
+    doc: 'Consecutive requests of one API key failing with the same terminal error (masked message) that pause everything as a failure storm (0: off).',
+  },
   model: {
     kind: 'string',
     env: 'CLAUDE_BATCH_MODEL',

@@ -76,3 +76,13 @@ export function classify(failure: ApiFailure, context: ClassifyContext): Verdict
   const backoff = backoffDelayMs(context.retriesSoFar, context.backoff, context.random);
   return { action: 'retry', delayMs: Math.max(hintMs ?? 0, backoff), hintMs, type, rule };
 }
+
+/**
+ * How long every worker should hold the failure's model class (ms), or null: only an answer the
+ * table says is about the class's rate (a plain 429 rate_limit_error, a ramp limit) holds it; a
+ * spend cap or any other 429 does not. The hint is the server's `retry-after`.
+ */
+export function classHoldMs(failure: ApiFailure, now?: number): number | null {
+  if (failure.status !== 429 || !ruleFor(failure).rule.holdsClass) return null;
+  return retryAfterMs(failure.headers, now);
+}

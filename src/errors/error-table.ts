@@ -21,7 +21,8 @@ export type Scope = 'request' | 'key' | 'model';
  * empty balance is `billing` whether it came as a 402/403 billing_error or as a 400
  * invalid_request_error saying the credit balance is too low.
  */
-export type Condition = 'billing' | 'auth' | 'spend_cap' | 'model';
+export type Condition =
+  'billing' | 'auth' | 'spend_cap' | 'model' | 'org_hold' | 'account' | 'encryption' | 'storm';
 
 export interface ErrorRule {
   disposition: Disposition;
@@ -30,14 +31,23 @@ export interface ErrorRule {
   condition: Condition | null;
   /** What an operator should do, shown by `status`, `dlq list` and the dashboard. */
   fix: string;
+  /**
+   * The answer says the model class is over its rate: every worker holds the class for the
+   * `retry-after` (the shared budget's hold), not only this request.
+   */
+  holdsClass?: true;
 }
 
 /** What each condition means, as `status` and the dashboard say it. */
 export const CONDITION_SUMMARY: Readonly<Record<Condition, string>> = {
   billing: 'credits exhausted',
   auth: 'the API key was refused',
-  spend_cap: 'the workspace spend limit is reached',
+  spend_cap: 'a spend limit is reached',
   model: 'a model is unavailable to this key',
+  org_hold: 'the organization is on hold',
+  account: 'the account or workspace does not allow these requests',
+  encryption: "the workspace's encryption key is unavailable",
+  storm: 'a failure storm: many requests in a row failed the same way',
 };
 
 /**
@@ -96,9 +106,10 @@ export const RULES_BY_TYPE: Readonly<Record<string, ErrorRule>> = Object.assign(
     condition: null,
     fix: 'The request body is over the API limit (32 MB): send less (shorter content, fewer images).',
   },
-  rate_limit_error: retryable(
-    'None needed: retried after retry-after. If it persists, lower --rpm/--itpm/--otpm.',
-  ),
+  rate_limit_error: {
+    ...retryable('None needed: retried after retry-after. If it persists, lower --rpm/--itpm/--otpm.'),
+    holdsClass: true,
+  },
   api_error: retryable('None needed: a server fault, retried with backoff.'),
   overloaded_error: retryable('None needed: the API is overloaded for everyone; retried with backoff.'),
   timeout_error: retryable('None needed: retried. If it persists, raise the request timeout.'),
@@ -108,18 +119,134 @@ export const RULES_BY_TYPE: Readonly<Record<string, ErrorRule>> = Object.assign(
   ),
 } satisfies Record<string, ErrorRule>);
 
-/** The spend cap: a 429 that retrying cannot cure, for every request of the key. */
+/** The spend cap: a limit that retrying cannot cure, for every request of the key. */
 export const SPEND_LIMIT_RULE: ErrorRule = {
   disposition: 'terminal',
   scope: 'key',
   condition: 'spend_cap',
-  fix: 'The workspace spend limit is reached: raise it in the Console, then run `claude-batch dlq retry --type rate_limit_error`.',
+  fix: "A spend limit is reached: raise it in the Console (or the linked organization's), then run `claude-batch dlq retry --type spend_cap`.",
 };
 
-/** `error.details.error_code` values that override the type's rule. */
+const keyWide = (condition: Condition, fix: string): ErrorRule => ({
+  disposition: 'terminal',
+  scope: 'key',
+  condition,
+  fix,
+});
+const requestFault = (fix: string): ErrorRule => ({
+  disposition: 'terminal',
+  scope: 'request',
+  condition: null,
+  fix,
+});
+const ACCOUNT_FIX =
+  'Use a key of an organization and workspace that allow these requests (the message says what is missing), restart the workers, then run `claude-batch dlq retry --type account`.';
+const MESSAGES_FIX =
+  'Fix the request (the message and `error.details` name the field), then resubmit or `dlq retry --id`.';
+
+/**
+ * `error.details.error_code` values, which decide before the type. The catalogue is the SDK's own:
+ * @anthropic-ai/sdk 1.14 declares each code with its error class in `resources/shared.d.ts` and,
+ * for the Messages API, `resources/messages/messages.d.ts`; `core/error-classes.mjs`
+ * (ERROR_CODE_CLASSES) pairs each with its status. test/unit/errors/sdk-error-codes.test.ts fails
+ * when the installed SDK declares one this table does not know. The fixes follow the SDK's TSDoc.
+ */
 export const RULES_BY_ERROR_CODE: Readonly<Record<string, ErrorRule>> = Object.assign(Object.create(null), {
+  // 400, shared: the key's organization or workspace, for every request.
+  organization_on_hold: keyWide(
+    'org_hold',
+    'Anthropic has put the organization on hold (trust and safety): appeal at the `appeal_url` the error gives, then run `claude-batch dlq retry --type org_hold`.',
+  ),
+  organization_type_not_supported: keyWide('account', ACCOUNT_FIX),
+  parent_organization_required: keyWide('account', ACCOUNT_FIX),
+  workspace_human_review_disabled: keyWide('account', ACCOUNT_FIX),
+  claude_code_key_creator_not_member: keyWide('account', ACCOUNT_FIX),
+  claude_code_version_too_old: keyWide('account', ACCOUNT_FIX),
+  cmek_key_disabled: keyWide(
+    'encryption',
+    "The workspace's customer-managed encryption key is disabled or revoked: re-enable it, then run `claude-batch dlq retry --type encryption`.",
+  ),
+  cmek_key_network_blocked: keyWide(
+    'encryption',
+    "The key management service's network controls block the workspace's encryption key: allow Anthropic's access, then run `claude-batch dlq retry --type encryption`.",
+  ),
+  // 400, shared: how this client encoded the body; the same for every request, but the cure is ours.
+  request_body_encoding_invalid: requestFault(
+    'The request body did not match its Content-Encoding: check any proxy that rewrites bodies, then `dlq retry`.',
+  ),
+  request_body_encoding_unsupported: requestFault(
+    'The request used a Content-Encoding the API does not accept: check any proxy that compresses bodies, then `dlq retry`.',
+  ),
+  // 400, Messages: this request's content.
+  available_tools_limit_exceeded: requestFault(MESSAGES_FIX),
+  compaction_block_ambiguous: requestFault(MESSAGES_FIX),
+  compaction_block_misplaced: requestFault(MESSAGES_FIX),
+  compaction_content_mismatch: requestFault(MESSAGES_FIX),
+  compaction_incomplete_turn: requestFault(MESSAGES_FIX),
+  compaction_nothing_to_summarize: requestFault(MESSAGES_FIX),
+  compaction_signature_invalid: requestFault(MESSAGES_FIX),
+  compaction_too_many_tool_references: requestFault(MESSAGES_FIX),
+  compaction_tool_changes_mismatch: requestFault(MESSAGES_FIX),
+  image_dimensions_too_large: requestFault(
+    'Scale each image named in `error.details.paths` so neither side exceeds `max_side_length_pixels`, then resubmit or `dlq retry --id`.',
+  ),
+  thread_already_continued: requestFault(MESSAGES_FIX),
+  thread_fingerprint_mismatch: requestFault(MESSAGES_FIX),
+  thread_unsupported_request: requestFault(MESSAGES_FIX),
+  tool_name_conflict: requestFault(MESSAGES_FIX),
+  tool_reference_unresolved: requestFault(MESSAGES_FIX),
+  // "Wait for it to complete": another request holds the thread; trying later can succeed.
+  thread_continue_in_flight: retryable('None needed: retried once the other request has finished.'),
+  // 402, shared: the linked organization's billing.
+  linked_organization_billing_unavailable: keyWide(
+    'billing',
+    "Anthropic cannot bill the organization linked to the key's user profile: fix that organization's billing, then run `claude-batch dlq retry --type billing_error`.",
+  ),
+  linked_organization_spend_limit_reached: SPEND_LIMIT_RULE,
+  // 403, shared.
+  sandbox_egress_restricted: keyWide(
+    'account',
+    'The runner is inside a sandbox whose network may not make these requests: run it outside, or with unrestricted egress, then `claude-batch dlq retry --type account`.',
+  ),
+  // 404, Messages: a thread of this request, not a model.
+  thread_not_found: requestFault(MESSAGES_FIX),
+  // 413, shared.
+  request_body_too_large_after_decoding: requestFault(
+    'The request body is over the API limit once decoded: send less (shorter content, fewer images).',
+  ),
+  // 429, shared: spend limits no retry cures; a ramp limit that waiting does.
+  contract_spend_limit_reached: SPEND_LIMIT_RULE,
   enforced_spend_limit_reached: SPEND_LIMIT_RULE,
+  ramp_limit_exceeded: {
+    ...retryable(
+      'None needed: usage grew faster than the ramp limit allows; retried after retry-after. Ramp up more gently (lower --concurrency or the budget) if it persists.',
+    ),
+    holdsClass: true,
+  },
+  // 503, shared: the encryption context for a moment; retried.
+  cmek_context_unavailable: retryable(
+    "None needed: the workspace's encryption settings were unreadable; retried.",
+  ),
+  cmek_key_unreachable: retryable(
+    "None needed: retried. If it persists, check that the workspace's encryption key is available in the key management service.",
+  ),
+  // 529, Messages.
+  compaction_unavailable: retryable(
+    'None needed: compaction is overloaded for everyone; retried with backoff.',
+  ),
 } satisfies Record<string, ErrorRule>);
+
+/**
+ * A failure storm: distinct requests of one key failing in a row with the same terminal,
+ * request-scoped error (status, type and masked message alike; see failure-signature.ts). The
+ * cause is then rarely the requests, whatever the API called it, so the key-wide breaker pauses.
+ */
+export const STORM_RULE: ErrorRule = {
+  disposition: 'terminal',
+  scope: 'key',
+  condition: 'storm',
+  fix: 'If the requests really are bad, run `claude-batch resume` to go on; otherwise fix the cause the message names, then run `claude-batch dlq retry --type storm`.',
+};
 
 /**
  * A rule chosen by the message of an answer that carries no `error_code`, for shapes the live API
@@ -171,6 +298,9 @@ export const TYPE_BY_STATUS: Readonly<Record<number, string>> = Object.assign(Ob
   413: 'request_too_large',
   429: 'rate_limit_error',
   500: 'api_error',
+  // 502 and 503 from a proxy or the edge: a server fault, retried (the SDK's ServiceUnavailableError).
+  502: 'api_error',
+  503: 'api_error',
   504: 'timeout_error',
   529: 'overloaded_error',
 } satisfies Record<number, string>);
@@ -196,6 +326,10 @@ const CONDITION_FIX: Readonly<Record<Condition, string>> = {
   auth: RULES_BY_TYPE['authentication_error']!.fix,
   spend_cap: SPEND_LIMIT_RULE.fix,
   model: 'Use a model this key may use (`claude-batch dlq retry --model ID`), or a key with access.',
+  org_hold: RULES_BY_ERROR_CODE['organization_on_hold']!.fix,
+  account: ACCOUNT_FIX,
+  encryption: RULES_BY_ERROR_CODE['cmek_key_disabled']!.fix,
+  storm: STORM_RULE.fix,
 };
 
 /**

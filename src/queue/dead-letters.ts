@@ -1,4 +1,6 @@
+import { trippedStormSignatures } from '../breakers/storm.js';
 import { CONDITION_TYPE } from '../errors/error-table.js';
+import { failureSignature } from '../errors/failure-signature.js';
 import type { Runtime } from '../runtime.js';
 import type { DeadLetterEntry } from './jobs.js';
 
@@ -42,6 +44,13 @@ export async function* deadLetterEntries(
   runtime: Runtime,
   filter: DeadLetterFilter = {},
 ): AsyncGenerator<{ jobId: string; entry: DeadLetterEntry }> {
+  // A storm is not in the entries themselves: it is the failures alike the one that tripped it.
+  const storms = filter.type === 'storm' ? await trippedStormSignatures(runtime) : null;
+  const matches = (entry: DeadLetterEntry): boolean =>
+    filter.type === undefined ||
+    (storms
+      ? storms.has(failureSignature({ status: entry.status, type: entry.error_type, message: entry.message }))
+      : matchesType(entry, filter.type));
   for (let start = 0; ; start += PAGE) {
     const jobs = await runtime.deadLetters.getJobs(['waiting', 'prioritized'], start, start + PAGE - 1, true);
     if (jobs.length === 0) return;
@@ -49,7 +58,7 @@ export async function* deadLetterEntries(
       const entry = job?.data;
       if (!entry || !job.id) continue;
       if (filter.batch !== undefined && entry.batch_id !== filter.batch) continue;
-      if (filter.type !== undefined && !matchesType(entry, filter.type)) continue;
+      if (!matches(entry)) continue;
       yield { jobId: job.id, entry };
     }
     if (jobs.length < PAGE) return;

@@ -57,6 +57,15 @@ export class KeyLayout {
     return `${this.base}:breaker:model-failures`;
   }
 
+  /**
+   * Hash: the failure-storm count per API key fingerprint: `<fp>:sig` (the signature of the last
+   * terminal failure), `<fp>:count` (how many in a row), `<fp>:tripped` (the signature that last
+   * tripped the breaker, for `dlq retry --type storm`). A success of the key resets the count.
+   */
+  storm(): string {
+    return `${this.base}:storm`;
+  }
+
   /** Hash: counters for /metrics (outcomes and retries by type, calls). */
   stats(): string {
     return `${this.base}:stats`;

@@ -40,6 +40,8 @@ export interface Finalization {
   model?: string;
   /** ms the attempt waited for the rate budget (for /metrics). */
   budgetWaitMs?: number;
+  /** The API key's fingerprint: a success ends the key's run of failures (the storm breaker). */
+  accountId?: string;
 }
 
 /** What {@link BatchStore.finalize} did: wrote it, found it already written, or found it superseded. */
@@ -140,6 +142,7 @@ export class BatchStore {
         this.keys.generations(id),
         this.keys.stats(),
         this.keys.modelFailures(),
+        this.keys.storm(),
       ],
       [
         customId,
@@ -158,6 +161,7 @@ export class BatchStore {
         end.model ?? '',
         Math.round(end.budgetWaitMs ?? 0),
         end.condition ?? '',
+        end.accountId ?? '',
       ],
     );
     return FINALIZE_STATUS[Number(reply)] ?? 'stale';

@@ -55,11 +55,12 @@ return enqueued
 /**
  * Writes a request's one results line and moves it out of `processing`, with its usage and error
  * type, all at once. A second call for the same request (a redelivered job) changes nothing.
- * KEYS: batch, results, generations, stats, model failures.
+ * KEYS: batch, results, generations, stats, model failures, storm counts.
  * ARGV: custom_id, generation, kind (succeeded|errored|canceled), result line, error type or '',
  *   input, output, cache creation, cache read tokens, truncated (0|1), refused (0|1), now (ISO),
  *   API calls of this last attempt (0|1), model (a success resets its model-breaker count),
- *   ms this attempt waited for the rate budget, runner-level condition of an errored one or ''.
+ *   ms this attempt waited for the rate budget, runner-level condition of an errored one or '',
+ *   API key fingerprint of the call or '' (a success ends that key's run of failures).
  * Returns 1 written, 0 already written, -1 stale generation, -2 batch deleted.
  */
 export const FINALIZE_REQUEST = `
@@ -75,7 +76,10 @@ if ARGV[5] ~= '' then
   redis.call('HINCRBY', KEYS[4], 'errored:' .. ARGV[5], 1)
 end
 if ARGV[13] == '1' then redis.call('HINCRBY', KEYS[4], 'calls', 1) end
-if ARGV[3] == 'succeeded' then redis.call('HDEL', KEYS[5], ARGV[14]) end
+if ARGV[3] == 'succeeded' then
+  redis.call('HDEL', KEYS[5], ARGV[14])
+  if (ARGV[17] or '') ~= '' then redis.call('HDEL', KEYS[6], ARGV[17] .. ':sig', ARGV[17] .. ':count') end
+end
 if tonumber(ARGV[15] or '0') > 0 then redis.call('HINCRBY', KEYS[4], 'budget_wait_ms', ARGV[15]) end
 if (ARGV[16] or '') ~= '' then redis.call('HINCRBY', KEYS[1], 'cond:' .. ARGV[16], 1) end
 local fields = {'input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens', 'truncated', 'refused'}

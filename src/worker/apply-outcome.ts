@@ -2,6 +2,7 @@ import { DelayedError, type Job } from 'bullmq';
 import type { Alerter } from '../breakers/alert.js';
 import type { Condition } from '../errors/error-table.js';
 import { countModelFailure, tripKeyBreaker } from '../breakers/breakers.js';
+import { countStormFailure, type StormOptions } from '../breakers/storm.js';
 import { canaryField, releaseCanary } from '../queue/canary.js';
 import {
   requestJobId,
@@ -22,6 +23,8 @@ export interface ApplyDeps {
   gates: RequestGates;
   /** Consecutive model-wide failures that open a model's breaker. */
   modelBreakerThreshold: number;
+  /** The failure-storm breaker of the worker's API key. */
+  storm: StormOptions;
 }
 
 /** The attempt's bookkeeping, carried into the job data on a retry. */
@@ -70,6 +73,7 @@ export async function applyOutcome(
           called: true,
           model: data.params.model,
           budgetWaitMs: attempt.budgetWaitMs,
+          accountId: deps.storm.accountId,
         }),
       );
       break;
@@ -107,6 +111,14 @@ export async function applyOutcome(
           outcome.condition ?? null,
         ),
       );
+      // A request's own fault, unless the same one keeps coming for distinct requests of the key.
+      if (
+        outcome.reason === 'terminal' &&
+        (await countStormFailure(runtime, deps.storm, outcome.lastError, deps.alert))
+      ) {
+        deps.gates.noteKeyBreaker();
+        deps.gates.confirmKeyBreaker();
+      }
       break;
     }
     case 'trip-breaker': {

@@ -1,5 +1,6 @@
 import { Worker, type Job } from 'bullmq';
 import type { Alerter } from '../breakers/alert.js';
+import type { StormOptions } from '../breakers/storm.js';
 import type { ClaudeClient } from '../claude/claude-client.js';
 import type { RateBudget } from '../limits/rate-budget.js';
 import { REQUESTS_QUEUE, type RequestJobData } from '../queue/jobs.js';
@@ -16,6 +17,8 @@ export interface ClaudeWorkerOptions {
   alert: Alerter;
   /** Consecutive model-wide failures that open a model's breaker. */
   modelBreakerThreshold: number;
+  /** The failure-storm breaker of the API key. */
+  storm: StormOptions;
   /** Requests in flight in this process. */
   concurrency: number;
   /** BullMQ lock duration (ms): a dead worker's jobs are taken back after it. */
@@ -66,6 +69,7 @@ export class ClaudeWorker {
       retry: options.retry,
       alert: options.alert,
       modelBreakerThreshold: options.modelBreakerThreshold,
+      storm: options.storm,
     });
     this.worker = new Worker<RequestJobData>(REQUESTS_QUEUE, (job, token) => this.run(job, token), {
       connection: runtime.redis,

@@ -1,7 +1,8 @@
 import { DelayedError, Job, WaitingError } from 'bullmq';
 import type { Alerter } from '../breakers/alert.js';
 import type { ClaudeClient } from '../claude/claude-client.js';
-import { retryAfterMs } from '../errors/retry-hints.js';
+import type { StormOptions } from '../breakers/storm.js';
+import { classHoldMs } from '../errors/classify.js';
 import { estimateRequest } from '../limits/estimate-tokens.js';
 import { OverBudgetError, type BudgetLease, type RateBudget } from '../limits/rate-budget.js';
 import { requestJobId, type DeadLetterEntry, type RequestJobData } from '../queue/jobs.js';
@@ -18,6 +19,7 @@ export interface RequestProcessorDeps {
   alert: Alerter;
   /** Consecutive model-wide failures that open a model's breaker. */
   modelBreakerThreshold: number;
+  storm: StormOptions;
   /** Output tokens to reserve instead of max_tokens. Default: max_tokens. */
   outputEstimate?: number;
 }
@@ -37,6 +39,7 @@ export class RequestProcessor {
       alert: deps.alert,
       gates: new RequestGates(deps.runtime),
       modelBreakerThreshold: deps.modelBreakerThreshold,
+      storm: deps.storm,
     };
   }
 
@@ -86,15 +89,10 @@ export class RequestProcessor {
     }
     const firstAt = data.first_at ?? Date.now();
     const result = await this.deps.client.call(data.params, signal);
-    const rateLimited =
-      !result.ok &&
-      result.failure.status === 429 &&
-      result.failure.type === 'rate_limit_error' &&
-      !result.failure.errorCode;
     await this.deps.budget.settle(lease, {
       usage: result.ok ? result.usage : null,
       headers: result.ok ? result.headers : result.failure.headers,
-      rateLimitedForMs: rateLimited ? retryAfterMs(result.failure.headers) : null,
+      rateLimitedForMs: result.ok ? null : classHoldMs(result.failure),
     });
     if (signal?.aborted) return this.handBack(job, token);
 

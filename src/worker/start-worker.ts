@@ -33,6 +33,7 @@ export async function startWorker(runtime: Runtime, options: StartWorkerOptions 
     client = createClaudeClient({ apiKey, baseURL: config.baseURL, timeoutMs: config.requestTimeoutMs });
   }
   for (const warning of await redisDurabilityWarnings(runtime.redis)) logger.warn(warning);
+  const accountId = accountIdOf(config.baseURL, apiKey);
   const budget = options.budget ?? (await budgetFromConfig(runtime, apiKey));
 
   const worker = new ClaudeWorker(runtime, {
@@ -45,6 +46,7 @@ export async function startWorker(runtime: Runtime, options: StartWorkerOptions 
     },
     alert: createAlerter({ logger, webhookUrl: config.alertWebhookUrl }),
     modelBreakerThreshold: config.modelBreakerThreshold,
+    storm: { accountId, threshold: config.stormThreshold },
     concurrency: config.concurrency,
     lockDurationMs: config.lockDurationMs,
     stalledIntervalMs: config.stalledIntervalMs,
@@ -61,6 +63,19 @@ export async function startWorker(runtime: Runtime, options: StartWorkerOptions 
 }
 
 /**
+ * The account a worker's shared state belongs to: the API key's fingerprint (never the key). Without
+ * a key (a custom client) the account is named by the base URL.
+ */
+export function accountIdOf(baseURL: string | undefined, apiKey: Secret | undefined): string {
+  return (
+    apiKey?.fingerprint() ??
+    `url-${Buffer.from(baseURL ?? 'default')
+      .toString('hex')
+      .slice(0, 16)}`
+  );
+}
+
+/**
  * The shared budget from --rpm/--itpm/--otpm and the budgets file, keyed by the API key's
  * fingerprint: every worker of the same account shares it, whatever its queue prefix.
  */
@@ -71,12 +86,7 @@ export async function budgetFromConfig(
   const { config, logger } = runtime;
   return createRateBudget({
     redis: runtime.redis,
-    // Without a key (a custom client), budgets still need an account: name it by the base URL.
-    accountId:
-      apiKey?.fingerprint() ??
-      `url-${Buffer.from(config.baseURL ?? 'default')
-        .toString('hex')
-        .slice(0, 16)}`,
+    accountId: accountIdOf(config.baseURL, apiKey),
     classes: config.budgetsFile ? await loadBudgetsFile(config.budgetsFile) : [],
     default: { rpm: config.rpm, itpm: config.itpm, otpm: config.otpm },
     logger,

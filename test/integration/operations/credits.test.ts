@@ -102,7 +102,7 @@ const SHAPES: Shape[] = [
     status: 429,
     type: 'rate_limit_error',
     condition: 'spend_cap',
-    says: /PAUSED\s+the workspace spend limit is reached/,
+    says: /PAUSED\s+a spend limit is reached/,
   },
 ];
 
