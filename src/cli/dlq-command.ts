@@ -25,7 +25,7 @@ export function registerDlqCommand(program: Command): void {
   const list = filterOptions(dlq.command('list').description('List dead-letter entries.'))
     .option(
       '--json',
-      'a JSON array of {batch_id, custom_id, status, error_type, condition, reason, message, attempts, failed_at, request_id, model}',
+      'a JSON array of {batch_id, custom_id, status, error_type, condition, reason, message, attempts, maybe_billed, failed_at, request_id, model}',
     )
     .addHelpText('after', EXIT_CODES_HELP);
   addSettingOptions(list, ['logLevel']);
@@ -43,7 +43,8 @@ export function registerDlqCommand(program: Command): void {
       for (const row of rows) {
         process.stdout.write(
           `${row.batch_id} ${row.custom_id}  ${row.error_type} (${row.status ?? 'not sent'})` +
-            `${row.condition ? `  [${row.condition}]` : ''}  ${row.reason}  after ${row.attempts} calls  ${row.failed_at}\n    ${row.message}\n`,
+            `${row.condition ? `  [${row.condition}]` : ''}  ${row.reason}  after ${row.attempts} calls` +
+            `${row.maybe_billed ? ` (${row.maybe_billed} maybe billed twice)` : ''}  ${row.failed_at}\n    ${row.message}\n`,
         );
       }
       return EXIT.ok;

@@ -28,6 +28,11 @@ export function formatBatchStatus(status: BatchStatus): string {
       `  canary      waiting for the first request of ${pendingCanaries.map(([m]) => m).join(', ')}`,
     );
   }
+  if (status.maybe_billed > 0) {
+    lines.push(
+      `  maybe paid  ${status.maybe_billed} retries after a timeout or cut connection (each may have been billed twice; --max-maybe-billed caps them)`,
+    );
+  }
   if (status.truncated > 0 || status.refused > 0) {
     lines.push(`  replies     ${status.truncated} cut at max_tokens, ${status.refused} refused`);
   }

@@ -31,6 +31,7 @@ ${EXIT_CODES_HELP}`,
     'budgetsFile',
     'maxAttempts',
     'maxRetryWaitMs',
+    'maxMaybeBilled',
     'requestTimeoutMs',
     'logLevel',
   ]);

@@ -45,6 +45,8 @@ export interface ClaudeBatchConfig {
   gracePeriodMs: number;
   /** Default 3 failures. */
   modelBreakerThreshold: number;
+  /** Default 2 retries. */
+  maxMaybeBilled: number;
   /** Default 20 failures; 0 turns the failure-storm breaker off. */
   stormThreshold: number;
   /** ALERT_WEBHOOK_URL, from the environment only (it may carry a token). */
@@ -83,6 +85,7 @@ export const DEFAULT_CONFIG: Omit<ClaudeBatchConfig, 'apiKey' | 'alertWebhookUrl
   maxStalledCount: 2,
   gracePeriodMs: 30_000,
   modelBreakerThreshold: 3,
+  maxMaybeBilled: 2,
   // Stops a storm within tens of requests, while a batch of bad lines naming different fields
   // (different signatures) never reaches it.
   stormThreshold: 20,

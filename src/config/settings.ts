@@ -152,6 +152,14 @@ export const SETTINGS = {
     unit: 'failures',
     doc: 'Consecutive not_found/permission errors of a model that stop sending its requests.',
   },
+  maxMaybeBilled: {
+    kind: 'int',
+    env: 'CLAUDE_BATCH_MAX_MAYBE_BILLED',
+    flag: '--max-maybe-billed',
+    min: 0,
+    unit: 'retries',
+    doc: 'Retries of a request after a timeout or a connection cut once it was sent (each may pay twice: the API has no idempotency key); past it the request dead-letters as maybe_billed.',
+  },
   stormThreshold: {
     kind: 'int',
     env: 'CLAUDE_BATCH_STORM_THRESHOLD',

@@ -56,6 +56,12 @@ export function runnerFamilies(
       samples: [{ value: stat('calls') }],
     },
     {
+      name: 'claude_batch_maybe_billed_total',
+      help: 'Retries sent after a timeout or cut connection: each may have been processed and billed twice.',
+      type: 'counter',
+      samples: [{ value: stat('maybe_billed') }],
+    },
+    {
       name: 'claude_batch_budget_wait_seconds_total',
       help: 'Time requests spent waiting for the shared rate budget before being sent.',
       type: 'counter',

@@ -23,6 +23,12 @@ export interface ApiFailure {
    * name did not resolve): trying again cannot pay twice. False whenever it may have been sent.
    */
   neverSent?: boolean;
+  /**
+   * True when the request was sent and no complete answer came back (a timeout, a connection cut,
+   * an error event in the middle of a stream): the API may have processed and billed it, and
+   * nothing deduplicates a repeated request, so sending it again may pay twice.
+   */
+  maybeBilled?: boolean;
 }
 
 /** Socket errors before a connection existed: nothing was sent. */
@@ -55,6 +61,7 @@ export function toApiFailure(err: unknown): ApiFailure {
       headers: {},
       transport: err instanceof APIConnectionTimeoutError ? 'timeout' : 'connection',
       neverSent: code !== undefined && NEVER_SENT_CODES.has(code),
+      maybeBilled: code === undefined || !NEVER_SENT_CODES.has(code),
     };
   }
   if (err instanceof APIError) {
@@ -80,6 +87,7 @@ export function toApiFailure(err: unknown): ApiFailure {
     type: null,
     errorCode: null,
     message: `Connection error while reading the response (${detail}).`,
+    maybeBilled: true,
     requestId: null,
     headers: {},
     transport: 'connection',

@@ -29,7 +29,6 @@ export { actualCost, parseRateLimitHeaders, settlementDelta } from './settlement
 export {
   BUCKET_TTL_MS,
   SharedRateBudget,
-  isTransientRedisError,
   type BudgetClassDescription,
   type BudgetClassSnapshot,
   type BudgetClock,

@@ -1,6 +1,7 @@
 import Bottleneck from 'bottleneck';
 import { silentLogger, type Logger } from '../logger.js';
 import type { RedisClient } from '../queue/connection.js';
+import { isTransientRedisError } from '../redis/transient-error.js';
 import {
   ModelClassResolver,
   isLimited,
@@ -552,34 +553,6 @@ function overBudget(
     `request for ${estimate.model} ${what} ${need} ${unit} (estimated), more than the whole ${DIMENSION_INFO[dim].limit.toUpperCase()} ` +
       `budget of class "${cls.name}" (${capacity} ${DIMENSION_INFO[dim].words}` +
       `${reported ? ', as the API reports it' : ''}): it could never be admitted`,
-  );
-}
-
-/** Errors that a working Redis will stop giving: worth retrying rather than failing the job. */
-export function isTransientRedisError(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
-  const code = (err as NodeJS.ErrnoException).code;
-  if (
-    code !== undefined &&
-    [
-      'ECONNREFUSED',
-      'ECONNRESET',
-      'ETIMEDOUT',
-      'EPIPE',
-      'ENOTCONN',
-      'EHOSTUNREACH',
-      'ENETUNREACH',
-      'EAI_AGAIN',
-    ].includes(code)
-  ) {
-    return true;
-  }
-  if (err.name === 'MaxRetriesPerRequestError') return true;
-  return (
-    /^(ERR )?(LOADING|BUSY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|READONLY|MOVED|ASK)\b/.test(err.message) ||
-    /Connection is closed|Stream isn't writeable|max retries per request|Failed to refresh slots cache|None of startup nodes|Connection timeout/i.test(
-      err.message,
-    )
   );
 }
 

@@ -32,6 +32,8 @@ export interface DeadLetterRow {
   reason: string;
   message: string;
   attempts: number;
+  /** Tries that may have paid twice (after a timeout or a cut connection). */
+  maybe_billed: number;
   failed_at: string;
   request_id: string | null;
   model: string;
@@ -75,6 +77,7 @@ export function toDeadLetterRow(entry: DeadLetterEntry): DeadLetterRow {
     reason: entry.reason,
     message: entry.message,
     attempts: entry.attempts,
+    maybe_billed: entry.maybe_billed ?? 0,
     failed_at: entry.failed_at,
     request_id: entry.request_id,
     model: entry.params.model,

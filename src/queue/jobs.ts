@@ -27,6 +27,8 @@ export interface RequestJobData {
   calls?: number;
   /** When this generation was first sent (ms), for the retry budget's total wait. */
   first_at?: number;
+  /** Retries of this generation after a failure that may have been billed (timeout, cut connection). */
+  maybe_billed?: number;
   last_error?: LastError;
   /**
    * Set on jobs a resumed submit added again: such a job may already have run and been removed,
@@ -39,7 +41,14 @@ export interface RequestJobData {
 
 /** Why a request ended in the dead-letter queue. */
 export type DeadLetterReason =
-  'terminal' | 'retries_exhausted' | 'over_budget' | 'stalled' | 'key_breaker' | 'model_breaker';
+  | 'terminal'
+  | 'retries_exhausted'
+  | 'over_budget'
+  | 'stalled'
+  | 'key_breaker'
+  | 'model_breaker'
+  /** Sent and unanswered more often than --max-maybe-billed allows: not sent again. */
+  | 'maybe_billed';
 
 /** A dead-letter entry: the original request, its last error and how it got here. */
 export interface DeadLetterEntry {
@@ -62,6 +71,8 @@ export interface DeadLetterEntry {
   request_id: string | null;
   /** API calls made. */
   attempts: number;
+  /** Tries of this generation that may have paid twice (after a timeout or a cut connection). */
+  maybe_billed?: number;
   /** RFC 3339. */
   failed_at: string;
   /** RFC 3339, null if never sent. */

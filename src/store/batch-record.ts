@@ -32,6 +32,11 @@ export interface BatchRecord {
   canary: Record<string, string>;
   /** Set by `cancel`. */
   canceled_at: string | null;
+  /**
+   * Retries that may have paid twice: sent again after a timeout or a cut connection, when the
+   * first try may have been processed and billed (the API has no idempotency key).
+   */
+  maybe_billed: number;
 }
 
 export function parseBatchRecord(hash: Record<string, string>): BatchRecord | null {
@@ -81,5 +86,6 @@ export function parseBatchRecord(hash: Record<string, string>): BatchRecord | nu
     models,
     canary,
     canceled_at: hash['canceled_at'] || null,
+    maybe_billed: int('maybe_billed'),
   };
 }

@@ -39,6 +39,8 @@ export interface BatchStatus {
   /** Canary state per model: `pending` (the rest held until it has an outcome) or `released`. */
   canary: Record<string, string>;
   canceled_at: string | null;
+  /** Requests sent again after a timeout or cut connection: each may have been billed twice. */
+  maybe_billed: number;
 }
 
 export function toBatchStatus(record: BatchRecord, paused: KeyBreakerState | null): BatchStatus {
@@ -68,6 +70,7 @@ export function toBatchStatus(record: BatchRecord, paused: KeyBreakerState | nul
     paused: ended ? null : paused,
     canary: record.canary,
     canceled_at: record.canceled_at,
+    maybe_billed: record.maybe_billed,
   };
 }
 

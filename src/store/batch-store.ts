@@ -221,12 +221,29 @@ export class BatchStore {
   }
 
   /** Counts a retry in the /metrics counters. */
-  async countRetry(type: string, budgetWaitMs = 0): Promise<void> {
+  async countRetry(
+    type: string,
+    options: {
+      budgetWaitMs?: number | undefined;
+      /** The batch of a retry that may pay twice (after a timeout or a cut connection). */
+      maybeBilledIn?: string | undefined;
+    } = {},
+  ): Promise<void> {
     const multi = this.redis
       .multi()
       .hincrby(this.keys.stats(), `retried:${type}`, 1)
       .hincrby(this.keys.stats(), 'calls', 1);
-    if (budgetWaitMs > 0) multi.hincrby(this.keys.stats(), 'budget_wait_ms', Math.round(budgetWaitMs));
+    const wait = Math.round(options.budgetWaitMs ?? 0);
+    if (wait > 0) multi.hincrby(this.keys.stats(), 'budget_wait_ms', wait);
+    if (options.maybeBilledIn !== undefined) {
+      // HINCRBY on a deleted batch's key would create a stray record: only count while it exists.
+      multi.hincrby(this.keys.stats(), 'maybe_billed', 1);
+      multi.eval(
+        "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HINCRBY', KEYS[1], 'maybe_billed', 1) end return 0",
+        1,
+        this.keys.batch(options.maybeBilledIn),
+      );
+    }
     await multi.exec();
   }
 

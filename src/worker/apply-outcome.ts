@@ -1,4 +1,6 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { DelayedError, type Job } from 'bullmq';
+import { isTransientRedisError } from '../redis/transient-error.js';
 import type { Alerter } from '../breakers/alert.js';
 import type { Condition } from '../errors/error-table.js';
 import { countModelFailure, tripKeyBreaker } from '../breakers/breakers.js';
@@ -25,6 +27,43 @@ export interface ApplyDeps {
   modelBreakerThreshold: number;
   /** The failure-storm breaker of the worker's API key. */
   storm: StormOptions;
+  /**
+   * How long a result write that Redis refuses for a while (an outage, out of memory) is retried
+   * before the job fails (ms). Kept within the job lock: past it, another worker may take the job
+   * and send it again, which is what this window exists to prevent.
+   */
+  writeRetryMs: number;
+}
+
+/**
+ * Runs a write of an outcome, retrying errors Redis gets over: the answer of a paid call is kept
+ * in memory meanwhile and the request is never sent again because of our own write failure (as
+ * long as the outage is shorter than `windowMs`; then the job fails like any processor error).
+ */
+async function persist<T>(
+  runtime: Runtime,
+  write: () => Promise<T>,
+  windowMs: number,
+  context: Record<string, unknown>,
+): Promise<T> {
+  const deadline = Date.now() + windowMs;
+  for (let failures = 0; ; failures++) {
+    try {
+      const result = await write();
+      if (failures > 0)
+        runtime.logger.info('outcome recorded after Redis recovered', { ...context, failures });
+      return result;
+    } catch (err) {
+      if (!isTransientRedisError(err) || Date.now() >= deadline) throw err;
+      if (failures === 0) {
+        runtime.logger.warn('could not record an outcome; retrying it without sending the request again', {
+          ...context,
+          error: (err as Error).message,
+        });
+      }
+      await delay(Math.min(100 * 2 ** failures, 2_000, Math.max(deadline - Date.now(), 0)));
+    }
+  }
 }
 
 /** The attempt's bookkeeping, carried into the job data on a retry. */
@@ -89,12 +128,16 @@ export async function applyOutcome(
     }
     case 'retry': {
       await releaseIfCanary(deps, data);
-      await runtime.store.countRetry(outcome.lastError.type, attempt.budgetWaitMs);
+      await runtime.store.countRetry(outcome.lastError.type, {
+        budgetWaitMs: attempt.budgetWaitMs,
+        maybeBilledIn: outcome.maybeBilled ? data.batch_id : undefined,
+      });
       await job.updateData({
         ...data,
         calls: attempt.calls,
         first_at: attempt.firstAt ?? Date.now(),
         last_error: outcome.lastError,
+        ...(outcome.maybeBilled ? { maybe_billed: (data.maybe_billed ?? 0) + 1 } : {}),
       });
       await job.moveToDelayed(Date.now() + outcome.delayMs, token);
       throw new DelayedError();
@@ -223,18 +266,19 @@ export function deadLetterEntry(
     message: message ?? lastError.message,
     request_id: lastError.request_id,
     attempts: attempt.calls,
+    ...(data.maybe_billed ? { maybe_billed: data.maybe_billed } : {}),
     failed_at: new Date().toISOString(),
     first_attempt_at: attempt.firstAt === null ? null : new Date(attempt.firstAt).toISOString(),
   };
 }
 
 async function finalizeLogged(
-  deps: Pick<ApplyDeps, 'runtime'>,
+  deps: Pick<ApplyDeps, 'runtime'> & Partial<Pick<ApplyDeps, 'writeRetryMs'>>,
   ids: { batch_id: string; custom_id: string },
   kind: string,
   write: () => Promise<FinalizeStatus>,
 ): Promise<void> {
-  const status = await write();
+  const status = await persist(deps.runtime, write, deps.writeRetryMs ?? 0, { ...ids, kind });
   if (status === 'batch-deleted') {
     deps.runtime.logger.warn('result dropped: the batch was deleted while the request was in flight', {
       batch_id: ids.batch_id,

@@ -1,4 +1,5 @@
 import { Worker, type Job } from 'bullmq';
+import { isRedisConnectionError } from '../redis/transient-error.js';
 import type { Alerter } from '../breakers/alert.js';
 import type { StormOptions } from '../breakers/storm.js';
 import type { ClaudeClient } from '../claude/claude-client.js';
@@ -31,18 +32,6 @@ export interface ClaudeWorkerOptions {
   gracePeriodMs: number;
 }
 
-/** Socket errors of a Redis outage, logged once by the runtime rather than per reconnect attempt. */
-const CONNECTION_ERROR_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EPIPE',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-]);
-
 /** How many of the last completed jobs BullMQ keeps for the dashboard (results live elsewhere). */
 const KEEP_COMPLETED = 1_000;
 
@@ -70,6 +59,10 @@ export class ClaudeWorker {
       alert: options.alert,
       modelBreakerThreshold: options.modelBreakerThreshold,
       storm: options.storm,
+      // BullMQ renews the lock at half its duration: a write retried this long after the last
+      // renewal has not yet let another worker take the job (which would check for the result
+      // first anyway, but might come before it was written).
+      writeRetryMs: Math.floor(options.lockDurationMs / 2),
     });
     this.worker = new Worker<RequestJobData>(REQUESTS_QUEUE, (job, token) => this.run(job, token), {
       connection: runtime.redis,
@@ -87,8 +80,7 @@ export class ClaudeWorker {
     this.worker.on('error', (err) => {
       // BullMQ repeats a socket error on each reconnect attempt of each of its connections; the
       // runtime already says once that Redis is gone and once that it is back.
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== undefined && CONNECTION_ERROR_CODES.has(code)) {
+      if (isRedisConnectionError(err)) {
         runtime.logger.debug('worker connection error', { error: err.message });
       } else {
         runtime.logger.warn('worker error', { error: err.message });

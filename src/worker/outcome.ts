@@ -11,7 +11,13 @@ import type { DeadLetterReason, LastError } from '../queue/jobs.js';
  */
 export type Outcome =
   | { kind: 'succeeded'; call: Extract<CallResult, { ok: true }> }
-  | { kind: 'retry'; delayMs: number; lastError: LastError }
+  | {
+      kind: 'retry';
+      delayMs: number;
+      lastError: LastError;
+      /** The failure may have been billed: this retry may pay twice (counted per request, batch, /metrics). */
+      maybeBilled: boolean;
+    }
   | {
       kind: 'dead-letter';
       reason: DeadLetterReason;
@@ -41,6 +47,8 @@ export interface RetryPolicy {
   maxAttempts: number;
   /** Total time from the first call to the last retry's send time. Default 3,600,000 ms. */
   maxRetryWaitMs: number;
+  /** Retries after a failure that may have been billed (timeout, cut connection). Default 2. */
+  maxMaybeBilled: number;
   backoff: BackoffOptions;
 }
 
@@ -49,6 +57,8 @@ export interface AttemptContext {
   calls: number;
   /** When the first call was sent (ms). */
   firstAt: number;
+  /** Retries so far that followed a failure that may have been billed. */
+  maybeBilledSoFar?: number;
   now: number;
   random?: () => number;
 }
@@ -95,5 +105,18 @@ export function decideOutcome(result: CallResult, policy: RetryPolicy, context: 
       message: `gave up: the next retry would come ${Math.round((context.now + verdict.delayMs - context.firstAt) / 1000)} s after the first call, over the ${Math.round(policy.maxRetryWaitMs / 1000)} s retry budget; last error: ${failure.message}`,
     };
   }
-  return { kind: 'retry', delayMs: verdict.delayMs, lastError };
+  const maybeBilled = failure.maybeBilled === true;
+  const soFar = context.maybeBilledSoFar ?? 0;
+  if (maybeBilled && soFar >= policy.maxMaybeBilled) {
+    return {
+      kind: 'dead-letter',
+      reason: 'maybe_billed',
+      lastError,
+      message:
+        `not sent again: sent ${soFar + 1} times with no complete answer (last: ${failure.message}); ` +
+        'each may have been processed and billed, and the API has no idempotency key. ' +
+        '`claude-batch dlq retry --id` it to accept paying again.',
+    };
+  }
+  return { kind: 'retry', delayMs: verdict.delayMs, lastError, maybeBilled };
 }

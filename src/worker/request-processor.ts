@@ -20,6 +20,8 @@ export interface RequestProcessorDeps {
   /** Consecutive model-wide failures that open a model's breaker. */
   modelBreakerThreshold: number;
   storm: StormOptions;
+  /** See {@link ApplyDeps.writeRetryMs}. */
+  writeRetryMs: number;
   /** Output tokens to reserve instead of max_tokens. Default: max_tokens. */
   outputEstimate?: number;
 }
@@ -40,6 +42,7 @@ export class RequestProcessor {
       gates: new RequestGates(deps.runtime),
       modelBreakerThreshold: deps.modelBreakerThreshold,
       storm: deps.storm,
+      writeRetryMs: deps.writeRetryMs,
     };
   }
 
@@ -96,7 +99,12 @@ export class RequestProcessor {
     });
     if (signal?.aborted) return this.handBack(job, token);
 
-    const outcome = decideOutcome(result, this.deps.retry, { calls: calls + 1, firstAt, now: Date.now() });
+    const outcome = decideOutcome(result, this.deps.retry, {
+      calls: calls + 1,
+      firstAt,
+      now: Date.now(),
+      maybeBilledSoFar: data.maybe_billed ?? 0,
+    });
     await applyOutcome(this.apply, job, token, outcome, { calls: calls + 1, firstAt, budgetWaitMs });
   }
 

@@ -42,6 +42,7 @@ export async function startWorker(runtime: Runtime, options: StartWorkerOptions 
     retry: {
       maxAttempts: config.maxAttempts,
       maxRetryWaitMs: config.maxRetryWaitMs,
+      maxMaybeBilled: config.maxMaybeBilled,
       backoff: { baseDelayMs: config.backoffBaseMs, maxDelayMs: config.backoffMaxMs },
     },
     alert: createAlerter({ logger, webhookUrl: config.alertWebhookUrl }),

@@ -27,6 +27,8 @@ export interface WorkerRigOptions {
   overrides?: ConfigOverrides;
   /** The API key the workers use. */
   apiKey?: string;
+  /** Default: the test Redis (REDIS_URL). */
+  redisUrl?: string;
 }
 
 /**
@@ -49,6 +51,7 @@ export class WorkerRig {
     private readonly hookServer: Server,
     private readonly hookUrl: string,
     private readonly overrides: ConfigOverrides,
+    readonly redisUrl: string,
   ) {}
 
   static async start(options: WorkerRigOptions): Promise<WorkerRig> {
@@ -67,16 +70,22 @@ export class WorkerRig {
     const prefix = uniquePrefix(options.name);
     const apiKey = options.apiKey ?? 'sk-test-rig-key-0001';
     const overrides = options.overrides ?? {};
-    const runtime = await openRuntime(testConfig(prefix, overrides, { ANTHROPIC_API_KEY: apiKey }), {
-      logger: silentLogger,
-    });
-    return new WorkerRig(emulator, runtime, prefix, apiKey, hooks, hookServer, hookUrl, overrides);
+    const redisUrl = options.redisUrl ?? REDIS_URL;
+    const runtime = await openRuntime(
+      testConfig(prefix, overrides, { ANTHROPIC_API_KEY: apiKey, REDIS_URL: redisUrl }),
+      { logger: silentLogger },
+    );
+    return new WorkerRig(emulator, runtime, prefix, apiKey, hooks, hookServer, hookUrl, overrides, redisUrl);
   }
 
   /** Starts a worker with its own runtime, logging into {@link logger}. */
   async startWorker(key = this.apiKey): Promise<ClaudeWorker> {
     const runtime = await openRuntime(
-      testConfig(this.prefix, this.overrides, { ALERT_WEBHOOK_URL: this.hookUrl, ANTHROPIC_API_KEY: key }),
+      testConfig(this.prefix, this.overrides, {
+        ALERT_WEBHOOK_URL: this.hookUrl,
+        ANTHROPIC_API_KEY: key,
+        REDIS_URL: this.redisUrl,
+      }),
       { logger: process.env['TEST_LOG'] ? createLogger({ level: 'debug' }) : this.logger },
     );
     this.workerRuntimes.push(runtime);
@@ -96,7 +105,11 @@ export class WorkerRig {
 
   /** Environment for a `claude-batch` CLI child on this rig's Redis prefix (no API key). */
   cliEnv(): NodeJS.ProcessEnv {
-    return cliEnv({ REDIS_URL, CLAUDE_BATCH_PREFIX: this.prefix, ANTHROPIC_BASE_URL: this.emulator.url });
+    return cliEnv({
+      REDIS_URL: this.redisUrl,
+      CLAUDE_BATCH_PREFIX: this.prefix,
+      ANTHROPIC_BASE_URL: this.emulator.url,
+    });
   }
 
   /** Every request succeeded, and the emulator answered each with exactly one 200. */
@@ -123,7 +136,7 @@ export class WorkerRig {
     await Promise.allSettled(this.workers.map((w) => w.close()));
     await Promise.allSettled(this.workerRuntimes.map((r) => r.close()));
     await this.runtime.close();
-    await deletePrefix(this.prefix);
+    await deletePrefix(this.prefix, { url: this.redisUrl, clusterNodes: [] });
     await this.emulator.close();
     await new Promise((resolve) => this.hookServer.close(resolve));
   }

@@ -104,6 +104,7 @@ describe('/metrics', () => {
       'claude_batch_tokens_total',
       'claude_batch_truncated_total',
       'claude_batch_refused_total',
+      'claude_batch_maybe_billed_total',
       'claude_batch_queue_jobs',
       'claude_batch_queue_paused',
       'claude_batch_key_breaker_open',

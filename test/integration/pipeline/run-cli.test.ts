@@ -115,6 +115,7 @@ describe('claude-batch worker --until-idle', () => {
         reason: 'terminal',
         message: expect.any(String),
         attempts: 1,
+        maybe_billed: 0,
         failed_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
         request_id: expect.any(String),
         model: 'claude-haiku-4-5',
