@@ -42,7 +42,8 @@ export function isApiErrorType(value: unknown): value is ApiErrorType {
  * type invalid_request_error; many public reports 2025-2026, see anthropic-api.md), or 402 / 403
  * billing_error (the documented shapes, newest and older).
  */
-export type BillingErrorStatus = 400 | 402 | 403;
+export const BILLING_ERROR_STATUSES = [400, 402, 403] as const;
+export type BillingErrorStatus = (typeof BILLING_ERROR_STATUSES)[number];
 
 /** How a refusal for an empty balance goes out: status and body type. */
 export function billingShape(status: BillingErrorStatus): { status: number; type: ApiErrorType } {

@@ -24,7 +24,7 @@ export class EmulatorState {
   /** null: any non-empty key is accepted. */
   readonly #keys: ReadonlySet<string> | null;
   readonly #revoked = new Set<string>();
-  readonly #forbidden: ResolvedOptions['forbidden'];
+  readonly #forbidden: ResolvedOptions['forbiddenModels'];
   spendCapReached: boolean;
   credits: CreditLedger | null;
   latency: ResolvedLatency;
@@ -47,7 +47,7 @@ export class EmulatorState {
     this.maxBodyBytes = o.maxBodyBytes;
     this.maxOutputTokens = o.maxOutputTokens;
     this.#keys = o.apiKeys.length === 0 ? null : new Set(o.apiKeys);
-    this.#forbidden = o.forbidden;
+    this.#forbidden = o.forbiddenModels;
     this.spendCapReached = o.spendCapReached;
     this.credits = o.credits === null ? null : new CreditLedger(o.credits);
     this.latency = o.latency;
