@@ -157,6 +157,15 @@ export const EMULATOR_FLAGS: readonly EmulatorFlagSpec[] = [
     defaultText: '0',
     doc: 'latency per output token',
   },
+  {
+    flags: '--max-concurrent <n>',
+    kind: 'int',
+    to: ['maxConcurrent'],
+    schema: optionShape.maxConcurrent,
+    unit: 'requests',
+    defaultText: 'unlimited',
+    doc: 'requests in flight at once; one more gets 429 rate_limit_error "Number of concurrent connections has exceeded your rate limit..." with retry-after',
+  },
   { flags: '--faults <file>', kind: 'string', doc: 'JSON fault plan (see below)' },
   {
     flags: '--fault <type=probability>',
@@ -449,14 +458,43 @@ Environment:
 Output: the URL (e.g. http://127.0.0.1:40123) alone on stdout once listening; a summary on stderr.
 SIGINT or SIGTERM closes it. Use the URL as ANTHROPIC_BASE_URL or the SDK's baseURL.
 
+Answers like the live API's (each also injectable, see below):
+  - every response carries anthropic-ratelimit-{requests,input-tokens,output-tokens}-{limit,remaining,
+    reset}: from the buckets where --rpm/--itpm/--otpm are set, else an unlimited tier (1000000
+    requests, 1000000000 tokens per minute, always full), so clients adapting to them are not slowed.
+  - empty balance (--credits): 400 invalid_request_error "Your credit balance is too low..." by
+    default; --billing-status 402 or 403 for billing_error.
+  - --max-concurrent N: request N+1 in flight gets 429 rate_limit_error "Number of concurrent
+    connections has exceeded your rate limit..." with retry-after: 1.
+  - "stream": true answers text/event-stream: message_start, content_block_start, ping,
+    content_block_delta (4 tokens each, paced by --per-output-token-ms), content_block_stop,
+    message_delta (stop_reason, usage), message_stop; accumulated it equals the non-streamed reply.
+  - error.details.error_code (status and type as SDK 1.14 declares them): organization_on_hold,
+    cmek_key_disabled (400 invalid_request_error); linked_organization_billing_unavailable,
+    linked_organization_spend_limit_reached (402 billing_error); contract_spend_limit_reached,
+    enforced_spend_limit_reached (429, no retry-after), ramp_limit_exceeded (429, retry-after);
+    cmek_context_unavailable, cmek_key_unreachable (503 api_error).
+  - bodies that are not the API's: html_502/html_503/html_504 (an HTML page), empty_502/empty_503/
+    empty_504 (no body), html_413 (413 without JSON): no request-id, no rate-limit headers;
+    reset_mid_response (200 headers and part of the body, then a reset); connection_reset (no
+    answer), hang (never answers). Injected api_error (500) and overloaded_error (529) carry no
+    retry-after.
+All of these are fault types (--fault, --fault-script, the faults file, markers, PUT /_emulator/faults).
+
 Faults file (--faults): JSON {"probabilities": {"overloaded_error": 0.05, ...},
-  "script": ["api_error", "ok", {"type": "rate_limit_error", "retryAfterSeconds": 3}],
-  "retryAfterSeconds": 1}. --fault and --fault-script override its parts.
+  "script": ["api_error", "ok", {"type": "rate_limit_error", "retryAfterSeconds": 3},
+    {"type": "rate_limit_error", "errorCode": "ramp_limit_exceeded"},
+    {"type": "overloaded_error", "afterDeltas": 5}],
+  "retryAfterSeconds": 1}. --fault and --fault-script override its parts. afterDeltas: a streamed
+  request sends that many deltas, then an "event: error" with the fault's body (connection_reset:
+  a reset); a request that is not streamed meets the fault at once.
 Per-prompt markers in message text: @@fault:TYPE@@, @@fault:TYPE:K@@ (first K attempts fail),
-  @@fault:rate_limit_error:K:SECONDS@@, @@stop:max_tokens@@, @@stop:refusal@@, @@output_tokens:N@@.
+  @@fault:rate_limit_error:K:SECONDS@@, @@stream_fault:TYPE:D@@ (a stream fails after D deltas;
+  @@stream_fault:TYPE:D:K@@ on the first K attempts), @@stop:max_tokens@@, @@stop:refusal@@,
+  @@output_tokens:N@@.
 Control API (no key needed): GET /_emulator/stats, GET /_emulator/log, POST /_emulator/reset,
   PUT /_emulator/faults, PUT /_emulator/limits, PUT /_emulator/latency, POST /_emulator/credits/top-up,
-  POST /_emulator/revoke, POST /_emulator/spend-cap.
+  POST /_emulator/revoke, POST /_emulator/spend-cap, PUT /_emulator/max-concurrent {"maxConcurrent": N}.
 
 Exit codes: 0 closed by a signal; 2 bad flag or value; 3 could not start (e.g. port in use).`;
 

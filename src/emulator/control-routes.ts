@@ -16,9 +16,16 @@
  *   POST /_emulator/revoke       { key }       → { ok: true }
  *   POST /_emulator/restore      { key }       → { ok: true }
  *   POST /_emulator/spend-cap    { on }        → { spendCapReached }
+ *   PUT  /_emulator/max-concurrent { maxConcurrent: N | null } → { maxConcurrent }
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { keyBodySchema, spendCapBodySchema, topUpBodySchema, type EmulatorControl } from './control.js';
+import {
+  keyBodySchema,
+  maxConcurrentBodySchema,
+  spendCapBodySchema,
+  topUpBodySchema,
+  type EmulatorControl,
+} from './control.js';
 import type { FaultPlan } from './fault-plan.js';
 import { EmulatorOptionsError } from './option-error.js';
 import { parseOption } from './option-schema.js';
@@ -120,6 +127,9 @@ function dispatch(
     case 'POST spend-cap':
       control.setSpendCap(parseOption(spendCapBodySchema, parse(body), 'body').on);
       return JSON.stringify({ spendCapReached: control.stats().spendCapReached });
+    case 'PUT max-concurrent':
+      control.setMaxConcurrent(parseOption(maxConcurrentBodySchema, parse(body), 'body').maxConcurrent);
+      return JSON.stringify({ maxConcurrent: control.stats().maxConcurrent });
     default:
       return undefined;
   }

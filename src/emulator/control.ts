@@ -7,6 +7,7 @@ import { validateFaultPlan, type FaultPlan } from './fault-plan.js';
 import { EmulatorOptionsError } from './option-error.js';
 import { boolean, finite, nonEmptyString, parseOption, strictObject } from './option-schema.js';
 import {
+  maxConcurrentSchema,
   validateCredits,
   validateLatency,
   validateLimits,
@@ -24,6 +25,9 @@ export interface EmulatorStats extends RequestCounters {
   /** Current credit balance, or null when credits are unlimited. */
   creditBalance: number | null;
   spendCapReached: boolean;
+  /** The concurrency limit (null: none) and the requests in flight now. */
+  maxConcurrent: number | null;
+  inFlight: number;
   revokedKeys: number;
   promptCacheEntries: number;
   /** Current bucket levels per model (only models that have been used and have limits). */
@@ -41,6 +45,7 @@ export type LogQuery = z.input<typeof logQuerySchema>;
 export const topUpBodySchema = strictObject({ amount: finite(0) });
 export const keyBodySchema = strictObject({ key: nonEmptyString() });
 export const spendCapBodySchema = strictObject({ on: boolean() });
+export const maxConcurrentBodySchema = strictObject({ maxConcurrent: maxConcurrentSchema });
 
 export interface EmulatorControl {
   stats(): EmulatorStats;
@@ -65,6 +70,8 @@ export interface EmulatorControl {
   restoreKey(key: string): void;
   /** On: every /v1/messages request gets 429 enforced_spend_limit_reached, without retry-after. */
   setSpendCap(on: boolean): void;
+  /** Sets the concurrency limit (null: none); requests already in flight are not affected. */
+  setMaxConcurrent(n: number | null): void;
 }
 
 export function createControl(state: EmulatorState): EmulatorControl {
@@ -74,6 +81,8 @@ export function createControl(state: EmulatorState): EmulatorControl {
       lastSeq: state.log.lastSeq,
       creditBalance: state.credits?.balance ?? null,
       spendCapReached: state.spendCapReached,
+      maxConcurrent: state.maxConcurrent,
+      inFlight: state.inFlight,
       revokedKeys: state.revokedKeyCount,
       promptCacheEntries: state.cache.size,
       buckets: state.limiter.snapshot(),
@@ -99,6 +108,9 @@ export function createControl(state: EmulatorState): EmulatorControl {
     },
     revokeKey: (key) => state.revokeKey(parseOption(nonEmptyString(), key, 'key')),
     restoreKey: (key) => state.restoreKey(parseOption(nonEmptyString(), key, 'key')),
+    setMaxConcurrent: (n) => {
+      state.maxConcurrent = parseOption(maxConcurrentSchema, n, 'maxConcurrent');
+    },
     setSpendCap: (on) => {
       state.spendCapReached = parseOption(boolean(), on, 'on');
     },

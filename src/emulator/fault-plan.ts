@@ -7,14 +7,47 @@
  */
 import { hash } from 'node:crypto';
 import { z } from 'zod';
-import { API_ERROR_TYPES } from './api-error.js';
+import {
+  API_ERROR_TYPES,
+  EDGE_FAULT_NAMES,
+  ERROR_CODE_NAMES,
+  ERROR_CODES,
+  isApiErrorType,
+  type ApiErrorType,
+  type EdgeFault,
+  type ErrorCode,
+} from './api-error.js';
 import { finite, integer, oneOf, parseOption, strictObject } from './option-schema.js';
 
-/** Faults below HTTP: `connection_reset` destroys the socket unanswered, `hang` never answers. */
-export type TransportFault = 'connection_reset' | 'hang';
+/**
+ * Faults below the API: `connection_reset` destroys the socket unanswered, `hang` never answers,
+ * `reset_mid_response` sends the status line and headers (200) and part of the body, then resets.
+ */
+export type TransportFault = 'connection_reset' | 'hang' | 'reset_mid_response';
+const TRANSPORT_FAULTS: readonly TransportFault[] = ['connection_reset', 'hang', 'reset_mid_response'];
 
-export const FAULT_TYPES = [...API_ERROR_TYPES, 'connection_reset', 'hang'] as const;
-export type FaultType = (typeof FAULT_TYPES)[number];
+/**
+ * Every fault: an API error type (its usual status), an `error.details.error_code` (status and type
+ * from ERROR_CODES), a body that is not the API's (EDGE_FAULTS), or a transport fault.
+ */
+export type FaultType = ApiErrorType | ErrorCode | EdgeFault | TransportFault;
+export const FAULT_TYPES: readonly FaultType[] = [
+  ...API_ERROR_TYPES,
+  ...ERROR_CODE_NAMES,
+  ...EDGE_FAULT_NAMES,
+  ...TRANSPORT_FAULTS,
+];
+
+/** Faults a stream can meet after it started: an `event: error` with that body, or a reset. */
+export type MidStreamFault = ApiErrorType | ErrorCode | 'connection_reset';
+
+export function isMidStreamFault(value: unknown): value is MidStreamFault {
+  return (
+    isApiErrorType(value) ||
+    (typeof value === 'string' && Object.hasOwn(ERROR_CODES, value)) ||
+    value === 'connection_reset'
+  );
+}
 
 export function isFaultType(value: unknown): value is FaultType {
   return typeof value === 'string' && (FAULT_TYPES as readonly string[]).includes(value);
@@ -26,13 +59,41 @@ const STEP_TYPES = ['ok', ...FAULT_TYPES] as const;
 const scriptedFaultSchema = strictObject({
   /** The outcome; `ok` lets the request through untouched by fault injection. */
   type: oneOf(STEP_TYPES, `"ok" or one of ${FAULT_TYPES.join(', ')}`),
+  /**
+   * An `error.details.error_code` to answer with; `type` must then be the code's own type
+   * (e.g. `{type: "rate_limit_error", errorCode: "ramp_limit_exceeded"}`). Same as `type: CODE`.
+   */
+  errorCode: oneOf(ERROR_CODE_NAMES, `one of ${ERROR_CODE_NAMES.join(', ')}`).optional(),
   /** `retry-after` in whole seconds when `type` is `rate_limit_error`. Default: the plan's `retryAfterSeconds`. */
   retryAfterSeconds: integer(1).optional(),
+  /**
+   * Streamed requests (`stream: true`) only: the stream starts normally and meets the fault after
+   * this many text deltas (an `event: error` with the fault's body, or a reset for
+   * connection_reset). A request that is not streamed meets the fault as usual.
+   */
+  afterDeltas: integer(0).optional(),
+}).superRefine((step, ctx) => {
+  if (step.errorCode !== undefined && step.type !== ERROR_CODES[step.errorCode].type) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['type'],
+      input: step.type,
+      message: `"${ERROR_CODES[step.errorCode].type}", the type of error code ${step.errorCode}`,
+    });
+  }
+  if (step.afterDeltas !== undefined && !isMidStreamFault(step.errorCode ?? step.type)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['afterDeltas'],
+      input: step.afterDeltas,
+      message: 'no afterDeltas unless type is an API error type, an error code or connection_reset',
+    });
+  }
 });
 export type ScriptedFault = z.output<typeof scriptedFaultSchema>;
 
 const scriptStepSchema = z.union([oneOf(STEP_TYPES, 'a step'), scriptedFaultSchema], {
-  error: `"ok", one of ${FAULT_TYPES.join(', ')}, or {type, retryAfterSeconds}`,
+  error: `"ok", one of ${FAULT_TYPES.join(', ')}, or {type, errorCode, retryAfterSeconds, afterDeltas}`,
 });
 export type ScriptStep = z.output<typeof scriptStepSchema>;
 
@@ -66,8 +127,10 @@ export type FaultPlan = z.input<typeof faultPlanSchema>;
 /** What fault injection decided for one request. */
 export interface InjectedFault {
   type: FaultType;
-  /** Whole seconds; only meaningful for `rate_limit_error`. */
+  /** Whole seconds; only meaningful for `rate_limit_error` (and ramp_limit_exceeded). */
   retryAfterSeconds: number;
+  /** For a streamed request: fail after this many deltas instead of at once; null: at once. */
+  afterDeltas: number | null;
   source: 'marker' | 'script' | 'probability';
 }
 
@@ -126,18 +189,20 @@ export class FaultInjector {
       const step = script[this.#cursor++];
       if (step === undefined || step === 'ok') return null;
       if (typeof step === 'string')
-        return { type: step, retryAfterSeconds: this.retryAfterSeconds, source: 'script' };
+        return { type: step, retryAfterSeconds: this.retryAfterSeconds, afterDeltas: null, source: 'script' };
       if (step.type === 'ok') return null;
       return {
-        type: step.type,
+        type: step.errorCode ?? step.type,
         retryAfterSeconds: step.retryAfterSeconds ?? this.retryAfterSeconds,
+        afterDeltas: step.afterDeltas ?? null,
         source: 'script',
       };
     }
     if (this.#cumulative.length === 0) return null;
     const u = uniformFromKey(`fault\u0000${this.seed}\u0000${promptHash}\u0000${attempt}`);
     for (const [type, upTo] of this.#cumulative) {
-      if (u < upTo) return { type, retryAfterSeconds: this.retryAfterSeconds, source: 'probability' };
+      if (u < upTo)
+        return { type, retryAfterSeconds: this.retryAfterSeconds, afterDeltas: null, source: 'probability' };
     }
     return null;
   }

@@ -145,6 +145,10 @@ export interface ResolvedForbidden {
   byKey: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
+export const maxConcurrentSchema = integer(1)
+  .nullish()
+  .transform((n) => n ?? null);
+
 const clockSchema = z.custom<() => number>((v) => typeof v === 'function', {
   error: 'a function returning ms since the epoch',
 });
@@ -178,6 +182,13 @@ export const emulatorOptionsSchema = strictObject({
   maxBodyBytes: integer(1).default(DEFAULT_MAX_BODY_BYTES),
   /** Largest max_tokens accepted, in tokens; larger gets 400 invalid_request_error. Default 64,000. */
   maxOutputTokens: integer(1).default(DEFAULT_MAX_OUTPUT_TOKENS),
+  /**
+   * Requests in flight at once (`/v1/messages`, from admission until the response ends, streams
+   * included); one more gets 429 rate_limit_error "Number of concurrent connections has exceeded your
+   * rate limit..." with retry-after, as the live API sends. null: no limit. Changeable at run time.
+   * Default: null.
+   */
+  maxConcurrent: maxConcurrentSchema,
   /** Injected faults; changeable at run time. Default: none. */
   faults: faultPlanSchema.default({}),
   /** Artificial latency; changeable at run time. Default: none. */

@@ -26,6 +26,10 @@ export class EmulatorState {
   readonly #revoked = new Set<string>();
   readonly #forbidden: ResolvedOptions['forbiddenModels'];
   spendCapReached: boolean;
+  /** null: no concurrency limit. */
+  maxConcurrent: number | null;
+  /** `/v1/messages` requests admitted and not yet answered in full. */
+  inFlight = 0;
   credits: CreditLedger | null;
   latency: ResolvedLatency;
   readonly limiter: RateLimiter;
@@ -49,6 +53,7 @@ export class EmulatorState {
     this.#keys = o.apiKeys.length === 0 ? null : new Set(o.apiKeys);
     this.#forbidden = o.forbiddenModels;
     this.spendCapReached = o.spendCapReached;
+    this.maxConcurrent = o.maxConcurrent;
     this.credits = o.credits === null ? null : new CreditLedger(o.credits);
     this.latency = o.latency;
     this.limiter = new RateLimiter(o.limits, o.clock);
