@@ -1,18 +1,23 @@
 import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, Option, type Command } from 'commander';
+import type { z } from 'zod';
 import {
   EmulatorOptionsError,
   FAULT_TYPES,
   resolveEmulatorOptions,
   startEmulator,
-  type BillingErrorStatus,
   type EmulatorOptions,
   type FaultPlan,
-  type FaultType,
-  type RateLimits,
-  type ScriptStep,
 } from '../emulator/index.js';
-import { validateFaultPlan } from '../emulator/fault-plan.js';
+import { faultPlanSchema, isFaultType, validateFaultPlan } from '../emulator/fault-plan.js';
+import { parseOption } from '../emulator/option-schema.js';
+import {
+  creditsSchema,
+  emulatorOptionsSchema,
+  latencySchema,
+  rateLimitsSchema,
+  validateLatency,
+} from '../emulator/options.js';
 
 /** The same codes as the other commands: 2 for bad flags or values, 3 for failures outside the input. */
 const EXIT_USAGE = 2;
@@ -20,96 +25,344 @@ const EXIT_FAILURE = 3;
 
 export const EMULATOR_KEYS_ENV = 'CLAUDE_EMULATOR_KEYS';
 
-/** The flags as commander hands them over, after each value's own parser. */
-export interface EmulatorFlags {
-  host?: string;
-  port?: number;
-  rpm?: number;
-  itpm?: number;
-  otpm?: number;
-  otpmMode?: 'reserve' | 'produced';
-  models?: string[];
-  forbiddenModels?: string[];
-  latencyMs?: number;
-  jitterMs?: number;
-  perOutputTokenMs?: number;
-  faults?: string;
-  fault?: Array<[FaultType, number]>;
-  faultScript?: ScriptStep[];
-  faultRetryAfter?: number;
-  seed?: number;
-  credits?: number;
-  creditPerRequest?: number;
-  creditPerInputToken?: number;
-  creditPerOutputToken?: number;
-  billingStatus?: BillingErrorStatus;
-  maxBodyBytes?: number;
-  maxOutputTokens?: number;
-  logSize?: number;
-  spendCap?: boolean;
-  versionCheck?: boolean;
+/** How a flag's text becomes a value, before the option's own schema checks it. */
+type FlagKind = 'int' | 'number' | 'list' | 'string' | 'switch';
+
+/**
+ * One flag of `claude-batch emulator`: everything about it is here, and the commander option, its
+ * parser, its help line and its place in {@link EmulatorOptions} are all built from this row. The
+ * value is checked by the option's schema from options.ts, so a flag accepts exactly what the
+ * option does and says so in the same words.
+ */
+export interface EmulatorFlagSpec {
+  /** Commander's flag syntax, e.g. `--rpm <n>`. */
+  flags: string;
+  kind: FlagKind;
+  /** The option the value goes to (a path into EmulatorOptions); absent for the fault flags, merged apart. */
+  to?: readonly string[];
+  /** The schema of that option. */
+  schema?: z.ZodType;
+  /** Unit shown in the help, e.g. `ms`. */
+  unit?: string;
+  /** Default shown in the help. */
+  defaultText?: string;
+  /** Values shown in the help (and offered by completion). */
+  choices?: readonly string[];
+  /** A flag this one is meaningless without, and why, e.g. --otpm-mode needs --otpm. */
+  needs?: { flag: string; why: string };
+  /** The value a switch sets (default true). */
+  switchValue?: boolean;
+  /** Text parser for flags whose value is not a plain number/list/string (the fault flags). */
+  parse?: (value: string, previous: unknown) => unknown;
+  doc: string;
+}
+
+const optionShape = emulatorOptionsSchema.shape;
+
+/** Every flag, in help order. */
+export const EMULATOR_FLAGS: readonly EmulatorFlagSpec[] = [
+  {
+    flags: '--host <host>',
+    kind: 'string',
+    to: ['host'],
+    schema: optionShape.host,
+    defaultText: '127.0.0.1',
+    doc: 'interface to listen on',
+  },
+  {
+    flags: '--port <port>',
+    kind: 'int',
+    to: ['port'],
+    schema: optionShape.port,
+    defaultText: '0',
+    doc: 'TCP port; 0 picks a free one',
+  },
+  {
+    flags: '--rpm <n>',
+    kind: 'int',
+    to: ['limits', 'rpm'],
+    schema: rateLimitsSchema.shape.rpm,
+    unit: 'requests/min',
+    defaultText: 'unlimited',
+    doc: 'requests per minute per model (token bucket)',
+  },
+  {
+    flags: '--itpm <n>',
+    kind: 'int',
+    to: ['limits', 'itpm'],
+    schema: rateLimitsSchema.shape.itpm,
+    unit: 'tokens/min',
+    defaultText: 'unlimited',
+    doc: 'input tokens per minute per model (input + cache creation)',
+  },
+  {
+    flags: '--otpm <n>',
+    kind: 'int',
+    to: ['limits', 'otpm'],
+    schema: rateLimitsSchema.shape.otpm,
+    unit: 'tokens/min',
+    defaultText: 'unlimited',
+    doc: 'output tokens per minute per model',
+  },
+  {
+    flags: '--otpm-mode <mode>',
+    kind: 'string',
+    to: ['limits', 'otpmMode'],
+    schema: rateLimitsSchema.shape.otpmMode,
+    choices: ['reserve', 'produced'],
+    needs: { flag: '--otpm', why: 'there is no OTPM limit to apply it to' },
+    defaultText: 'produced',
+    doc: 'charge OTPM by reserving max_tokens up front, or as produced',
+  },
+  {
+    flags: '--models <ids>',
+    kind: 'list',
+    to: ['models'],
+    schema: optionShape.models,
+    defaultText: 'current Claude ids',
+    doc: 'comma-separated model ids to serve',
+  },
+  {
+    flags: '--forbidden-models <ids>',
+    kind: 'list',
+    to: ['forbiddenModels'],
+    schema: optionShape.forbiddenModels,
+    defaultText: 'none',
+    doc: 'comma-separated model ids every key gets 403 permission_error for',
+  },
+  {
+    flags: '--latency-ms <ms>',
+    kind: 'number',
+    to: ['latency', 'fixedMs'],
+    schema: latencySchema.unwrap().shape.fixedMs,
+    unit: 'ms',
+    defaultText: '0',
+    doc: 'fixed latency added to each reply',
+  },
+  {
+    flags: '--jitter-ms <ms>',
+    kind: 'number',
+    to: ['latency', 'jitterMs'],
+    schema: latencySchema.unwrap().shape.jitterMs,
+    unit: 'ms',
+    defaultText: '0',
+    doc: 'up to this much more, seeded',
+  },
+  {
+    flags: '--per-output-token-ms <ms>',
+    kind: 'number',
+    to: ['latency', 'perOutputTokenMs'],
+    schema: latencySchema.unwrap().shape.perOutputTokenMs,
+    unit: 'ms',
+    defaultText: '0',
+    doc: 'latency per output token',
+  },
+  {
+    flags: '--max-concurrent <n>',
+    kind: 'int',
+    to: ['maxConcurrent'],
+    schema: optionShape.maxConcurrent,
+    unit: 'requests',
+    defaultText: 'unlimited',
+    doc: 'requests in flight at once; one more gets 429 rate_limit_error "Number of concurrent connections has exceeded your rate limit..." with retry-after',
+  },
+  { flags: '--faults <file>', kind: 'string', doc: 'JSON fault plan (see below)' },
+  {
+    flags: '--fault <type=probability>',
+    kind: 'string',
+    parse: faultProbability,
+    doc: `probability of a fault type, repeatable; types: ${FAULT_TYPES.join(', ')}`,
+  },
+  {
+    flags: '--fault-script <steps>',
+    kind: 'list',
+    parse: faultScript,
+    doc: 'comma-separated outcomes for the next requests, "ok" to pass one',
+  },
+  {
+    flags: '--fault-retry-after <s>',
+    kind: 'int',
+    schema: faultPlanSchema.shape.retryAfterSeconds,
+    unit: 's',
+    defaultText: '1',
+    doc: 'retry-after of injected rate_limit_errors',
+  },
+  {
+    flags: '--seed <n>',
+    kind: 'int',
+    to: ['seed'],
+    schema: optionShape.seed,
+    defaultText: '0',
+    doc: 'seed for replies, jitter and fault draws',
+  },
+  {
+    flags: '--credits <balance>',
+    kind: 'number',
+    to: ['credits', 'balance'],
+    schema: creditsSchema.shape.balance,
+    unit: 'credits',
+    defaultText: 'unlimited',
+    doc: 'starting credit balance; refused once spent, as --billing-status says',
+  },
+  {
+    flags: '--credit-per-request <n>',
+    kind: 'number',
+    to: ['credits', 'perRequest'],
+    schema: creditsSchema.shape.perRequest,
+    needs: { flag: '--credits', why: 'a starting balance' },
+    defaultText: '1',
+    doc: 'credits per successful request',
+  },
+  {
+    flags: '--credit-per-input-token <n>',
+    kind: 'number',
+    to: ['credits', 'perInputToken'],
+    schema: creditsSchema.shape.perInputToken,
+    needs: { flag: '--credits', why: 'a starting balance' },
+    defaultText: '0',
+    doc: 'credits per input token',
+  },
+  {
+    flags: '--credit-per-output-token <n>',
+    kind: 'number',
+    to: ['credits', 'perOutputToken'],
+    schema: creditsSchema.shape.perOutputToken,
+    needs: { flag: '--credits', why: 'a starting balance' },
+    defaultText: '0',
+    doc: 'credits per output token',
+  },
+  {
+    flags: '--billing-status <status>',
+    kind: 'int',
+    to: ['billingErrorStatus'],
+    schema: optionShape.billingErrorStatus,
+    choices: ['400', '402', '403'],
+    defaultText: '400',
+    doc: 'how an empty balance is refused: 400 = invalid_request_error "Your credit balance is too low..." as the live API sends it; 402 / 403 = billing_error as documented',
+  },
+  {
+    flags: '--max-body-bytes <n>',
+    kind: 'int',
+    to: ['maxBodyBytes'],
+    schema: optionShape.maxBodyBytes,
+    unit: 'bytes',
+    defaultText: '33554432',
+    doc: 'largest request body before 413',
+  },
+  {
+    flags: '--max-output-tokens <n>',
+    kind: 'int',
+    to: ['maxOutputTokens'],
+    schema: optionShape.maxOutputTokens,
+    unit: 'tokens',
+    defaultText: '64000',
+    doc: 'largest max_tokens accepted',
+  },
+  {
+    flags: '--log-size <n>',
+    kind: 'int',
+    to: ['requestLogSize'],
+    schema: optionShape.requestLogSize,
+    unit: 'entries',
+    defaultText: '10000',
+    doc: 'request log entries kept; 0 turns the log off',
+  },
+  {
+    flags: '--spend-cap',
+    kind: 'switch',
+    to: ['spendCapReached'],
+    doc: 'start with the spend cap reached (429 enforced_spend_limit_reached)',
+  },
+  {
+    flags: '--no-version-check',
+    kind: 'switch',
+    to: ['anthropicVersionRequired'],
+    switchValue: false,
+    doc: 'accept requests without the anthropic-version header',
+  },
+];
+
+/** The flags as commander hands them over (by attribute name), after each value's own parser. */
+export type EmulatorFlags = Readonly<Record<string, unknown>>;
+
+function flagName(spec: EmulatorFlagSpec): string {
+  return spec.flags.split(' ')[0] ?? spec.flags;
+}
+
+function attributeOf(spec: EmulatorFlagSpec): string {
+  return new Option(spec.flags).attributeName();
 }
 
 function bad(flag: string, value: string, expected: string): InvalidArgumentError {
   return new InvalidArgumentError(`${flag} expects ${expected}, got ${JSON.stringify(value)}.`);
 }
 
-function integer(flag: string, min: number, max = Number.MAX_SAFE_INTEGER) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
-      throw bad(
-        flag,
-        value,
-        max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer in [${min}, ${max}]`,
-      );
+/** Text → value by kind, then the option's schema; errors name the flag, the text and what it takes. */
+function parserFor(spec: EmulatorFlagSpec): (value: string, previous: unknown) => unknown {
+  const flag = flagName(spec);
+  return (text, previous) => {
+    if (spec.parse !== undefined) return spec.parse(text, previous);
+    let value: unknown = text;
+    if (spec.kind === 'int') value = /^\s*-?\d+\s*$/.test(text) ? Number(text) : Number.NaN;
+    else if (spec.kind === 'number') value = text.trim() === '' ? Number.NaN : Number(text);
+    else if (spec.kind === 'list') {
+      const items = splitList(text);
+      if (items.length === 0) throw bad(flag, text, 'a comma-separated list');
+      value = items;
     }
-    return n;
-  };
-}
-
-function decimal(flag: string, min: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (value.trim() === '' || !Number.isFinite(n) || n < min) throw bad(flag, value, `a number >= ${min}`);
-    return n;
-  };
-}
-
-function list(flag: string) {
-  return (value: string): string[] => {
-    const items = value
-      .split(',')
-      .map((s) => s.trim())
-      .filter((s) => s.length > 0);
-    if (items.length === 0) throw bad(flag, value, 'a comma-separated list');
-    return items;
-  };
-}
-
-function faultProbability(
-  value: string,
-  previous: Array<[FaultType, number]> | undefined,
-): Array<[FaultType, number]> {
-  const eq = value.indexOf('=');
-  const type = value.slice(0, eq);
-  const p = Number(value.slice(eq + 1));
-  if (eq < 0 || !(FAULT_TYPES as readonly string[]).includes(type)) {
-    throw bad('--fault', value, `TYPE=PROBABILITY with TYPE one of ${FAULT_TYPES.join(', ')}`);
-  }
-  if (value.slice(eq + 1).trim() === '' || !Number.isFinite(p) || p < 0 || p > 1) {
-    throw bad('--fault', value, 'a probability in [0, 1] after "="');
-  }
-  return [...(previous ?? []), [type as FaultType, p]];
-}
-
-function faultScript(value: string): ScriptStep[] {
-  return list('--fault-script')(value).map((step) => {
-    if (step !== 'ok' && !(FAULT_TYPES as readonly string[]).includes(step)) {
-      throw bad('--fault-script', value, `a comma-separated list of "ok" and ${FAULT_TYPES.join(', ')}`);
+    if (spec.schema === undefined) return value;
+    try {
+      parseOption(spec.schema, value, flag);
+    } catch (err) {
+      if (err instanceof EmulatorOptionsError) throw bad(flag, text, err.expected);
+      throw err;
     }
-    return step as ScriptStep;
-  });
+    return value;
+  };
+}
+
+function splitList(text: string): string[] {
+  return text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+}
+
+function faultProbability(text: string, previous: unknown): Array<[string, number]> {
+  const eq = text.indexOf('=');
+  const type = eq < 0 ? text : text.slice(0, eq);
+  const p = eq < 0 || text.slice(eq + 1).trim() === '' ? Number.NaN : Number(text.slice(eq + 1));
+  try {
+    validateFaultPlan({ probabilities: { [type]: p } });
+  } catch (err) {
+    if (err instanceof EmulatorOptionsError) {
+      const expected = isFaultType(type)
+        ? 'a probability in [0, 1] after "="'
+        : `TYPE=PROBABILITY with TYPE one of ${FAULT_TYPES.join(', ')}`;
+      throw bad('--fault', text, expected);
+    }
+    throw err;
+  }
+  return [...((previous as Array<[string, number]> | undefined) ?? []), [type, p]];
+}
+
+function faultScript(text: string): unknown[] {
+  const steps = splitList(text);
+  try {
+    validateFaultPlan({ script: steps });
+  } catch (err) {
+    if (err instanceof EmulatorOptionsError) {
+      throw bad('--fault-script', text, `a comma-separated list of "ok" and ${FAULT_TYPES.join(', ')}`);
+    }
+    throw err;
+  }
+  return steps;
+}
+
+function helpLine(spec: EmulatorFlagSpec): string {
+  const unit = spec.unit === undefined ? '' : ` [${spec.unit}]`;
+  const fallback = spec.defaultText === undefined ? '' : ` (default: ${spec.defaultText})`;
+  return `${spec.doc}${unit}${fallback}`;
 }
 
 /** A usage error raised after commander's own parsing: which flag, which value. */
@@ -129,95 +382,70 @@ export function emulatorOptionsFromFlags(
   env: NodeJS.ProcessEnv = process.env,
   readFile: (path: string) => string = (path) => readFileSync(path, 'utf8'),
 ): EmulatorOptions {
-  const options: EmulatorOptions = {};
-  if (flags.host !== undefined) options.host = flags.host;
-  if (flags.port !== undefined) options.port = flags.port;
+  const options: Record<string, unknown> = {};
   const keys = env[EMULATOR_KEYS_ENV];
-  if (keys !== undefined && keys.trim() !== '') {
-    options.apiKeys = keys
-      .split(',')
-      .map((k) => k.trim())
-      .filter((k) => k.length > 0);
-  }
-  if (flags.versionCheck === false) options.anthropicVersionRequired = false;
-  if (flags.billingStatus !== undefined) options.billingErrorStatus = flags.billingStatus;
-  if (flags.models !== undefined) options.models = flags.models;
-  if (flags.forbiddenModels !== undefined) options.forbiddenModels = flags.forbiddenModels;
-  if (flags.otpmMode !== undefined && flags.otpm === undefined) {
-    throw new EmulatorFlagError(
-      '--otpm-mode',
-      flags.otpmMode,
-      '--otpm-mode needs --otpm (there is no OTPM limit to apply it to).',
-    );
-  }
-  if (flags.rpm !== undefined || flags.itpm !== undefined || flags.otpm !== undefined) {
-    const limits: RateLimits = {};
-    if (flags.rpm !== undefined) limits.rpm = flags.rpm;
-    if (flags.itpm !== undefined) limits.itpm = flags.itpm;
-    if (flags.otpm !== undefined) limits.otpm = flags.otpm;
-    if (flags.otpmMode !== undefined) limits.otpmMode = flags.otpmMode;
-    options.limits = limits;
-  }
-  if (flags.maxBodyBytes !== undefined) options.maxBodyBytes = flags.maxBodyBytes;
-  if (flags.maxOutputTokens !== undefined) options.maxOutputTokens = flags.maxOutputTokens;
-  if (flags.latencyMs !== undefined || flags.jitterMs !== undefined || flags.perOutputTokenMs !== undefined) {
-    options.latency = {
-      fixedMs: flags.latencyMs ?? 0,
-      jitterMs: flags.jitterMs ?? 0,
-      perOutputTokenMs: flags.perOutputTokenMs ?? 0,
-    };
-  }
-  options.faults = faultPlanFrom(flags, readFile);
-  if (flags.seed !== undefined) options.seed = flags.seed;
-  if (flags.credits !== undefined) {
-    options.credits = { balance: flags.credits };
-    if (flags.creditPerRequest !== undefined) options.credits.perRequest = flags.creditPerRequest;
-    if (flags.creditPerInputToken !== undefined) options.credits.perInputToken = flags.creditPerInputToken;
-    if (flags.creditPerOutputToken !== undefined) options.credits.perOutputToken = flags.creditPerOutputToken;
-  } else {
-    for (const [flag, value] of [
-      ['--credit-per-request', flags.creditPerRequest],
-      ['--credit-per-input-token', flags.creditPerInputToken],
-      ['--credit-per-output-token', flags.creditPerOutputToken],
-    ] as const) {
-      if (value !== undefined)
-        throw new EmulatorFlagError(flag, value, `${flag} needs --credits (a starting balance).`);
+  if (keys !== undefined && keys.trim() !== '') options.apiKeys = splitList(keys);
+  for (const spec of EMULATOR_FLAGS) {
+    if (spec.to === undefined) continue;
+    const value = flags[attributeOf(spec)];
+    if (value === undefined) continue;
+    // A switch only counts when given: commander sets `--no-x` flags to true when absent.
+    if (spec.kind === 'switch' && value !== (spec.switchValue ?? true)) continue;
+    if (spec.needs !== undefined) {
+      const { flag: needed, why } = spec.needs;
+      if (flags[new Option(needed).attributeName()] === undefined) {
+        const flag = flagName(spec);
+        throw new EmulatorFlagError(flag, value, `${flag} needs ${needed} (${why}).`);
+      }
     }
+    setPath(options, spec.to, value);
   }
-  if (flags.spendCap === true) options.spendCapReached = true;
-  if (flags.logSize !== undefined) options.requestLogSize = flags.logSize;
-  return options;
+  // The latency flags set parts of one option; the rest take their documented defaults.
+  if (options.latency !== undefined) options.latency = validateLatency(options.latency);
+  options.faults = faultPlanFrom(flags, readFile);
+  return options as EmulatorOptions;
+}
+
+function setPath(target: Record<string, unknown>, path: readonly string[], value: unknown): void {
+  let at = target;
+  for (const key of path.slice(0, -1)) {
+    const next = at[key];
+    if (typeof next === 'object' && next !== null) at = next as Record<string, unknown>;
+    else at = at[key] = {};
+  }
+  const last = path[path.length - 1];
+  if (last !== undefined) at[last] = value;
 }
 
 function faultPlanFrom(flags: EmulatorFlags, readFile: (path: string) => string): FaultPlan {
   let plan: FaultPlan = {};
-  if (flags.faults !== undefined) {
+  const file = flags.faults as string | undefined;
+  if (file !== undefined) {
     let text: string;
     try {
-      text = readFile(flags.faults);
+      text = readFile(file);
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
-      throw new EmulatorFlagError(
-        '--faults',
-        flags.faults,
-        `--faults ${flags.faults}: cannot read the file (${reason}).`,
-      );
+      throw new EmulatorFlagError('--faults', file, `--faults ${file}: cannot read the file (${reason}).`);
     }
     try {
       plan = validateFaultPlan(JSON.parse(text), 'faults');
     } catch (err) {
       const reason =
         err instanceof SyntaxError ? 'not valid JSON' : err instanceof Error ? err.message : String(err);
-      throw new EmulatorFlagError('--faults', flags.faults, `--faults ${flags.faults}: ${reason}`);
+      throw new EmulatorFlagError('--faults', file, `--faults ${file}: ${reason}`);
     }
   }
-  if (flags.fault !== undefined) {
-    const probabilities = { ...plan.probabilities };
-    for (const [type, p] of flags.fault) probabilities[type] = p;
+  const fault = flags.fault as Array<[string, number]> | undefined;
+  if (fault !== undefined) {
+    const probabilities: Record<string, number> = { ...plan.probabilities };
+    for (const [type, p] of fault) probabilities[type] = p;
     plan = { ...plan, probabilities };
   }
-  if (flags.faultScript !== undefined) plan = { ...plan, script: flags.faultScript };
-  if (flags.faultRetryAfter !== undefined) plan = { ...plan, retryAfterSeconds: flags.faultRetryAfter };
+  const script = flags.faultScript as FaultPlan['script'];
+  if (script !== undefined) plan = { ...plan, script };
+  const retryAfter = flags.faultRetryAfter as number | undefined;
+  if (retryAfter !== undefined) plan = { ...plan, retryAfterSeconds: retryAfter };
   return plan;
 }
 
@@ -230,130 +458,61 @@ Environment:
 Output: the URL (e.g. http://127.0.0.1:40123) alone on stdout once listening; a summary on stderr.
 SIGINT or SIGTERM closes it. Use the URL as ANTHROPIC_BASE_URL or the SDK's baseURL.
 
+Answers like the live API's (each also injectable, see below):
+  - every response carries anthropic-ratelimit-{requests,input-tokens,output-tokens}-{limit,remaining,
+    reset}: from the buckets where --rpm/--itpm/--otpm are set, else an unlimited tier (1000000
+    requests, 1000000000 tokens per minute, always full), so clients adapting to them are not slowed.
+  - empty balance (--credits): 400 invalid_request_error "Your credit balance is too low..." by
+    default; --billing-status 402 or 403 for billing_error.
+  - --max-concurrent N: request N+1 in flight gets 429 rate_limit_error "Number of concurrent
+    connections has exceeded your rate limit..." with retry-after: 1.
+  - "stream": true answers text/event-stream: message_start, content_block_start, ping,
+    content_block_delta (4 tokens each, paced by --per-output-token-ms), content_block_stop,
+    message_delta (stop_reason, usage), message_stop; accumulated it equals the non-streamed reply.
+  - error.details.error_code (status and type as SDK 1.14 declares them): organization_on_hold,
+    cmek_key_disabled (400 invalid_request_error); linked_organization_billing_unavailable,
+    linked_organization_spend_limit_reached (402 billing_error); contract_spend_limit_reached,
+    enforced_spend_limit_reached (429, no retry-after), ramp_limit_exceeded (429, retry-after);
+    cmek_context_unavailable, cmek_key_unreachable (503 api_error).
+  - bodies that are not the API's: html_502/html_503/html_504 (an HTML page), empty_502/empty_503/
+    empty_504 (no body), html_413 (413 without JSON): no request-id, no rate-limit headers;
+    reset_mid_response (200 headers and part of the body, then a reset); connection_reset (no
+    answer), hang (never answers). Injected api_error (500) and overloaded_error (529) carry no
+    retry-after.
+All of these are fault types (--fault, --fault-script, the faults file, markers, PUT /_emulator/faults).
+
 Faults file (--faults): JSON {"probabilities": {"overloaded_error": 0.05, ...},
-  "script": ["api_error", "ok", {"type": "rate_limit_error", "retryAfterSeconds": 3}],
-  "retryAfterSeconds": 1}. --fault and --fault-script override its parts.
+  "script": ["api_error", "ok", {"type": "rate_limit_error", "retryAfterSeconds": 3},
+    {"type": "rate_limit_error", "errorCode": "ramp_limit_exceeded"},
+    {"type": "overloaded_error", "afterDeltas": 5}],
+  "retryAfterSeconds": 1}. --fault and --fault-script override its parts. afterDeltas: a streamed
+  request sends that many deltas, then an "event: error" with the fault's body (connection_reset:
+  a reset); a request that is not streamed meets the fault at once.
 Per-prompt markers in message text: @@fault:TYPE@@, @@fault:TYPE:K@@ (first K attempts fail),
-  @@fault:rate_limit_error:K:SECONDS@@, @@stop:max_tokens@@, @@stop:refusal@@, @@output_tokens:N@@.
+  @@fault:rate_limit_error:K:SECONDS@@, @@stream_fault:TYPE:D@@ (a stream fails after D deltas;
+  @@stream_fault:TYPE:D:K@@ on the first K attempts), @@stop:max_tokens@@, @@stop:refusal@@,
+  @@output_tokens:N@@.
 Control API (no key needed): GET /_emulator/stats, GET /_emulator/log, POST /_emulator/reset,
   PUT /_emulator/faults, PUT /_emulator/limits, PUT /_emulator/latency, POST /_emulator/credits/top-up,
-  POST /_emulator/revoke, POST /_emulator/spend-cap.
+  POST /_emulator/revoke, POST /_emulator/spend-cap, PUT /_emulator/max-concurrent {"maxConcurrent": N}.
 
 Exit codes: 0 closed by a signal; 2 bad flag or value; 3 could not start (e.g. port in use).`;
 
 /** Adds `claude-batch emulator`: the Messages API emulator as a standalone server. */
 export function registerEmulatorCommand(program: Command): void {
-  program
+  const command = program
     .command('emulator')
     .description(
       'Run the Messages API emulator (offline API with rate limits, faults, credits) until stopped.',
-    )
-    .option('--host <host>', 'interface to listen on', '127.0.0.1')
-    .option('--port <port>', 'TCP port; 0 picks a free one (default: 0)', integer('--port', 0, 65_535))
-    .option(
-      '--rpm <n>',
-      'requests per minute per model (token bucket; default: unlimited)',
-      integer('--rpm', 1),
-    )
-    .option('--itpm <n>', 'input tokens per minute per model (default: unlimited)', integer('--itpm', 1))
-    .option('--otpm <n>', 'output tokens per minute per model (default: unlimited)', integer('--otpm', 1))
-    .addOption(
-      new Option(
-        '--otpm-mode <mode>',
-        'charge OTPM by reserving max_tokens up front, or as produced (default: produced)',
-      ).choices(['reserve', 'produced']),
-    )
-    .option(
-      '--models <ids>',
-      'comma-separated model ids to serve (default: current Claude ids)',
-      list('--models'),
-    )
-    .option(
-      '--forbidden-models <ids>',
-      'comma-separated model ids every key gets 403 permission_error for',
-      list('--forbidden-models'),
-    )
-    .option(
-      '--latency-ms <ms>',
-      'fixed latency added to each reply [ms] (default: 0)',
-      decimal('--latency-ms', 0),
-    )
-    .option('--jitter-ms <ms>', 'up to this much more, seeded [ms] (default: 0)', decimal('--jitter-ms', 0))
-    .option(
-      '--per-output-token-ms <ms>',
-      'latency per output token [ms] (default: 0)',
-      decimal('--per-output-token-ms', 0),
-    )
-    .option('--faults <file>', 'JSON fault plan (see below)')
-    .option(
-      '--fault <type=probability>',
-      `probability of a fault type, repeatable; types: ${FAULT_TYPES.join(', ')}`,
-      faultProbability,
-    )
-    .option(
-      '--fault-script <steps>',
-      'comma-separated outcomes for the next requests, "ok" to pass one',
-      faultScript,
-    )
-    .option(
-      '--fault-retry-after <s>',
-      'retry-after of injected rate_limit_errors [s] (default: 1)',
-      integer('--fault-retry-after', 1),
-    )
-    .option(
-      '--seed <n>',
-      'seed for replies, jitter and fault draws (default: 0)',
-      integer('--seed', Number.MIN_SAFE_INTEGER),
-    )
-    .option(
-      '--credits <balance>',
-      'starting credit balance; refused once spent, as --billing-status says (default: unlimited)',
-      decimal('--credits', 0),
-    )
-    .option(
-      '--credit-per-request <n>',
-      'credits per successful request (default: 1)',
-      decimal('--credit-per-request', 0),
-    )
-    .option(
-      '--credit-per-input-token <n>',
-      'credits per input token (default: 0)',
-      decimal('--credit-per-input-token', 0),
-    )
-    .option(
-      '--credit-per-output-token <n>',
-      'credits per output token (default: 0)',
-      decimal('--credit-per-output-token', 0),
-    )
-    .addOption(
-      new Option(
-        '--billing-status <status>',
-        'how an empty balance is refused: 400 = invalid_request_error "Your credit balance is too low..." ' +
-          'as the live API sends it; 402 / 403 = billing_error as documented (default: 400)',
-      )
-        .choices(['400', '402', '403'])
-        .argParser((v) => {
-          if (v !== '400' && v !== '403' && v !== '402') throw bad('--billing-status', v, '400, 402 or 403');
-          return Number(v) as BillingErrorStatus;
-        }),
-    )
-    .option(
-      '--max-body-bytes <n>',
-      'largest request body before 413 [bytes] (default: 33554432)',
-      integer('--max-body-bytes', 1),
-    )
-    .option(
-      '--max-output-tokens <n>',
-      'largest max_tokens accepted [tokens] (default: 64000)',
-      integer('--max-output-tokens', 1),
-    )
-    .option(
-      '--log-size <n>',
-      'request log entries kept; 0 turns the log off (default: 10000)',
-      integer('--log-size', 0),
-    )
-    .option('--spend-cap', 'start with the spend cap reached (429 enforced_spend_limit_reached)')
-    .option('--no-version-check', 'accept requests without the anthropic-version header')
+    );
+  for (const spec of EMULATOR_FLAGS) {
+    const option = new Option(spec.flags, helpLine(spec));
+    if (spec.choices !== undefined) option.choices(spec.choices);
+    // After choices(), which installs its own parser: ours checks the same values and converts them.
+    if (spec.kind !== 'switch') option.argParser(parserFor(spec));
+    command.addOption(option);
+  }
+  command
     .addHelpText('after', HELP_AFTER)
     .exitOverride((err) => {
       process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE);
@@ -405,7 +564,7 @@ function describe(options: EmulatorOptions): string {
   if (options.limits !== undefined) parts.push(`limits ${JSON.stringify(options.limits)}`);
   const plan = options.faults;
   if (plan?.probabilities !== undefined || plan?.script !== undefined) parts.push('faults on');
-  if (options.credits !== undefined) parts.push(`credits ${options.credits.balance}`);
+  if (options.credits != null) parts.push(`credits ${options.credits.balance}`);
   if (options.latency !== undefined) parts.push(`latency ${JSON.stringify(options.latency)}`);
   return ` (${parts.join('; ')})`;
 }

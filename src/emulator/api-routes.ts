@@ -8,19 +8,37 @@
  * a request, which the runner must not mistake for capacity spent.
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import { DEFAULT_MESSAGES, wireShape, type ApiErrorType } from './api-error.js';
-import { uniformFromKey, type InjectedFault } from './fault-plan.js';
+import {
+  DEFAULT_MESSAGES,
+  EDGE_FAULTS,
+  ERROR_CODES,
+  edgePage,
+  errorBody,
+  errorCodeRetries,
+  isApiErrorType,
+  wireShape,
+  type ApiErrorType,
+  type ErrorCode,
+} from './api-error.js';
+import { uniformFromKey, type InjectedFault, type MidStreamFault } from './fault-plan.js';
 import { parseMarkers, type Markers } from './markers.js';
 import { analyzePrompt } from './prompt-analysis.js';
 import { isRefusal } from './rate-limiter.js';
 import type { RequestLogEntry } from './request-log.js';
 import { sendError, sendJson } from './respond.js';
 import type { EmulatorState } from './state.js';
+import { streamMessage, type StreamFault } from './stream-reply.js';
 import { validateMessagesRequest, type MessagesRequest } from './validate-request.js';
 
 const SPEND_LIMIT_DETAILS = { error_code: 'enforced_spend_limit_reached' } as const;
-const SPEND_LIMIT_MESSAGE =
-  'You have reached your specified API usage limits. You will regain access when the limit resets or when you raise it.';
+const SPEND_LIMIT_MESSAGE = ERROR_CODES.enforced_spend_limit_reached.message;
+/**
+ * The live API's words for a concurrency limit (public reports: anthropics/anthropic-sdk-python#496,
+ * 2024; cline/cline#4351, 2025): the cure is fewer requests in flight, not fewer per minute.
+ */
+export const CONCURRENCY_MESSAGE =
+  'Number of concurrent connections has exceeded your rate limit. Please try again later or contact sales at https://www.anthropic.com/contact-sales to discuss your options for a rate limit increase.';
+const CONCURRENCY_RETRY_AFTER_SECONDS = 1;
 const MODELS_PREFIX = '/v1/models/';
 
 /** Handles one API request whose body has been read (null: it was over maxBodyBytes). */
@@ -86,26 +104,34 @@ function createMessage(
   if (state.spendCapReached) {
     entry.rateLimit = 'spend_cap';
     // No retry-after: waiting does not lift a spend cap.
-    reject(
-      state,
-      res,
-      entry,
-      'rate_limit_error',
-      SPEND_LIMIT_MESSAGE,
-      state.limiter.headers(model),
-      SPEND_LIMIT_DETAILS,
-    );
+    reject(state, res, entry, 'rate_limit_error', SPEND_LIMIT_MESSAGE, null, SPEND_LIMIT_DETAILS);
     return;
   }
   if (state.credits?.exhausted() === true) {
-    reject(state, res, entry, 'billing_error', DEFAULT_MESSAGES.billing_error, state.limiter.headers(model));
+    reject(state, res, entry, 'billing_error', DEFAULT_MESSAGES.billing_error);
     return;
   }
 
+  const streamed = request.stream === true;
   const markers = prompt.markerTexts === null ? null : parseMarkers(prompt.markerTexts);
   const fault = markerFault(state, markers, attempt) ?? state.faults.decide(prompt.promptHash, attempt);
+  let midStream: InjectedFault | null = streamed ? markerStreamFault(state, markers, attempt) : null;
   if (fault !== null) {
-    injectFault(state, req, res, entry, fault, model, latencyMs(state, prompt.promptHash, attempt, 0));
+    if (streamed && fault.afterDeltas !== null) {
+      midStream ??= fault;
+    } else {
+      injectFault(state, req, res, entry, fault, model, latencyMs(state, prompt.promptHash, attempt, 0));
+      return;
+    }
+  }
+
+  if (state.maxConcurrent !== null && state.inFlight >= state.maxConcurrent) {
+    entry.rateLimit = 'concurrency';
+    entry.retryAfterSeconds = CONCURRENCY_RETRY_AFTER_SECONDS;
+    reject(state, res, entry, 'rate_limit_error', CONCURRENCY_MESSAGE, [
+      'retry-after',
+      String(CONCURRENCY_RETRY_AFTER_SECONDS),
+    ]);
     return;
   }
 
@@ -118,12 +144,16 @@ function createMessage(
   if (isRefusal(admission)) {
     entry.rateLimit = admission.limit;
     entry.retryAfterSeconds = admission.retryAfterSeconds;
-    const extra = state.limiter.headers(model) ?? [];
-    extra.push('retry-after', String(admission.retryAfterSeconds));
-    reject(state, res, entry, 'rate_limit_error', admission.message, extra);
+    reject(state, res, entry, 'rate_limit_error', admission.message, [
+      'retry-after',
+      String(admission.retryAfterSeconds),
+    ]);
     return;
   }
   state.cache.commit(prompt.breakpoints);
+  // In flight from admission until the response has ended (or the client went away).
+  state.inFlight++;
+  res.once('close', () => state.inFlight--);
 
   const reply = state.replies.build(
     prompt.promptHash,
@@ -141,22 +171,37 @@ function createMessage(
   entry.stopReason = reply.stopReason;
   state.log.record(entry);
 
+  const id = state.ids.next('msg');
+  const usage = {
+    input_tokens: inputTokens,
+    cache_creation_input_tokens: cached.cacheCreationTokens,
+    cache_read_input_tokens: cached.cacheReadTokens,
+    output_tokens: reply.outputTokens,
+  };
+  const requestId = entry.requestId;
+  if (streamed) {
+    const l = state.latency;
+    const firstMs = latencyMs(state, prompt.promptHash, attempt, 0);
+    streamMessage(
+      res,
+      ['request-id', requestId, ...state.limiter.headers(model)],
+      { id, model, text: reply.text, stopReason: reply.stopReason, usage },
+      { firstMs, perOutputTokenMs: l.perOutputTokenMs, later: (ms, fn) => state.later(ms, fn) },
+      midStream === null ? null : streamFault(state, midStream, requestId),
+      () => state.limiter.settle(admission, reply.outputTokens),
+    );
+    return;
+  }
   const message = JSON.stringify({
-    id: state.ids.next('msg'),
+    id,
     type: 'message',
     role: 'assistant',
     model,
     content: [{ type: 'text', text: reply.text }],
     stop_reason: reply.stopReason,
     stop_sequence: null,
-    usage: {
-      input_tokens: inputTokens,
-      cache_creation_input_tokens: cached.cacheCreationTokens,
-      cache_read_input_tokens: cached.cacheReadTokens,
-      output_tokens: reply.outputTokens,
-    },
+    usage,
   });
-  const requestId = entry.requestId;
   state.later(latencyMs(state, prompt.promptHash, attempt, reply.outputTokens), () => {
     state.limiter.settle(admission, reply.outputTokens);
     sendJson(res, 200, requestId, message, state.limiter.headers(model));
@@ -226,8 +271,46 @@ function markerFault(state: EmulatorState, markers: Markers | null, attempt: num
   return {
     type: marker.type,
     retryAfterSeconds: marker.retryAfterSeconds ?? state.faults.retryAfterSeconds,
+    afterDeltas: null,
     source: 'marker',
   };
+}
+
+function markerStreamFault(
+  state: EmulatorState,
+  markers: Markers | null,
+  attempt: number,
+): InjectedFault | null {
+  const marker = markers?.streamFault;
+  if (marker == null || (marker.failFirst !== null && attempt > marker.failFirst)) return null;
+  return {
+    type: marker.type,
+    retryAfterSeconds: state.faults.retryAfterSeconds,
+    afterDeltas: marker.afterDeltas,
+    source: 'marker',
+  };
+}
+
+/** The `event: error` body a mid-stream fault sends (null: reset the connection instead). */
+function streamFault(state: EmulatorState, fault: InjectedFault, requestId: string): StreamFault {
+  const type = fault.type as MidStreamFault;
+  if (type === 'connection_reset') return { afterDeltas: fault.afterDeltas ?? 0, errorBody: null };
+  const shape = errorShape(state, type);
+  return {
+    afterDeltas: fault.afterDeltas ?? 0,
+    errorBody: errorBody(shape.type, shape.message, requestId, shape.details),
+  };
+}
+
+/** Status, type, message and details of an API error type or an error code. */
+function errorShape(
+  state: EmulatorState,
+  type: ApiErrorType | ErrorCode,
+): { status: number; type: ApiErrorType; message: string; details?: { error_code: ErrorCode } } {
+  if (isApiErrorType(type))
+    return { ...wireShape(type, state.billingErrorStatus), message: DEFAULT_MESSAGES[type] };
+  const code = ERROR_CODES[type];
+  return { status: code.status, type: code.type, message: code.message, details: { error_code: type } };
 }
 
 function injectFault(
@@ -240,32 +323,68 @@ function injectFault(
   delayMs: number,
 ): void {
   entry.fault = fault.source;
-  if (fault.type === 'connection_reset' || fault.type === 'hang') {
+  const faultType = fault.type;
+  if (faultType === 'connection_reset' || faultType === 'hang' || faultType === 'reset_mid_response') {
     entry.status = 0;
-    entry.errorType = fault.type;
+    entry.errorType = faultType;
     state.log.record(entry);
     // A hang keeps the socket open and unanswered until the client gives up or the emulator closes.
-    if (fault.type === 'connection_reset') state.later(delayMs, () => req.socket.destroy());
+    if (faultType === 'connection_reset') state.later(delayMs, () => req.socket.destroy());
+    if (faultType === 'reset_mid_response') {
+      state.later(delayMs, () => {
+        // The status line and headers of a success, a first part of its body, then a reset.
+        res.writeHead(200, [
+          'content-type',
+          'application/json',
+          'request-id',
+          entry.requestId,
+          'content-length',
+          '4096',
+          ...state.limiter.headers(model),
+        ]);
+        res.write(`{"id":"msg_${entry.requestId.slice(4)}","type":"message","role":"assistant",`, () =>
+          res.destroy(),
+        );
+      });
+    }
     return;
   }
-  const type: ApiErrorType = fault.type;
-  let extra = type === 'request_too_large' ? null : state.limiter.headers(model);
-  if (type === 'rate_limit_error') {
+  if (Object.hasOwn(EDGE_FAULTS, faultType)) {
+    const edge = EDGE_FAULTS[faultType as keyof typeof EDGE_FAULTS];
+    entry.status = edge.status;
+    entry.errorType = faultType;
+    state.log.record(entry);
+    // What a proxy sends: no request-id, no rate-limit headers, no JSON.
+    state.later(delayMs, () => {
+      const body = edge.html ? edgePage(edge.status) : '';
+      const headers = ['content-length', String(Buffer.byteLength(body))];
+      if (edge.html) headers.push('content-type', 'text/html');
+      res.writeHead(edge.status, headers);
+      res.end(body);
+    });
+    return;
+  }
+  const shape = errorShape(state, faultType as ApiErrorType | ErrorCode);
+  const extra: string[] = [];
+  if (
+    faultType === 'rate_limit_error' ||
+    (!isApiErrorType(faultType) && errorCodeRetries(faultType as ErrorCode))
+  ) {
     entry.rateLimit = 'injected';
     entry.retryAfterSeconds = fault.retryAfterSeconds;
-    extra ??= [];
     extra.push('retry-after', String(fault.retryAfterSeconds));
   }
-  const wire = wireShape(type, state.billingErrorStatus);
-  entry.status = wire.status;
-  entry.errorType = wire.type;
-  entry.billing = type === 'billing_error';
+  entry.status = shape.status;
+  entry.errorType = shape.type;
+  entry.billing = faultType === 'billing_error' || shape.type === 'billing_error';
   state.log.record(entry);
+  const headers = [...state.limiter.headers(model), ...extra];
   state.later(delayMs, () =>
-    sendError(res, wire.status, entry.requestId, wire.type, DEFAULT_MESSAGES[type], extra),
+    sendError(res, shape.status, entry.requestId, shape.type, shape.message, headers, shape.details),
   );
 }
 
+/** Answers an error; the rate-limit headers of the request's model (if known) go with it, as the API's do. */
 function reject(
   state: EmulatorState,
   res: ServerResponse,
@@ -280,13 +399,15 @@ function reject(
   entry.errorType = wire.type;
   entry.billing = type === 'billing_error';
   state.log.record(entry);
-  sendError(res, wire.status, entry.requestId, wire.type, message, extraHeaders, details);
+  const headers = state.limiter.headers(entry.model);
+  if (extraHeaders != null) headers.push(...extraHeaders);
+  sendError(res, wire.status, entry.requestId, wire.type, message, headers, details);
 }
 
 function ok(state: EmulatorState, res: ServerResponse, entry: RequestLogEntry, body: string): void {
   entry.status = 200;
   state.log.record(entry);
-  sendJson(res, 200, entry.requestId, body);
+  sendJson(res, 200, entry.requestId, body, state.limiter.headers(entry.model));
 }
 
 function latencyMs(state: EmulatorState, promptHash: string, attempt: number, outputTokens: number): number {

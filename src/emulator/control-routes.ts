@@ -16,11 +16,19 @@
  *   POST /_emulator/revoke       { key }       → { ok: true }
  *   POST /_emulator/restore      { key }       → { ok: true }
  *   POST /_emulator/spend-cap    { on }        → { spendCapReached }
+ *   PUT  /_emulator/max-concurrent { maxConcurrent: N | null } → { maxConcurrent }
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { EmulatorControl } from './control.js';
+import {
+  keyBodySchema,
+  maxConcurrentBodySchema,
+  spendCapBodySchema,
+  topUpBodySchema,
+  type EmulatorControl,
+} from './control.js';
 import type { FaultPlan } from './fault-plan.js';
-import { EmulatorOptionsError, checkObject } from './option-error.js';
+import { EmulatorOptionsError } from './option-error.js';
+import { parseOption } from './option-schema.js';
 import type { CreditsOptions, LatencyOptions, LimitsOption } from './options.js';
 import { sendError, sendJson } from './respond.js';
 
@@ -107,16 +115,21 @@ function dispatch(
       control.setCredits(parse(body) as CreditsOptions | null);
       return JSON.stringify({ balance: control.stats().creditBalance });
     case 'POST credits/top-up':
-      return JSON.stringify({ balance: control.topUp(field(body, 'amount') as number) });
+      return JSON.stringify({
+        balance: control.topUp(parseOption(topUpBodySchema, parse(body), 'body').amount),
+      });
     case 'POST revoke':
-      control.revokeKey(field(body, 'key') as string);
+      control.revokeKey(parseOption(keyBodySchema, parse(body), 'body').key);
       return OK;
     case 'POST restore':
-      control.restoreKey(field(body, 'key') as string);
+      control.restoreKey(parseOption(keyBodySchema, parse(body), 'body').key);
       return OK;
     case 'POST spend-cap':
-      control.setSpendCap(field(body, 'on') as boolean);
+      control.setSpendCap(parseOption(spendCapBodySchema, parse(body), 'body').on);
       return JSON.stringify({ spendCapReached: control.stats().spendCapReached });
+    case 'PUT max-concurrent':
+      control.setMaxConcurrent(parseOption(maxConcurrentBodySchema, parse(body), 'body').maxConcurrent);
+      return JSON.stringify({ maxConcurrent: control.stats().maxConcurrent });
     default:
       return undefined;
   }
@@ -125,10 +138,6 @@ function dispatch(
 function parse(body: Buffer): unknown {
   const text = body.toString('utf8').trim();
   return text === '' ? undefined : JSON.parse(text);
-}
-
-function field(body: Buffer, name: string): unknown {
-  return checkObject(parse(body), 'body')[name];
 }
 
 function numberParam(params: URLSearchParams, name: string): number | undefined {

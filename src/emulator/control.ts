@@ -2,9 +2,12 @@
  * The in-process control and observation handle. The HTTP endpoints under `/_emulator/` call the same
  * methods, so both surfaces behave alike and validate alike.
  */
+import type { z } from 'zod';
 import { validateFaultPlan, type FaultPlan } from './fault-plan.js';
-import { EmulatorOptionsError, checkBoolean, checkNumber, checkString } from './option-error.js';
+import { EmulatorOptionsError } from './option-error.js';
+import { boolean, finite, nonEmptyString, parseOption, strictObject } from './option-schema.js';
 import {
+  maxConcurrentSchema,
   validateCredits,
   validateLatency,
   validateLimits,
@@ -22,18 +25,27 @@ export interface EmulatorStats extends RequestCounters {
   /** Current credit balance, or null when credits are unlimited. */
   creditBalance: number | null;
   spendCapReached: boolean;
+  /** The concurrency limit (null: none) and the requests in flight now. */
+  maxConcurrent: number | null;
+  inFlight: number;
   revokedKeys: number;
   promptCacheEntries: number;
   /** Current bucket levels per model (only models that have been used and have limits). */
   buckets: Record<string, Partial<Record<LimitName, { limit: number; remaining: number }>>>;
 }
 
-export interface LogQuery {
+/** The bodies (and query) of the control calls, declared once for the method and its HTTP route. */
+export const logQuerySchema = strictObject({
   /** Only entries with a greater seq. Default 0. */
-  sinceSeq?: number;
+  sinceSeq: finite(0).default(0),
   /** At most this many (the newest). Default: all kept. */
-  limit?: number;
-}
+  limit: finite(0).default(Number.POSITIVE_INFINITY),
+});
+export type LogQuery = z.input<typeof logQuerySchema>;
+export const topUpBodySchema = strictObject({ amount: finite(0) });
+export const keyBodySchema = strictObject({ key: nonEmptyString() });
+export const spendCapBodySchema = strictObject({ on: boolean() });
+export const maxConcurrentBodySchema = strictObject({ maxConcurrent: maxConcurrentSchema });
 
 export interface EmulatorControl {
   stats(): EmulatorStats;
@@ -58,6 +70,8 @@ export interface EmulatorControl {
   restoreKey(key: string): void;
   /** On: every /v1/messages request gets 429 enforced_spend_limit_reached, without retry-after. */
   setSpendCap(on: boolean): void;
+  /** Sets the concurrency limit (null: none); requests already in flight are not affected. */
+  setMaxConcurrent(n: number | null): void;
 }
 
 export function createControl(state: EmulatorState): EmulatorControl {
@@ -67,15 +81,16 @@ export function createControl(state: EmulatorState): EmulatorControl {
       lastSeq: state.log.lastSeq,
       creditBalance: state.credits?.balance ?? null,
       spendCapReached: state.spendCapReached,
+      maxConcurrent: state.maxConcurrent,
+      inFlight: state.inFlight,
       revokedKeys: state.revokedKeyCount,
       promptCacheEntries: state.cache.size,
       buckets: state.limiter.snapshot(),
     }),
-    log: (query = {}) =>
-      state.log.entries(
-        query.sinceSeq === undefined ? 0 : checkNumber(query.sinceSeq, 'log.sinceSeq', 0),
-        query.limit === undefined ? Number.POSITIVE_INFINITY : checkNumber(query.limit, 'log.limit', 0),
-      ),
+    log: (query = {}) => {
+      const q = parseOption(logQuerySchema, query, 'log');
+      return state.log.entries(q.sinceSeq, q.limit);
+    },
     reset: () => state.reset(),
     faults: () => state.faults.plan(),
     setFaults: (plan) => state.faults.setPlan(validateFaultPlan(plan, 'faults')),
@@ -85,16 +100,19 @@ export function createControl(state: EmulatorState): EmulatorControl {
     setLimits: (limits) => state.limiter.setLimits(validateLimits(limits, 'limits')),
     setCredits: (credits) => state.setCredits(credits === null ? null : validateCredits(credits, 'credits')),
     topUp: (amount) => {
-      checkNumber(amount, 'amount', 0);
+      parseOption(finite(0), amount, 'amount');
       if (state.credits === null) {
         throw new EmulatorOptionsError('credits', null, 'credits configured (setCredits) before a top-up');
       }
       return state.credits.topUp(amount);
     },
-    revokeKey: (key) => state.revokeKey(checkString(key, 'key')),
-    restoreKey: (key) => state.restoreKey(checkString(key, 'key')),
+    revokeKey: (key) => state.revokeKey(parseOption(nonEmptyString(), key, 'key')),
+    restoreKey: (key) => state.restoreKey(parseOption(nonEmptyString(), key, 'key')),
+    setMaxConcurrent: (n) => {
+      state.maxConcurrent = parseOption(maxConcurrentSchema, n, 'maxConcurrent');
+    },
     setSpendCap: (on) => {
-      state.spendCapReached = checkBoolean(on, 'on');
+      state.spendCapReached = parseOption(boolean(), on, 'on');
     },
   };
 }

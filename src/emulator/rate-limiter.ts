@@ -128,17 +128,19 @@ export class RateLimiter {
   }
 
   /**
-   * `anthropic-ratelimit-*` headers for the model's configured limits, as a flat [name, value, ...] list.
+   * `anthropic-ratelimit-*` headers, as a flat [name, value, ...] list, for every response as the
+   * live API sends them: from the model's buckets where a limit is configured, and from the
+   * effectively unlimited {@link UNLIMITED_TIER} for the rest (or for a request with no model yet), so
+   * a client that adapts to the headers is never throttled by an emulator without limits.
    * Token `remaining` is rounded down to the thousand, as the API does; `reset` is when the bucket is full.
    */
-  headers(model: string): string[] | null {
-    const b = this.#for(model);
-    if (b === null) return null;
+  headers(model: string | null): string[] {
+    const b = model === null ? null : this.#for(model);
     const now = this.clock();
     const out: string[] = [];
-    push(out, 'requests', b.rpm, now, 1);
-    push(out, 'input-tokens', b.itpm, now, 1000);
-    push(out, 'output-tokens', b.otpm, now, 1000);
+    push(out, 'requests', b?.rpm ?? null, UNLIMITED_TIER.rpm, now, 1);
+    push(out, 'input-tokens', b?.itpm ?? null, UNLIMITED_TIER.itpm, now, 1000);
+    push(out, 'output-tokens', b?.otpm ?? null, UNLIMITED_TIER.otpm, now, 1000);
     return out;
   }
 
@@ -167,8 +169,45 @@ export function isRefusal(result: Ticket | Refusal): result is Refusal {
   return 'limit' in result;
 }
 
-function push(out: string[], name: string, bucket: TokenBucket | null, now: number, roundTo: number): void {
-  if (bucket === null) return;
+/**
+ * What the headers report for a limit that is not configured: far above any test or benchmark, so
+ * "no limits" stays no limits for a client reading them (1,000,000 requests and 1,000,000,000 tokens
+ * per minute; always full).
+ */
+export const UNLIMITED_TIER = { rpm: 1_000_000, itpm: 1_000_000_000, otpm: 1_000_000_000 } as const;
+
+/** The reset time of an always-full limit, as text: recomputed at most once per second. */
+let fullSecond = -1;
+let fullText = '';
+function fullAt(now: number): string {
+  const second = Math.ceil(now / 1000);
+  if (second !== fullSecond) {
+    fullSecond = second;
+    fullText = new Date(second * 1000).toISOString().slice(0, 19) + 'Z';
+  }
+  return fullText;
+}
+
+function push(
+  out: string[],
+  name: string,
+  bucket: TokenBucket | null,
+  unlimited: number,
+  now: number,
+  roundTo: number,
+): void {
+  if (bucket === null) {
+    const value = String(unlimited);
+    out.push(
+      `anthropic-ratelimit-${name}-limit`,
+      value,
+      `anthropic-ratelimit-${name}-remaining`,
+      value,
+      `anthropic-ratelimit-${name}-reset`,
+      fullAt(now),
+    );
+    return;
+  }
   const level = Math.max(0, bucket.level());
   const remaining = Math.floor(level / roundTo) * roundTo;
   // RFC 3339 in whole seconds (rounded up, so "full by then" stays true), like the API's own headers.

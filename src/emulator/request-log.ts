@@ -5,7 +5,7 @@
  */
 import type { LimitName } from './rate-limiter.js';
 
-export type RateLimitCause = LimitName | 'injected' | 'spend_cap';
+export type RateLimitCause = LimitName | 'injected' | 'spend_cap' | 'concurrency';
 
 export interface RequestLogEntry {
   /** 1, 2, 3... in the order outcomes were decided; survives wrap-around, restarts at reset. */
@@ -68,7 +68,14 @@ function emptyCounters(): RequestCounters {
     byErrorType: {},
     byPath: {},
     tokens: { input: 0, output: 0, cacheCreation: 0, cacheRead: 0 },
-    rateLimited: { requests: 0, input_tokens: 0, output_tokens: 0, injected: 0, spend_cap: 0 },
+    rateLimited: {
+      requests: 0,
+      input_tokens: 0,
+      output_tokens: 0,
+      injected: 0,
+      spend_cap: 0,
+      concurrency: 0,
+    },
     faultsInjected: 0,
   };
 }

@@ -24,8 +24,12 @@ export class EmulatorState {
   /** null: any non-empty key is accepted. */
   readonly #keys: ReadonlySet<string> | null;
   readonly #revoked = new Set<string>();
-  readonly #forbidden: ResolvedOptions['forbidden'];
+  readonly #forbidden: ResolvedOptions['forbiddenModels'];
   spendCapReached: boolean;
+  /** null: no concurrency limit. */
+  maxConcurrent: number | null;
+  /** `/v1/messages` requests admitted and not yet answered in full. */
+  inFlight = 0;
   credits: CreditLedger | null;
   latency: ResolvedLatency;
   readonly limiter: RateLimiter;
@@ -47,8 +51,9 @@ export class EmulatorState {
     this.maxBodyBytes = o.maxBodyBytes;
     this.maxOutputTokens = o.maxOutputTokens;
     this.#keys = o.apiKeys.length === 0 ? null : new Set(o.apiKeys);
-    this.#forbidden = o.forbidden;
+    this.#forbidden = o.forbiddenModels;
     this.spendCapReached = o.spendCapReached;
+    this.maxConcurrent = o.maxConcurrent;
     this.credits = o.credits === null ? null : new CreditLedger(o.credits);
     this.latency = o.latency;
     this.limiter = new RateLimiter(o.limits, o.clock);

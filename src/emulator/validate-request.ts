@@ -28,6 +28,8 @@ export interface MessagesRequest {
   messages: MessageParam[];
   system?: string | Block[];
   tools?: Block[];
+  /** Answer as server-sent events (stream-reply.ts). */
+  stream?: boolean;
 }
 
 /** The API's limit on blocks with cache_control in one request. */
@@ -58,9 +60,7 @@ export function validateMessagesRequest(
     if (maxTokens > maxOutputTokens) {
       return `max_tokens: ${maxTokens} > ${maxOutputTokens}, which is the maximum allowed number of output tokens for ${model}`;
     }
-    if (stream === true) {
-      return 'stream: streaming is not supported by this emulator; omit stream or set it to false';
-    }
+    if (stream !== undefined && typeof stream !== 'boolean') return 'stream: Input should be a valid boolean';
   }
   if (messages === undefined) return 'messages: Field required';
   if (!Array.isArray(messages)) return 'messages: Input should be a valid list';

@@ -76,6 +76,10 @@ describe('claude-batch emulator (CLI)', () => {
       ['--faults', '/nonexistent/plan.json'],
     ],
     [['--frobnicate'], ['--frobnicate']],
+    [
+      ['--max-concurrent', '0'],
+      ['--max-concurrent', '0', 'an integer >= 1'],
+    ],
   ])('rejects %j with exit code 2 and names the option and value', async (args, mentions) => {
     const { code, stderr, stdout } = await finish(start(args));
     expect(code).toBe(2);
@@ -112,7 +116,14 @@ describe('claude-batch emulator (CLI)', () => {
       '--credits',
       '--billing-status',
       '--max-body-bytes',
+      '--max-concurrent',
       'CLAUDE_EMULATOR_KEYS',
+      'text/event-stream',
+      'ramp_limit_exceeded',
+      'html_502',
+      'reset_mid_response',
+      '@@stream_fault:',
+      'anthropic-ratelimit-',
     ]) {
       expect(stdout).toContain(flag);
     }

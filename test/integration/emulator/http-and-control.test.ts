@@ -94,7 +94,10 @@ describe('HTTP surface', () => {
       { model: MODEL, max_tokens: 10, messages: [{ role: 'user', content: [{ type: 'text' }] }] },
       'messages.0.content.0.text',
     ],
-    [{ model: MODEL, max_tokens: 10, stream: true, messages: [{ role: 'user', content: 'x' }] }, 'stream:'],
+    [
+      { model: MODEL, max_tokens: 10, stream: 'yes', messages: [{ role: 'user', content: 'x' }] },
+      'stream: Input should be a valid boolean',
+    ],
     ['{"model": ', 'error parsing the body'],
   ])('validation: %j → %s', async (body, message) => {
     const emu = await emulator();

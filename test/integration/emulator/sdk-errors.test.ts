@@ -27,7 +27,7 @@ interface Row {
   status: number;
   type: string;
   errorClass: abstract new (...args: never[]) => APIError;
-  /** Whether the anthropic-ratelimit-* headers come with this answer. */
+  /** Whether the anthropic-ratelimit-* headers come with this answer (every API answer carries them, as the live API's do). */
   rateLimitHeaders: boolean;
   options?: EmulatorOptions;
   call: (client: Anthropic, bad: Anthropic) => Promise<unknown>;
@@ -39,7 +39,7 @@ const ROWS: Row[] = [
     status: 400,
     type: 'invalid_request_error',
     errorClass: BadRequestError,
-    rateLimitHeaders: false,
+    rateLimitHeaders: true,
     call: (c) => c.messages.create(params('hi', { max_tokens: 0 })),
   },
   {
@@ -55,7 +55,7 @@ const ROWS: Row[] = [
     status: 401,
     type: 'authentication_error',
     errorClass: AuthenticationError,
-    rateLimitHeaders: false,
+    rateLimitHeaders: true,
     call: (_c, bad) => bad.messages.create(params('hi')),
   },
   {
@@ -63,7 +63,7 @@ const ROWS: Row[] = [
     status: 403,
     type: 'permission_error',
     errorClass: PermissionDeniedError,
-    rateLimitHeaders: false,
+    rateLimitHeaders: true,
     call: (c) => c.messages.create(params('hi', { model: 'claude-opus-4-1' })),
   },
   {
@@ -99,7 +99,7 @@ const ROWS: Row[] = [
     status: 404,
     type: 'not_found_error',
     errorClass: NotFoundError,
-    rateLimitHeaders: false,
+    rateLimitHeaders: true,
     call: (c) => c.messages.create(params('hi', { model: 'claude-nonexistent-9' })),
   },
   {
@@ -107,7 +107,7 @@ const ROWS: Row[] = [
     status: 413,
     type: 'request_too_large',
     errorClass: ContentTooLargeError,
-    rateLimitHeaders: false,
+    rateLimitHeaders: true,
     call: (c) => c.messages.create(params('x'.repeat(80 * 1024))),
   },
   {

@@ -25,11 +25,17 @@ describe('FaultInjector', () => {
       { script: ['hang', 'ok', { type: 'rate_limit_error', retryAfterSeconds: 5 }] },
       0,
     );
-    expect(injector.decide('p', 1)).toEqual({ type: 'hang', retryAfterSeconds: 1, source: 'script' });
+    expect(injector.decide('p', 1)).toEqual({
+      type: 'hang',
+      retryAfterSeconds: 1,
+      afterDeltas: null,
+      source: 'script',
+    });
     expect(injector.decide('p', 2)).toBeNull();
     expect(injector.decide('p', 3)).toEqual({
       type: 'rate_limit_error',
       retryAfterSeconds: 5,
+      afterDeltas: null,
       source: 'script',
     });
     expect(injector.decide('p', 4)).toBeNull();
@@ -57,6 +63,10 @@ describe('validateFaultPlan', () => {
     [{ script: [{ type: 'api_error', retryAfterSeconds: 0 }] }, 'faults.script.0.retryAfterSeconds'],
     [{ retryAfterSeconds: 1.5 }, 'faults.retryAfterSeconds'],
     [{ probabilty: {} }, 'faults.probabilty'],
+    [{ script: [{ type: 'api_error', errorCode: 'ramp_limit_exceeded' }] }, 'faults.script.0.type'],
+    [{ script: [{ type: 'rate_limit_error', errorCode: 'nope' }] }, 'faults.script.0.errorCode'],
+    [{ script: [{ type: 'hang', afterDeltas: 2 }] }, 'faults.script.0.afterDeltas'],
+    [{ script: [{ type: 'api_error', afterDeltas: -1 }] }, 'faults.script.0.afterDeltas'],
   ])('rejects %j naming %s', (plan, option) => {
     let error: unknown;
     try {

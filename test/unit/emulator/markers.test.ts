@@ -20,6 +20,25 @@ describe('parseMarkers', () => {
     });
     expect(parseMarkers(['@@fault:connection_reset@@']).fault?.type).toBe('connection_reset');
     expect(parseMarkers(['@@fault:hang@@']).fault?.type).toBe('hang');
+    expect(parseMarkers(['@@fault:ramp_limit_exceeded@@']).fault?.type).toBe('ramp_limit_exceeded');
+    expect(parseMarkers(['@@fault:html_503@@']).fault?.type).toBe('html_503');
+  });
+
+  it('reads stream faults: type, deltas before it, and optionally the first k attempts', () => {
+    expect(parseMarkers(['@@stream_fault:overloaded_error:3@@']).streamFault).toEqual({
+      type: 'overloaded_error',
+      afterDeltas: 3,
+      failFirst: null,
+    });
+    expect(parseMarkers(['@@stream_fault:connection_reset:0:2@@']).streamFault).toEqual({
+      type: 'connection_reset',
+      afterDeltas: 0,
+      failFirst: 2,
+    });
+    // Only faults a started stream can meet: not a hang, not an edge page; the deltas are required.
+    expect(parseMarkers(['@@stream_fault:hang:1@@']).streamFault).toBeNull();
+    expect(parseMarkers(['@@stream_fault:html_502:1@@']).streamFault).toBeNull();
+    expect(parseMarkers(['@@stream_fault:api_error@@']).streamFault).toBeNull();
   });
 
   it('reads stop and length markers', () => {
@@ -29,7 +48,7 @@ describe('parseMarkers', () => {
   });
 
   it('ignores what does not parse, and the first marker of each kind wins', () => {
-    const none = { fault: null, stop: null, outputTokens: null };
+    const none = { fault: null, streamFault: null, stop: null, outputTokens: null };
     expect(parseMarkers(['@@fault:gremlins@@'])).toEqual(none);
     expect(parseMarkers(['@@fault:api_error:0@@'])).toEqual(none);
     expect(parseMarkers(['@@fault:api_error:x@@'])).toEqual(none);

@@ -32,6 +32,7 @@ describe('emulator options', () => {
       maxOutputTokens: 64_000,
       credits: null,
       spendCapReached: false,
+      maxConcurrent: null,
       seed: 0,
       requestLogSize: 10_000,
       latency: { fixedMs: 0, jitterMs: 0, perOutputTokenMs: 0 },
@@ -64,6 +65,13 @@ describe('emulator options', () => {
     [{ clock: 5 }, 'clock', '5'],
     [{ spendCapReached: 'yes' }, 'spendCapReached', '"yes"'],
     [{ prot: 8080 }, 'prot', '8080'],
+    [{ maxConcurrent: 0 }, 'maxConcurrent', '0'],
+    [
+      { faults: { script: [{ type: 'api_error', errorCode: 'ramp_limit_exceeded' }] } },
+      'faults.script.0.type',
+      '"api_error"',
+    ],
+    [{ forbiddenModels: { '*': ['a', ''] } }, 'forbiddenModels.*.1', '""'],
   ])('%j → error naming %s and its value', (options, option, value) => {
     const err = optionError(() => resolveEmulatorOptions(options as EmulatorOptions));
     expect(err.option).toBe(option);
@@ -101,6 +109,7 @@ describe('CLI flags → options', () => {
         faultScript: ['api_error', 'ok'],
         billingStatus: 402,
         versionCheck: false,
+        maxConcurrent: 4,
       },
       { CLAUDE_EMULATOR_KEYS: ' a , b,,' },
       () => JSON.stringify({ probabilities: { api_error: 0.2 } }),
@@ -114,6 +123,7 @@ describe('CLI flags → options', () => {
       latency: { fixedMs: 10, jitterMs: 0, perOutputTokenMs: 0 },
       faults: { probabilities: { overloaded_error: 0.1 }, script: ['api_error', 'ok'] },
       credits: { balance: 5, perRequest: 2 },
+      maxConcurrent: 4,
     });
     expect(() => resolveEmulatorOptions(options)).not.toThrow();
   });

@@ -103,7 +103,14 @@ describe('RateLimiter', () => {
     expect(map.get('anthropic-ratelimit-input-tokens-remaining')).toBe('28000');
     expect(map.get('anthropic-ratelimit-output-tokens-remaining')).toBe('7000');
     expect(map.get('anthropic-ratelimit-input-tokens-reset')).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
-    expect(limiter.headers('unlimited-model')).not.toBeNull();
-    expect(new RateLimiter(validateLimits(undefined), c.now).headers('m')).toBeNull();
+    expect(limiter.headers('unlimited-model')).toContain('anthropic-ratelimit-requests-limit');
+    // No limits configured: the unlimited tier, every limit always full.
+    const unlimited = new RateLimiter(validateLimits(undefined), c.now).headers('m');
+    const byName = new Map<string, string>();
+    for (let i = 0; i < unlimited.length; i += 2) byName.set(unlimited[i] ?? '', unlimited[i + 1] ?? '');
+    expect(byName.get('anthropic-ratelimit-requests-limit')).toBe('1000000');
+    expect(byName.get('anthropic-ratelimit-requests-remaining')).toBe('1000000');
+    expect(byName.get('anthropic-ratelimit-input-tokens-limit')).toBe('1000000000');
+    expect(byName.get('anthropic-ratelimit-output-tokens-remaining')).toBe('1000000000');
   });
 });
