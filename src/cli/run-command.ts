@@ -32,6 +32,7 @@ ${EXIT_CODES_HELP}`,
     'maxAttempts',
     'maxRetryWaitMs',
     'maxMaybeBilled',
+    'streamMinMaxTokens',
     'requestTimeoutMs',
     'logLevel',
   ]);

@@ -47,6 +47,8 @@ export interface ClaudeBatchConfig {
   modelBreakerThreshold: number;
   /** Default 2 retries. */
   maxMaybeBilled: number;
+  /** Default {@link DEFAULT_STREAM_MIN_MAX_TOKENS} (8,192) tokens. */
+  streamMinMaxTokens: number;
   /** Default 20 failures; 0 turns the failure-storm breaker off. */
   stormThreshold: number;
   /** ALERT_WEBHOOK_URL, from the environment only (it may carry a token). */
@@ -64,6 +66,13 @@ export interface ClaudeBatchConfig {
   /** Default `info`. */
   logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
+
+/**
+ * From this max_tokens on, a request is streamed. At a slow 20 tokens/s, 8,192 tokens take about
+ * 7 minutes: past that a total timeout of 10 minutes (the SDK's default) starts to cut real
+ * generations, and the SDK itself refuses non-streaming calls it expects to exceed it.
+ */
+export const DEFAULT_STREAM_MIN_MAX_TOKENS = 8_192;
 
 export const DEFAULT_CONFIG: Omit<ClaudeBatchConfig, 'apiKey' | 'alertWebhookUrl'> = {
   redisUrl: 'redis://127.0.0.1:6379',
@@ -86,6 +95,7 @@ export const DEFAULT_CONFIG: Omit<ClaudeBatchConfig, 'apiKey' | 'alertWebhookUrl
   gracePeriodMs: 30_000,
   modelBreakerThreshold: 3,
   maxMaybeBilled: 2,
+  streamMinMaxTokens: DEFAULT_STREAM_MIN_MAX_TOKENS,
   // Stops a storm within tens of requests, while a batch of bad lines naming different fields
   // (different signatures) never reaches it.
   stormThreshold: 20,

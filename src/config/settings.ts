@@ -45,7 +45,15 @@ export const SETTINGS = {
     flag: '--request-timeout-ms',
     min: 1,
     unit: 'ms',
-    doc: 'Timeout of one API call; a timed-out call is retried.',
+    doc: 'Timeout of one API call (for a streamed call: the longest wait for its next bytes); a timed-out call is retried as maybe billed.',
+  },
+  streamMinMaxTokens: {
+    kind: 'int',
+    env: 'CLAUDE_BATCH_STREAM_MIN_MAX_TOKENS',
+    flag: '--stream-min-max-tokens',
+    min: 1,
+    unit: 'tokens',
+    doc: 'Requests with at least this max_tokens are streamed, so a long generation is never cut by a total timeout and paid twice.',
   },
   concurrency: {
     kind: 'int',

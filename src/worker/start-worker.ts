@@ -30,7 +30,12 @@ export async function startWorker(runtime: Runtime, options: StartWorkerOptions 
         'ANTHROPIC_API_KEY is not set: export it in the environment (it is never accepted as a flag), or point ANTHROPIC_BASE_URL at the emulator and set any key.',
       );
     }
-    client = createClaudeClient({ apiKey, baseURL: config.baseURL, timeoutMs: config.requestTimeoutMs });
+    client = createClaudeClient({
+      apiKey,
+      baseURL: config.baseURL,
+      timeoutMs: config.requestTimeoutMs,
+      streamMinMaxTokens: config.streamMinMaxTokens,
+    });
   }
   for (const warning of await redisDurabilityWarnings(runtime.redis)) logger.warn(warning);
   const accountId = accountIdOf(config.baseURL, apiKey);

@@ -69,7 +69,8 @@ export class WorkerRig {
     const emulator = await startEmulator({ seed: 3, ...options.emulator });
     const prefix = uniquePrefix(options.name);
     const apiKey = options.apiKey ?? 'sk-test-rig-key-0001';
-    const overrides = options.overrides ?? {};
+    // A hung call should fail a test in seconds, not in the default 10 minutes.
+    const overrides = { requestTimeoutMs: '10000', ...options.overrides };
     const redisUrl = options.redisUrl ?? REDIS_URL;
     const runtime = await openRuntime(
       testConfig(prefix, overrides, { ANTHROPIC_API_KEY: apiKey, REDIS_URL: redisUrl }),
@@ -92,7 +93,12 @@ export class WorkerRig {
     const apiKey = new Secret(key);
     const worker = await startWorker(runtime, {
       apiKey,
-      client: createClaudeClient({ apiKey, baseURL: this.emulator.url, timeoutMs: 10_000 }),
+      client: createClaudeClient({
+        apiKey,
+        baseURL: this.emulator.url,
+        timeoutMs: runtime.config.requestTimeoutMs,
+        streamMinMaxTokens: runtime.config.streamMinMaxTokens,
+      }),
     });
     this.workers.push(worker);
     return worker;
