@@ -59,8 +59,10 @@ async function runStatedFix(r: WorkerRig, batchId: string, expected: RegExp): Pr
 
 interface Shape {
   name: string;
-  /** What the emulator does to refuse: credits run out, or the spend cap is reached. */
-  refuse: 'credits' | 'spend_cap';
+  /** What the emulator does to refuse: credits run out, the spend cap is reached, or an error code. */
+  refuse: 'credits' | 'spend_cap' | 'code';
+  /** With `code`: the error.details.error_code every request gets once 50 were paid for. */
+  code?: string;
   billingErrorStatus?: BillingErrorStatus;
   status: number;
   type: string;
@@ -104,6 +106,24 @@ const SHAPES: Shape[] = [
     condition: 'spend_cap',
     says: /PAUSED\s+a spend limit is reached/,
   },
+  {
+    name: 'a spend limit as a 402: linked_organization_spend_limit_reached',
+    refuse: 'code',
+    code: 'linked_organization_spend_limit_reached',
+    status: 402,
+    type: 'billing_error',
+    condition: 'spend_cap',
+    says: /PAUSED\s+a spend limit is reached/,
+  },
+  {
+    name: 'a spend limit as a 429: contract_spend_limit_reached',
+    refuse: 'code',
+    code: 'contract_spend_limit_reached',
+    status: 429,
+    type: 'rate_limit_error',
+    condition: 'spend_cap',
+    says: /PAUSED\s+a spend limit is reached/,
+  },
 ];
 
 describe('credits exhausted mid-batch, in every shape: pause, alert, fix, every request once', () => {
@@ -122,11 +142,12 @@ describe('credits exhausted mid-batch, in every shape: pause, alert, fix, every 
         const requests = batchOf(TOTAL);
         const { batchId } = await submitBatch(r.runtime, { input: jsonlSource(requests) });
         let capWatch: NodeJS.Timeout | undefined;
-        if (shape.refuse === 'spend_cap') {
-          // The cap is reached once 50 requests were paid for, as credits would run out.
+        if (shape.refuse !== 'credits') {
+          // The limit is reached once 50 requests were paid for, as credits would run out.
           capWatch = setInterval(() => {
             if (r.emulator.control.log().filter((e) => e.status === 200).length >= PAID) {
-              r.emulator.control.setSpendCap(true);
+              if (shape.refuse === 'spend_cap') r.emulator.control.setSpendCap(true);
+              else r.emulator.control.setFaults({ probabilities: { [shape.code!]: 1 } });
               clearInterval(capWatch);
             }
           }, 5);
@@ -138,7 +159,13 @@ describe('credits exhausted mid-batch, in every shape: pause, alert, fix, every 
         // At most one refused request per in-flight slot before every worker stopped sending.
         const refused = r.emulator.control
           .log()
-          .filter((e) => (shape.refuse === 'credits' ? e.billing : e.rateLimit === 'spend_cap'));
+          .filter((e) =>
+            shape.refuse === 'credits'
+              ? e.billing
+              : shape.refuse === 'spend_cap'
+                ? e.rateLimit === 'spend_cap'
+                : e.status === shape.status,
+          );
         expect(refused.length).toBeGreaterThan(0);
         expect(refused.length).toBeLessThanOrEqual(WORKERS * CONCURRENCY);
         for (const e of refused) expect(e).toMatchObject({ status: shape.status, errorType: shape.type });
@@ -182,7 +209,8 @@ describe('credits exhausted mid-batch, in every shape: pause, alert, fix, every 
         });
 
         if (shape.refuse === 'credits') r.emulator.control.topUp(10_000);
-        else r.emulator.control.setSpendCap(false);
+        else if (shape.refuse === 'spend_cap') r.emulator.control.setSpendCap(false);
+        else r.emulator.control.setFaults({});
         const command = await runStatedFix(r, batchId, shape.says);
         expect(command).toMatch(/^claude-batch dlq retry --type /);
 
