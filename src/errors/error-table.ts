@@ -36,6 +36,11 @@ export interface ErrorRule {
    * `retry-after` (the shared budget's hold), not only this request.
    */
   holdsClass?: true;
+  /**
+   * The answer says too many requests of the key are in flight at once: the cure is fewer in
+   * flight, not fewer per minute, so the class is not held (the in-flight cap is what to lower).
+   */
+  concurrencyLimit?: true;
 }
 
 /** What each condition means, as `status` and the dashboard say it. */
@@ -264,6 +269,20 @@ export interface MessageRule {
 }
 
 export const RULES_BY_MESSAGE: readonly MessageRule[] = [
+  {
+    // "Number of concurrent connections has exceeded your rate limit. Please try again later or
+    // contact sales..." (a 429 rate_limit_error): fewer in flight cures it, not fewer per minute.
+    statuses: [429],
+    pattern: /\bconcurrent (connections|requests)\b.*\b(exceeded|limit)\b|\btoo many concurrent\b/,
+    rule: {
+      disposition: 'retryable',
+      scope: 'request',
+      condition: null,
+      fix: 'None needed: retried after retry-after. If it persists, lower --concurrency (requests in flight).',
+      concurrencyLimit: true,
+    },
+    source: 'anthropic-api.md, "What the live API has been seen to send": concurrency limits as a 429',
+  },
   {
     // "Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to
     // upgrade or purchase credits." sent as 400 invalid_request_error (and seen as 402/403).

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ApiFailure } from '../../../src/errors/api-failure.js';
 import { backoffDelayMs } from '../../../src/errors/backoff.js';
-import { classify, ruleFor } from '../../../src/errors/classify.js';
+import { classHoldMs, classify, ruleFor } from '../../../src/errors/classify.js';
 import { fixFor, RULES_BY_TYPE } from '../../../src/errors/error-table.js';
 import { retryAfterMs } from '../../../src/errors/retry-hints.js';
 
@@ -131,6 +131,30 @@ describe('credits exhausted, in every shape the API sends it (anthropic-api.md, 
 
   it('a 402 with no body type is billing by its status', () => {
     expect(ruleFor(failure(402, null)).rule).toMatchObject({ condition: 'billing', scope: 'key' });
+  });
+});
+
+describe('a concurrency limit as a 429 (anthropic-api.md, "What the live API has been seen to send")', () => {
+  const MESSAGE =
+    'Number of concurrent connections has exceeded your rate limit. Please try again later or contact sales at https://www.anthropic.com/contact-sales to discuss your options for a rate limit increase.';
+  it('is retried after retry-after, without holding the class: the cure is fewer in flight', () => {
+    const failure429 = failure(429, 'rate_limit_error', {
+      message: MESSAGE,
+      headers: { 'retry-after': '2' },
+    });
+    const verdict = classify(failure429, ctx);
+    expect(verdict).toMatchObject({ action: 'retry', type: 'rate_limit_error', hintMs: 2_000 });
+    expect(verdict.rule).toMatchObject({ concurrencyLimit: true });
+    expect(verdict.rule.holdsClass).toBeUndefined();
+    expect(classHoldMs(failure429)).toBeNull();
+  });
+  it('a plain rate-limit 429 holds the class for its retry-after', () => {
+    const plain = failure(429, 'rate_limit_error', {
+      message: "This request would exceed your organization's rate limit of 50 requests per minute.",
+      headers: { 'retry-after': '3' },
+    });
+    expect(classHoldMs(plain)).toBe(3_000);
+    expect(ruleFor(plain).rule.concurrencyLimit).toBeUndefined();
   });
 });
 
