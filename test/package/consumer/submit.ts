@@ -23,6 +23,11 @@ if (!input || !out) throw new Error('usage: submit.js PROMPTS.jsonl RESULTS.json
 const emulator = await startEmulator();
 // REDIS_URL, CLAUDE_BATCH_PREFIX and ANTHROPIC_API_KEY come from the environment.
 const runtime: Runtime = await openRuntime(loadConfig({ overrides: { baseURL: emulator.url } }));
+// The runtime's Redis handles and key layout are internal: left out of the package's types.
+// @ts-expect-error internal
+void runtime.redis;
+// @ts-expect-error internal
+void runtime.keys;
 try {
   const { batchId, total } = await submitBatch(runtime, { input });
   // Not closed here on purpose: closing the runtime closes it, and the process must still exit.
