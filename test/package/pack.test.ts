@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { basename, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEmulator } from '../../src/emulator/index.js';
 import { deletePrefix, REDIS_URL, uniquePrefix } from '../helpers/runtime.js';
 
 /**
@@ -134,8 +135,17 @@ beforeAll(async () => {
   // The user's own TypeScript setup; @types/node from this repository rather than a download.
   const tsconfig = JSON.parse(readFileSync(join(CONSUMER, 'tsconfig.json'), 'utf8')) as {
     compilerOptions: Record<string, unknown>;
+    files: string[];
   };
   tsconfig.compilerOptions['typeRoots'] = [join(REPO, 'node_modules/@types')];
+  // The README's script for users, checked and run like theirs.
+  const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
+  const example = /```ts\n([\s\S]*?)```/.exec(
+    readme.slice(readme.indexOf('\n## From your own project')),
+  )?.[1];
+  if (!example) throw new Error('README: no ```ts block under "From your own project"');
+  writeFileSync(join(app, 'readme-example.ts'), example);
+  tsconfig.files.push('readme-example.ts');
   writeFileSync(join(app, 'tsconfig.json'), JSON.stringify(tsconfig, null, 2));
   writeFileSync(join(app, 'prompts.jsonl'), `${PROMPTS}\n`);
 }, 15 * MINUTE);
@@ -206,6 +216,34 @@ describe('the packed package', () => {
     const results = readFileSync(join(app, 'results-ts.jsonl'), 'utf8').trim().split('\n');
     expect(results).toHaveLength(12);
     expect((JSON.parse(results[0]!) as { result: { type: string } }).result.type).toBe('succeeded');
+  });
+
+  it("runs the README's script against the emulator: events, results", async () => {
+    // Its build is the previous test's `tsc`.
+    const emulator = await startEmulator();
+    try {
+      const prefix = uniquePrefix('pack-readme');
+      prefixes.push(prefix);
+      const env = cleanEnv({
+        REDIS_URL,
+        CLAUDE_BATCH_PREFIX: prefix,
+        ANTHROPIC_API_KEY: 'sk-test-key-for-emulator-0000',
+        ANTHROPIC_BASE_URL: emulator.url,
+        CLAUDE_BATCH_LOG_LEVEL: 'warn',
+      });
+      const { stderr } = await run(
+        process.execPath,
+        ['build/readme-example.js', 'prompts.jsonl', 'results-readme.jsonl'],
+        app,
+        env,
+      );
+      expect(stderr).toMatch(/^batch batch_\w+$/m);
+      expect(stderr).toMatch(/^12 requests \(created\)$/m);
+      expect(stderr).toMatch(/^ended: 12 succeeded, 0 errored$/m);
+      expect(stderr).toMatch(/^12 results in results-readme\.jsonl$/m);
+    } finally {
+      await emulator.close();
+    }
   });
 
   it('runs a plain JavaScript script: runBatch against the emulator, results written', async () => {
