@@ -6,8 +6,8 @@ import { getBatchStatus, type BatchStatus } from './store/batch-status.js';
 
 /**
  * What {@link watchBatch} yields. Every event carries the status it was derived from.
- * - `progress`: first, with the status as it stands, and then whenever the counts or the
- *   processing status change.
+ * - `progress`: first, with the status as it stands (even if the batch has already ended), and
+ *   then whenever the counts or the processing status change.
  * - `paused`: the queue was paused (a key-wide breaker such as a wrong key or an empty balance,
  *   or `claude-batch pause`); `reason` says why and what to do. Nothing is sent until it resumes.
  * - `resumed`: the queue runs again after a `paused` event.
@@ -56,13 +56,17 @@ export async function* watchBatch(
     options.signal?.throwIfAborted();
     const status = await getBatchStatus(runtime, batchId);
     if (!status) throw new BatchNotFoundError(batchId, runtime.keys.bullPrefix);
+    const key = progressKey(status);
+    // The first event is always `progress`, even for a batch that has already ended, so a
+    // progress display always has a first state to show.
+    if (key !== lastKey && (lastKey === undefined || status.processing_status !== 'ended')) {
+      yield { type: 'progress', status };
+    }
+    lastKey = key;
     if (status.processing_status === 'ended') {
       yield { type: 'ended', status };
       return;
     }
-    const key = progressKey(status);
-    if (key !== lastKey) yield { type: 'progress', status };
-    lastKey = key;
     // From the queue's pause state, not processing_status: a batch canceled while paused is
     // `canceling`, yet its queue is still paused.
     if (status.paused && !paused) yield { type: 'paused', status, reason: status.paused };

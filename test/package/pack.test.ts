@@ -155,7 +155,8 @@ afterAll(async () => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-describe('the packed package', () => {
+// Each step is slow on a loaded machine (tsc twice, processes that load the whole package).
+describe('the packed package', { timeout: 5 * MINUTE }, () => {
   it('holds the compiled code, its types, the bin and the README: no sources, tests, benchmarks, fixtures or maps', () => {
     const paths = packed.files.map((f) => f.path);
     expect(paths).toContain('package.json');
@@ -187,9 +188,13 @@ describe('the packed package', () => {
     expect(devDependencies.filter((name) => names.includes(name))).toEqual([]);
   });
 
-  it('type-checks a TypeScript script against the installed types, and runs it: submit, work, events, results', async () => {
+  it("type-checks the TypeScript scripts (ours and the README's) against the installed types", async () => {
     await run(process.execPath, [TSC, '--noEmit', '-p', '.'], app, cleanEnv());
+    // Then compiles them for the next tests: Node 20 runs no TypeScript.
     await run(process.execPath, [TSC, '-p', '.'], app, cleanEnv());
+  });
+
+  it('runs the TypeScript script: submit, work, events, results, and an exit with only the runtime closed', async () => {
     const prefix = uniquePrefix('pack-ts');
     prefixes.push(prefix);
     const env = cleanEnv({
@@ -219,7 +224,7 @@ describe('the packed package', () => {
   });
 
   it("runs the README's script against the emulator: events, results", async () => {
-    // Its build is the previous test's `tsc`.
+    // Compiled by the type-check test above.
     const emulator = await startEmulator();
     try {
       const prefix = uniquePrefix('pack-readme');

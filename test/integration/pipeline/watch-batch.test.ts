@@ -69,6 +69,18 @@ describe('watchBatch', () => {
     expect(new Set(progress).size).toBe(progress.length);
   });
 
+  it('of a batch that has already ended: one progress event, then ended', async () => {
+    const { batchId } = await submitBatch(runtime, {
+      input: jsonlSource(requests.slice(0, 2)),
+      canary: false,
+    });
+    await work();
+    await waitForBatch(runtime, batchId, { pollMs: 50 });
+    const types: string[] = [];
+    for await (const event of watchBatch(runtime, batchId, { intervalMs: 50 })) types.push(event.type);
+    expect(types).toEqual(['progress', 'ended']);
+  });
+
   it('rejects with BatchNotFoundError for an unknown batch, as waitForBatch does', async () => {
     const next = watchBatch(runtime, 'no-such-batch').next();
     await expect(next).rejects.toBeInstanceOf(BatchNotFoundError);
