@@ -10,26 +10,39 @@ import { startWorker } from './worker/start-worker.js';
 import type { Secret } from './secret.js';
 
 export interface RunBatchOptions {
+  /** The JSONL file to submit (see SubmitOptions.input); `-` for standard input. */
   input: string;
-  /** Where the results JSONL goes. */
+  /** Where the results JSONL goes, written atomically (via `FILE.partial`). */
   out: string;
+  /** Default: derived from the content, so running the same file again resumes that batch. */
   batchId?: string;
+  /** Model, max_tokens and system of shorthand lines. Default none. */
   defaults?: RequestDefaults;
+  /** Invalid lines to report (0: all). Default 20. */
   maxErrors?: number;
   /** Default true: see SubmitOptions.canary. */
   canary?: boolean;
+  /** Order of the results file: `any` (fastest) or `input`. Default `any`. */
   order?: 'any' | 'input';
+  /** Default: an SDK client from the config (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL). */
   client?: ClaudeClient;
+  /** Default: the shared budget from the config's rpm/itpm/otpm and budgets file. */
   budget?: RateBudget;
+  /** Default: the config's ANTHROPIC_API_KEY. */
   apiKey?: Secret;
+  /** Called with the batch id before anything is enqueued, so a killed run can be resumed. */
   onBatchId?: (batchId: string) => void;
+  /** Called with each status read while waiting (every 500 ms). */
   onStatus?: (status: BatchStatus) => void;
+  /** Stops waiting: rejects with the signal's reason; the worker is closed, the batch stays queued. */
   signal?: AbortSignal;
 }
 
 export interface RunBatchResult {
   submit: SubmitResult;
+  /** The batch's final status (`processing_status: 'ended'`). */
   status: BatchStatus;
+  /** Lines written to `out`: one per request. */
   resultsWritten: number;
 }
 

@@ -11,21 +11,44 @@ import {
 import { KeyLayout } from './queue/keys.js';
 import { BatchStore } from './store/batch-store.js';
 
-/** The connections and handles every command shares: one Redis connection, both queues, the store. */
+/**
+ * The connections and handles every command shares: one Redis connection, both queues, the store.
+ * Members marked internal are left out of the package's types: a script passes the runtime to the
+ * library's functions and closes it, and never needs Redis keys or queues of its own.
+ */
 export interface Runtime {
-  config: ClaudeBatchConfig;
+  /** The configuration it was opened with. */
+  readonly config: ClaudeBatchConfig;
+  /** @internal */
   redis: RedisClient;
+  /** @internal */
   keys: KeyLayout;
+  /** @internal */
   store: BatchStore;
+  /** @internal */
   requests: Queue<RequestJobData>;
+  /** @internal */
   deadLetters: Queue<DeadLetterEntry>;
-  logger: Logger;
+  /** Where the runner's own log lines go. */
+  readonly logger: Logger;
+  /**
+   * Stops what was started on this runtime and lets the process exit: first the workers
+   * `startWorker` started on it (each as its own `close()` does: in-flight requests finish within
+   * the grace period, the rest go back to the queue), then the queues and the Redis connection.
+   * Safe to call twice; call it in a `finally`.
+   */
   close(): Promise<void>;
+  /**
+   * @internal
+   * Runs `stop` when the runtime closes, before its connection goes (a worker started on it).
+   */
+  onClose(stop: () => Promise<void>): void;
 }
 
 export interface OpenRuntimeOptions {
+  /** Default: JSON lines on stderr (readable text on a terminal) at the config's `logLevel`. */
   logger?: Logger;
-  /** Fail with a clear message if Redis does not answer this fast. Default 10,000 ms. */
+  /** Fail with a RedisUnavailableError if Redis does not answer this fast (ms). Default 10,000. */
   connectTimeoutMs?: number;
 }
 
@@ -70,6 +93,8 @@ export async function openRuntime(
     queue.on('error', () => {});
     return queue;
   };
+  const stops = new Set<() => Promise<void>>();
+  let closing: Promise<void> | undefined;
   return {
     config,
     redis,
@@ -82,9 +107,16 @@ export async function openRuntime(
       return (deadLetters ??= open<DeadLetterEntry>(DEAD_LETTER_QUEUE));
     },
     logger,
-    async close() {
-      await Promise.allSettled([requests?.close(), deadLetters?.close()]);
-      redis.disconnect();
+    close() {
+      closing ??= (async () => {
+        await Promise.allSettled([...stops].map((stop) => stop()));
+        await Promise.allSettled([requests?.close(), deadLetters?.close()]);
+        redis.disconnect();
+      })();
+      return closing;
+    },
+    onClose(stop) {
+      stops.add(stop);
     },
   };
 }

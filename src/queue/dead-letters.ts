@@ -5,6 +5,7 @@ import type { Runtime } from '../runtime.js';
 import type { DeadLetterEntry } from './jobs.js';
 
 export interface DeadLetterFilter {
+  /** Only this batch's entries. Default: every batch under the prefix. */
   batch?: string;
   /**
    * API error type (e.g. `billing_error`) or runner-level condition (e.g. `billing`): an entry

@@ -1,16 +1,21 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { BatchNotFoundError } from '../errors/batch-not-found-error.js';
 import type { Runtime } from '../runtime.js';
 import { getBatchStatus, type BatchStatus } from './batch-status.js';
 
 export interface WaitOptions {
-  /** How often to look (ms). Default 500. */
+  /** How often the status is read (ms). Default 500. */
   pollMs?: number;
   /** Called with each status read, for progress displays. */
   onStatus?: (status: BatchStatus) => void;
+  /** Stops waiting: the promise rejects with the signal's reason (an AbortError). */
   signal?: AbortSignal;
 }
 
-/** Resolves with the final status once every request of the batch has its results line. */
+/**
+ * Resolves with the final status once every request of the batch has its results line. Rejects
+ * with BatchNotFoundError if there is no such batch. See watchBatch for pauses and progress.
+ */
 export async function waitForBatch(
   runtime: Runtime,
   batchId: string,
@@ -18,7 +23,7 @@ export async function waitForBatch(
 ): Promise<BatchStatus> {
   for (;;) {
     const status = await getBatchStatus(runtime, batchId);
-    if (!status) throw new Error(`no batch ${batchId} under prefix ${runtime.keys.bullPrefix}`);
+    if (!status) throw new BatchNotFoundError(batchId, runtime.keys.bullPrefix);
     options.onStatus?.(status);
     if (status.processing_status === 'ended') return status;
     await sleep(options.pollMs ?? 500, undefined, { signal: options.signal });

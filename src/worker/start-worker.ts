@@ -19,7 +19,10 @@ export interface StartWorkerOptions {
 
 export { MissingApiKeyError };
 
-/** Starts a worker in this process with the runtime's config. Stop it with `close()`. */
+/**
+ * Starts a worker in this process with the runtime's config. Stop it with `close()`, or close the
+ * runtime, which closes it too.
+ */
 export async function startWorker(runtime: Runtime, options: StartWorkerOptions = {}): Promise<ClaudeWorker> {
   const { config, logger } = runtime;
   const apiKey = options.apiKey ?? config.apiKey;
@@ -60,6 +63,8 @@ export async function startWorker(runtime: Runtime, options: StartWorkerOptions 
     gracePeriodMs: config.gracePeriodMs,
   });
   worker.start();
+  // A script that closes only the runtime must not hang on a worker it forgot.
+  runtime.onClose(() => worker.close());
   logger.info('worker started', {
     concurrency: config.concurrency,
     prefix: runtime.keys.bullPrefix,

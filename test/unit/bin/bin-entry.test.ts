@@ -67,4 +67,11 @@ describe('bin/claude-batch.js', () => {
     // dist/ exists but the stamp, written last by `npm run build`, does not: a build cut short.
     expect(await which()).toBe('src');
   });
+
+  it('runs the compiled CLI in an installed package: no src/, no stamp, no tsx', async () => {
+    // What `npm pack` ships: bin/ and dist/ only, and node_modules without our dev dependencies.
+    rmSync(join(root, 'src'), { recursive: true });
+    rmSync(join(root, 'node_modules'));
+    expect(await which()).toBe('dist');
+  });
 });

@@ -1,0 +1,329 @@
+/**
+ * The shape of the package's public API (src/index.ts), fixed: a renamed, removed or retyped
+ * export, option or result field fails this file, so a breaking change is a decision, not an
+ * accident. Adding to the API means adding it here too. Checked by vitest's typecheck mode (see
+ * vitest.config.ts) and by `tsc --noEmit`.
+ * What the package's types leave out (the runtime's internals, stripped at build) is checked
+ * against the installed types by test/package/consumer/submit.ts.
+ */
+import { describe, expectTypeOf, it } from 'vitest';
+import type {
+  Condition,
+  BatchEvent,
+  BatchStatus,
+  BatchWorker,
+  CancelBatchResult,
+  ClaudeBatchConfig,
+  BreakerState,
+  ClaudeClient,
+  ClaudeClientOptions,
+  DeadLetterFilter,
+  DeadLetterRetryOptions,
+  DeadLetterRetryResult,
+  DeadLetterRow,
+  DeleteBatchResult,
+  EmulatorHandle,
+  EmulatorOptions,
+  ExportResultsOptions,
+  IdleReason,
+  InputError,
+  KeyBreakerState,
+  LoadConfigOptions,
+  Logger,
+  LoggerOptions,
+  OpenRuntimeOptions,
+  ProcessingStatus,
+  RateBudget,
+  RequestDefaults,
+  RunBatchOptions,
+  RunBatchResult,
+  Runtime,
+  Secret,
+  StartWorkerOptions,
+  SubmitOptions,
+  SubmitResult,
+  WaitForBatchOptions,
+  WatchBatchOptions,
+} from '../../src/index.js';
+import {
+  BatchConflictError,
+  BatchNotFoundError,
+  cancelBatch,
+  ConfigError,
+  createClaudeClient,
+  createLogger,
+  DEFAULT_CONFIG,
+  getBreakerState,
+  waitUntilIdle,
+  deleteBatch,
+  EmulatorOptionsError,
+  exportResults,
+  getBatchStatus,
+  InputValidationError,
+  listBatchStatuses,
+  listDeadLetters,
+  loadConfig,
+  MissingApiKeyError,
+  openRuntime,
+  pauseQueue,
+  purgeDeadLetters,
+  RedisUnavailableError,
+  resumeQueue,
+  retryDeadLetters,
+  runBatch,
+  startEmulator,
+  startWorker,
+  submitBatch,
+  waitForBatch,
+  watchBatch,
+  writeResults,
+} from '../../src/index.js';
+
+describe('the public API', () => {
+  it('opens and closes a runtime', () => {
+    expectTypeOf(loadConfig).toEqualTypeOf<(options?: LoadConfigOptions) => ClaudeBatchConfig>();
+    expectTypeOf<keyof LoadConfigOptions>().toEqualTypeOf<'env' | 'overrides'>();
+    expectTypeOf(openRuntime).toEqualTypeOf<
+      (config: ClaudeBatchConfig, options?: OpenRuntimeOptions) => Promise<Runtime>
+    >();
+    expectTypeOf<OpenRuntimeOptions>().toEqualTypeOf<{ logger?: Logger; connectTimeoutMs?: number }>();
+    expectTypeOf<Runtime>().toHaveProperty('config').toEqualTypeOf<ClaudeBatchConfig>();
+    expectTypeOf<Runtime>().toHaveProperty('logger').toEqualTypeOf<Logger>();
+    expectTypeOf<Runtime['close']>().toEqualTypeOf<() => Promise<void>>();
+    expectTypeOf<keyof ClaudeBatchConfig>().toEqualTypeOf<
+      | 'redisUrl'
+      | 'redisClusterNodes'
+      | 'prefix'
+      | 'apiKey'
+      | 'baseURL'
+      | 'requestTimeoutMs'
+      | 'concurrency'
+      | 'rpm'
+      | 'itpm'
+      | 'otpm'
+      | 'budgetsFile'
+      | 'maxAttempts'
+      | 'maxRetryWaitMs'
+      | 'backoffBaseMs'
+      | 'backoffMaxMs'
+      | 'lockDurationMs'
+      | 'stalledIntervalMs'
+      | 'maxStalledCount'
+      | 'gracePeriodMs'
+      | 'modelBreakerThreshold'
+      | 'stormThreshold'
+      | 'maxMaybeBilled'
+      | 'streamMinMaxTokens'
+      | 'alertWebhookUrl'
+      | 'model'
+      | 'maxTokens'
+      | 'system'
+      | 'maxErrors'
+      | 'chunkSize'
+      | 'logLevel'
+    >();
+    expectTypeOf<ClaudeBatchConfig['apiKey']>().toEqualTypeOf<Secret | undefined>();
+    expectTypeOf(DEFAULT_CONFIG).toEqualTypeOf<Omit<ClaudeBatchConfig, 'apiKey' | 'alertWebhookUrl'>>();
+    expectTypeOf(createLogger).parameters.toEqualTypeOf<[LoggerOptions?, Record<string, unknown>?]>();
+    expectTypeOf(createLogger).returns.toEqualTypeOf<Logger>();
+    expectTypeOf<Secret['reveal']>().toEqualTypeOf<() => string>();
+  });
+
+  it('submits', () => {
+    expectTypeOf(submitBatch).toEqualTypeOf<
+      (runtime: Runtime, options: SubmitOptions) => Promise<SubmitResult>
+    >();
+    expectTypeOf<Omit<SubmitOptions, 'input'>>().toEqualTypeOf<{
+      batchId?: string;
+      defaults?: RequestDefaults;
+      maxErrors?: number;
+      chunkSize?: number;
+      dryRun?: boolean;
+      canary?: boolean;
+      onBatchId?: (batchId: string) => void;
+      onProgress?: (enqueued: number, total: number) => void;
+    }>();
+    expectTypeOf<string>().toExtend<SubmitOptions['input']>();
+    expectTypeOf<RequestDefaults>().toEqualTypeOf<{ model?: string; maxTokens?: number; system?: string }>();
+    expectTypeOf<Omit<SubmitResult, 'models'>>().toEqualTypeOf<{
+      batchId: string;
+      outcome: 'created' | 'resumed' | 'dry-run';
+      total: number;
+      enqueued: number;
+    }>();
+    expectTypeOf<InputValidationError>().toExtend<Error>();
+    expectTypeOf<InputValidationError['errors']>().toEqualTypeOf<readonly InputError[]>();
+    expectTypeOf<Pick<InputError, 'file' | 'line' | 'field' | 'reason'>>().toEqualTypeOf<{
+      readonly file: string;
+      readonly line: number;
+      readonly field: string;
+      readonly reason: string;
+    }>();
+  });
+
+  it('works', () => {
+    expectTypeOf(startWorker).toEqualTypeOf<
+      (runtime: Runtime, options?: StartWorkerOptions) => Promise<BatchWorker>
+    >();
+    expectTypeOf<StartWorkerOptions>().toEqualTypeOf<{
+      client?: ClaudeClient;
+      budget?: RateBudget;
+      apiKey?: Secret;
+    }>();
+    expectTypeOf<BatchWorker>().toEqualTypeOf<{ readonly activeCount: number; close(): Promise<void> }>();
+    expectTypeOf(waitUntilIdle).toEqualTypeOf<
+      (runtime: Runtime, pollMs?: number, signal?: AbortSignal) => Promise<IdleReason>
+    >();
+    expectTypeOf(createClaudeClient).toEqualTypeOf<(options: ClaudeClientOptions) => ClaudeClient>();
+    expectTypeOf<keyof ClaudeClient>().toEqualTypeOf<'call'>();
+    expectTypeOf<IdleReason>().toEqualTypeOf<{ kind: 'drained' } | { kind: 'paused'; pending: number }>();
+  });
+
+  it('waits, with progress and pause events', () => {
+    expectTypeOf(waitForBatch).toEqualTypeOf<
+      (runtime: Runtime, batchId: string, options?: WaitForBatchOptions) => Promise<BatchStatus>
+    >();
+    expectTypeOf<WaitForBatchOptions>().toEqualTypeOf<{
+      pollMs?: number;
+      onStatus?: (status: BatchStatus) => void;
+      signal?: AbortSignal;
+    }>();
+    expectTypeOf(watchBatch).toEqualTypeOf<
+      (
+        runtime: Runtime,
+        batchId: string,
+        options?: WatchBatchOptions,
+      ) => AsyncGenerator<BatchEvent, void, undefined>
+    >();
+    expectTypeOf<WatchBatchOptions>().toEqualTypeOf<{ intervalMs?: number; signal?: AbortSignal }>();
+    expectTypeOf<BatchEvent>().toEqualTypeOf<
+      | { type: 'progress'; status: BatchStatus }
+      | { type: 'paused'; status: BatchStatus; reason: KeyBreakerState }
+      | { type: 'resumed'; status: BatchStatus }
+      | { type: 'ended'; status: BatchStatus }
+    >();
+    expectTypeOf(getBatchStatus).toEqualTypeOf<
+      (runtime: Runtime, batchId: string) => Promise<BatchStatus | null>
+    >();
+    expectTypeOf(listBatchStatuses).toEqualTypeOf<(runtime: Runtime) => Promise<BatchStatus[]>>();
+    expectTypeOf<ProcessingStatus>().toEqualTypeOf<'in_progress' | 'paused' | 'canceling' | 'ended'>();
+    expectTypeOf<keyof BatchStatus>().toEqualTypeOf<
+      | 'id'
+      | 'processing_status'
+      | 'request_counts'
+      | 'errored_by_type'
+      | 'usage'
+      | 'truncated'
+      | 'refused'
+      | 'total'
+      | 'submit_state'
+      | 'source'
+      | 'created_at'
+      | 'ended_at'
+      | 'models'
+      | 'paused'
+      | 'canary'
+      | 'canceled_at'
+      | 'errored_by_condition'
+      | 'maybe_billed'
+    >();
+    expectTypeOf<BatchStatus['request_counts']>().toEqualTypeOf<{
+      processing: number;
+      succeeded: number;
+      errored: number;
+      canceled: number;
+      expired: number;
+    }>();
+    expectTypeOf(getBreakerState).toEqualTypeOf<(runtime: Runtime) => Promise<BreakerState>>();
+    expectTypeOf<BatchStatus['paused']>().toEqualTypeOf<KeyBreakerState | null>();
+    expectTypeOf<KeyBreakerState>().toEqualTypeOf<{
+      reason: 'key_breaker' | 'manual';
+      type: string;
+      error_code: string | null;
+      condition: Condition | null;
+      message: string;
+      request_id: string | null;
+      since: string;
+      fix: string;
+    }>();
+  });
+
+  it('writes results, and runs a batch in one call', () => {
+    expectTypeOf(exportResults).toEqualTypeOf<
+      (runtime: Runtime, batchId: string, file: string, options?: ExportResultsOptions) => Promise<number>
+    >();
+    expectTypeOf(writeResults).toEqualTypeOf<
+      (
+        runtime: Runtime,
+        batchId: string,
+        out: NodeJS.WritableStream,
+        options?: ExportResultsOptions,
+      ) => Promise<number>
+    >();
+    expectTypeOf<ExportResultsOptions>().toEqualTypeOf<{ order?: 'any' | 'input' }>();
+    expectTypeOf(runBatch).toEqualTypeOf<
+      (runtime: Runtime, options: RunBatchOptions) => Promise<RunBatchResult>
+    >();
+    expectTypeOf<RunBatchOptions>().toEqualTypeOf<{
+      input: string;
+      out: string;
+      batchId?: string;
+      defaults?: RequestDefaults;
+      maxErrors?: number;
+      canary?: boolean;
+      order?: 'any' | 'input';
+      client?: ClaudeClient;
+      budget?: RateBudget;
+      apiKey?: Secret;
+      onBatchId?: (batchId: string) => void;
+      onStatus?: (status: BatchStatus) => void;
+      signal?: AbortSignal;
+    }>();
+    expectTypeOf<RunBatchResult>().toEqualTypeOf<{
+      submit: SubmitResult;
+      status: BatchStatus;
+      resultsWritten: number;
+    }>();
+  });
+
+  it('operates batches and the dead-letter queue', () => {
+    expectTypeOf(cancelBatch).toEqualTypeOf<
+      (runtime: Runtime, batchId: string) => Promise<CancelBatchResult>
+    >();
+    expectTypeOf<keyof CancelBatchResult>().toEqualTypeOf<'existed' | 'canceled' | 'inFlight'>();
+    expectTypeOf(deleteBatch).toEqualTypeOf<
+      (runtime: Runtime, batchId: string) => Promise<DeleteBatchResult>
+    >();
+    expectTypeOf<keyof DeleteBatchResult>().toEqualTypeOf<
+      'existed' | 'removedRequests' | 'removedDeadLetters'
+    >();
+    expectTypeOf(pauseQueue).toEqualTypeOf<(runtime: Runtime) => Promise<void>>();
+    expectTypeOf(resumeQueue).toEqualTypeOf<(runtime: Runtime) => Promise<boolean>>();
+    expectTypeOf(listDeadLetters).parameters.toEqualTypeOf<[Runtime, DeadLetterFilter?]>();
+    expectTypeOf(listDeadLetters).returns.resolves.toEqualTypeOf<DeadLetterRow[]>();
+    expectTypeOf<DeadLetterFilter>().toEqualTypeOf<{ batch?: string; type?: string }>();
+    expectTypeOf(retryDeadLetters).toEqualTypeOf<
+      (runtime: Runtime, options?: DeadLetterRetryOptions) => Promise<DeadLetterRetryResult>
+    >();
+    expectTypeOf<keyof DeadLetterRetryOptions>().toEqualTypeOf<'batch' | 'type' | 'customId' | 'model'>();
+    expectTypeOf(purgeDeadLetters).toEqualTypeOf<
+      (runtime: Runtime, filter?: DeadLetterFilter) => Promise<number>
+    >();
+  });
+
+  it('has errors a caller can tell apart', () => {
+    expectTypeOf(ConfigError).instance.toExtend<Error>();
+    expectTypeOf(InputValidationError).instance.toExtend<Error>();
+    expectTypeOf(BatchConflictError).instance.toExtend<Error>();
+    expectTypeOf(BatchNotFoundError).instance.toExtend<Error>();
+    expectTypeOf(MissingApiKeyError).instance.toExtend<Error>();
+    expectTypeOf(RedisUnavailableError).instance.toExtend<Error>();
+    expectTypeOf(EmulatorOptionsError).instance.toExtend<Error>();
+    expectTypeOf<BatchNotFoundError['batchId']>().toEqualTypeOf<string>();
+  });
+
+  it('starts the emulator', () => {
+    expectTypeOf(startEmulator).toEqualTypeOf<(options?: EmulatorOptions) => Promise<EmulatorHandle>>();
+    expectTypeOf<keyof EmulatorHandle>().toEqualTypeOf<'url' | 'control' | 'close'>();
+  });
+});
