@@ -230,9 +230,20 @@ export class BatchStore {
 
   /** Removes the batch's record, results and bookkeeping (not its queued jobs: see `deleteBatch`). */
   async deleteRecords(id: string): Promise<void> {
+    const holds = (await this.redis.smembers(this.keys.holds(id))).map((reason) =>
+      this.keys.held(id, reason),
+    );
     await this.redis
       .multi()
-      .del(this.keys.batch(id), this.keys.results(id), this.keys.ids(id), this.keys.generations(id))
+      .del(
+        this.keys.batch(id),
+        this.keys.results(id),
+        this.keys.ids(id),
+        this.keys.generations(id),
+        this.keys.holds(id),
+        ...holds,
+      )
+      .hdel(this.keys.reconcilerSeen(), id)
       .zrem(this.keys.batches(), id)
       .exec();
   }
