@@ -143,7 +143,7 @@ async function deadLetter(deps: ApplyDeps, entry: DeadLetterEntry): Promise<void
 }
 
 /** Releases the rest of a canary's model, once: a later look finds it released and does nothing. */
-export async function releaseIfCanary(deps: ApplyDeps, data: RequestJobData): Promise<void> {
+export async function releaseIfCanary(deps: Pick<ApplyDeps, 'runtime'>, data: RequestJobData): Promise<void> {
   if (!data.canary) return;
   const { runtime } = deps;
   const state = await runtime.redis.hget(runtime.keys.batch(data.batch_id), canaryField(data.params.model));

@@ -1,8 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Runtime } from '../runtime.js';
 
-/** Job states in which a request still waits to be worked on. */
-const PENDING_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children'] as const;
+/**
+ * Job states in which a request still waits to be worked on; `failed` too: a job BullMQ failed by
+ * itself has no outcome until a worker's sweeper gives it one.
+ */
+const PENDING_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'failed'] as const;
 
 /** Why the work stopped: nothing left, or a paused queue (by `pause` or a breaker) with this much left. */
 export type IdleReason = { kind: 'drained' } | { kind: 'paused'; pending: number };
