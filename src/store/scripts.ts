@@ -94,7 +94,9 @@ return 1
 /**
  * Re-opens an errored request for `dlq retry`: removes its errored results line, moves it back
  * from `errored` (and its type) to `processing`, and bumps its generation so the new job has a new
- * id. Idempotent: a second run (or a run after one that died before adding the job) sees the
+ * id. An entry whose errored line is not written yet (the caller holds the entry) is re-opened by
+ * the bump alone: the request never left `processing`, and its worker's line is refused as stale.
+ * Idempotent: a second run (or a run after one that died before adding the job) sees the
  * bumped generation and answers 1 only while the request still has no result.
  * KEYS: batch, results, generations. ARGV: custom_id, generation of the entry, error type.
  * Returns 1 re-opened (send generation+1), 0 nothing to do (stale entry), -2 batch deleted.
@@ -109,7 +111,15 @@ if gen == n + 1 then
 end
 if gen ~= n then return 0 end
 local line = redis.call('HGET', KEYS[2], ARGV[1])
-if not line or not string.find(line, '"result":{"type":"errored"', 1, true) then return 0 end
+if not line then
+  -- The entry is in the dead-letter queue but its errored line is not written yet (its worker
+  -- is between the two steps, or died there): the request still counts as processing. Bump the
+  -- generation, so that worker's line is refused as stale, and send it again.
+  redis.call('HSET', KEYS[3], ARGV[1], n + 1)
+  redis.call('HDEL', KEYS[1], 'ended_at')
+  return 1
+end
+if not string.find(line, '"result":{"type":"errored"', 1, true) then return 0 end
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[3], ARGV[1], n + 1)
 redis.call('HINCRBY', KEYS[1], 'errored', -1)
