@@ -30,6 +30,9 @@ export interface BatchRecord {
   canary: Record<string, string>;
   /** Set by `cancel`. */
   canceled_at: string | null;
+  /** When the reconciler last repaired something in this batch, and what (kind → requests). */
+  reconciled_at: string | null;
+  repaired: Record<string, number>;
 }
 
 export function parseBatchRecord(hash: Record<string, string>): BatchRecord | null {
@@ -37,9 +40,11 @@ export function parseBatchRecord(hash: Record<string, string>): BatchRecord | nu
   const int = (field: string) => Number(hash[field] ?? 0);
   const erroredByType: Record<string, number> = {};
   const canary: Record<string, string> = {};
+  const repaired: Record<string, number> = {};
   for (const [field, value] of Object.entries(hash)) {
     if (field.startsWith('err:') && Number(value) > 0) erroredByType[field.slice(4)] = Number(value);
     else if (field.startsWith('canary:')) canary[field.slice(7)] = value;
+    else if (field.startsWith('repaired:')) repaired[field.slice(9)] = Number(value);
   }
   let models: Record<string, number>;
   try {
@@ -75,5 +80,7 @@ export function parseBatchRecord(hash: Record<string, string>): BatchRecord | nu
     models,
     canary,
     canceled_at: hash['canceled_at'] || null,
+    reconciled_at: hash['reconciled_at'] || null,
+    repaired,
   };
 }

@@ -38,16 +38,22 @@ export interface Finalization {
   model?: string;
   /** ms the attempt waited for the rate budget (for /metrics). */
   budgetWaitMs?: number;
+  /**
+   * Keys that must not exist for the line to be written (answer `found` otherwise), checked in the
+   * same script: the reconciler ends a request only while it is still in no place.
+   */
+  unlessExists?: readonly string[];
 }
 
 /** What {@link BatchStore.finalize} did: wrote it, found it already written, or found it superseded. */
-export type FinalizeStatus = 'written' | 'already-written' | 'stale' | 'batch-deleted';
+export type FinalizeStatus = 'written' | 'already-written' | 'stale' | 'batch-deleted' | 'found';
 
 const FINALIZE_STATUS: Record<number, FinalizeStatus> = {
   1: 'written',
   0: 'already-written',
   [-1]: 'stale',
   [-2]: 'batch-deleted',
+  [-3]: 'found',
 };
 
 export { BatchConflictError };
@@ -138,6 +144,7 @@ export class BatchStore {
         this.keys.generations(id),
         this.keys.stats(),
         this.keys.modelFailures(),
+        ...(end.unlessExists ?? []),
       ],
       [
         customId,

@@ -55,17 +55,21 @@ return enqueued
 /**
  * Writes a request's one results line and moves it out of `processing`, with its usage and error
  * type, all at once. A second call for the same request (a redelivered job) changes nothing.
- * KEYS: batch, results, generations, stats, model failures.
+ * KEYS: batch, results, generations, stats, model failures, then optional guards: keys that must
+ *   not exist (the request's job, its dead-letter entry: the reconciler ends only a lost request).
  * ARGV: custom_id, generation, kind (succeeded|errored|canceled), result line, error type or '',
  *   input, output, cache creation, cache read tokens, truncated (0|1), refused (0|1), now (ISO),
  *   API calls of this last attempt (0|1), model (a success resets its model-breaker count),
  *   ms this attempt waited for the rate budget.
- * Returns 1 written, 0 already written, -1 stale generation, -2 batch deleted.
+ * Returns 1 written, 0 already written, -1 stale generation, -2 batch deleted, -3 a guard exists.
  */
 export const FINALIZE_REQUEST = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
 local gen = redis.call('HGET', KEYS[3], ARGV[1]) or '0'
 if gen ~= ARGV[2] then return -1 end
+for i = 6, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then return -3 end
+end
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[4]) == 0 then return 0 end
 local left = redis.call('HINCRBY', KEYS[1], 'processing', -1)
 redis.call('HINCRBY', KEYS[1], ARGV[3], 1)

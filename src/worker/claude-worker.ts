@@ -6,6 +6,7 @@ import { REQUESTS_QUEUE, type RequestJobData } from '../queue/jobs.js';
 import type { Runtime } from '../runtime.js';
 import { finalizeDeadLetter, deadLetterEntry, releaseIfCanary } from './apply-outcome.js';
 import type { RetryPolicy } from './outcome.js';
+import { Reconciler } from './reconciler.js';
 import { RequestProcessor } from './request-processor.js';
 
 export interface ClaudeWorkerOptions {
@@ -26,6 +27,10 @@ export interface ClaudeWorkerOptions {
   maxStalledCount: number;
   /** On close, how long in-flight requests may finish before they are handed back (ms). */
   gracePeriodMs: number;
+  /** How often this worker tries a reconciler sweep (ms); one worker at a time sweeps. */
+  reconcileIntervalMs: number;
+  /** A batch without progress for this long is examined by the reconciler (ms). */
+  reconcileStallMs: number;
 }
 
 /** Socket errors of a Redis outage, logged once by the runtime rather than per reconnect attempt. */
@@ -54,6 +59,8 @@ const SWEEP_PAGE = 100;
 export class ClaudeWorker {
   readonly worker: Worker<RequestJobData>;
   private readonly processor: RequestProcessor;
+  /** Finds and finishes requests no event will finish (removed jobs, missed releases). */
+  readonly reconciler: Reconciler;
   private readonly inFlight = new Map<string, AbortController>();
   private sweeper: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
@@ -70,6 +77,11 @@ export class ClaudeWorker {
       retry: options.retry,
       alert: options.alert,
       modelBreakerThreshold: options.modelBreakerThreshold,
+    });
+    this.reconciler = new Reconciler(runtime, {
+      intervalMs: options.reconcileIntervalMs,
+      stallMs: options.reconcileStallMs,
+      giveFailedJobOutcome: (job) => this.giveFailedJobOutcome(job),
     });
     this.worker = new Worker<RequestJobData>(REQUESTS_QUEUE, (job, token) => this.run(job, token), {
       connection: runtime.redis,
@@ -102,6 +114,7 @@ export class ClaudeWorker {
     void this.sweepFailed();
     this.sweeper = setInterval(() => void this.sweepFailed(), this.options.stalledIntervalMs);
     this.sweeper.unref();
+    this.reconciler.start();
   }
 
   /**
@@ -128,6 +141,7 @@ export class ClaudeWorker {
   close(): Promise<void> {
     this.closing ??= (async () => {
       clearInterval(this.sweeper);
+      const reconciling = this.reconciler.stop();
       const closed = this.worker.close();
       const grace = setTimeout(() => {
         for (const controller of this.inFlight.values()) controller.abort();
@@ -140,6 +154,7 @@ export class ClaudeWorker {
       // A job BullMQ failed since the last sweep would otherwise wait, outcome-less, for another
       // worker to start (and `wait` with it): give it its outcome before leaving.
       await this.sweepFailed();
+      await reconciling;
       // The worker owns its budget: its waiters are gone now, and its timers must not keep the process.
       await this.options.budget.close();
     })();

@@ -50,6 +50,8 @@ export async function startWorker(runtime: Runtime, options: StartWorkerOptions 
     stalledIntervalMs: config.stalledIntervalMs,
     maxStalledCount: config.maxStalledCount,
     gracePeriodMs: config.gracePeriodMs,
+    reconcileIntervalMs: config.reconcileIntervalMs,
+    reconcileStallMs: config.reconcileStallMs,
   });
   worker.start();
   logger.info('worker started', {
