@@ -8,7 +8,14 @@ import type { Runtime } from '../runtime.js';
 import { LuaScript } from '../store/lua-script.js';
 import { canceledLine, erroredLine } from '../store/result-line.js';
 import { finalizeDeadLetter } from './apply-outcome.js';
-import { locateRequests, presenceKeys, REQUEST_PLACES, type OpenRequest } from './request-places.js';
+import {
+  locateRequests,
+  presenceKeys,
+  REQUEST_PLACES,
+  type OpenRequest,
+  type PlaceRecovery,
+  type RequestPlace,
+} from './request-places.js';
 
 /** The kinds of repair, as counted in `status`, the batch record and /metrics. */
 export type RepairKind =
@@ -240,7 +247,7 @@ export class Reconciler {
         for (let i = 0; i < open.length; i++) {
           const place = places[i]!;
           if (place < 0) lost.push(open[i]!);
-          else await this.recover(open[i]!, REQUEST_PLACES[place]!.recovery, repairs);
+          else await this.recoverLogged(open[i]!, REQUEST_PLACES[place]!, repairs);
         }
       }
       if (lost.length >= LOST_FLUSH) {
@@ -264,11 +271,21 @@ export class Reconciler {
     return repairs;
   }
 
-  private async recover(
-    request: OpenRequest,
-    recovery: (typeof REQUEST_PLACES)[number]['recovery'],
-    repairs: Repairs,
-  ): Promise<void> {
+  /** One request's recovery; its failure (the job moved on meanwhile) does not stop the sweep. */
+  private async recoverLogged(request: OpenRequest, place: RequestPlace, repairs: Repairs): Promise<void> {
+    try {
+      await this.recover(request, place.recovery, repairs);
+    } catch (err) {
+      this.runtime.logger.warn('reconciler: recovery failed, tried again next sweep', {
+        batch_id: request.batchId,
+        custom_id: request.customId,
+        place: place.name,
+        error: (err as Error).message,
+      });
+    }
+  }
+
+  private async recover(request: OpenRequest, recovery: PlaceRecovery, repairs: Repairs): Promise<void> {
     const { runtime } = this;
     switch (recovery) {
       case 'none':
