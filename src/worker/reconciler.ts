@@ -93,6 +93,24 @@ for i = 2, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], 'repaired:' .. ARGV[i], AR
 return 1
 `);
 
+/**
+ * One page of a batch's requests still without a results line, with their generations: read in
+ * Redis, so the (possibly large) lines of the ended ones never cross the network.
+ * KEYS: ids, results, generations. ARGV: start, stop (LRANGE indexes).
+ * Returns {page length, custom_id, generation, custom_id, generation, ...}.
+ */
+const OPEN_PAGE = new LuaScript(`
+local ids = redis.call('LRANGE', KEYS[1], ARGV[1], ARGV[2])
+local out = {#ids}
+for _, id in ipairs(ids) do
+  if redis.call('HEXISTS', KEYS[2], id) == 0 then
+    out[#out + 1] = id
+    out[#out + 1] = redis.call('HGET', KEYS[3], id) or '0'
+  end
+end
+return out
+`);
+
 /** The batch-record fields that move when a batch makes progress. */
 const PROGRESS_FIELDS = ['id', 'processing', 'succeeded', 'errored', 'canceled', 'enqueued', 'submit_state'];
 
@@ -111,6 +129,8 @@ export class Reconciler {
   private running: Promise<SweepReport> | undefined;
   private readonly token = randomUUID();
   private readonly holds: Holds;
+  /** Set while a sweep of this process holds the lock (examine() alone, e.g. in a bench, holds none). */
+  private locked = false;
 
   constructor(
     private readonly runtime: Runtime,
@@ -151,6 +171,7 @@ export class Reconciler {
     const { redis, keys } = this.runtime;
     const got = await redis.set(keys.reconcilerLock(), this.token, 'PX', this.lockTtlMs, 'NX');
     if (got !== 'OK') return { ran: false, examined: [], repairs: {} };
+    this.locked = true;
     try {
       const report: SweepReport = { ran: true, examined: [], repairs: {} };
       for (const batchId of await this.stalledBatches()) {
@@ -171,11 +192,13 @@ export class Reconciler {
       }
       return report;
     } finally {
+      this.locked = false;
       await FREE_LOCK.run(redis, [keys.reconcilerLock()], [this.token]);
     }
   }
 
   private async extendLock(): Promise<void> {
+    if (!this.locked) return;
     const { redis, keys } = this.runtime;
     const held = await EXTEND_LOCK.run(redis, [keys.reconcilerLock()], [this.token, this.lockTtlMs]);
     if (Number(held) !== 1)
@@ -230,18 +253,18 @@ export class Reconciler {
     const context = { keys, holdReasons: await this.holds.reasons(batchId) };
     let lost: OpenRequest[] = [];
     for (let start = 0; ; start += pageSize) {
-      const ids = await redis.lrange(keys.ids(batchId), start, start + pageSize - 1);
-      if (ids.length === 0) break;
-      const [results, gens] = await Promise.all([
-        redis.hmget(keys.results(batchId), ...ids),
-        redis.hmget(keys.generations(batchId), ...ids),
-      ]);
+      const page = (await OPEN_PAGE.run(
+        redis,
+        [keys.ids(batchId), keys.results(batchId), keys.generations(batchId)],
+        [start, start + pageSize - 1],
+      )) as [number, ...string[]];
+      if (Number(page[0]) === 0) break;
       const open: OpenRequest[] = [];
-      ids.forEach((customId, i) => {
-        if (results[i] !== null) return;
-        const gen = Number(gens[i] ?? 0);
+      for (let i = 1; i < page.length; i += 2) {
+        const customId = String(page[i]);
+        const gen = Number(page[i + 1]);
         open.push({ batchId, customId, gen, jobId: requestJobId(batchId, customId, gen) });
-      });
+      }
       if (open.length > 0) {
         const places = await locateRequests(redis, context, open);
         for (let i = 0; i < open.length; i++) {

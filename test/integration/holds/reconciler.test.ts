@@ -52,6 +52,13 @@ async function results(r: Runtime, batchId: string) {
 const ended = (r: Runtime, batchId: string) =>
   waitForBatch(r, batchId, { pollMs: 100, signal: AbortSignal.timeout(60_000) });
 
+/** The reconciler notes its repairs in the batch record just after the lines it wrote. */
+const repaired = (r: Runtime, batchId: string) =>
+  expect.poll(async () => (await getBatchStatus(r, batchId))?.reconciler.repaired, {
+    timeout: 30_000,
+    interval: 100,
+  });
+
 describe('reconciler', () => {
   it('ends a batch whose jobs were removed behind its back (Bull Board: empty, clean, remove)', async () => {
     const r = await setUp('reconcile-removed');
@@ -68,8 +75,8 @@ describe('reconciler', () => {
     const final = await ended(r, batchId);
     expect(final.request_counts).toMatchObject({ processing: 0, succeeded: 0, errored: 30 });
     expect(final.errored_by_type).toEqual({ [LOST_ERROR_TYPE]: 30 });
-    expect(final.reconciler.repaired).toEqual({ lost: 30 });
-    expect(final.reconciler.last_run_at).not.toBeNull();
+    await repaired(r, batchId).toEqual({ lost: 30 });
+    expect((await getBatchStatus(r, batchId))?.reconciler.last_run_at).not.toBeNull();
     const byId = await results(r, batchId);
     expect(byId.size).toBe(30);
     expect(JSON.stringify(byId.get('q0'))).toContain(LOST_ERROR_TYPE);
@@ -85,7 +92,7 @@ describe('reconciler', () => {
     await work(r);
     const final = await ended(r, batchId);
     expect(final.request_counts).toMatchObject({ processing: 0, succeeded: 19, errored: 1 });
-    expect(final.reconciler.repaired).toEqual({ lost: 1 });
+    await repaired(r, batchId).toEqual({ lost: 1 });
     expect((await results(r, batchId)).get('m7')?.type).toBe('errored');
     // Every request sent at most once: the reconciler re-sent nothing.
     expect(emulator!.control.log().filter((e) => e.path === '/v1/messages')).toHaveLength(19);
@@ -100,7 +107,7 @@ describe('reconciler', () => {
     await work(r);
     const final = await ended(r, batchId);
     expect(final.request_counts).toMatchObject({ processing: 0, succeeded: 7, errored: 1 });
-    expect(final.reconciler.repaired).toMatchObject({ lost: 1, canary_released: 1 });
+    await repaired(r, batchId).toMatchObject({ lost: 1, canary_released: 1 });
     expect(final.canary).toEqual({ 'claude-haiku-4-5': 'released' });
   }, 90_000);
 
@@ -119,7 +126,7 @@ describe('reconciler', () => {
     await work(r);
     const final = await ended(r, batchId);
     expect(final.request_counts).toMatchObject({ processing: 0, succeeded: 6 });
-    expect(final.reconciler.repaired).toEqual({ held_released: 5 });
+    await repaired(r, batchId).toEqual({ held_released: 5 });
     expect((await getBatchStatus(r, batchId))?.processing_status).toBe('ended');
   }, 90_000);
 });
