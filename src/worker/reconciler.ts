@@ -150,9 +150,13 @@ export class Reconciler {
     await this.running?.catch(() => undefined);
   }
 
-  /** One sweep now, if no other worker is sweeping (one at a time in this process too). */
-  sweep(): Promise<SweepReport> {
-    this.running ??= this.sweepLocked()
+  /**
+   * One sweep now, if no other worker is sweeping (one at a time in this process too).
+   * `everyBatch`: examine every batch not ended, stalled or not (`worker --until-idle` once the
+   * queue is idle: nothing is left that could still make progress).
+   */
+  sweep(options: { everyBatch?: boolean } = {}): Promise<SweepReport> {
+    this.running ??= this.sweepLocked(options.everyBatch ?? false)
       .catch((err: unknown): SweepReport => {
         this.runtime.logger.warn('reconciler sweep failed', { error: (err as Error).message });
         return { ran: false, examined: [], repairs: {} };
@@ -167,14 +171,14 @@ export class Reconciler {
     return Math.max(30_000, this.options.intervalMs * 2);
   }
 
-  private async sweepLocked(): Promise<SweepReport> {
+  private async sweepLocked(everyBatch: boolean): Promise<SweepReport> {
     const { redis, keys } = this.runtime;
     const got = await redis.set(keys.reconcilerLock(), this.token, 'PX', this.lockTtlMs, 'NX');
     if (got !== 'OK') return { ran: false, examined: [], repairs: {} };
     this.locked = true;
     try {
       const report: SweepReport = { ran: true, examined: [], repairs: {} };
-      for (const batchId of await this.stalledBatches()) {
+      for (const batchId of await this.stalledBatches(everyBatch)) {
         report.examined.push(batchId);
         const repairs = await this.examine(batchId);
         addRepairs(report.repairs, repairs);
@@ -206,10 +210,11 @@ export class Reconciler {
   }
 
   /**
-   * Batches not ended whose progress fields have not changed for `stallMs`. A batch seen for the
-   * first time, or changed since the last look, starts its stall clock now.
+   * Batches not ended whose progress fields have not changed for `stallMs` (or every batch not
+   * ended). A batch seen for the first time, or changed since the last look, starts its stall
+   * clock now.
    */
-  private async stalledBatches(): Promise<string[]> {
+  private async stalledBatches(everyBatch: boolean): Promise<string[]> {
     const { redis, keys, store } = this.runtime;
     const ids = await store.list();
     if (ids.length === 0) return [];
@@ -228,6 +233,10 @@ export class Reconciler {
         return;
       }
       const signature = fields.join('|');
+      if (everyBatch) {
+        stalled.push(id);
+        return;
+      }
       const previous = seen[id];
       const cut = previous?.lastIndexOf('@') ?? -1;
       if (previous === undefined || cut < 0 || previous.slice(0, cut) !== signature) {

@@ -11,6 +11,7 @@ import { waitForBatch } from '../../../src/store/wait-for-batch.js';
 import type { ClaudeWorker } from '../../../src/worker/claude-worker.js';
 import { LOST_ERROR_TYPE } from '../../../src/worker/reconciler.js';
 import { startWorker } from '../../../src/worker/start-worker.js';
+import { workUntilIdle } from '../../../src/worker/until-idle.js';
 import { jsonlSource, request, resultsById } from '../../helpers/batch.js';
 import { disposeRuntime, testRuntime } from '../../helpers/runtime.js';
 
@@ -128,5 +129,20 @@ describe('reconciler', () => {
     expect(final.request_counts).toMatchObject({ processing: 0, succeeded: 6 });
     await repaired(r, batchId).toEqual({ held_released: 5 });
     expect((await getBatchStatus(r, batchId))?.processing_status).toBe('ended');
+  }, 90_000);
+
+  it('worker --until-idle: a batch whose queue was emptied ends before the worker leaves, without waiting for a stall', async () => {
+    // The periodic sweep is far away: only the idle worker's last look can end this batch.
+    const r = await setUp('reconcile-idle', { reconcileIntervalMs: '600000', reconcileStallMs: '600000' });
+    const requests = Array.from({ length: 12 }, (_, i) => request(`e${i}`, `Emptied ${i}`));
+    const { batchId } = await submitBatch(r, { input: jsonlSource(requests), canary: false });
+    await r.requests.drain();
+    const w = await work(r);
+    const idle = await workUntilIdle(r, w.reconciler, 200, AbortSignal.timeout(60_000));
+    expect(idle.kind).toBe('drained');
+    await w.close();
+    const status = await getBatchStatus(r, batchId);
+    expect(status?.processing_status).toBe('ended');
+    expect(status?.request_counts).toMatchObject({ processing: 0, errored: 12 });
   }, 90_000);
 });
