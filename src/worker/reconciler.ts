@@ -140,7 +140,10 @@ export class Reconciler {
   }
 
   start(): void {
-    this.timer = setInterval(() => void this.sweep(), this.options.intervalMs);
+    // A tick during a sweep (a long one) is skipped, not queued.
+    this.timer = setInterval(() => {
+      if (!this.running) void this.sweep();
+    }, this.options.intervalMs);
     this.timer.unref();
   }
 
@@ -156,15 +159,18 @@ export class Reconciler {
    * queue is idle: nothing is left that could still make progress).
    */
   sweep(options: { everyBatch?: boolean } = {}): Promise<SweepReport> {
-    this.running ??= this.sweepLocked(options.everyBatch ?? false)
+    // After the sweep in progress, if any: it may have looked at stalled batches only.
+    const next = (this.running ?? Promise.resolve())
+      .then(() => this.sweepLocked(options.everyBatch ?? false))
       .catch((err: unknown): SweepReport => {
         this.runtime.logger.warn('reconciler sweep failed', { error: (err as Error).message });
         return { ran: false, examined: [], repairs: {} };
       })
       .finally(() => {
-        this.running = undefined;
+        if (this.running === next) this.running = undefined;
       });
-    return this.running;
+    this.running = next;
+    return next;
   }
 
   private get lockTtlMs(): number {

@@ -57,7 +57,9 @@ const set = (keys: KeyLayout, queue: string, state: string) => `${keys.bullPrefi
  * order they are tested: the first that holds it wins. Adding a place (a paused batch's parking,
  * a hosted batch, fair-share waiting) is one row here. The BullMQ states wait, active, delayed (a
  * retry), prioritized and paused are one place (`queued`): the job exists and is not finished
- * (telling the lists apart would cost a scan of each).
+ * (telling the lists apart would cost a scan of each). A dead-letter entry whose errored line is
+ * missing wins over a live job: writing that line from the entry is what the job's own worker
+ * does, idempotently.
  */
 export const REQUEST_PLACES: readonly RequestPlace[] = [
   {
@@ -73,6 +75,11 @@ export const REQUEST_PLACES: readonly RequestPlace[] = [
       all: [{ cmd: 'zscore', key: set(keys, 'requests', 'completed'), member: r.jobId }],
     }),
     recovery: 'requeue-finished',
+  },
+  {
+    name: 'dead-lettering',
+    probe: ({ keys }, r) => ({ all: [{ cmd: 'exists', key: job(keys, 'dead-letter', r.jobId) }] }),
+    recovery: 'finalize-dead-letter',
   },
   {
     name: 'held',
@@ -93,11 +100,6 @@ export const REQUEST_PLACES: readonly RequestPlace[] = [
     name: 'queued',
     probe: ({ keys }, r) => ({ all: [{ cmd: 'exists', key: job(keys, 'requests', r.jobId) }] }),
     recovery: 'none',
-  },
-  {
-    name: 'dead-lettering',
-    probe: ({ keys }, r) => ({ all: [{ cmd: 'exists', key: job(keys, 'dead-letter', r.jobId) }] }),
-    recovery: 'finalize-dead-letter',
   },
 ];
 

@@ -1,14 +1,16 @@
+import { UnrecoverableError, Worker } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createClaudeClient } from '../../../src/claude/claude-client.js';
 import { startEmulator, type EmulatorHandle } from '../../../src/emulator/index.js';
 import { canaryField } from '../../../src/queue/canary.js';
-import { requestJobId } from '../../../src/queue/jobs.js';
+import { REQUESTS_QUEUE, requestJobId, type RequestJobData } from '../../../src/queue/jobs.js';
 import { submitBatch } from '../../../src/queue/producer.js';
 import type { Runtime } from '../../../src/runtime.js';
 import { Secret } from '../../../src/secret.js';
 import { getBatchStatus } from '../../../src/store/batch-status.js';
 import { waitForBatch } from '../../../src/store/wait-for-batch.js';
 import type { ClaudeWorker } from '../../../src/worker/claude-worker.js';
+import { deadLetterEntry } from '../../../src/worker/apply-outcome.js';
 import { LOST_ERROR_TYPE } from '../../../src/worker/reconciler.js';
 import { startWorker } from '../../../src/worker/start-worker.js';
 import { workUntilIdle } from '../../../src/worker/until-idle.js';
@@ -144,5 +146,45 @@ describe('reconciler', () => {
     const status = await getBatchStatus(r, batchId);
     expect(status?.processing_status).toBe('ended');
     expect(status?.request_counts).toMatchObject({ processing: 0, errored: 12 });
+  }, 90_000);
+
+  it('a failed job the sweeper missed gets its outcome; a dead-letter entry without its line gets the line', async () => {
+    // Neither the sweeper (once, at start) nor the periodic reconciler comes by during the test.
+    const r = await setUp('reconcile-failed', {
+      stalledIntervalMs: '600000',
+      reconcileIntervalMs: '600000',
+      reconcileStallMs: '600000',
+    });
+    const requests = [request('f', 'Failed by BullMQ'), request('d', 'Dead-lettered halfway')];
+    const { batchId } = await submitBatch(r, { input: jsonlSource(requests), canary: false });
+    const foreign = new Worker<RequestJobData>(REQUESTS_QUEUE, null, {
+      connection: r.redis,
+      prefix: r.keys.bullPrefix,
+      lockDuration: 60_000,
+      autorun: false,
+    });
+    try {
+      const failed = await foreign.getNextJob('t1', { block: false });
+      const halfway = await foreign.getNextJob('t2', { block: false });
+      expect([failed?.data.custom_id, halfway?.data.custom_id]).toEqual(['f', 'd']);
+      const w = await work(r);
+      await failed!.moveToFailed(new UnrecoverableError('processor crashed'), 't1');
+      // A worker added the entry of `d`, then died before writing its errored line.
+      const entry = deadLetterEntry(
+        halfway!.data,
+        'terminal',
+        { status: 400, type: 'invalid_request_error', message: 'bad', request_id: 'req_2' },
+        { calls: 1, firstAt: Date.now() },
+      );
+      await r.deadLetters.add(entry.params.model, entry, { jobId: requestJobId(batchId, 'd', 0) });
+
+      expect(await w.reconciler.examine(batchId)).toEqual({ failed_outcome: 1, dead_letter_finalized: 1 });
+      const status = await getBatchStatus(r, batchId);
+      expect(status?.processing_status).toBe('ended');
+      expect(status?.errored_by_type).toEqual({ worker_error: 1, invalid_request_error: 1 });
+      expect(status?.reconciler.repaired).toEqual({ failed_outcome: 1, dead_letter_finalized: 1 });
+    } finally {
+      await foreign.close();
+    }
   }, 90_000);
 });
