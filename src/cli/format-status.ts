@@ -52,7 +52,9 @@ export function formatBatchStatus(status: BatchStatus): string {
     }
   }
   if (status.processing_status !== 'ended') {
-    lines.push(`  reconciler  last ran ${status.reconciler.last_run_at ?? 'never (no worker is running)'}`);
+    lines.push(
+      `  reconciler  last ran ${status.reconciler.last_run_at ?? 'never under this prefix (no worker has run it)'}`,
+    );
   }
   lines.push(`  created     ${status.created_at}${status.ended_at ? `   ended ${status.ended_at}` : ''}`);
   return lines.join('\n');
