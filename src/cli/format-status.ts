@@ -56,6 +56,23 @@ export function formatBatchStatus(status: BatchStatus): string {
       );
     }
   }
+  const repaired = Object.entries(status.reconciler.repaired).filter(([, n]) => n > 0);
+  if (repaired.length > 0) {
+    lines.push(
+      `  reconciler  repaired ${repaired.map(([kind, n]) => `${n} ${kind.replace(/_/g, ' ')}`).join(', ')}` +
+        `${status.reconciler.repaired_at ? ` (last ${status.reconciler.repaired_at})` : ''}`,
+    );
+    if (status.reconciler.repaired['lost']) {
+      lines.push(
+        '              lost: their jobs were removed (Bull Board or Redis) before they had an outcome; submit them again in a new batch',
+      );
+    }
+  }
+  if (status.processing_status !== 'ended') {
+    lines.push(
+      `  reconciler  last ran ${status.reconciler.last_run_at ?? 'never under this prefix (no worker has run it)'}`,
+    );
+  }
   lines.push(`  created     ${status.created_at}${status.ended_at ? `   ended ${status.ended_at}` : ''}`);
   return lines.join('\n');
 }

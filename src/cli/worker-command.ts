@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { startWorker } from '../worker/start-worker.js';
-import { waitUntilIdle } from '../worker/until-idle.js';
+import { workUntilIdle } from '../worker/until-idle.js';
 import { addSettingOptions, EXIT, EXIT_CODES_HELP, withRuntime } from './common.js';
 
 export function registerWorkerCommand(program: Command): void {
@@ -52,10 +52,12 @@ ${EXIT_CODES_HELP}`,
       process.on('SIGINT', onSignal);
       try {
         if (options['untilIdle']) {
-          const reason = await waitUntilIdle(runtime, 500, stop.signal).catch((err: unknown) => {
-            if (!stop.signal.aborted) throw err;
-            return null;
-          });
+          const reason = await workUntilIdle(runtime, worker.reconciler, 500, stop.signal).catch(
+            (err: unknown) => {
+              if (!stop.signal.aborted) throw err;
+              return null;
+            },
+          );
           if (reason?.kind === 'paused') {
             runtime.logger.warn(
               `the queue is paused with ${reason.pending} requests waiting: nothing to do until it is resumed ` +

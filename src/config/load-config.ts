@@ -41,6 +41,10 @@ export interface ClaudeBatchConfig {
   stalledIntervalMs: number;
   /** Default 2 (BullMQ's is 1). */
   maxStalledCount: number;
+  /** Default 60,000 ms. */
+  reconcileIntervalMs: number;
+  /** Default 300,000 ms (five minutes without progress). */
+  reconcileStallMs: number;
   /** Default 30,000 ms. */
   gracePeriodMs: number;
   /** Default 3 failures. */
@@ -92,6 +96,8 @@ export const DEFAULT_CONFIG: Omit<ClaudeBatchConfig, 'apiKey' | 'alertWebhookUrl
   lockDurationMs: 30_000,
   stalledIntervalMs: 30_000,
   maxStalledCount: 2,
+  reconcileIntervalMs: 60_000,
+  reconcileStallMs: 300_000,
   gracePeriodMs: 30_000,
   modelBreakerThreshold: 3,
   maxMaybeBilled: 2,

@@ -144,6 +144,20 @@ export const SETTINGS = {
     unit: 'stalls',
     doc: 'Stalls a job may have before BullMQ fails it (the runner then still gives it an outcome).',
   },
+  reconcileIntervalMs: {
+    kind: 'int',
+    env: 'CLAUDE_BATCH_RECONCILE_INTERVAL_MS',
+    min: 500,
+    unit: 'ms',
+    doc: 'How often one worker (under a Redis lock) looks for stalled batches to reconcile.',
+  },
+  reconcileStallMs: {
+    kind: 'int',
+    env: 'CLAUDE_BATCH_RECONCILE_STALL_MS',
+    min: 0,
+    unit: 'ms',
+    doc: 'A batch whose counts have not changed for this long is checked: requests in no lawful place get an outcome.',
+  },
   gracePeriodMs: {
     kind: 'int',
     env: 'CLAUDE_BATCH_GRACE_PERIOD_MS',

@@ -80,6 +80,12 @@ export function runnerFamilies(
       samples: [{ value: stat('truncated') }],
     },
     {
+      name: 'claude_batch_reconciler_repairs_total',
+      help: 'Requests the reconciler repaired, by kind (lost, canary_released, held_released, failed_outcome, dead_letter_finalized, requeued).',
+      type: 'counter',
+      samples: byPrefix(stats, 'reconciled:', 'kind'),
+    },
+    {
       name: 'claude_batch_refused_total',
       help: 'Replies with stop_reason refusal.',
       type: 'counter',

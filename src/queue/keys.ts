@@ -42,6 +42,31 @@ export class KeyLayout {
     return `${this.base}:batch:${id}:gen`;
   }
 
+  /** Set: the reasons (e.g. `canary:<model>`) for which some of the batch's requests are held. */
+  holds(id: string): string {
+    return `${this.base}:batch:${id}:holds`;
+  }
+
+  /** Set: job ids of the batch's requests held for one reason, until that reason is released. */
+  held(id: string, reason: string): string {
+    return `${this.base}:batch:${id}:held:${reason}`;
+  }
+
+  /** String: the reconciler's lock (its holder's id), expiring, so one worker at a time sweeps. */
+  reconcilerLock(): string {
+    return `${this.base}:reconciler:lock`;
+  }
+
+  /** Hash: the reconciler's last run (when, batches looked at, repairs) for `status`. */
+  reconcilerState(): string {
+    return `${this.base}:reconciler:state`;
+  }
+
+  /** Hash: batch id → its progress signature and since when (ms) it has not changed. */
+  reconcilerSeen(): string {
+    return `${this.base}:reconciler:seen`;
+  }
+
   /** Hash: the key-wide breaker, set while it holds the queue paused (type, reason, since, ...). */
   keyBreaker(): string {
     return `${this.base}:breaker:key`;

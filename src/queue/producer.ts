@@ -9,7 +9,8 @@ import type { RequestDefaults } from '../batch/validate-request.js';
 import type { Runtime } from '../runtime.js';
 
 export { InputValidationError };
-import { CANARY_HOLD_MS, releaseHeld } from './canary.js';
+import { CANARY_HOLD_MS, canaryField, canaryIdField, releaseHeld } from './canary.js';
+import { Holds } from './holds.js';
 import { requestJobId, type RequestJobData } from './jobs.js';
 
 export interface SubmitOptions {
@@ -103,6 +104,7 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
     const done = resumed ? await runtime.store.enqueuedCount(batchId) : 0;
     const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
     const modelNames = Object.keys(models);
+    const holds = new Holds(runtime);
     const seenModels = new Set<string>();
     let enqueued = 0;
     let pending: IndexedRequest[] = [];
@@ -120,6 +122,8 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
       if (items.length > 0) {
         // Re-read per chunk: a canary may end while a large submit is still enqueuing.
         const states = await runtime.store.canaryStates(batchId, modelNames);
+        const held = new Map<string, string[]>();
+        const canaryIds: string[] = [];
         const adding = runtime.requests.addBulk(
           items.map((item) => {
             const model = item.request.params.model;
@@ -128,11 +132,21 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
               : states.get(model) === 'pending'
                 ? 'held'
                 : 'normal';
-            return toJob(batchId, item, resumed, role);
+            const job = toJob(batchId, item, resumed, role);
+            if (role === 'held') {
+              const ids = held.get(model) ?? [];
+              ids.push(requestJobId(batchId, item.request.custom_id, 0));
+              held.set(model, ids);
+            } else if (role === 'canary') canaryIds.push(canaryIdField(model), item.request.custom_id);
+            return job;
           }),
         );
         sent();
         await adding;
+        // Recorded once the jobs exist (see Holds.record): a release that ran in between is
+        // repeated at the end of this submit, or by the reconciler if this process dies.
+        for (const [model, ids] of held) await holds.record(batchId, canaryField(model), ids);
+        if (canaryIds.length > 0) await runtime.redis.hset(runtime.keys.batch(batchId), ...canaryIds);
       } else sent();
       await runtime.store.commitChunk(
         batchId,

@@ -37,6 +37,9 @@ export interface BatchRecord {
    * first try may have been processed and billed (the API has no idempotency key).
    */
   maybe_billed: number;
+  /** When the reconciler last repaired something in this batch, and what (kind → requests). */
+  reconciled_at: string | null;
+  repaired: Record<string, number>;
 }
 
 export function parseBatchRecord(hash: Record<string, string>): BatchRecord | null {
@@ -45,11 +48,13 @@ export function parseBatchRecord(hash: Record<string, string>): BatchRecord | nu
   const erroredByType: Record<string, number> = {};
   const erroredByCondition: Record<string, number> = {};
   const canary: Record<string, string> = {};
+  const repaired: Record<string, number> = {};
   for (const [field, value] of Object.entries(hash)) {
     if (field.startsWith('err:') && Number(value) > 0) erroredByType[field.slice(4)] = Number(value);
     else if (field.startsWith('cond:') && Number(value) > 0)
       erroredByCondition[field.slice(5)] = Number(value);
     else if (field.startsWith('canary:')) canary[field.slice(7)] = value;
+    else if (field.startsWith('repaired:')) repaired[field.slice(9)] = Number(value);
   }
   let models: Record<string, number>;
   try {
@@ -87,5 +92,7 @@ export function parseBatchRecord(hash: Record<string, string>): BatchRecord | nu
     canary,
     canceled_at: hash['canceled_at'] || null,
     maybe_billed: int('maybe_billed'),
+    reconciled_at: hash['reconciled_at'] || null,
+    repaired,
   };
 }

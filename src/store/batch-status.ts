@@ -41,9 +41,26 @@ export interface BatchStatus {
   canceled_at: string | null;
   /** Requests sent again after a timeout or cut connection: each may have been billed twice. */
   maybe_billed: number;
+  /**
+   * The reconciler (one worker at a time, every `CLAUDE_BATCH_RECONCILE_INTERVAL_MS`): when it last
+   * ran under this prefix (null: never), and what it repaired in this batch (kind → requests:
+   * `lost` requests whose job was removed behind the runner's back, ended; `canary_released`,
+   * `held_released`, `failed_outcome`, `dead_letter_finalized`, `requeued`), and when.
+   */
+  reconciler: ReconcilerStatus;
 }
 
-export function toBatchStatus(record: BatchRecord, paused: KeyBreakerState | null): BatchStatus {
+export interface ReconcilerStatus {
+  last_run_at: string | null;
+  repaired_at: string | null;
+  repaired: Record<string, number>;
+}
+
+export function toBatchStatus(
+  record: BatchRecord,
+  paused: KeyBreakerState | null,
+  reconcilerRanAt: string | null = null,
+): BatchStatus {
   const ended = record.submit_state === 'submitted' && record.counts.processing <= 0;
   const processingStatus: ProcessingStatus = ended
     ? 'ended'
@@ -71,7 +88,17 @@ export function toBatchStatus(record: BatchRecord, paused: KeyBreakerState | nul
     canary: record.canary,
     canceled_at: record.canceled_at,
     maybe_billed: record.maybe_billed,
+    reconciler: {
+      last_run_at: reconcilerRanAt,
+      repaired_at: record.reconciled_at,
+      repaired: record.repaired,
+    },
   };
+}
+
+/** When the reconciler last ran under this prefix, or null. */
+async function reconcilerRanAt(runtime: Runtime): Promise<string | null> {
+  return runtime.redis.hget(runtime.keys.reconcilerState(), 'last_run_at');
 }
 
 /** Why the queue is paused, or null while it runs. */
@@ -94,13 +121,21 @@ async function pauseState(runtime: Runtime): Promise<KeyBreakerState | null> {
 
 /** The status of one batch (O(1): a few commands, whatever its size), or null if unknown. */
 export async function getBatchStatus(runtime: Runtime, batchId: string): Promise<BatchStatus | null> {
-  const [record, paused] = await Promise.all([runtime.store.get(batchId), pauseState(runtime)]);
-  return record ? toBatchStatus(record, paused) : null;
+  const [record, paused, ranAt] = await Promise.all([
+    runtime.store.get(batchId),
+    pauseState(runtime),
+    reconcilerRanAt(runtime),
+  ]);
+  return record ? toBatchStatus(record, paused, ranAt) : null;
 }
 
 /** Every batch under the prefix, oldest first. */
 export async function listBatchStatuses(runtime: Runtime): Promise<BatchStatus[]> {
-  const [ids, paused] = await Promise.all([runtime.store.list(), pauseState(runtime)]);
+  const [ids, paused, ranAt] = await Promise.all([
+    runtime.store.list(),
+    pauseState(runtime),
+    reconcilerRanAt(runtime),
+  ]);
   const records = await Promise.all(ids.map((id) => runtime.store.get(id)));
-  return records.filter((r): r is BatchRecord => r !== null).map((r) => toBatchStatus(r, paused));
+  return records.filter((r): r is BatchRecord => r !== null).map((r) => toBatchStatus(r, paused, ranAt));
 }

@@ -42,16 +42,22 @@ export interface Finalization {
   budgetWaitMs?: number;
   /** The API key's fingerprint: a success ends the key's run of failures (the storm breaker). */
   accountId?: string;
+  /**
+   * Keys that must not exist for the line to be written (answer `found` otherwise), checked in the
+   * same script: the reconciler ends a request only while it is still in no place.
+   */
+  unlessExists?: readonly string[];
 }
 
 /** What {@link BatchStore.finalize} did: wrote it, found it already written, or found it superseded. */
-export type FinalizeStatus = 'written' | 'already-written' | 'stale' | 'batch-deleted';
+export type FinalizeStatus = 'written' | 'already-written' | 'stale' | 'batch-deleted' | 'found';
 
 const FINALIZE_STATUS: Record<number, FinalizeStatus> = {
   1: 'written',
   0: 'already-written',
   [-1]: 'stale',
   [-2]: 'batch-deleted',
+  [-3]: 'found',
 };
 
 export { BatchConflictError };
@@ -143,6 +149,7 @@ export class BatchStore {
         this.keys.stats(),
         this.keys.modelFailures(),
         this.keys.storm(),
+        ...(end.unlessExists ?? []),
       ],
       [
         customId,
@@ -255,9 +262,20 @@ export class BatchStore {
 
   /** Removes the batch's record, results and bookkeeping (not its queued jobs: see `deleteBatch`). */
   async deleteRecords(id: string): Promise<void> {
+    const holds = (await this.redis.smembers(this.keys.holds(id))).map((reason) =>
+      this.keys.held(id, reason),
+    );
     await this.redis
       .multi()
-      .del(this.keys.batch(id), this.keys.results(id), this.keys.ids(id), this.keys.generations(id))
+      .del(
+        this.keys.batch(id),
+        this.keys.results(id),
+        this.keys.ids(id),
+        this.keys.generations(id),
+        this.keys.holds(id),
+        ...holds,
+      )
+      .hdel(this.keys.reconcilerSeen(), id)
       .zrem(this.keys.batches(), id)
       .exec();
   }

@@ -55,18 +55,23 @@ return enqueued
 /**
  * Writes a request's one results line and moves it out of `processing`, with its usage and error
  * type, all at once. A second call for the same request (a redelivered job) changes nothing.
- * KEYS: batch, results, generations, stats, model failures, storm counts.
+ * KEYS: batch, results, generations, stats, model failures, storm counts, then optional guards:
+ *   keys that must not exist (the request's job, its dead-letter entry: the reconciler ends only a
+ *   lost request).
  * ARGV: custom_id, generation, kind (succeeded|errored|canceled), result line, error type or '',
  *   input, output, cache creation, cache read tokens, truncated (0|1), refused (0|1), now (ISO),
  *   API calls of this last attempt (0|1), model (a success resets its model-breaker count),
  *   ms this attempt waited for the rate budget, runner-level condition of an errored one or '',
  *   API key fingerprint of the call or '' (a success ends that key's run of failures).
- * Returns 1 written, 0 already written, -1 stale generation, -2 batch deleted.
+ * Returns 1 written, 0 already written, -1 stale generation, -2 batch deleted, -3 a guard exists.
  */
 export const FINALIZE_REQUEST = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
 local gen = redis.call('HGET', KEYS[3], ARGV[1]) or '0'
 if gen ~= ARGV[2] then return -1 end
+for i = 7, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then return -3 end
+end
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[4]) == 0 then return 0 end
 local left = redis.call('HINCRBY', KEYS[1], 'processing', -1)
 redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
@@ -99,7 +104,9 @@ return 1
 /**
  * Re-opens an errored request for `dlq retry`: removes its errored results line, moves it back
  * from `errored` (and its type) to `processing`, and bumps its generation so the new job has a new
- * id. Idempotent: a second run (or a run after one that died before adding the job) sees the
+ * id. An entry whose errored line is not written yet (the caller holds the entry) is re-opened by
+ * the bump alone: the request never left `processing`, and its worker's line is refused as stale.
+ * Idempotent: a second run (or a run after one that died before adding the job) sees the
  * bumped generation and answers 1 only while the request still has no result.
  * KEYS: batch, results, generations. ARGV: custom_id, generation of the entry, error type,
  * condition or ''. Returns 1 re-opened (send generation+1), 0 nothing to do (stale entry), -2 batch deleted.
@@ -114,7 +121,15 @@ if gen == n + 1 then
 end
 if gen ~= n then return 0 end
 local line = redis.call('HGET', KEYS[2], ARGV[1])
-if not line or not string.find(line, '"result":{"type":"errored"', 1, true) then return 0 end
+if not line then
+  -- The entry is in the dead-letter queue but its errored line is not written yet (its worker
+  -- is between the two steps, or died there): the request still counts as processing. Bump the
+  -- generation, so that worker's line is refused as stale, and send it again.
+  redis.call('HSET', KEYS[3], ARGV[1], n + 1)
+  redis.call('HDEL', KEYS[1], 'ended_at')
+  return 1
+end
+if not string.find(line, '"result":{"type":"errored"', 1, true) then return 0 end
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[3], ARGV[1], n + 1)
 redis.call('HINCRBY', KEYS[1], 'errored', -1)

@@ -5,7 +5,7 @@ import type { Alerter } from '../breakers/alert.js';
 import type { Condition } from '../errors/error-table.js';
 import { countModelFailure, tripKeyBreaker } from '../breakers/breakers.js';
 import { countStormFailure, type StormOptions } from '../breakers/storm.js';
-import { canaryField, releaseCanary } from '../queue/canary.js';
+import { canaryField, releaseCanary, releaseHeld } from '../queue/canary.js';
 import {
   requestJobId,
   type DeadLetterEntry,
@@ -216,10 +216,16 @@ async function deadLetter(deps: ApplyDeps, entry: DeadLetterEntry): Promise<void
 }
 
 /** Releases the rest of a canary's model, once: a later look finds it released and does nothing. */
-export async function releaseIfCanary(deps: ApplyDeps, data: RequestJobData): Promise<void> {
+export async function releaseIfCanary(deps: Pick<ApplyDeps, 'runtime'>, data: RequestJobData): Promise<void> {
   if (!data.canary) return;
   const { runtime } = deps;
   const state = await runtime.redis.hget(runtime.keys.batch(data.batch_id), canaryField(data.params.model));
+  if (state === 'released') {
+    // Released by a run that died midway (this job is being redelivered): finish that release.
+    const left = await runtime.redis.scard(runtime.keys.held(data.batch_id, canaryField(data.params.model)));
+    if (left > 0) await releaseHeld(runtime, data.batch_id, data.params.model);
+    return;
+  }
   if (state !== 'pending') return;
   const released = await releaseCanary(runtime, data.batch_id, data.params.model);
   runtime.logger.info('canary done: released the rest of its model', {

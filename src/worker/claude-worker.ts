@@ -6,8 +6,9 @@ import type { ClaudeClient } from '../claude/claude-client.js';
 import type { RateBudget } from '../limits/rate-budget.js';
 import { REQUESTS_QUEUE, type RequestJobData } from '../queue/jobs.js';
 import type { Runtime } from '../runtime.js';
-import { finalizeDeadLetter, deadLetterEntry } from './apply-outcome.js';
+import { finalizeDeadLetter, deadLetterEntry, releaseIfCanary } from './apply-outcome.js';
 import type { RetryPolicy } from './outcome.js';
+import { Reconciler } from './reconciler.js';
 import { RequestProcessor } from './request-processor.js';
 
 export interface ClaudeWorkerOptions {
@@ -30,10 +31,17 @@ export interface ClaudeWorkerOptions {
   maxStalledCount: number;
   /** On close, how long in-flight requests may finish before they are handed back (ms). */
   gracePeriodMs: number;
+  /** How often this worker tries a reconciler sweep (ms); one worker at a time sweeps. */
+  reconcileIntervalMs: number;
+  /** A batch without progress for this long is examined by the reconciler (ms). */
+  reconcileStallMs: number;
 }
 
 /** How many of the last completed jobs BullMQ keeps for the dashboard (results live elsewhere). */
 const KEEP_COMPLETED = 1_000;
+
+/** Failed jobs read per round of a sweep. */
+const SWEEP_PAGE = 100;
 
 /**
  * A worker process's share of the work: a BullMQ Worker running {@link RequestProcessor}, plus
@@ -43,9 +51,12 @@ const KEEP_COMPLETED = 1_000;
 export class ClaudeWorker {
   readonly worker: Worker<RequestJobData>;
   private readonly processor: RequestProcessor;
+  /** Finds and finishes requests no event will finish (removed jobs, missed releases). */
+  readonly reconciler: Reconciler;
   private readonly inFlight = new Map<string, AbortController>();
   private sweeper: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
+  private sweeping: Promise<number> = Promise.resolve(0);
 
   constructor(
     private readonly runtime: Runtime,
@@ -63,6 +74,11 @@ export class ClaudeWorker {
       // renewal has not yet let another worker take the job (which would check for the result
       // first anyway, but might come before it was written).
       writeRetryMs: Math.floor(options.lockDurationMs / 2),
+    });
+    this.reconciler = new Reconciler(runtime, {
+      intervalMs: options.reconcileIntervalMs,
+      stallMs: options.reconcileStallMs,
+      giveFailedJobOutcome: (job) => this.giveFailedJobOutcome(job),
     });
     this.worker = new Worker<RequestJobData>(REQUESTS_QUEUE, (job, token) => this.run(job, token), {
       connection: runtime.redis,
@@ -94,6 +110,19 @@ export class ClaudeWorker {
     void this.sweepFailed();
     this.sweeper = setInterval(() => void this.sweepFailed(), this.options.stalledIntervalMs);
     this.sweeper.unref();
+    this.reconciler.start();
+  }
+
+  /**
+   * Gives every job BullMQ failed by itself its outcome now (also run every stalled interval, and
+   * once more on close). One sweep at a time in this process: a call during a sweep waits for it,
+   * then sweeps again. Returns the failed jobs handled.
+   */
+  sweepFailed(): Promise<number> {
+    const previous = this.sweeping;
+    const next = previous.then(() => this.sweepFailedOnce());
+    this.sweeping = next.catch(() => 0);
+    return next;
   }
 
   /** Jobs this process is working on now. */
@@ -108,6 +137,7 @@ export class ClaudeWorker {
   close(): Promise<void> {
     this.closing ??= (async () => {
       clearInterval(this.sweeper);
+      const reconciling = this.reconciler.stop();
       const closed = this.worker.close();
       const grace = setTimeout(() => {
         for (const controller of this.inFlight.values()) controller.abort();
@@ -117,6 +147,10 @@ export class ClaudeWorker {
       } finally {
         clearTimeout(grace);
       }
+      // A job BullMQ failed since the last sweep would otherwise wait, outcome-less, for another
+      // worker to start (and `wait` with it): give it its outcome before leaving.
+      await this.sweepFailed();
+      await reconciling;
       // The worker owns its budget: its waiters are gone now, and its timers must not keep the process.
       await this.options.budget.close();
     })();
@@ -139,34 +173,50 @@ export class ClaudeWorker {
    * died each time) or when our processor threw (Redis trouble): such a job never reached an
    * outcome of ours. Give it one: its own if it already had one, else the dead-letter queue.
    */
-  private async sweepFailed(): Promise<void> {
+  private async sweepFailedOnce(): Promise<number> {
+    let handled = 0;
     try {
-      const failed = await this.runtime.requests.getFailed(0, 99);
-      for (const job of failed) {
-        if (!(await this.processor.finishIfEnded(job))) {
-          const stalled = /stalled/i.test(job.failedReason ?? '');
-          const entry = deadLetterEntry(
-            job.data,
-            'stalled',
-            {
-              status: null,
-              type: stalled ? 'worker_lost' : 'worker_error',
-              message: stalled
-                ? `the request was in flight ${this.options.maxStalledCount + 1} times when its worker died or lost Redis ` +
-                  "for longer than the job lock (check the workers' memory and logs, and Redis), so it was not sent again; " +
-                  'dlq retry it once the cause is fixed'
-                : `the worker failed on this request: ${job.failedReason ?? 'unknown error'}`,
-              request_id: null,
-            },
-            { calls: job.data.calls ?? 0, firstAt: job.data.first_at ?? null },
-          );
-          await this.runtime.deadLetters.add(entry.params.model, entry, { jobId: job.id });
-          await finalizeDeadLetter({ runtime: this.runtime }, entry);
+      for (;;) {
+        const failed = await this.runtime.requests.getFailed(0, SWEEP_PAGE - 1);
+        for (const job of failed) {
+          await this.giveFailedJobOutcome(job);
+          handled += 1;
         }
-        await job.remove();
+        if (failed.length < SWEEP_PAGE) break;
       }
     } catch (err) {
       this.runtime.logger.debug('failed-job sweep skipped', { error: (err as Error).message });
     }
+    return handled;
+  }
+
+  /**
+   * The outcome of one job BullMQ failed: its own if it already had one, else the dead-letter
+   * queue; then, if it was a canary, the release of its model (its siblings wait for nothing
+   * else); then the failed job goes.
+   */
+  async giveFailedJobOutcome(job: Job<RequestJobData>): Promise<void> {
+    if (!(await this.processor.finishIfEnded(job))) {
+      const stalled = /stalled/i.test(job.failedReason ?? '');
+      const entry = deadLetterEntry(
+        job.data,
+        'stalled',
+        {
+          status: null,
+          type: stalled ? 'worker_lost' : 'worker_error',
+          message: stalled
+            ? `the request was in flight ${this.options.maxStalledCount + 1} times when its worker died or lost Redis ` +
+              "for longer than the job lock (check the workers' memory and logs, and Redis), so it was not sent again; " +
+              'dlq retry it once the cause is fixed'
+            : `the worker failed on this request: ${job.failedReason ?? 'unknown error'}`,
+          request_id: null,
+        },
+        { calls: job.data.calls ?? 0, firstAt: job.data.first_at ?? null },
+      );
+      await this.runtime.deadLetters.add(entry.params.model, entry, { jobId: job.id });
+      await finalizeDeadLetter({ runtime: this.runtime }, entry);
+      await releaseIfCanary({ runtime: this.runtime }, job.data);
+    }
+    await job.remove();
   }
 }

@@ -61,6 +61,8 @@ export async function startWorker(runtime: Runtime, options: StartWorkerOptions 
     stalledIntervalMs: config.stalledIntervalMs,
     maxStalledCount: config.maxStalledCount,
     gracePeriodMs: config.gracePeriodMs,
+    reconcileIntervalMs: config.reconcileIntervalMs,
+    reconcileStallMs: config.reconcileStallMs,
   });
   worker.start();
   // A script that closes only the runtime must not hang on a worker it forgot.

@@ -1,8 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Runtime } from '../runtime.js';
+import type { Reconciler, RepairKind } from './reconciler.js';
 
-/** Job states in which a request still waits to be worked on. */
-const PENDING_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children'] as const;
+/**
+ * Job states in which a request still waits to be worked on; `failed` too: a job BullMQ failed by
+ * itself has no outcome until a worker's sweeper gives it one.
+ */
+const PENDING_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'failed'] as const;
 
 /** Why the work stopped: nothing left, or a paused queue (by `pause` or a breaker) with this much left. */
 export type IdleReason = { kind: 'drained' } | { kind: 'paused'; pending: number };
@@ -31,4 +35,28 @@ export async function waitUntilIdle(
     looks = idle ? looks + 1 : 0;
   }
   return reason;
+}
+
+/** Repairs that put work back in the queue: the worker has more to do after them. */
+const REQUEUING: readonly RepairKind[] = ['requeued', 'failed_outcome', 'canary_released', 'held_released'];
+
+/**
+ * `worker --until-idle`: works until idle (see {@link waitUntilIdle}), then has the reconciler
+ * examine every batch not ended, since nothing left in the queue can make them progress (a job
+ * removed in Bull Board would otherwise leave `wait` hanging until some worker's next sweep);
+ * goes on while that put work back in the queue.
+ */
+export async function workUntilIdle(
+  runtime: Runtime,
+  reconciler: Pick<Reconciler, 'sweep'>,
+  pollMs = 500,
+  signal?: AbortSignal,
+): Promise<IdleReason> {
+  for (;;) {
+    const reason = await waitUntilIdle(runtime, pollMs, signal);
+    if (reason.kind === 'paused') return reason;
+    const report = await reconciler.sweep({ everyBatch: true });
+    // Not run: another worker holds the lock and sweeps. Nothing requeued: done.
+    if (!report.ran || !REQUEUING.some((kind) => (report.repairs[kind] ?? 0) > 0)) return reason;
+  }
 }

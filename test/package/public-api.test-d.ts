@@ -114,6 +114,8 @@ describe('the public API', () => {
       | 'stormThreshold'
       | 'maxMaybeBilled'
       | 'streamMinMaxTokens'
+      | 'reconcileIntervalMs'
+      | 'reconcileStallMs'
       | 'alertWebhookUrl'
       | 'model'
       | 'maxTokens'
@@ -226,6 +228,7 @@ describe('the public API', () => {
       | 'canceled_at'
       | 'errored_by_condition'
       | 'maybe_billed'
+      | 'reconciler'
     >();
     expectTypeOf<BatchStatus['request_counts']>().toEqualTypeOf<{
       processing: number;
