@@ -25,7 +25,7 @@ export interface EmulatorStats extends RequestCounters {
   /** Current credit balance, or null when credits are unlimited. */
   creditBalance: number | null;
   spendCapReached: boolean;
-  /** The concurrency limit (null: none) and the requests in flight now. */
+  /** The concurrency limit (null: none) and the requests in flight now (counted while a limit is set). */
   maxConcurrent: number | null;
   inFlight: number;
   revokedKeys: number;
