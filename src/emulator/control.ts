@@ -106,8 +106,8 @@ export function createControl(state: EmulatorState): EmulatorControl {
       }
       return state.credits.topUp(amount);
     },
-    revokeKey: (key) => state.revokeKey(parseOption(nonEmptyString(), key, 'key')),
-    restoreKey: (key) => state.restoreKey(parseOption(nonEmptyString(), key, 'key')),
+    revokeKey: (key) => state.revokeKey(parseOption(nonEmptyString(), key, 'key', true)),
+    restoreKey: (key) => state.restoreKey(parseOption(nonEmptyString(), key, 'key', true)),
     setMaxConcurrent: (n) => {
       state.maxConcurrent = parseOption(maxConcurrentSchema, n, 'maxConcurrent');
     },
