@@ -151,9 +151,13 @@ function createMessage(
     return;
   }
   state.cache.commit(prompt.breakpoints);
-  // In flight from admission until the response has ended (or the client went away).
-  state.inFlight++;
-  res.once('close', () => state.inFlight--);
+  // In flight from admission until the response has ended (or the client went away). Counted only
+  // while a limit is set, so the common unlimited case pays nothing; a limit set at run time thus
+  // does not count requests already in flight.
+  if (state.maxConcurrent !== null) {
+    state.inFlight++;
+    res.once('close', () => state.inFlight--);
+  }
 
   const reply = state.replies.build(
     prompt.promptHash,
@@ -399,8 +403,8 @@ function reject(
   entry.errorType = wire.type;
   entry.billing = type === 'billing_error';
   state.log.record(entry);
-  const headers = state.limiter.headers(entry.model);
-  if (extraHeaders != null) headers.push(...extraHeaders);
+  const limits = state.limiter.headers(entry.model);
+  const headers = extraHeaders == null ? limits : [...limits, ...extraHeaders];
   sendError(res, wire.status, entry.requestId, wire.type, message, headers, details);
 }
 

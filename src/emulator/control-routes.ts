@@ -119,10 +119,10 @@ function dispatch(
         balance: control.topUp(parseOption(topUpBodySchema, parse(body), 'body').amount),
       });
     case 'POST revoke':
-      control.revokeKey(parseOption(keyBodySchema, parse(body), 'body').key);
+      control.revokeKey(parseOption(keyBodySchema, parse(body), 'body', true).key);
       return OK;
     case 'POST restore':
-      control.restoreKey(parseOption(keyBodySchema, parse(body), 'body').key);
+      control.restoreKey(parseOption(keyBodySchema, parse(body), 'body', true).key);
       return OK;
     case 'POST spend-cap':
       control.setSpendCap(parseOption(spendCapBodySchema, parse(body), 'body').on);

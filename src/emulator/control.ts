@@ -25,7 +25,7 @@ export interface EmulatorStats extends RequestCounters {
   /** Current credit balance, or null when credits are unlimited. */
   creditBalance: number | null;
   spendCapReached: boolean;
-  /** The concurrency limit (null: none) and the requests in flight now. */
+  /** The concurrency limit (null: none) and the requests in flight now (counted while a limit is set). */
   maxConcurrent: number | null;
   inFlight: number;
   revokedKeys: number;
@@ -106,8 +106,8 @@ export function createControl(state: EmulatorState): EmulatorControl {
       }
       return state.credits.topUp(amount);
     },
-    revokeKey: (key) => state.revokeKey(parseOption(nonEmptyString(), key, 'key')),
-    restoreKey: (key) => state.restoreKey(parseOption(nonEmptyString(), key, 'key')),
+    revokeKey: (key) => state.revokeKey(parseOption(nonEmptyString(), key, 'key', true)),
+    restoreKey: (key) => state.restoreKey(parseOption(nonEmptyString(), key, 'key', true)),
     setMaxConcurrent: (n) => {
       state.maxConcurrent = parseOption(maxConcurrentSchema, n, 'maxConcurrent');
     },

@@ -20,6 +20,7 @@ export class EmulatorOptionsError extends Error {
 
 function describeValue(value: unknown): string {
   if (value === undefined) return 'undefined';
+  if (typeof value === 'symbol') return '(not shown: it may hold an API key)';
   if (typeof value === 'string') return `${JSON.stringify(value)} (string)`;
   if (typeof value === 'function') return 'a function';
   let text: string;

@@ -56,12 +56,24 @@ export function strictObject<Shape extends z.ZodRawShape>(shape: Shape, unknownK
  */
 const SECRET_KEYED = new Set(['forbiddenModels']);
 
-/** Validates `value` with `schema` and returns the parsed result; throws EmulatorOptionsError. */
-export function parseOption<S extends z.ZodType>(schema: S, value: unknown, path: string): z.output<S> {
+/**
+ * Validates `value` with `schema` and returns the parsed result; throws EmulatorOptionsError.
+ * `secret`: the value may hold an API key (a revoke body), so the error shows none of it.
+ */
+export function parseOption<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+  path: string,
+  secret = false,
+): z.output<S> {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
-  throw toOptionError(result.error.issues, value, path);
+  const error = toOptionError(result.error.issues, value, path);
+  throw secret ? new EmulatorOptionsError(error.option, HIDDEN, error.expected) : error;
 }
+
+/** Stands for a value that may be a key. */
+const HIDDEN = Symbol('hidden');
 
 function toOptionError(
   issues: readonly z.core.$ZodIssue[],

@@ -134,13 +134,15 @@ export class RateLimiter {
    * a client that adapts to the headers is never throttled by an emulator without limits.
    * Token `remaining` is rounded down to the thousand, as the API does; `reset` is when the bucket is full.
    */
-  headers(model: string | null): string[] {
+  headers(model: string | null): readonly string[] {
     const b = model === null ? null : this.#for(model);
     const now = this.clock();
+    // The common case (no limits for this model) shares one list, rebuilt once per second.
+    if (b === null) return unlimitedHeaders(now);
     const out: string[] = [];
-    push(out, 'requests', b?.rpm ?? null, UNLIMITED_TIER.rpm, now, 1);
-    push(out, 'input-tokens', b?.itpm ?? null, UNLIMITED_TIER.itpm, now, 1000);
-    push(out, 'output-tokens', b?.otpm ?? null, UNLIMITED_TIER.otpm, now, 1000);
+    push(out, 'requests', b.rpm, UNLIMITED_TIER.rpm, now, 1);
+    push(out, 'input-tokens', b.itpm, UNLIMITED_TIER.itpm, now, 1000);
+    push(out, 'output-tokens', b.otpm, UNLIMITED_TIER.otpm, now, 1000);
     return out;
   }
 
@@ -176,16 +178,27 @@ export function isRefusal(result: Ticket | Refusal): result is Refusal {
  */
 export const UNLIMITED_TIER = { rpm: 1_000_000, itpm: 1_000_000_000, otpm: 1_000_000_000 } as const;
 
-/** The reset time of an always-full limit, as text: recomputed at most once per second. */
+/** The reset time of an always-full limit, as text, and the all-unlimited header list: per second. */
 let fullSecond = -1;
 let fullText = '';
+let unlimitedList: readonly string[] = [];
 function fullAt(now: number): string {
   const second = Math.ceil(now / 1000);
   if (second !== fullSecond) {
     fullSecond = second;
     fullText = new Date(second * 1000).toISOString().slice(0, 19) + 'Z';
+    const list: string[] = [];
+    push(list, 'requests', null, UNLIMITED_TIER.rpm, now, 1);
+    push(list, 'input-tokens', null, UNLIMITED_TIER.itpm, now, 1000);
+    push(list, 'output-tokens', null, UNLIMITED_TIER.otpm, now, 1000);
+    unlimitedList = list;
   }
   return fullText;
+}
+
+function unlimitedHeaders(now: number): readonly string[] {
+  fullAt(now);
+  return unlimitedList;
 }
 
 function push(

@@ -258,6 +258,11 @@ describe('control API', () => {
     const notJson = await call(emu, '/_emulator/revoke', { body: '{"key": sk-secret' });
     expect(notJson.status).toBe(400);
     expect(JSON.stringify(notJson.body)).not.toContain('sk-secret');
+    // A misspelt field of a revoke body is named, but its value (a key) is not shown.
+    const typo = await call(emu, '/_emulator/revoke', { body: { keys: 'sk-secret-typo' } });
+    expect(typo.status).toBe(400);
+    expect(typo.body.error?.message).toContain('body.keys');
+    expect(JSON.stringify(typo.body)).not.toContain('sk-secret-typo');
     expect((await call(emu, '/_emulator/nothing')).status).toBe(404);
   });
 
