@@ -2,7 +2,7 @@ import type { KeyBreakerState, ModelBreakerState } from '../breakers/breaker-sta
 import { CONDITION_SUMMARY, fixFor, isCondition } from '../errors/error-table.js';
 import type { BatchStatus } from '../store/batch-status.js';
 import type { DashboardSnapshot, QueueSnapshot } from './dashboard-data.js';
-import { html, raw, type SafeHtml } from './html.js';
+import { html, raw, withCode, type SafeHtml } from './html.js';
 import { estimateCost, findPrice, type PriceTable } from '../pricing/price-table.js';
 
 export interface BatchPageInput {
@@ -91,7 +91,7 @@ function keyBreakerAlert(key: KeyBreakerState): SafeHtml {
         Paused by an operator (\`claude-batch pause\` or this dashboard) since ${key.since || '—'}. No request
         is sent until it is resumed.
       </p>
-      <p><b>Fix:</b> ${key.fix || 'run `claude-batch resume`'}</p>
+      <p><b>Fix:</b> ${withCode(key.fix || 'run `claude-batch resume`')}</p>
     </section>`;
   }
   return html`<section class="alert" id="key-breaker" data-condition="${key.condition ?? ''}">
@@ -119,7 +119,7 @@ function keyBreakerAlert(key: KeyBreakerState): SafeHtml {
       }
       <tr>
         <th>Fix</th>
-        <td><b>${key.fix || fixFor(key.type, key.condition)}</b></td>
+        <td><b>${withCode(key.fix || fixFor(key.type, key.condition))}</b></td>
       </tr>
     </table>
   </section>`;
@@ -145,7 +145,7 @@ function modelBreakers(models: ModelBreakerState[]): SafeHtml {
             <td><code>${m.type}</code></td>
             <td>${m.message}</td>
             <td>${m.since}</td>
-            <td>${m.fix || fixFor(m.type)}</td>
+            <td>${withCode(m.fix || fixFor(m.type))}</td>
           </tr>`,
       )}
     </table>
@@ -189,7 +189,7 @@ function batchCard(
                 : key
                   ? html`${key.condition ? `${CONDITION_SUMMARY[key.condition]}: ` : ''}key breaker
                       <code>${key.type}</code> since ${key.since}: ${key.message.replace(/\.?\s*$/, '.')}
-                      <b>Fix:</b> ${key.fix || fixFor(key.type, key.condition)}`
+                      <b>Fix:</b> ${withCode(key.fix || fixFor(key.type, key.condition))}`
                   : 'the queue was paused by an operator; resume it to continue.'
             }
           </p>`
@@ -217,7 +217,7 @@ function batchCard(
                     html`<tr data-error-type="${type}">
                       <td><code>${type}</code></td>
                       <td class="num">${n(count)}</td>
-                      <td>${fixFor(type)}</td>
+                      <td>${withCode(fixFor(type))}</td>
                     </tr>`,
                 )}
               </table>`
@@ -239,7 +239,7 @@ function batchCard(
                         (<code>${condition}</code>)
                       </td>
                       <td class="num">${n(count)}</td>
-                      <td>${fixFor('', condition as keyof typeof CONDITION_SUMMARY)}</td>
+                      <td>${withCode(fixFor('', condition as keyof typeof CONDITION_SUMMARY))}</td>
                     </tr>`,
                 )}
               </table>`

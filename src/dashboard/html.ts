@@ -42,3 +42,14 @@ export function html(strings: TemplateStringsArray, ...values: unknown[]): SafeH
   for (let i = 0; i < values.length; i++) out += render(values[i]) + (strings[i + 1] ?? '');
   return new SafeHtml(out);
 }
+
+/**
+ * Text whose `backticked` parts are code, as the error table's fixes write commands: escaped, with
+ * each backticked run rendered as `<code>`. Unpaired backticks stay as they are.
+ */
+export function withCode(text: string): SafeHtml {
+  const parts = text.split(/`([^`]+)`/);
+  return new SafeHtml(
+    parts.map((part, i) => (i % 2 === 1 ? `<code>${escapeHtml(part)}</code>` : escapeHtml(part))).join(''),
+  );
+}
