@@ -128,7 +128,7 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
               : states.get(model) === 'pending'
                 ? 'held'
                 : 'normal';
-            return toJob(batchId, item, resumed, role);
+            return toJob(batchId, created.incarnation, item, resumed, role);
           }),
         );
         sent();
@@ -200,12 +200,14 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
 
 function toJob(
   batchId: string,
+  incarnation: number,
   item: IndexedRequest,
   resumed: boolean,
   role: 'canary' | 'held' | 'normal',
 ): { name: string; data: RequestJobData; opts: JobsOptions } {
   const { custom_id, params } = item.request;
   const data: RequestJobData = { batch_id: batchId, custom_id, index: item.index, gen: 0, params };
+  if (incarnation !== 0) data.inc = incarnation;
   if (resumed) data.resumed = true;
   if (role === 'canary') data.canary = true;
   return {
@@ -213,7 +215,7 @@ function toJob(
     name: params.model,
     data,
     opts: {
-      jobId: requestJobId(batchId, custom_id, 0),
+      jobId: requestJobId(batchId, custom_id, 0, incarnation),
       attempts: PROCESSOR_ATTEMPTS,
       backoff: { type: 'exponential', delay: 1_000 },
       ...(role === 'held' ? { delay: CANARY_HOLD_MS } : {}),

@@ -30,10 +30,13 @@ export interface BatchRecord {
   canary: Record<string, string>;
   /** Set by `cancel`. */
   canceled_at: string | null;
+  /** Bumped by each `delete` of this id: part of the job ids (see requestJobId). */
+  incarnation: number;
 }
 
 export function parseBatchRecord(hash: Record<string, string>): BatchRecord | null {
-  if (!hash['id']) return null;
+  // A record being deleted (`delete` marks it first, then removes it) is gone already.
+  if (!hash['id'] || hash['deleted_at']) return null;
   const int = (field: string) => Number(hash[field] ?? 0);
   const erroredByType: Record<string, number> = {};
   const canary: Record<string, string> = {};
@@ -75,5 +78,6 @@ export function parseBatchRecord(hash: Record<string, string>): BatchRecord | nu
     models,
     canary,
     canceled_at: hash['canceled_at'] || null,
+    incarnation: int('incarnation'),
   };
 }

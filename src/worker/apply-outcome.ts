@@ -69,6 +69,7 @@ export async function applyOutcome(
           called: true,
           model: data.params.model,
           budgetWaitMs: attempt.budgetWaitMs,
+          incarnation: data.inc ?? 0,
         }),
       );
       break;
@@ -78,6 +79,7 @@ export async function applyOutcome(
         runtime.store.finalize(data.batch_id, data.custom_id, data.gen, {
           kind: 'canceled',
           line: canceledLine(data.custom_id),
+          incarnation: data.inc ?? 0,
         }),
       );
       break;
@@ -129,7 +131,7 @@ export async function applyOutcome(
 async function deadLetter(deps: ApplyDeps, entry: DeadLetterEntry): Promise<void> {
   const { runtime } = deps;
   await runtime.deadLetters.add(entry.params.model, entry, {
-    jobId: requestJobId(entry.batch_id, entry.custom_id, entry.gen),
+    jobId: requestJobId(entry.batch_id, entry.custom_id, entry.gen, entry.inc ?? 0),
   });
   await finalizeDeadLetter(deps, entry);
   runtime.logger.warn('request dead-lettered', {
@@ -167,6 +169,7 @@ export async function finalizeDeadLetter(
       line: erroredLine(entry.custom_id, entry.error_type, entry.message, entry.request_id),
       errorType: entry.error_type,
       called: entry.status !== null || entry.request_id !== null,
+      incarnation: entry.inc ?? 0,
     }),
   );
 }
@@ -183,6 +186,7 @@ export function deadLetterEntry(
     custom_id: data.custom_id,
     index: data.index,
     gen: data.gen,
+    ...(data.inc ? { inc: data.inc } : {}),
     params: data.params,
     status: lastError.status,
     error_type: lastError.type,
