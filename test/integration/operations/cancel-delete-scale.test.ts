@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPrivateRedis, type PrivateRedis } from '../../../src/devtools/private-redis.js';
 import { cancelBatch } from '../../../src/queue/cancel-batch.js';
@@ -29,18 +28,10 @@ afterAll(async () => {
   await redis?.stop({ removeDir: true });
 });
 
-/** CPU time (user + system, ms) the redis-server process has used. */
-async function redisCpuMs(): Promise<number> {
-  const stat = await readFile(`/proc/${redis.pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // Fields 14 and 15 (utime, stime), counted from after the command name; clock ticks of 10 ms.
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
-
 async function measured<T>(run: () => Promise<T>): Promise<{ value: T; cpuMs: number }> {
-  const before = await redisCpuMs();
+  const before = await redis.cpuMs();
   const value = await run();
-  return { value, cpuMs: (await redisCpuMs()) - before };
+  return { value, cpuMs: (await redis.cpuMs()) - before };
 }
 
 async function lremCalls(): Promise<number> {
