@@ -25,6 +25,9 @@ if fp then
   return {0, redis.call('HGET', KEYS[1], 'submit_state') or 'submitting', inc}
 end
 local inc = redis.call('HGET', KEYS[4], ARGV[1]) or '0'
+-- No fingerprint: no batch. Clear whatever is there (a stray field written by an older runner's
+-- cancel of an unknown id) so it cannot cancel the batch created now.
+redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1],
   'id', ARGV[1], 'fingerprint', ARGV[2], 'total', ARGV[3], 'source', ARGV[4],
   'created_at', ARGV[6], 'processing', ARGV[3], 'succeeded', 0, 'errored', 0, 'canceled', 0,

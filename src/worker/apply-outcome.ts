@@ -133,7 +133,14 @@ async function deadLetter(deps: ApplyDeps, entry: DeadLetterEntry): Promise<void
   await runtime.deadLetters.add(entry.params.model, entry, {
     jobId: requestJobId(entry.batch_id, entry.custom_id, entry.gen, entry.inc ?? 0),
   });
-  await finalizeDeadLetter(deps, entry);
+  if ((await finalizeDeadLetter(deps, entry)) === 'batch-deleted') {
+    // Its batch was deleted while it was in flight: the entry must not outlive it. Rare (at most
+    // the requests in flight at the delete), so the removal's scan of the list is affordable.
+    await runtime.deadLetters.remove(
+      requestJobId(entry.batch_id, entry.custom_id, entry.gen, entry.inc ?? 0),
+    );
+    return;
+  }
   runtime.logger.warn('request dead-lettered', {
     batch_id: entry.batch_id,
     custom_id: entry.custom_id,
@@ -162,8 +169,8 @@ export async function releaseIfCanary(deps: ApplyDeps, data: RequestJobData): Pr
 export async function finalizeDeadLetter(
   deps: Pick<ApplyDeps, 'runtime'>,
   entry: DeadLetterEntry,
-): Promise<void> {
-  await finalizeLogged(deps, entry, 'errored', () =>
+): Promise<FinalizeStatus> {
+  return finalizeLogged(deps, entry, 'errored', () =>
     deps.runtime.store.finalize(entry.batch_id, entry.custom_id, entry.gen, {
       kind: 'errored',
       line: erroredLine(entry.custom_id, entry.error_type, entry.message, entry.request_id),
@@ -204,7 +211,7 @@ async function finalizeLogged(
   ids: { batch_id: string; custom_id: string },
   kind: string,
   write: () => Promise<FinalizeStatus>,
-): Promise<void> {
+): Promise<FinalizeStatus> {
   const status = await write();
   if (status === 'batch-deleted') {
     deps.runtime.logger.warn('result dropped: the batch was deleted while the request was in flight', {
@@ -213,4 +220,5 @@ async function finalizeLogged(
       kind,
     });
   }
+  return status;
 }

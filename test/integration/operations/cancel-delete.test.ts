@@ -136,3 +136,46 @@ describe('delete while requests are in flight, then the same file again (issue 1
     expect(await listDeadLetters(runtime, { batch: batchId })).toEqual([]);
   });
 });
+
+describe('delete and cancel: the batch alone, and cheaply', () => {
+  it("delete drops the batch's dead-letter entries in one pass and keeps every other batch's", async () => {
+    emulator.control.setLatency({ fixedMs: 20 });
+    emulator.control.setFaults({ probabilities: { invalid_request_error: 1 } });
+    const a = await submitBatch(runtime, { input: jsonlSource(batchOf(5, 'a')), canary: false });
+    const b = await submitBatch(runtime, { input: jsonlSource(batchOf(4, 'b')), canary: false });
+    await work();
+    await ended(a.batchId);
+    await ended(b.batchId);
+    expect(await listDeadLetters(runtime)).toHaveLength(9);
+
+    expect(await deleteBatch(runtime, a.batchId)).toEqual({
+      existed: true,
+      removedRequests: 0,
+      removedDeadLetters: 5,
+    });
+    const left = await listDeadLetters(runtime);
+    expect(left.map((d) => d.batch_id)).toEqual(Array(4).fill(b.batchId));
+    expect(await runtime.redis.llen(`${runtime.keys.bullPrefix}:dead-letter:wait`)).toBe(4);
+    expect(await runtime.redis.keys(`${runtime.keys.bullPrefix}:dead-letter:${a.batchId}.*`)).toEqual([]);
+  });
+
+  it('a canceled batch queued behind a live one is dropped when the worker reaches it, not job by job', async () => {
+    const live = await submitBatch(runtime, { input: jsonlSource(batchOf(12, 'live')), canary: false });
+    const dead = await submitBatch(runtime, { input: jsonlSource(batchOf(500, 'dead')), canary: false });
+    expect(await cancelBatch(runtime, dead.batchId)).toMatchObject({ canceled: 500, inFlight: 0 });
+    const wait = `${runtime.keys.bullPrefix}:requests:wait`;
+    // The live batch is at the tail (taken first): nothing could be dropped yet.
+    expect(await runtime.redis.llen(wait)).toBe(512);
+
+    await work();
+    await ended(live.batchId);
+    await expect.poll(() => runtime.redis.llen(wait), { timeout: 20_000, interval: 50 }).toBe(0);
+    expect(sentMessages()).toHaveLength(12);
+    const status = await getBatchStatus(runtime, dead.batchId);
+    expect(status?.request_counts).toMatchObject({ canceled: 500, processing: 0 });
+    // Jobs a worker took and completed keep their key (BullMQ keeps the last 1,000 completed);
+    // jobs the sweep popped have none: all but the first few went that way.
+    const keys = await runtime.redis.keys(`${runtime.keys.bullPrefix}:requests:${dead.batchId}.*`);
+    expect(keys.length).toBeLessThanOrEqual(20);
+  });
+});
