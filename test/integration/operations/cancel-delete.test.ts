@@ -178,4 +178,20 @@ describe('delete and cancel: the batch alone, and cheaply', () => {
     const keys = await runtime.redis.keys(`${runtime.keys.bullPrefix}:requests:${dead.batchId}.*`);
     expect(keys.length).toBeLessThanOrEqual(20);
   });
+
+  it('a batch submitted again after a delete (incarnation 1): its job ids carry the incarnation, and cancel drops them', async () => {
+    const requests = batchOf(30, 'i');
+    const { batchId } = await submitBatch(runtime, { input: jsonlSource(requests), canary: false });
+    await deleteBatch(runtime, batchId);
+    const wait = `${runtime.keys.bullPrefix}:requests:wait`;
+    expect(await runtime.redis.llen(wait)).toBe(0);
+    const again = await submitBatch(runtime, { input: jsonlSource(requests), canary: false });
+    expect(again.enqueued).toBe(30);
+    const ids = await runtime.redis.lrange(wait, 0, -1);
+    expect(ids).toContain(`${batchId}.i0.0.1`);
+    expect(await cancelBatch(runtime, batchId)).toEqual({ existed: true, canceled: 30, inFlight: 0 });
+    expect(await runtime.redis.llen(wait)).toBe(0);
+    expect(await runtime.redis.keys(`${runtime.keys.bullPrefix}:requests:${batchId}.*`)).toEqual([]);
+    expect((await getBatchStatus(runtime, batchId))?.request_counts).toMatchObject({ canceled: 30 });
+  });
 });
