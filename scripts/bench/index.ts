@@ -5,7 +5,7 @@
  *   npm run bench                          every section, full sizes (the end-to-end one alone takes
  *                                          ~25 min at 100k prompts and 4,000 RPM)
  *   npm run bench -- --quick               every section, small sizes (under ~15 min)
- *   npm run bench -- submit worker         some sections: submit worker concurrency budget memory e2e
+ *   npm run bench -- submit worker         some sections: submit worker concurrency budget memory e2e cancel
  *
  * Options:
  *   --out FILE                 default bench/RESULTS.md; sections not run keep their earlier block
@@ -30,6 +30,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
+import { runCancelSection } from './cancel-delete.js';
 import { runConcurrencySection } from './concurrency.js';
 import { runEndToEndSection } from './end-to-end.js';
 import { infoField, load1, startPrivateRedis, REPO_ROOT, type BenchContext } from './lib/harness.js';
@@ -48,11 +49,14 @@ const SECTIONS: ReadonlyArray<[string, SectionRunner]> = [
   ['budget', runBudgetSection],
   ['memory', runMemorySection],
   ['e2e', runEndToEndSection],
+  ['cancel', runCancelSection],
 ];
 const ALIASES: Record<string, string> = {
   'worker-overhead': 'worker',
   'end-to-end': 'e2e',
   budgets: 'budget',
+  delete: 'cancel',
+  'cancel-delete': 'cancel',
 };
 
 /** Section "budget": another engineer's scripts/bench/budget.ts, run as it is, as a child process. */

@@ -1,4 +1,5 @@
 import type { ErrorRule } from '../errors/error-table.js';
+import { bumpEpoch } from '../queue/epoch.js';
 import type { LastError } from '../queue/jobs.js';
 import type { Runtime } from '../runtime.js';
 import { LuaScript } from '../store/lua-script.js';
@@ -61,6 +62,7 @@ export async function tripKeyBreaker(
     ) === 1;
   // Pause even when the record existed: a crash between the two steps must not leave it running.
   await runtime.requests.pause();
+  await bumpEpoch(runtime);
   if (tripped) {
     void alert({ event: 'key_breaker_tripped', ...state, prefix: runtime.keys.bullPrefix });
   }
@@ -90,6 +92,7 @@ export async function pauseQueue(runtime: Runtime): Promise<void> {
     ],
   );
   await runtime.requests.pause();
+  await bumpEpoch(runtime);
 }
 
 /** Resumes the queue and clears the key-wide breaker or manual pause. */
@@ -97,6 +100,7 @@ export async function resumeQueue(runtime: Runtime): Promise<boolean> {
   const wasPaused = await runtime.requests.isPaused();
   await runtime.requests.resume();
   await runtime.redis.del(runtime.keys.keyBreaker());
+  await bumpEpoch(runtime);
   return wasPaused;
 }
 
@@ -130,6 +134,7 @@ export async function countModelFailure(
       ),
     ) === 1;
   if (!opened) return null;
+  await bumpEpoch(runtime);
   void alert({
     event: 'model_breaker_tripped',
     ...state,
@@ -147,4 +152,5 @@ export async function closeModelBreakers(runtime: Runtime, models: readonly stri
     .hdel(runtime.keys.modelBreakers(), ...models)
     .hdel(runtime.keys.modelFailures(), ...models)
     .exec();
+  await bumpEpoch(runtime);
 }

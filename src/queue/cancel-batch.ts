@@ -1,7 +1,8 @@
-import { Job } from 'bullmq';
 import type { Runtime } from '../runtime.js';
+import { LuaScript } from '../store/lua-script.js';
 import { canceledLine } from '../store/result-line.js';
-import { requestJobId, type RequestJobData } from './jobs.js';
+import { sweepDeadJobs } from './dead-job-sweep.js';
+import { REQUESTS_QUEUE } from './jobs.js';
 
 export interface CancelResult {
   existed: boolean;
@@ -11,43 +12,105 @@ export interface CancelResult {
   inFlight: number;
 }
 
-const PAGE = 500;
+/** custom_ids per page script: each page holds Redis for about a millisecond. */
+const PAGE = 1_000;
+const PLACEHOLDER = 'custom-id-placeholder';
+
+/**
+ * Marks a batch canceled and bumps the send-time epoch, at once: from here no worker sends a
+ * request of the batch (each confirms the epoch just before sending). Nothing is created for an
+ * unknown id or a batch being deleted.
+ * KEYS: batch, epoch. ARGV: now (ISO). Returns {1, incarnation} or {0}.
+ */
+const MARK_CANCELED = new LuaScript(`
+local meta = redis.call('HMGET', KEYS[1], 'id', 'deleted_at', 'incarnation')
+if not meta[1] or meta[2] then return {0} end
+redis.call('HSETNX', KEYS[1], 'canceled_at', ARGV[1])
+redis.call('INCR', KEYS[2])
+return {1, meta[3] or '0'}
+`);
+
+/**
+ * Cancels one page of the batch's requests, in input order: each request with no results line
+ * whose job no worker holds (BullMQ's `<job>:lock`) gets its `canceled` line, and the counts move,
+ * all at once. A job held by a worker is in flight and ends with its own result. A job parked in
+ * the delayed set (held behind a canary, or waiting for a retry) is removed there and then (ZREM,
+ * O(log N)); a job in the wait list is left where it is, to be dropped when it comes up (see
+ * dead-job-sweep.ts): removing it from the list would cost a scan of the whole list.
+ * Idempotent: a request with a line is skipped, so a cancel killed midway is finished by rerunning.
+ * KEYS: batch, ids, results, generations, stats, delayed set.
+ * ARGV: first index, page size, batch id, incarnation, job key prefix, now (ISO), the canceled
+ * line's text before and after the custom_id.
+ * Returns {canceled, in flight, custom_ids read}.
+ */
+const CANCEL_PAGE = new LuaScript(`
+local ids = redis.call('LRANGE', KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[1]) + tonumber(ARGV[2]) - 1)
+local batch, inc, jobPrefix = ARGV[3], ARGV[4], ARGV[5]
+local canceled, inFlight = 0, 0
+for _, id in ipairs(ids) do
+  if redis.call('HEXISTS', KEYS[3], id) == 0 then
+    local jobId = batch .. '.' .. id .. '.' .. (redis.call('HGET', KEYS[4], id) or '0')
+    if inc ~= '0' then jobId = jobId .. '.' .. inc end
+    local jobKey = jobPrefix .. jobId
+    if redis.call('EXISTS', jobKey .. ':lock') == 1 then
+      inFlight = inFlight + 1
+    else
+      redis.call('HSET', KEYS[3], id, ARGV[7] .. id .. ARGV[8])
+      canceled = canceled + 1
+      if redis.call('ZREM', KEYS[6], jobId) == 1 then redis.call('DEL', jobKey, jobKey .. ':logs') end
+    end
+  end
+end
+if canceled > 0 then
+  local left = redis.call('HINCRBY', KEYS[1], 'processing', -canceled)
+  redis.call('HINCRBY', KEYS[1], 'canceled', canceled)
+  redis.call('HINCRBY', KEYS[5], 'canceled', canceled)
+  if left <= 0 and redis.call('HGET', KEYS[1], 'submit_state') == 'submitted' then
+    redis.call('HSETNX', KEYS[1], 'ended_at', ARGV[6])
+  end
+end
+return {canceled, inFlight, #ids}
+`);
 
 /**
  * Cancels a batch: pending, delayed and held requests end as `canceled` in results; requests in
- * flight finish (a retry they schedule is canceled when it comes up, by the workers' gate).
- * Idempotent: running it again finishes what a cancel that died left.
+ * flight finish. The batch is marked (and the epoch bumped) first, so nothing more is sent once
+ * this returns; then the requests are canceled in pages of {@link PAGE}, each one Lua script, so
+ * the cost is that of a submit, not of a removal per job from the shared wait list. The jobs left
+ * in the wait list are dropped as they come up. Idempotent: running it again finishes what a
+ * cancel that died left. An unknown id creates nothing (`existed: false`).
  */
 export async function cancelBatch(runtime: Runtime, batchId: string): Promise<CancelResult> {
-  const { redis, keys, store } = runtime;
-  if ((await redis.hsetnx(keys.batch(batchId), 'canceled_at', new Date().toISOString())) === 0) {
-    if ((await redis.exists(keys.batch(batchId))) === 0) return { existed: false, canceled: 0, inFlight: 0 };
-  }
+  const { redis, keys } = runtime;
+  const now = new Date().toISOString();
+  const mark = (await MARK_CANCELED.run(redis, [keys.batch(batchId), keys.epoch()], [now])) as [
+    number,
+    string?,
+  ];
+  if (mark[0] !== 1) return { existed: false, canceled: 0, inFlight: 0 };
+  const incarnation = mark[1] ?? '0';
+  const jobPrefix = `${keys.bullPrefix}:${REQUESTS_QUEUE}:`;
+  // custom_ids need no JSON escaping (CUSTOM_ID_PATTERN), so the line is head + id + tail.
+  const [lineHead, lineTail] = canceledLine(PLACEHOLDER).split(PLACEHOLDER) as [string, string];
   let canceled = 0;
   let inFlight = 0;
   for (let start = 0; ; start += PAGE) {
-    const ids = await redis.lrange(keys.ids(batchId), start, start + PAGE - 1);
-    if (ids.length === 0) break;
-    const [results, gens] = await Promise.all([
-      redis.hmget(keys.results(batchId), ...ids),
-      redis.hmget(keys.generations(batchId), ...ids),
-    ]);
-    const open = ids
-      .map((id, i) => ({ id, gen: Number(gens[i] ?? 0) }))
-      .filter((_, i) => results[i] === null);
-    const outcomes = await Promise.all(
-      open.map(async ({ id, gen }) => {
-        const jobId = requestJobId(batchId, id, gen);
-        // Remove first: a locked (active) job is not removed, and finishes with its own result.
-        const removed = await runtime.requests.remove(jobId);
-        if (removed !== 1 && (await Job.fromId<RequestJobData>(runtime.requests, jobId))) return 'in-flight';
-        // Removed now, or gone already (a cancel that died between the two steps).
-        const status = await store.finalize(batchId, id, gen, { kind: 'canceled', line: canceledLine(id) });
-        return status === 'written' ? 'canceled' : 'other';
-      }),
-    );
-    canceled += outcomes.filter((o) => o === 'canceled').length;
-    inFlight += outcomes.filter((o) => o === 'in-flight').length;
+    const [n, held, read] = (await CANCEL_PAGE.run(
+      redis,
+      [
+        keys.batch(batchId),
+        keys.ids(batchId),
+        keys.results(batchId),
+        keys.generations(batchId),
+        keys.stats(),
+        `${jobPrefix}delayed`,
+      ],
+      [start, PAGE, batchId, incarnation, jobPrefix, now, lineHead, lineTail],
+    )) as [number, number, number];
+    canceled += n;
+    inFlight += held;
+    if (read < PAGE) break;
   }
+  await sweepDeadJobs(runtime);
   return { existed: true, canceled, inFlight };
 }

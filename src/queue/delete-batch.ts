@@ -1,48 +1,155 @@
 import type { Runtime } from '../runtime.js';
-import { requestJobId } from './jobs.js';
+import { LuaScript } from '../store/lua-script.js';
+import { sweepDeadJobs } from './dead-job-sweep.js';
+import { DEAD_LETTER_QUEUE, REQUESTS_QUEUE } from './jobs.js';
 
 export interface DeleteBatchResult {
   existed: boolean;
-  /** Queued (waiting or delayed) requests removed unsent. */
+  /** Requests that had no result and were not in flight: they will never be sent. */
   removedRequests: number;
   removedDeadLetters: number;
 }
 
-const PAGE = 500;
+/** custom_ids per page script: each page holds Redis for about a millisecond. */
+const PAGE = 1_000;
+/** Dead-letter ids per step of the dead-letter list's compaction. */
+const DLQ_CHUNK = 5_000;
 
 /**
- * Removes a batch: its queued requests first (so none is sent after), its dead-letter entries,
- * then its records and results. A request in flight finishes; its result is dropped, since the
- * batch record it would update is gone.
+ * Marks a batch deleted, gives its id a new incarnation, takes it off the batch list and bumps the
+ * send-time epoch, at once: from here no worker sends a request of it, its leftover jobs are
+ * known as such even after the same id is submitted again, and the record reads as gone. Runs
+ * again unchanged on a delete that died midway (the incarnation moves once).
+ * KEYS: batch, batches, incarnations, epoch. ARGV: id, now (ISO).
+ * Returns {1, incarnation being deleted} or {0} when there is no such batch.
+ */
+const MARK_DELETED = new LuaScript(`
+local meta = redis.call('HMGET', KEYS[1], 'id', 'incarnation')
+if not meta[1] then return {0} end
+local inc = meta[2] or '0'
+if redis.call('HSETNX', KEYS[1], 'deleted_at', ARGV[2]) == 1 then
+  redis.call('HSET', KEYS[3], ARGV[1], tonumber(inc) + 1)
+  redis.call('ZREM', KEYS[2], ARGV[1])
+end
+redis.call('INCR', KEYS[4])
+return {1, inc}
+`);
+
+/**
+ * One page of a delete, in input order: counts the requests without a result (held by a worker:
+ * in flight; else never to be sent) and removes the jobs parked in the delayed set (held behind a
+ * canary, or waiting for a retry: ZREM, O(log N)). Jobs in the wait list stay, to be dropped when
+ * they come up (dead-job-sweep.ts).
+ * KEYS: ids, results, generations, delayed set.
+ * ARGV: first index, page size, batch id, incarnation, job key prefix.
+ * Returns {unsent, in flight, custom_ids read}.
+ */
+const DELETE_PAGE = new LuaScript(`
+local ids = redis.call('LRANGE', KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[1]) + tonumber(ARGV[2]) - 1)
+local batch, inc, jobPrefix = ARGV[3], ARGV[4], ARGV[5]
+local unsent, inFlight = 0, 0
+for _, id in ipairs(ids) do
+  if redis.call('HEXISTS', KEYS[2], id) == 0 then
+    local jobId = batch .. '.' .. id .. '.' .. (redis.call('HGET', KEYS[3], id) or '0')
+    if inc ~= '0' then jobId = jobId .. '.' .. inc end
+    local jobKey = jobPrefix .. jobId
+    if redis.call('EXISTS', jobKey .. ':lock') == 1 then
+      inFlight = inFlight + 1
+    else
+      unsent = unsent + 1
+      if redis.call('ZREM', KEYS[4], jobId) == 1 then redis.call('DEL', jobKey, jobKey .. ':logs') end
+    end
+  end
+end
+return {unsent, inFlight, #ids}
+`);
+
+/**
+ * Rewrites the dead-letter queue's wait list without the batch's entries (ids `<batch>.` ...),
+ * deleting their job keys: one pass over the list, in chunks copied to a scratch list that then
+ * replaces it, instead of one LREM (a scan of the whole list) per entry. One script, so no entry
+ * added meanwhile is lost; O(entries in the queue), run only when the batch had errored requests.
+ * KEYS: wait list, scratch list. ARGV: batch id, job key prefix, chunk size.
+ * Returns the number of entries removed.
+ */
+const DROP_DEAD_LETTERS = new LuaScript(`
+local prefix, jobPrefix, chunk = ARGV[1] .. '.', ARGV[2], tonumber(ARGV[3])
+redis.call('DEL', KEYS[2])
+local len = redis.call('LLEN', KEYS[1])
+local removed = 0
+for start = 0, len - 1, chunk do
+  local ids = redis.call('LRANGE', KEYS[1], start, start + chunk - 1)
+  local keep = {}
+  for _, id in ipairs(ids) do
+    if string.sub(id, 1, #prefix) == prefix then
+      local jobKey = jobPrefix .. id
+      redis.call('DEL', jobKey, jobKey .. ':logs')
+      removed = removed + 1
+    else
+      keep[#keep + 1] = id
+    end
+  end
+  if #keep > 0 then redis.call('RPUSH', KEYS[2], unpack(keep)) end
+end
+if removed > 0 then
+  if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('RENAME', KEYS[2], KEYS[1]) else redis.call('DEL', KEYS[1]) end
+else
+  redis.call('DEL', KEYS[2])
+end
+return removed
+`);
+
+/**
+ * Removes a batch: marks it deleted (nothing is sent from then on, bar requests in flight), then
+ * walks its custom_ids in pages to remove its parked jobs, drops its dead-letter entries in one
+ * pass, and unlinks its records and results (UNLINK: freed in the background, so a million
+ * results do not stall Redis). Its jobs in the wait list are dropped as they come up. A request in
+ * flight finishes; its result is dropped, since the record it would update is gone. Cost: about
+ * that of a submit, not a scan of the shared wait list per job. Idempotent: rerunning finishes a
+ * delete that died midway. An unknown id creates nothing (`existed: false`).
  */
 export async function deleteBatch(runtime: Runtime, batchId: string): Promise<DeleteBatchResult> {
-  const { store, keys, redis } = runtime;
-  const existed = (await redis.exists(keys.batch(batchId))) === 1;
+  const { keys, redis } = runtime;
+  const mark = (await MARK_DELETED.run(
+    redis,
+    [keys.batch(batchId), keys.batches(), keys.incarnations(), keys.epoch()],
+    [batchId, new Date().toISOString()],
+  )) as [number, string?];
+  if (mark[0] !== 1) return { existed: false, removedRequests: 0, removedDeadLetters: 0 };
+  const incarnation = mark[1] ?? '0';
+  const jobPrefix = `${keys.bullPrefix}:${REQUESTS_QUEUE}:`;
   let removedRequests = 0;
-  let removedDeadLetters = 0;
   for (let start = 0; ; start += PAGE) {
-    const ids = await redis.lrange(keys.ids(batchId), start, start + PAGE - 1);
-    if (ids.length === 0) break;
-    const [gens, results] = await Promise.all([
-      redis.hmget(keys.generations(batchId), ...ids),
-      redis.hmget(keys.results(batchId), ...ids),
-    ]);
-    const jobs = ids.flatMap((customId, i) => {
-      const last = Number(gens[i] ?? 0);
-      // A request with a result is not "removed unsent", though BullMQ may keep its completed job.
-      const unsent = results[i] === null;
-      return Array.from({ length: last + 1 }, (_, gen) => ({
-        id: requestJobId(batchId, customId, gen),
-        unsent,
-      }));
-    });
-    const [requests, deadLetters] = await Promise.all([
-      Promise.all(jobs.map(({ id }) => runtime.requests.remove(id).catch(() => 0))),
-      Promise.all(jobs.map(({ id }) => runtime.deadLetters.remove(id).catch(() => 0))),
-    ]);
-    removedRequests += requests.filter((n, i) => n === 1 && jobs[i]!.unsent).length;
-    removedDeadLetters += deadLetters.filter((n) => n === 1).length;
+    const [unsent, , read] = (await DELETE_PAGE.run(
+      redis,
+      [keys.ids(batchId), keys.results(batchId), keys.generations(batchId), `${jobPrefix}delayed`],
+      [start, PAGE, batchId, incarnation, jobPrefix],
+    )) as [number, number, number];
+    removedRequests += unsent;
+    if (read < PAGE) break;
   }
-  await store.deleteRecords(batchId);
-  return { existed, removedRequests, removedDeadLetters };
+  let removedDeadLetters = 0;
+  if (Number((await redis.hget(keys.batch(batchId), 'errored')) ?? 0) > 0) {
+    const dlqPrefix = `${keys.bullPrefix}:${DEAD_LETTER_QUEUE}:`;
+    removedDeadLetters = Number(
+      await DROP_DEAD_LETTERS.run(
+        redis,
+        [`${dlqPrefix}wait`, `${dlqPrefix}wait:compacting`],
+        [batchId, dlqPrefix, DLQ_CHUNK],
+      ),
+    );
+  }
+  // Holds (the job ids held per reason) go too: their parked jobs were removed page by page above.
+  const heldKeys = (await redis.smembers(keys.holds(batchId))).map((reason) => keys.held(batchId, reason));
+  await redis.unlink(
+    keys.batch(batchId),
+    keys.results(batchId),
+    keys.ids(batchId),
+    keys.generations(batchId),
+    keys.holds(batchId),
+    ...heldKeys,
+  );
+  await redis.hdel(keys.reconcilerSeen(), batchId);
+  await sweepDeadJobs(runtime);
+  return { existed: true, removedRequests, removedDeadLetters };
 }

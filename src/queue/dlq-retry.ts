@@ -28,7 +28,8 @@ export interface DeadLetterRetryResult {
  * bumped, in one script), enqueues the new generation (an id of its own, so BullMQ cannot
  * swallow it), then removes the entry. Each step is idempotent, so a run that dies midway is
  * finished by running it again, and running it twice requeues nothing twice.
- * Then closes the breakers of the models involved and resumes a queue the key-wide breaker paused.
+ * The breakers of the models involved are closed before anything is requeued; a queue the
+ * key-wide breaker paused is resumed at the end.
  */
 export async function retryDeadLetters(
   runtime: Runtime,
@@ -36,18 +37,33 @@ export async function retryDeadLetters(
 ): Promise<DeadLetterRetryResult> {
   let requeued = 0;
   let dropped = 0;
+  const selected = (entry: { custom_id: string }) =>
+    options.customId === undefined || entry.custom_id === options.customId;
+  // Breakers close first (bumping the send-time epoch), then the requests go: a worker that takes
+  // one re-reads its gates at once and sends it, instead of dead-lettering it unsent against a
+  // breaker state it cached a moment before. A first pass finds the models involved.
   const models = new Set<string>();
+  for await (const { entry } of deadLetterEntries(runtime, options)) {
+    if (selected(entry)) models.add(entry.params.model);
+  }
+  await closeModelBreakers(runtime, [...models]);
   const taken: string[] = [];
   for await (const { jobId, entry } of deadLetterEntries(runtime, options)) {
-    if (options.customId !== undefined && entry.custom_id !== options.customId) continue;
+    if (!selected(entry)) continue;
     taken.push(jobId);
-    models.add(entry.params.model);
+    if (!models.has(entry.params.model)) {
+      // Dead-lettered after the first pass by a breaker still open then: close it too.
+      models.add(entry.params.model);
+      await closeModelBreakers(runtime, [entry.params.model]);
+    }
+    const inc = entry.inc ?? 0;
     const outcome = await runtime.store.reopen(
       entry.batch_id,
       entry.custom_id,
       entry.gen,
       entry.error_type,
       entry.condition ?? null,
+      inc,
     );
     if (outcome !== 'reopened') {
       dropped += 1;
@@ -60,10 +76,11 @@ export async function retryDeadLetters(
       custom_id: entry.custom_id,
       index: entry.index,
       gen,
+      ...(inc !== 0 ? { inc } : {}),
       params,
     };
     await runtime.requests.add(params.model, data, {
-      jobId: requestJobId(entry.batch_id, entry.custom_id, gen),
+      jobId: requestJobId(entry.batch_id, entry.custom_id, gen, inc),
       attempts: 5,
       backoff: { type: 'exponential', delay: 1_000 },
     });
@@ -73,11 +90,9 @@ export async function retryDeadLetters(
   for (let i = 0; i < taken.length; i += 500) {
     await Promise.all(taken.slice(i, i + 500).map((id) => runtime.deadLetters.remove(id)));
   }
-  const reopenedModels = [...models];
-  await closeModelBreakers(runtime, reopenedModels);
   const { key } = await getBreakerState(runtime);
   const resumed = requeued > 0 && key?.reason === 'key_breaker' ? await resumeQueue(runtime) : false;
-  return { requeued, dropped, resumed, reopenedModels };
+  return { requeued, dropped, resumed, reopenedModels: [...models] };
 }
 
 /** Removes dead-letter entries; the batches' results keep their errored lines. */

@@ -22,6 +22,11 @@ export interface RequestJobData {
   index: number;
   /** 0 when submitted; `dlq retry` sends generation n+1 under a new job id. */
   gen: number;
+  /**
+   * The batch's incarnation (absent: 0). `delete` bumps it, so a job left over from a deleted
+   * batch is told apart from one of the batch submitted again under the same id.
+   */
+  inc?: number;
   params: MessageParams;
   /** API calls made so far (all generations' calls are not summed: a retry starts afresh). */
   calls?: number;
@@ -56,6 +61,8 @@ export interface DeadLetterEntry {
   custom_id: string;
   index: number;
   gen: number;
+  /** The batch's incarnation (absent: 0), as in {@link RequestJobData.inc}. */
+  inc?: number;
   params: MessageParams;
   /** Last HTTP status, null if never sent or no response came. */
   status: number | null;
@@ -79,7 +86,13 @@ export interface DeadLetterEntry {
   first_attempt_at: string | null;
 }
 
-/** Job ids may not contain ':' and may not be integers; custom and batch ids never contain '.'. */
-export function requestJobId(batchId: string, customId: string, gen: number): string {
-  return `${batchId}.${customId}.${gen}`;
+/**
+ * Job ids may not contain ':' and may not be integers; custom and batch ids never contain '.'.
+ * Incarnation 0 keeps the original `batch.custom.gen` form, so a resumed submit re-adds exactly
+ * the ids it added before (BullMQ ignores them); a batch submitted again after `delete` gets
+ * `batch.custom.gen.inc`, which no leftover job of the deleted one can hold. The sweep of dead
+ * jobs (dead-job-sweep.ts) parses this form.
+ */
+export function requestJobId(batchId: string, customId: string, gen: number, inc = 0): string {
+  return inc === 0 ? `${batchId}.${customId}.${gen}` : `${batchId}.${customId}.${gen}.${inc}`;
 }

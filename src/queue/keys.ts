@@ -67,6 +67,22 @@ export class KeyLayout {
     return `${this.base}:reconciler:seen`;
   }
 
+  /**
+   * Counter bumped by every change of what may be sent (cancel, delete, pause, resume, breakers):
+   * a worker re-reads its gates when the value it sees differs from the one it cached.
+   */
+  epoch(): string {
+    return `${this.base}:epoch`;
+  }
+
+  /**
+   * Hash: batch id → incarnation, bumped by `delete` and kept after it, so a batch submitted again
+   * under the same id gets job ids of its own and leftovers of the deleted one are told apart.
+   */
+  incarnations(): string {
+    return `${this.base}:incarnations`;
+  }
+
   /** Hash: the key-wide breaker, set while it holds the queue paused (type, reason, since, ...). */
   keyBreaker(): string {
     return `${this.base}:breaker:key`;

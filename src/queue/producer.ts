@@ -132,10 +132,10 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
               : states.get(model) === 'pending'
                 ? 'held'
                 : 'normal';
-            const job = toJob(batchId, item, resumed, role);
+            const job = toJob(batchId, created.incarnation, item, resumed, role);
             if (role === 'held') {
               const ids = held.get(model) ?? [];
-              ids.push(requestJobId(batchId, item.request.custom_id, 0));
+              ids.push(requestJobId(batchId, item.request.custom_id, 0, created.incarnation));
               held.set(model, ids);
             } else if (role === 'canary') canaryIds.push(canaryIdField(model), item.request.custom_id);
             return job;
@@ -214,12 +214,14 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
 
 function toJob(
   batchId: string,
+  incarnation: number,
   item: IndexedRequest,
   resumed: boolean,
   role: 'canary' | 'held' | 'normal',
 ): { name: string; data: RequestJobData; opts: JobsOptions } {
   const { custom_id, params } = item.request;
   const data: RequestJobData = { batch_id: batchId, custom_id, index: item.index, gen: 0, params };
+  if (incarnation !== 0) data.inc = incarnation;
   if (resumed) data.resumed = true;
   if (role === 'canary') data.canary = true;
   return {
@@ -227,7 +229,7 @@ function toJob(
     name: params.model,
     data,
     opts: {
-      jobId: requestJobId(batchId, custom_id, 0),
+      jobId: requestJobId(batchId, custom_id, 0, incarnation),
       attempts: PROCESSOR_ATTEMPTS,
       backoff: { type: 'exponential', delay: 1_000 },
       ...(role === 'held' ? { delay: CANARY_HOLD_MS } : {}),

@@ -40,10 +40,13 @@ export interface BatchRecord {
   /** When the reconciler last repaired something in this batch, and what (kind → requests). */
   reconciled_at: string | null;
   repaired: Record<string, number>;
+  /** Bumped by each `delete` of this id: part of the job ids (see requestJobId). */
+  incarnation: number;
 }
 
 export function parseBatchRecord(hash: Record<string, string>): BatchRecord | null {
-  if (!hash['id']) return null;
+  // A record being deleted (`delete` marks it first, then removes it) is gone already.
+  if (!hash['id'] || hash['deleted_at']) return null;
   const int = (field: string) => Number(hash[field] ?? 0);
   const erroredByType: Record<string, number> = {};
   const erroredByCondition: Record<string, number> = {};
@@ -94,5 +97,6 @@ export function parseBatchRecord(hash: Record<string, string>): BatchRecord | nu
     maybe_billed: int('maybe_billed'),
     reconciled_at: hash['reconciled_at'] || null,
     repaired,
+    incarnation: int('incarnation'),
   };
 }

@@ -20,7 +20,12 @@ export interface NewBatch {
   canaryModels?: readonly string[];
 }
 
-export type CreateResult = { outcome: 'created' | 'resumed'; submitState: string };
+export type CreateResult = {
+  outcome: 'created' | 'resumed';
+  submitState: string;
+  /** The batch's incarnation: part of its job ids (see requestJobId). */
+  incarnation: number;
+};
 
 /** How a request ended, for {@link BatchStore.finalize}. */
 export interface Finalization {
@@ -34,6 +39,8 @@ export interface Finalization {
   usage?: Partial<UsageTotals>;
   truncated?: boolean;
   refused?: boolean;
+  /** Incarnation of the job that ended (default 0): a leftover of a deleted batch writes nothing. */
+  incarnation?: number;
   /** Whether this end follows an API call (for the calls counter of /metrics). */
   called?: boolean;
   /** The request's model: a success resets the model's consecutive-failure count. */
@@ -75,7 +82,7 @@ export class BatchStore {
   async createOrResume(batch: NewBatch, now: Date = new Date()): Promise<CreateResult> {
     const reply = (await createBatch.run(
       this.redis,
-      [this.keys.batch(batch.id), this.keys.batches(), this.keys.schema()],
+      [this.keys.batch(batch.id), this.keys.batches(), this.keys.schema(), this.keys.incarnations()],
       [
         batch.id,
         batch.fingerprint,
@@ -87,8 +94,8 @@ export class BatchStore {
         JSON.stringify(batch.models),
         JSON.stringify(batch.canaryModels ?? []),
       ],
-    )) as [number, string];
-    const [status, detail] = reply;
+    )) as [number, string, string];
+    const [status, detail, incarnation] = reply;
     if (status === -1) {
       throw new BatchConflictError(
         `batch ${batch.id} already exists with different content; choose another --batch-id, or \`claude-batch delete ${batch.id}\` first`,
@@ -99,7 +106,16 @@ export class BatchStore {
         `the records under this prefix have schema version ${detail}, newer than this runner's ${SCHEMA_VERSION}: upgrade claude-batch`,
       );
     }
-    return { outcome: status === 1 ? 'created' : 'resumed', submitState: detail };
+    if (status === -3) {
+      throw new BatchConflictError(
+        `a delete of batch ${batch.id} did not finish: run \`claude-batch delete ${batch.id}\` again first`,
+      );
+    }
+    return {
+      outcome: status === 1 ? 'created' : 'resumed',
+      submitState: detail,
+      incarnation: Number(incarnation),
+    };
   }
 
   async enqueuedCount(id: string): Promise<number> {
@@ -169,6 +185,7 @@ export class BatchStore {
         Math.round(end.budgetWaitMs ?? 0),
         end.condition ?? '',
         end.accountId ?? '',
+        end.incarnation ?? 0,
       ],
     );
     return FINALIZE_STATUS[Number(reply)] ?? 'stale';
@@ -184,12 +201,13 @@ export class BatchStore {
     generation: number,
     errorType: string,
     condition: string | null = null,
+    incarnation = 0,
   ): Promise<'reopened' | 'stale' | 'batch-deleted'> {
     const reply = Number(
       await reopenRequest.run(
         this.redis,
         [this.keys.batch(id), this.keys.results(id), this.keys.generations(id)],
-        [customId, generation, errorType, condition ?? ''],
+        [customId, generation, errorType, condition ?? '', incarnation],
       ),
     );
     return reply === 1 ? 'reopened' : reply === -2 ? 'batch-deleted' : 'stale';
@@ -258,25 +276,5 @@ export class BatchStore {
   async stats(): Promise<Record<string, number>> {
     const raw = await this.redis.hgetall(this.keys.stats());
     return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, Number(v)]));
-  }
-
-  /** Removes the batch's record, results and bookkeeping (not its queued jobs: see `deleteBatch`). */
-  async deleteRecords(id: string): Promise<void> {
-    const holds = (await this.redis.smembers(this.keys.holds(id))).map((reason) =>
-      this.keys.held(id, reason),
-    );
-    await this.redis
-      .multi()
-      .del(
-        this.keys.batch(id),
-        this.keys.results(id),
-        this.keys.ids(id),
-        this.keys.generations(id),
-        this.keys.holds(id),
-        ...holds,
-      )
-      .hdel(this.keys.reconcilerSeen(), id)
-      .zrem(this.keys.batches(), id)
-      .exec();
   }
 }

@@ -4,30 +4,39 @@
  */
 
 /**
- * Creates a batch record, or finds the existing one for a resumed submit.
- * KEYS: batch, batches, schema. ARGV: id, fingerprint, total, source, createdAt(ms), createdAtIso,
- * schemaVersion, models(json), canary models (json array; each gets `canary:<model>` = pending).
- * Returns {status, submitState}: status 1 = created, 0 = resumed, -1 = id taken by other content,
- * -2 = schema of this prefix is newer than this runner.
+ * Creates a batch record, or finds the existing one for a resumed submit. A new record takes the
+ * batch id's incarnation (bumped by every `delete` of that id, kept after it).
+ * KEYS: batch, batches, schema, incarnations. ARGV: id, fingerprint, total, source, createdAt(ms),
+ * createdAtIso, schemaVersion, models(json), canary models (json array; each gets
+ * `canary:<model>` = pending).
+ * Returns {status, submitState, incarnation}: status 1 = created, 0 = resumed, -1 = id taken by
+ * other content, -2 = schema of this prefix is newer than this runner, -3 = a delete of this id
+ * is unfinished.
  */
 export const CREATE_BATCH = `
 local schema = redis.call('GET', KEYS[3])
-if schema and tonumber(schema) > tonumber(ARGV[7]) then return {-2, schema} end
+if schema and tonumber(schema) > tonumber(ARGV[7]) then return {-2, schema, '0'} end
 if not schema then redis.call('SET', KEYS[3], ARGV[7]) end
 local fp = redis.call('HGET', KEYS[1], 'fingerprint')
 if fp then
-  if fp ~= ARGV[2] then return {-1, fp} end
-  return {0, redis.call('HGET', KEYS[1], 'submit_state') or 'submitting'}
+  if redis.call('HEXISTS', KEYS[1], 'deleted_at') == 1 then return {-3, '', '0'} end
+  local inc = redis.call('HGET', KEYS[1], 'incarnation') or '0'
+  if fp ~= ARGV[2] then return {-1, fp, inc} end
+  return {0, redis.call('HGET', KEYS[1], 'submit_state') or 'submitting', inc}
 end
+local inc = redis.call('HGET', KEYS[4], ARGV[1]) or '0'
+-- No fingerprint: no batch. Clear whatever is there (a stray field written by an older runner's
+-- cancel of an unknown id) so it cannot cancel the batch created now.
+redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1],
   'id', ARGV[1], 'fingerprint', ARGV[2], 'total', ARGV[3], 'source', ARGV[4],
   'created_at', ARGV[6], 'processing', ARGV[3], 'succeeded', 0, 'errored', 0, 'canceled', 0,
-  'enqueued', 0, 'submit_state', 'submitting', 'models', ARGV[8])
+  'enqueued', 0, 'submit_state', 'submitting', 'models', ARGV[8], 'incarnation', inc)
 for _, model in ipairs(cjson.decode(ARGV[9])) do
   redis.call('HSET', KEYS[1], 'canary:' .. model, 'pending')
 end
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
-return {1, 'submitting'}
+return {1, 'submitting', inc}
 `;
 
 /**
@@ -62,11 +71,14 @@ return enqueued
  *   input, output, cache creation, cache read tokens, truncated (0|1), refused (0|1), now (ISO),
  *   API calls of this last attempt (0|1), model (a success resets its model-breaker count),
  *   ms this attempt waited for the rate budget, runner-level condition of an errored one or '',
- *   API key fingerprint of the call or '' (a success ends that key's run of failures).
- * Returns 1 written, 0 already written, -1 stale generation, -2 batch deleted, -3 a guard exists.
+ *   API key fingerprint of the call or '' (a success ends that key's run of failures), the job's
+ *   incarnation.
+ * Returns 1 written, 0 already written, -1 stale generation, -2 batch deleted (or being deleted,
+ * or deleted and submitted again: the job is of an older incarnation), -3 a guard exists.
  */
 export const FINALIZE_REQUEST = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
+local meta = redis.call('HMGET', KEYS[1], 'id', 'deleted_at', 'incarnation')
+if not meta[1] or meta[2] or (meta[3] or '0') ~= (ARGV[18] or '0') then return -2 end
 local gen = redis.call('HGET', KEYS[3], ARGV[1]) or '0'
 if gen ~= ARGV[2] then return -1 end
 for i = 7, #KEYS do
@@ -109,10 +121,13 @@ return 1
  * Idempotent: a second run (or a run after one that died before adding the job) sees the
  * bumped generation and answers 1 only while the request still has no result.
  * KEYS: batch, results, generations. ARGV: custom_id, generation of the entry, error type,
- * condition or ''. Returns 1 re-opened (send generation+1), 0 nothing to do (stale entry), -2 batch deleted.
+ * condition or '', incarnation of the entry.
+ * Returns 1 re-opened (send generation+1), 0 nothing to do (stale entry), -2 batch deleted (or
+ * the entry is of a deleted incarnation).
  */
 export const REOPEN_REQUEST = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
+local meta = redis.call('HMGET', KEYS[1], 'id', 'deleted_at', 'incarnation')
+if not meta[1] or meta[2] or (meta[3] or '0') ~= (ARGV[5] or '0') then return -2 end
 local gen = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
 local n = tonumber(ARGV[2])
 if gen == n + 1 then

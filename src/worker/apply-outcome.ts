@@ -113,6 +113,7 @@ export async function applyOutcome(
           model: data.params.model,
           budgetWaitMs: attempt.budgetWaitMs,
           accountId: deps.storm.accountId,
+          incarnation: data.inc ?? 0,
         }),
       );
       break;
@@ -122,6 +123,7 @@ export async function applyOutcome(
         runtime.store.finalize(data.batch_id, data.custom_id, data.gen, {
           kind: 'canceled',
           line: canceledLine(data.custom_id),
+          incarnation: data.inc ?? 0,
         }),
       );
       break;
@@ -201,9 +203,16 @@ export async function applyOutcome(
 async function deadLetter(deps: ApplyDeps, entry: DeadLetterEntry): Promise<void> {
   const { runtime } = deps;
   await runtime.deadLetters.add(entry.params.model, entry, {
-    jobId: requestJobId(entry.batch_id, entry.custom_id, entry.gen),
+    jobId: requestJobId(entry.batch_id, entry.custom_id, entry.gen, entry.inc ?? 0),
   });
-  await finalizeDeadLetter(deps, entry);
+  if ((await finalizeDeadLetter(deps, entry)) === 'batch-deleted') {
+    // Its batch was deleted while it was in flight: the entry must not outlive it. Rare (at most
+    // the requests in flight at the delete), so the removal's scan of the list is affordable.
+    await runtime.deadLetters.remove(
+      requestJobId(entry.batch_id, entry.custom_id, entry.gen, entry.inc ?? 0),
+    );
+    return;
+  }
   runtime.logger.warn('request dead-lettered', {
     batch_id: entry.batch_id,
     custom_id: entry.custom_id,
@@ -239,14 +248,15 @@ export async function releaseIfCanary(deps: Pick<ApplyDeps, 'runtime'>, data: Re
 export async function finalizeDeadLetter(
   deps: Pick<ApplyDeps, 'runtime'>,
   entry: DeadLetterEntry,
-): Promise<void> {
-  await finalizeLogged(deps, entry, 'errored', () =>
+): Promise<FinalizeStatus> {
+  return finalizeLogged(deps, entry, 'errored', () =>
     deps.runtime.store.finalize(entry.batch_id, entry.custom_id, entry.gen, {
       kind: 'errored',
       line: erroredLine(entry.custom_id, entry.error_type, entry.message, entry.request_id),
       errorType: entry.error_type,
       condition: entry.condition ?? null,
       called: entry.status !== null || entry.request_id !== null,
+      incarnation: entry.inc ?? 0,
     }),
   );
 }
@@ -264,6 +274,7 @@ export function deadLetterEntry(
     custom_id: data.custom_id,
     index: data.index,
     gen: data.gen,
+    ...(data.inc ? { inc: data.inc } : {}),
     params: data.params,
     status: lastError.status,
     error_type: lastError.type,
@@ -283,7 +294,7 @@ async function finalizeLogged(
   ids: { batch_id: string; custom_id: string },
   kind: string,
   write: () => Promise<FinalizeStatus>,
-): Promise<void> {
+): Promise<FinalizeStatus> {
   const status = await persist(deps.runtime, write, deps.writeRetryMs ?? 0, { ...ids, kind });
   if (status === 'batch-deleted') {
     deps.runtime.logger.warn('result dropped: the batch was deleted while the request was in flight', {
@@ -292,4 +303,5 @@ async function finalizeLogged(
       kind,
     });
   }
+  return status;
 }

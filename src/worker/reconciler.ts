@@ -264,7 +264,9 @@ export class Reconciler {
     const { redis, keys } = this.runtime;
     const repairs: Repairs = {};
     const pageSize = this.options.pageSize ?? 1_000;
-    const canceled = Boolean(await redis.hget(keys.batch(batchId), 'canceled_at'));
+    const [canceledAt, incarnation] = await redis.hmget(keys.batch(batchId), 'canceled_at', 'incarnation');
+    const canceled = Boolean(canceledAt);
+    const inc = Number(incarnation ?? 0);
     const context = { keys, holdReasons: await this.holds.reasons(batchId) };
     let lost: OpenRequest[] = [];
     for (let start = 0; ; start += pageSize) {
@@ -278,7 +280,7 @@ export class Reconciler {
       for (let i = 1; i < page.length; i += 2) {
         const customId = String(page[i]);
         const gen = Number(page[i + 1]);
-        open.push({ batchId, customId, gen, jobId: requestJobId(batchId, customId, gen) });
+        open.push({ batchId, customId, gen, inc, jobId: requestJobId(batchId, customId, gen, inc) });
       }
       if (open.length > 0) {
         const places = await locateRequests(redis, context, open);
@@ -377,6 +379,7 @@ export class Reconciler {
                   errorType: LOST_ERROR_TYPE,
                 }),
             unlessExists: presenceKeys(runtime.keys, r),
+            incarnation: r.inc,
           }),
         ),
       );

@@ -1,48 +1,88 @@
 import type { ModelBreakerState } from '../breakers/breaker-state.js';
+import { readEpoch } from '../queue/epoch.js';
 import type { RequestJobData } from '../queue/jobs.js';
 import type { Runtime } from '../runtime.js';
 
 /** Why a request must not be sent now. */
 export type Gate =
   | { kind: 'open' }
+  /** Its batch was deleted (or is being deleted), or the job is left over from a deleted incarnation. */
+  | { kind: 'gone' }
   | { kind: 'canceled' }
   | { kind: 'key-breaker' }
   | { kind: 'model-breaker'; breaker: ModelBreakerState };
 
-/** A batch not worked on for this long (ms) is no longer watched for a cancel. */
+/** What the gates know of one batch. */
+interface BatchGate {
+  /** The record exists and is not being deleted. */
+  live: boolean;
+  canceled: boolean;
+  /** The incarnation of the record (when live). */
+  incarnation: number;
+  /** The highest incarnation known for the id: a job of a lower one is a leftover. */
+  latest: number;
+}
+
+/** A batch not worked on for this long (ms) is no longer watched. */
 const FORGET_BATCH_MS = 10 * 60_000;
 
 /** How long a key breaker this process noted holds before Redis must confirm it (ms). */
 const LOCAL_NOTE_MS = 5_000;
 
 /**
- * What every request is checked against before it is sent: its batch canceled, the key-wide
- * breaker open, its model's breaker open. Read from Redis at most once per `refreshMs` per process (two commands), not once
- * per request: the hot path stays free of extra round-trips.
+ * What every request is checked against before it is sent: its batch deleted or canceled, the
+ * key-wide breaker open, its model's breaker open. The state is cached and re-read only when the
+ * send-time epoch (src/queue/epoch.ts) moved, when a batch is new to this process, or after
+ * `backstopMs`; the epoch itself is read once per request, just before the send
+ * ({@link confirm}), or before acting on a closed gate. So a cancel, a delete, a pause or a
+ * breaker change acts on the very next request of every worker, and the hot path costs one GET.
  */
 export class RequestGates {
   private breakers = new Map<string, ModelBreakerState>();
-  private canceled = new Set<string>();
-  /** Batches this process has worked on, with when it last did (ms): their cancel flags are read. */
+  private readonly state = new Map<string, BatchGate>();
+  /** Batches this process has worked on, with when it last did (ms): their state is read. */
   private readonly batches = new Map<string, number>();
+  /** The epoch the cached state was read under (undefined: never read). */
+  private epoch: string | undefined;
   private refreshedAt = 0;
   private keyBreakerInRedis = false;
   private keyBreakerNotedAt = 0;
   private refreshing: Promise<void> | undefined;
 
+  /**
+   * @param backstopMs the cached state is re-read at least this often (ms), whatever the epoch
+   * says: a safety net for a change made by a runner too old to bump the epoch. Default 30 s.
+   */
   constructor(
     private readonly runtime: Runtime,
-    private readonly refreshMs = 1_000,
+    private readonly backstopMs = 30_000,
   ) {}
 
+  /**
+   * The gate of a request from the cached state, read afresh when the batch (or this incarnation
+   * of it) is new here. A closed gate is confirmed against the epoch before it is acted on, so a
+   * breaker closed or a queue resumed a moment ago does not stop the request.
+   */
   async check(data: RequestJobData): Promise<Gate> {
-    if (!this.batches.has(data.batch_id)) this.refreshedAt = 0;
     this.batches.set(data.batch_id, Date.now());
-    if (Date.now() - this.refreshedAt >= this.refreshMs) await this.refresh();
-    if (this.canceled.has(data.batch_id)) return { kind: 'canceled' };
-    if (this.keyBreakerOpen()) return { kind: 'key-breaker' };
-    const breaker = this.breakers.get(data.params.model);
-    return breaker ? { kind: 'model-breaker', breaker } : { kind: 'open' };
+    const known = this.state.get(data.batch_id);
+    if (!known || (data.inc ?? 0) > known.latest || Date.now() - this.refreshedAt >= this.backstopMs) {
+      await this.refresh();
+    }
+    const gate = this.decide(data);
+    return gate.kind === 'open' ? gate : this.confirm(data);
+  }
+
+  /**
+   * The gate just before a send: one GET of the epoch, and the state read again only when it
+   * moved. Whatever changed before that GET (a cancel that has returned, say) is seen.
+   */
+  async confirm(data: RequestJobData): Promise<Gate> {
+    const epoch = await readEpoch(this.runtime);
+    // A refresh already under way may have read before this epoch moved: read until the state is
+    // of this epoch (bounded: a newer bump each time would only mean the state is newer still).
+    for (let i = 0; i < 3 && epoch !== this.epoch; i += 1) await this.refresh();
+    return this.decide(data);
   }
 
   /**
@@ -70,6 +110,16 @@ export class RequestGates {
     this.breakers.set(breaker.model, breaker);
   }
 
+  private decide(data: RequestJobData): Gate {
+    const batch = this.state.get(data.batch_id);
+    const inc = data.inc ?? 0;
+    if (!batch || !batch.live || inc < batch.latest || inc !== batch.incarnation) return { kind: 'gone' };
+    if (batch.canceled) return { kind: 'canceled' };
+    if (this.keyBreakerOpen()) return { kind: 'key-breaker' };
+    const breaker = this.breakers.get(data.params.model);
+    return breaker ? { kind: 'model-breaker', breaker } : { kind: 'open' };
+  }
+
   private refresh(): Promise<void> {
     this.refreshing ??= (async () => {
       try {
@@ -77,15 +127,42 @@ export class RequestGates {
         const forgetBefore = Date.now() - FORGET_BATCH_MS;
         for (const [id, seen] of this.batches) if (seen < forgetBefore) this.batches.delete(id);
         const batchIds = [...this.batches.keys()];
-        const multi = redis.multi().hgetall(keys.modelBreakers()).hget(keys.keyBreaker(), 'reason');
-        for (const id of batchIds) multi.hget(keys.batch(id), 'canceled_at');
+        // The epoch first: state read after it is at least as new, so a bump that lands between
+        // the two makes the next confirm() read again rather than miss it.
+        const multi = redis
+          .multi()
+          .get(keys.epoch())
+          .hgetall(keys.modelBreakers())
+          .hget(keys.keyBreaker(), 'reason');
+        for (const id of batchIds) {
+          multi.hmget(keys.batch(id), 'id', 'canceled_at', 'deleted_at', 'incarnation');
+          multi.hget(keys.incarnations(), id);
+        }
         const replies = (await multi.exec()) ?? [];
-        const breakers = (replies[0]?.[1] ?? {}) as Record<string, string>;
-        this.keyBreakerInRedis = replies[1]?.[1] === 'key_breaker';
+        const value = (i: number): unknown => {
+          const [err, reply] = replies[i] ?? [new Error('no reply'), null];
+          if (err) throw err;
+          return reply;
+        };
+        const epoch = (value(0) as string | null) ?? '';
+        const breakers = (value(1) ?? {}) as Record<string, string>;
+        this.keyBreakerInRedis = value(2) === 'key_breaker';
         this.breakers = new Map(
           Object.entries(breakers).map(([model, json]) => [model, JSON.parse(json) as ModelBreakerState]),
         );
-        this.canceled = new Set(batchIds.filter((_, i) => Boolean(replies[i + 2]?.[1])));
+        this.state.clear();
+        batchIds.forEach((id, i) => {
+          const [recordId, canceledAt, deletedAt, incarnation] = value(3 + 2 * i) as Array<string | null>;
+          const latest = Number(value(4 + 2 * i) ?? 0);
+          const live = Boolean(recordId) && !deletedAt;
+          this.state.set(id, {
+            live,
+            canceled: Boolean(canceledAt),
+            incarnation: Number(incarnation ?? 0),
+            latest: Math.max(latest, live ? Number(incarnation ?? 0) : 0),
+          });
+        });
+        this.epoch = epoch;
         this.refreshedAt = Date.now();
       } finally {
         this.refreshing = undefined;

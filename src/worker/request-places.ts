@@ -6,6 +6,8 @@ export interface OpenRequest {
   batchId: string;
   customId: string;
   gen: number;
+  /** The batch's incarnation (bumped by each delete of its id): part of the job id. */
+  inc: number;
   /** Its job id in the main queue (and of its dead-letter entry). */
   jobId: string;
 }

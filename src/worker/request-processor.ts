@@ -5,11 +5,12 @@ import type { StormOptions } from '../breakers/storm.js';
 import { classHoldMs } from '../errors/classify.js';
 import { estimateRequest } from '../limits/estimate-tokens.js';
 import { OverBudgetError, type BudgetLease, type RateBudget } from '../limits/rate-budget.js';
+import { DeadJobSweeper } from '../queue/dead-job-sweep.js';
 import { requestJobId, type DeadLetterEntry, type RequestJobData } from '../queue/jobs.js';
 import type { Runtime } from '../runtime.js';
 import { applyOutcome, finalizeDeadLetter, releaseIfCanary, type ApplyDeps } from './apply-outcome.js';
 import { decideOutcome, type Outcome, type RetryPolicy } from './outcome.js';
-import { RequestGates } from './request-gates.js';
+import { RequestGates, type Gate } from './request-gates.js';
 
 export interface RequestProcessorDeps {
   runtime: Runtime;
@@ -34,6 +35,8 @@ export interface RequestProcessorDeps {
  */
 export class RequestProcessor {
   private readonly apply: ApplyDeps;
+  /** Clears the run of dead jobs behind the first one a worker meets. */
+  readonly sweeper: DeadJobSweeper;
 
   constructor(private readonly deps: RequestProcessorDeps) {
     this.apply = {
@@ -44,6 +47,7 @@ export class RequestProcessor {
       storm: deps.storm,
       writeRetryMs: deps.writeRetryMs,
     };
+    this.sweeper = new DeadJobSweeper(deps.runtime);
   }
 
   async process(job: Job<RequestJobData>, token: string | undefined, signal?: AbortSignal): Promise<void> {
@@ -53,21 +57,7 @@ export class RequestProcessor {
     const calls = data.calls ?? 0;
     const attempt = { calls, firstAt: data.first_at ?? null };
     const gate = await this.apply.gates.check(data);
-    if (gate.kind === 'canceled') return applyOutcome(this.apply, job, token, { kind: 'canceled' }, attempt);
-    if (gate.kind === 'key-breaker') return this.hold(job, token);
-    if (gate.kind === 'model-breaker') {
-      const { breaker } = gate;
-      const outcome: Outcome = {
-        kind: 'dead-letter',
-        reason: 'model_breaker',
-        condition: 'model',
-        lastError: { status: null, type: breaker.type, message: '', request_id: null },
-        message:
-          `not sent: model ${breaker.model} failed with ${breaker.type} (request ${breaker.request_id ?? 'unknown'}: ` +
-          `${breaker.message}), so its remaining requests were stopped. ${breaker.fix}`,
-      };
-      return applyOutcome(this.apply, job, token, outcome, attempt);
-    }
+    if (gate.kind !== 'open') return this.stop(job, token, gate, attempt);
 
     const estimate = estimateRequest(data.params, this.deps.outputEstimate);
     let lease: BudgetLease;
@@ -86,9 +76,15 @@ export class RequestProcessor {
     }
 
     const budgetWaitMs = Date.now() - waitStart;
-    if (this.apply.gates.keyBreakerOpen()) {
+    // The send-time check: one GET of the epoch (the gates are re-read only if it moved), after
+    // the budget wait, which may have been long. Past this line the request is in flight: a
+    // cancel, delete, pause or breaker that lands later lets it finish.
+    const late = this.apply.gates.keyBreakerOpen()
+      ? ({ kind: 'key-breaker' } as const)
+      : await this.apply.gates.confirm(data);
+    if (late.kind !== 'open') {
       await this.deps.budget.settle(lease, { usage: null, headers: {} });
-      return this.hold(job, token);
+      return this.stop(job, token, late, attempt);
     }
     const firstAt = data.first_at ?? Date.now();
     const result = await this.deps.client.call(data.params, signal);
@@ -108,6 +104,40 @@ export class RequestProcessor {
     await applyOutcome(this.apply, job, token, outcome, { calls: calls + 1, firstAt, budgetWaitMs });
   }
 
+  /** Acts on a closed gate: the request is not sent. */
+  private async stop(
+    job: Job<RequestJobData>,
+    token: string | undefined,
+    gate: Exclude<Gate, { kind: 'open' }>,
+    attempt: { calls: number; firstAt: number | null },
+  ): Promise<void> {
+    switch (gate.kind) {
+      case 'gone':
+        // Left over from a deleted batch (or incarnation): nothing to write; the job completes.
+        this.sweeper.kick();
+        return;
+      case 'canceled':
+        await applyOutcome(this.apply, job, token, { kind: 'canceled' }, attempt);
+        this.sweeper.kick();
+        return;
+      case 'key-breaker':
+        return this.hold(job, token);
+      case 'model-breaker': {
+        const { breaker } = gate;
+        const outcome: Outcome = {
+          kind: 'dead-letter',
+          reason: 'model_breaker',
+          condition: 'model',
+          lastError: { status: null, type: breaker.type, message: '', request_id: null },
+          message:
+            `not sent: model ${breaker.model} failed with ${breaker.type} (request ${breaker.request_id ?? 'unknown'}: ` +
+            `${breaker.message}), so its remaining requests were stopped. ${breaker.fix}`,
+        };
+        return applyOutcome(this.apply, job, token, outcome, attempt);
+      }
+    }
+  }
+
   /**
    * A job that turned active again (after a retry, a stall or a resumed submit) may already have
    * ended: its result written, or its dead-letter entry added by a worker that died before
@@ -115,18 +145,24 @@ export class RequestProcessor {
    */
   async finishIfEnded(job: Job<RequestJobData>): Promise<boolean> {
     const { batch_id, custom_id, gen } = job.data;
+    const inc = job.data.inc ?? 0;
     const { keys, redis, deadLetters } = this.deps.runtime;
     const replies = await redis
       .multi()
-      .exists(keys.batch(batch_id))
+      .hmget(keys.batch(batch_id), 'id', 'deleted_at', 'incarnation')
       .hget(keys.results(batch_id), custom_id)
       .hget(keys.generations(batch_id), custom_id)
       .exec();
-    const [exists, result, currentGen] = (replies ?? []).map(([, value]) => value);
-    if (Number(exists) === 0) return true;
+    const [meta, result, currentGen] = (replies ?? []).map(([, value]) => value);
+    const [recordId, deletedAt, recordInc] = (meta ?? []) as Array<string | null>;
+    // Gone: deleted, being deleted, or this job is left over from a deleted incarnation.
+    if (!recordId || deletedAt || Number(recordInc ?? 0) !== inc) return true;
     if (String(currentGen ?? '0') !== String(gen)) return true;
     if (result === null || result === undefined) {
-      const entry = await Job.fromId<DeadLetterEntry>(deadLetters, requestJobId(batch_id, custom_id, gen));
+      const entry = await Job.fromId<DeadLetterEntry>(
+        deadLetters,
+        requestJobId(batch_id, custom_id, gen, inc),
+      );
       if (!entry?.data) return false;
       await finalizeDeadLetter(this.apply, entry.data);
     }
