@@ -44,6 +44,8 @@ export async function countStormFailure(
   storm: StormOptions,
   error: LastError,
   alert: Alerter,
+  /** Called as soon as the run is known to trip it, before the pause is recorded: stop sending. */
+  onTrip: () => void = () => {},
 ): Promise<boolean> {
   if (storm.threshold <= 0) return false;
   const signature = failureSignature(error);
@@ -55,6 +57,7 @@ export async function countStormFailure(
     ),
   );
   if (run !== 0) return false;
+  onTrip();
   await tripKeyBreaker(
     runtime,
     {

@@ -145,6 +145,13 @@ export async function applyOutcome(
       throw new DelayedError();
     }
     case 'dead-letter': {
+      // A request's own fault, unless the same one keeps coming for distinct requests of the key.
+      // Counted first: a storm is stopped before the entry's writes, not after them.
+      const stormTripped =
+        outcome.reason === 'terminal' &&
+        (await countStormFailure(runtime, deps.storm, outcome.lastError, deps.alert, () =>
+          deps.gates.noteKeyBreaker(),
+        ));
       await deadLetter(
         deps,
         deadLetterEntry(
@@ -156,14 +163,7 @@ export async function applyOutcome(
           outcome.condition ?? null,
         ),
       );
-      // A request's own fault, unless the same one keeps coming for distinct requests of the key.
-      if (
-        outcome.reason === 'terminal' &&
-        (await countStormFailure(runtime, deps.storm, outcome.lastError, deps.alert))
-      ) {
-        deps.gates.noteKeyBreaker();
-        deps.gates.confirmKeyBreaker();
-      }
+      if (stormTripped) deps.gates.confirmKeyBreaker();
       break;
     }
     case 'trip-breaker': {
