@@ -9,5 +9,8 @@ export default defineConfig({
     maxWorkers: 2,
     testTimeout: 60_000,
     hookTimeout: 60_000,
+    // A private redis-server when nothing answers at REDIS_URL (see test/helpers/redis-global-setup.ts).
+    globalSetup: ['test/helpers/redis-global-setup.ts'],
+    setupFiles: ['test/helpers/redis-env-setup.ts'],
   },
 });
