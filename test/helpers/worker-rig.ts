@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'vitest';
@@ -27,6 +28,8 @@ export interface WorkerRigOptions {
   overrides?: ConfigOverrides;
   /** The API key the workers use. */
   apiKey?: string;
+  /** The workers' client timeout. Default 10 s. */
+  clientTimeoutMs?: number;
 }
 
 /**
@@ -49,6 +52,7 @@ export class WorkerRig {
     private readonly hookServer: Server,
     private readonly hookUrl: string,
     private readonly overrides: ConfigOverrides,
+    private readonly clientTimeoutMs: number,
   ) {}
 
   static async start(options: WorkerRigOptions): Promise<WorkerRig> {
@@ -70,7 +74,17 @@ export class WorkerRig {
     const runtime = await openRuntime(testConfig(prefix, overrides, { ANTHROPIC_API_KEY: apiKey }), {
       logger: silentLogger,
     });
-    return new WorkerRig(emulator, runtime, prefix, apiKey, hooks, hookServer, hookUrl, overrides);
+    return new WorkerRig(
+      emulator,
+      runtime,
+      prefix,
+      apiKey,
+      hooks,
+      hookServer,
+      hookUrl,
+      overrides,
+      options.clientTimeoutMs ?? 10_000,
+    );
   }
 
   /** Starts a worker with its own runtime, logging into {@link logger}. */
@@ -83,7 +97,7 @@ export class WorkerRig {
     const apiKey = new Secret(key);
     const worker = await startWorker(runtime, {
       apiKey,
-      client: createClaudeClient({ apiKey, baseURL: this.emulator.url, timeoutMs: 10_000 }),
+      client: createClaudeClient({ apiKey, baseURL: this.emulator.url, timeoutMs: this.clientTimeoutMs }),
     });
     this.workers.push(worker);
     return worker;
@@ -127,4 +141,21 @@ export class WorkerRig {
     await this.emulator.close();
     await new Promise((resolve) => this.hookServer.close(resolve));
   }
+}
+
+/**
+ * Resolves the next time the worker looks for a job and finds none to take (BullMQ's 'drained'):
+ * the positive event after which "nothing was sent" means something, since the worker had its
+ * chance. Call it as soon as the worker is started (before awaiting anything else), so that its
+ * first look is not missed; rejects after `timeoutMs`.
+ */
+export function nextDrained(worker: ClaudeWorker, timeoutMs = 30_000): Promise<void> {
+  const drained = once(worker.worker, 'drained', { signal: AbortSignal.timeout(timeoutMs) }).then(
+    () => undefined,
+    (err: unknown) => {
+      throw new Error(`the worker did not look for jobs within ${timeoutMs} ms`, { cause: err });
+    },
+  );
+  drained.catch(() => {}); // a test that fails before awaiting it must not also see an unhandled rejection
+  return drained;
 }
