@@ -158,7 +158,7 @@ describe('claude-batch submit', () => {
         expect(id, stderr).toBeDefined();
         expect(Number(await redis.hget(`${p}:cb:batch:${id}`, 'enqueued'))).toBeGreaterThan(0);
       },
-      { timeout: 30_000, interval: 25 },
+      { timeout: 45_000, interval: 25 }, // a loaded machine may take a while to start the CLI
     );
     child.kill('SIGKILL');
     await new Promise((resolve) => child.once('close', resolve));
