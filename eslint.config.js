@@ -1,6 +1,10 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+const SLEEP_MESSAGE =
+  'No bare sleeps in tests: wait for an event with a deadline, or poll with vi.waitFor / expect.poll. ' +
+  'Where time itself must pass (a rate window, a kill moment), add an eslint-disable comment giving the reason.';
+
 export default tseslint.config(
   { ignores: ['node_modules/**', 'dist/**', 'bench/**', 'coverage/**', 'test-output/**'] },
   js.configs.recommended,
@@ -11,6 +15,41 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error',
       'no-console': 'off',
       eqeqeq: ['error', 'always', { null: 'ignore' }],
+    },
+  },
+  {
+    // Tests wait for events or poll with a deadline; a bare sleep makes them slow when the machine
+    // is fast and flaky (or vacuous, for a negative check) when it is slow.
+    files: ['test/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: ['timers/promises', 'node:timers/promises'].map((name) => ({
+            name,
+            importNames: ['setTimeout', 'scheduler'],
+            message: SLEEP_MESSAGE,
+          })),
+        },
+      ],
+      'no-restricted-syntax': [
+        'error',
+        {
+          // new Promise((resolve) => setTimeout(resolve, ms)), in any spelling.
+          selector:
+            "NewExpression[callee.name='Promise'] CallExpression[callee.name='setTimeout'][arguments.0.type='Identifier']",
+          message: SLEEP_MESSAGE,
+        },
+        {
+          selector: 'CallExpression[callee.name=/^(sleep|delay|pause|wait)$/]',
+          message: SLEEP_MESSAGE,
+        },
+        {
+          selector:
+            "CallExpression[callee.property.name='scheduler'], MemberExpression[object.name='scheduler'][property.name='wait']",
+          message: SLEEP_MESSAGE,
+        },
+      ],
     },
   },
   {

@@ -8,5 +8,8 @@ export default defineConfig({
     maxWorkers: 1,
     testTimeout: 180_000,
     hookTimeout: 60_000,
+    // A private redis-server when nothing answers at REDIS_URL (see test/helpers/redis-global-setup.ts).
+    globalSetup: ['test/helpers/redis-global-setup.ts'],
+    setupFiles: ['test/helpers/redis-env-setup.ts'],
   },
 });

@@ -101,6 +101,34 @@ export async function startPrivateRedis(options: PrivateRedisOptions = {}): Prom
   };
 }
 
+/**
+ * Whether anything answers PING at `url` within `timeoutMs` (a reply that is an error, such as
+ * NOAUTH, counts as an answer: a server is there, only the URL is wrong). Never retries.
+ */
+export async function redisAnswers(url: string, timeoutMs = 2_000): Promise<boolean> {
+  const client = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: timeoutMs,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    enableOfflineQueue: false,
+  });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+  } catch {
+    return false;
+  }
+  try {
+    await client.ping();
+    return true;
+  } catch (err) {
+    return !/connection|ECONNRE|ETIMEDOUT|closed/i.test((err as Error).message);
+  } finally {
+    client.disconnect();
+  }
+}
+
 async function waitForPing(url: string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {

@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { vi } from 'vitest';
 import type { MessageParams } from '../../src/batch/types.js';
 import { loadConfig } from '../../src/config/load-config.js';
 import {
@@ -51,12 +51,17 @@ export async function waitFor<T>(
   timeoutMs = 30_000,
   pollMs = 50,
 ): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(pollMs);
+  try {
+    return await vi.waitFor(
+      async () => {
+        const value = await check();
+        if (!value) throw new Error(`not yet: ${what}`);
+        return value as NonNullable<T>;
+      },
+      { timeout: timeoutMs, interval: pollMs },
+    );
+  } catch (err) {
+    throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`, { cause: err });
   }
 }
 

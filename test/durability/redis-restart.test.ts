@@ -15,6 +15,7 @@
  *   every request ends with exactly one results line and the counts are exact; what a lost window
  *   costs is repeated API calls (at-least-once), never a missing or duplicated result.
  */
+// eslint-disable-next-line no-restricted-imports -- the outage's length below
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPrivateRedis } from '../../src/devtools/private-redis.js';
@@ -83,6 +84,8 @@ async function runThroughRestart(name: string, signal: 'SIGTERM' | 'SIGKILL', do
   const doneBefore = (await getBatchStatus(runtime, batchId))!.request_counts;
   await sandbox.redis.stop({ signal });
   const stoppedAt = Date.now();
+  // The outage's length is what this test varies: time itself must pass here.
+  // eslint-disable-next-line no-restricted-syntax
   await sleep(downMs);
   sandbox.redis = await startPrivateRedis({ appendonly: true, port, dir });
   const restartedAt = Date.now();

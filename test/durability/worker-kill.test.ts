@@ -3,6 +3,7 @@
  * Real worker processes (`claude-batch worker`) are killed while requests are in flight and
  * started again; the emulator runs in this process and logs every call it receives.
  */
+// eslint-disable-next-line no-restricted-imports -- the random kill moment below
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type EmulatorHandle } from '../../src/emulator/index.js';
@@ -68,6 +69,8 @@ describe('worker processes killed with SIGKILL', () => {
       const slot = Math.floor(random() * workers.length);
       const victim = workers[slot]!;
       await victim.waitForLog(/"msg":"worker started"/);
+      // The kill moment is random by design (seeded, replayable), after the positive event above.
+      // eslint-disable-next-line no-restricted-syntax
       await sleep(400 + Math.floor(random() * 1_000));
       const status = await getBatchStatus(runtime, batchId);
       const processing = status?.request_counts.processing ?? 0;

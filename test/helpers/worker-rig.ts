@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'vitest';
@@ -29,6 +30,8 @@ export interface WorkerRigOptions {
   apiKey?: string;
   /** Default: the test Redis (REDIS_URL). */
   redisUrl?: string;
+  /** The workers' client timeout (the config's requestTimeoutMs). Default 10 s. */
+  clientTimeoutMs?: number;
 }
 
 /**
@@ -70,7 +73,7 @@ export class WorkerRig {
     const prefix = uniquePrefix(options.name);
     const apiKey = options.apiKey ?? 'sk-test-rig-key-0001';
     // A hung call should fail a test in seconds, not in the default 10 minutes.
-    const overrides = { requestTimeoutMs: '10000', ...options.overrides };
+    const overrides = { requestTimeoutMs: String(options.clientTimeoutMs ?? 10_000), ...options.overrides };
     const redisUrl = options.redisUrl ?? REDIS_URL;
     const runtime = await openRuntime(
       testConfig(prefix, overrides, { ANTHROPIC_API_KEY: apiKey, REDIS_URL: redisUrl }),
@@ -146,4 +149,21 @@ export class WorkerRig {
     await this.emulator.close();
     await new Promise((resolve) => this.hookServer.close(resolve));
   }
+}
+
+/**
+ * Resolves the next time the worker looks for a job and finds none to take (BullMQ's 'drained'):
+ * the positive event after which "nothing was sent" means something, since the worker had its
+ * chance. Call it as soon as the worker is started (before awaiting anything else), so that its
+ * first look is not missed; rejects after `timeoutMs`.
+ */
+export function nextDrained(worker: ClaudeWorker, timeoutMs = 30_000): Promise<void> {
+  const drained = once(worker.worker, 'drained', { signal: AbortSignal.timeout(timeoutMs) }).then(
+    () => undefined,
+    (err: unknown) => {
+      throw new Error(`the worker did not look for jobs within ${timeoutMs} ms`, { cause: err });
+    },
+  );
+  drained.catch(() => {}); // a test that fails before awaiting it must not also see an unhandled rejection
+  return drained;
 }

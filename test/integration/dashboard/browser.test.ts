@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,10 +9,10 @@ import { startDashboard, type RunningDashboard } from '../../../src/dashboard/in
 import { RULES_BY_TYPE } from '../../../src/errors/error-table.js';
 import type { Runtime } from '../../../src/runtime.js';
 import { Secret } from '../../../src/secret.js';
+import { CHROMIUM_ARGS, testChromium } from '../../helpers/chromium.js';
 import { disposeRuntime, testRuntime } from '../../helpers/runtime.js';
 import { EXPECTED, seedBatch, tripBillingBreaker, tripModelBreaker } from './fixtures.js';
 
-const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 const OUTPUT = fileURLToPath(new URL('../../../test-output/', import.meta.url));
 const USER = 'ops';
 const PASSWORD = 'browser-pass-4c2e';
@@ -25,12 +24,8 @@ let profile: string;
 let batchId: string;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    // CI installs it; a missing browser must fail this suite, not skip it.
-    throw new Error(
-      `Chromium not found at ${CHROMIUM}: install it with \`apt-get install chromium\` (or set CHROMIUM_PATH)`,
-    );
-  }
+  // The npm-shipped Chromium (or CHROMIUM_PATH); a missing browser fails this suite, never skips it.
+  const browser = await testChromium();
   runtime = await testRuntime('dash-browser');
   batchId = await seedBatch(runtime);
   await tripModelBreaker(runtime, 'claude-opus-4-1');
@@ -42,18 +37,10 @@ beforeAll(async () => {
   await mkdir(OUTPUT, { recursive: true });
   profile = await mkdtemp(join(tmpdir(), 'cb-dashboard-chromium-'));
   context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
+    executablePath: browser.executablePath,
+    env: { ...process.env, ...browser.env },
     headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
+    args: [...CHROMIUM_ARGS],
     httpCredentials: { username: USER, password: PASSWORD },
     viewport: { width: 1280, height: 1000 },
   });

@@ -2,7 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { cliEnv, spawnCli } from '../../helpers/cli.js';
 import { deletePrefix, uniquePrefix } from '../../helpers/runtime.js';
 
@@ -77,11 +77,12 @@ describe('claude-batch dashboard', () => {
       CLAUDE_BATCH_DASHBOARD_TOKEN: TOKEN,
     });
     const run = collect(child);
-    const deadline = Date.now() + 20_000;
-    while (!run.stdout().includes('\n') && Date.now() < deadline) {
-      if (child.exitCode !== null) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    // The URL line, or an early exit (whose stderr the next assertion shows).
+    await vi.waitFor(
+      () => expect(run.stdout().includes('\n') || child.exitCode !== null, run.stderr()).toBe(true),
+      // A loaded machine can take a while to start a Node CLI.
+      { timeout: 45_000, interval: 50 },
+    );
     const url = run.stdout().trim();
     expect(url, run.stderr()).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
     expect(run.stderr()).toContain('read-only');

@@ -243,7 +243,9 @@ describe('the error table through @anthropic-ai/sdk', () => {
     const emu = await emulator();
     const pending = sdk(emu, KEY, 30_000).messages.create(params('@@fault:hang@@'));
     pending.catch(() => {});
-    while (emu.control.stats().requests === 0) await new Promise((r) => setTimeout(r, 5));
+    await expect
+      .poll(() => emu.control.stats().requests, { timeout: 10_000, interval: 5 })
+      .toBeGreaterThan(0);
     await emu.close();
     await expect(pending).rejects.toBeInstanceOf(APIConnectionError);
   });

@@ -1,3 +1,5 @@
+/* eslint-disable no-restricted-syntax -- a load-generating child process, not a test: it starts at an
+   agreed instant and paces its own requests; nothing here waits for an outcome. */
 /**
  * A worker-like process for the multi-process budget test: waits until `startAt`, then runs
  * `concurrency` loops of acquire → settle until `durationMs` has passed, and prints every grant

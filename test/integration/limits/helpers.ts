@@ -1,12 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { freePort } from '../../../src/devtools/private-redis.js';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Redis, type RedisOptions } from 'ioredis';
 import { budgetKeyPattern } from '../../../src/limits/index.js';
-
-export { freePort };
 
 export const REDIS_URL = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 
@@ -40,89 +33,4 @@ export async function deleteBudgetKeys(client: Redis, accountId: string): Promis
     if (keys.length > 0) deleted += await client.del(...keys);
   } while (cursor !== '0');
   return deleted;
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** A private redis-server in a temp dir, on a free port, that a test may kill and start again. */
-export class TestRedisServer {
-  private child: ChildProcess | null = null;
-
-  private constructor(
-    readonly port: number,
-    readonly dir: string,
-    private readonly args: string[],
-  ) {}
-
-  static async start(options: { appendonly: boolean }): Promise<TestRedisServer> {
-    const dir = await mkdtemp(join(tmpdir(), 'cb-limits-redis-'));
-    const port = await freePort();
-    const args = options.appendonly
-      ? ['--appendonly', 'yes', '--appendfsync', 'everysec']
-      : ['--appendonly', 'no'];
-    const server = new TestRedisServer(port, dir, [
-      ...args,
-      '--save',
-      '',
-      '--maxmemory-policy',
-      'noeviction',
-    ]);
-    await server.startProcess();
-    return server;
-  }
-
-  get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
-  }
-
-  get pid(): number | undefined {
-    return this.child?.pid;
-  }
-
-  async startProcess(): Promise<void> {
-    const child = spawn(
-      'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, ...this.args],
-      { stdio: ['ignore', 'ignore', 'inherit'] },
-    );
-    this.child = child;
-    const probe = new Redis(this.url, {
-      lazyConnect: true,
-      maxRetriesPerRequest: 0,
-      retryStrategy: () => null,
-    });
-    probe.on('error', () => {});
-    try {
-      for (let i = 0; i < 100; i++) {
-        try {
-          await probe.connect();
-          const pong = await probe.ping();
-          if (pong === 'PONG') return;
-        } catch {
-          probe.disconnect();
-          await sleep(50);
-        }
-      }
-      throw new Error(`redis-server did not start on port ${this.port}`);
-    } finally {
-      probe.disconnect();
-    }
-  }
-
-  /** Kills the server by its pid (SIGKILL: no shutdown save) and waits for it to exit. */
-  async kill(): Promise<void> {
-    const child = this.child;
-    if (!child || child.exitCode !== null || child.pid === undefined) return;
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    process.kill(child.pid, 'SIGKILL');
-    await exited;
-    this.child = null;
-  }
-
-  async stop(): Promise<void> {
-    await this.kill();
-    await rm(this.dir, { recursive: true, force: true });
-  }
 }

@@ -3,75 +3,67 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createClaudeClient } from '../../../src/claude/claude-client.js';
 import {
-  replyFingerprint,
   startEmulator,
+  replyFingerprint,
   type EmulatorHandle,
   type EmulatorOptions,
 } from '../../../src/emulator/index.js';
 import { budgetKeyPattern } from '../../../src/limits/index.js';
 import { listDeadLetters } from '../../../src/queue/dead-letters.js';
 import { submitBatch } from '../../../src/queue/producer.js';
-import type { Runtime } from '../../../src/runtime.js';
 import { Secret } from '../../../src/secret.js';
+import type { Runtime } from '../../../src/runtime.js';
 import { waitForBatch } from '../../../src/store/wait-for-batch.js';
-import type { ClaudeWorker } from '../../../src/worker/claude-worker.js';
-import { startWorker } from '../../../src/worker/start-worker.js';
 import { jsonlSource, request, type TestRequest } from '../../helpers/batch.js';
 import { cliEnv, runCli } from '../../helpers/cli.js';
-import {
-  captureLogger,
-  deletePrefix,
-  disposeRuntime,
-  testRuntime,
-  uniquePrefix,
-} from '../../helpers/runtime.js';
+import { deletePrefix, REDIS_URL, uniquePrefix } from '../../helpers/runtime.js';
+import { WorkerRig } from '../../helpers/worker-rig.js';
 
 /**
  * The budget as the worker uses it, built from --rpm/--itpm (not handed in), against the emulator
  * enforcing the limits for real. Invariants only: zero 429s, never early after a retry-after.
  */
+let rig: WorkerRig | undefined;
+/** Set by the one test that starts its own emulator for worker processes. */
 let emulator: EmulatorHandle | undefined;
-let runtime: Runtime | undefined;
-let worker: ClaudeWorker | undefined;
-let apiKey: Secret;
+let apiKey: string;
 
 afterEach(async () => {
-  await worker?.close();
-  worker = undefined;
-  if (runtime) {
-    await deleteBudget(runtime);
-    await disposeRuntime(runtime);
+  if (rig) {
+    await deleteBudget(rig.runtime);
+    await rig.close();
   }
-  runtime = undefined;
+  rig = undefined;
   await emulator?.close();
   emulator = undefined;
 });
 
 async function deleteBudget(r: Runtime): Promise<number> {
-  const keys = await r.redis.keys(budgetKeyPattern(apiKey.fingerprint()));
+  const keys = await r.redis.keys(budgetKeyPattern(new Secret(apiKey).fingerprint()));
   if (keys.length > 0) await r.redis.del(...keys);
   return keys.length;
 }
 
 async function setUp(name: string, limits: EmulatorOptions['limits'], overrides: Record<string, string>) {
   // A key of its own: the budget is the account's, and no other test may share it.
-  apiKey = new Secret(`sk-test-budget-${randomBytes(6).toString('hex')}`);
-  emulator = await startEmulator({ seed: 9, limits, latency: { fixedMs: 30 } });
-  const logger = captureLogger();
-  runtime = await testRuntime(name, { concurrency: '16', ...overrides }, logger);
-  return { emulator, runtime, logger };
+  apiKey = `sk-test-budget-${randomBytes(6).toString('hex')}`;
+  rig = await WorkerRig.start({
+    name,
+    emulator: { seed: 9, limits, latency: { fixedMs: 30 } },
+    overrides: { concurrency: '16', ...overrides },
+    apiKey,
+    clientTimeoutMs: 20_000,
+  });
+  emulator = undefined;
+  return { runtime: rig.runtime, logger: rig.logger };
 }
 
 async function work(): Promise<void> {
-  worker = await startWorker(runtime!, {
-    apiKey,
-    client: createClaudeClient({ apiKey, baseURL: emulator!.url, timeoutMs: 20_000 }),
-  });
+  await rig!.startWorker();
 }
 
-const messages = () => emulator!.control.log().filter((e) => e.path === '/v1/messages');
+const messages = () => (rig?.emulator ?? emulator!).control.log().filter((e) => e.path === '/v1/messages');
 
 function batch(n: number, tag: string, text = (i: number) => `Budget question ${tag} ${i}`): TestRequest[] {
   return Array.from({ length: n }, (_, i) => request(`${tag}${i}`, text(i)));
@@ -106,7 +98,7 @@ describe('the worker paced by its shared budget, against the emulator enforcing 
     const { runtime: r } = await setUp('budget-del', { rpm: 120 }, { rpm: '120' });
     const { batchId } = await submitBatch(r, { input: jsonlSource(batch(150, 'd')), canary: false });
     await work();
-    while (messages().length < 125) await new Promise((resolve) => setTimeout(resolve, 50));
+    await expect.poll(() => messages().length, { timeout: 60_000, interval: 50 }).toBeGreaterThanOrEqual(125);
     expect(await deleteBudget(r)).toBeGreaterThan(0);
     const status = await waitForBatch(r, batchId, { pollMs: 100 });
     expect(status.request_counts).toMatchObject({ succeeded: 150, errored: 0 });
@@ -160,7 +152,7 @@ describe('the worker paced by its shared budget, against the emulator enforcing 
 describe('three worker processes with one --rpm', () => {
   it('together send no more than the budget: zero 429s', async () => {
     const key = `sk-test-budget3-${randomBytes(6).toString('hex')}`;
-    apiKey = new Secret(key);
+    apiKey = key;
     emulator = await startEmulator({ seed: 4, limits: { rpm: 120 }, latency: { fixedMs: 30 } });
     const prefix = uniquePrefix('budget-3p');
     const dir = await mkdtemp(join(tmpdir(), 'cb-budget3-'));
@@ -188,8 +180,8 @@ describe('three worker processes with one --rpm', () => {
     } finally {
       await deletePrefix(prefix);
       const { Redis } = await import('ioredis');
-      const redis = new Redis(process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379');
-      const keys = await redis.keys(budgetKeyPattern(apiKey.fingerprint()));
+      const redis = new Redis(REDIS_URL);
+      const keys = await redis.keys(budgetKeyPattern(new Secret(key).fingerprint()));
       if (keys.length > 0) await redis.del(...keys);
       redis.disconnect();
       await rm(dir, { recursive: true, force: true });

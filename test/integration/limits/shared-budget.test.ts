@@ -9,7 +9,7 @@ import {
   type BudgetLimits,
   type SharedRateBudgetApi,
 } from '../../../src/limits/index.js';
-import { connect, deleteBudgetKeys, redisTime, sleep, uniqueAccount } from './helpers.js';
+import { connect, deleteBudgetKeys, redisTime, uniqueAccount } from './helpers.js';
 
 const MODEL = 'claude-test-1';
 
@@ -290,24 +290,32 @@ describe('shared rate budget on a real Redis', () => {
 
   it('acquire rejects promptly when aborted while waiting, whether at the head or queued behind it', async () => {
     const acct = account('abort');
-    const budget = budgetFor(acct, { rpm: 6 }); // one request per 10 s
-    for (let i = 0; i < 6; i++) await budget.acquire(req());
+    const budget = budgetFor(acct, { rpm: 12 }); // one request per 5 s
+    for (let i = 0; i < 12; i++) await budget.acquire(req());
     const head = new AbortController();
     const queued = new AbortController();
     const p1 = budget.acquire(req(), head.signal);
     const p2 = budget.acquire(req(), queued.signal);
+    const issued = Date.now();
     const p3 = budget.acquire(req(), AbortSignal.timeout(150));
-    await sleep(100);
+    // The last one's own deadline passing is the event: by then the two before it are waiting.
+    await expect(p3).rejects.toMatchObject({ name: 'AbortError' });
+    expect(Date.now() - issued).toBeLessThan(150 + 500);
     const started = Date.now();
     queued.abort();
     await expect(p2).rejects.toMatchObject({ name: 'AbortError' });
     head.abort();
     await expect(p1).rejects.toMatchObject({ name: 'AbortError' });
-    await expect(p3).rejects.toMatchObject({ name: 'AbortError' });
     expect(Date.now() - started).toBeLessThan(500);
-    // Nothing was charged by the aborted requests.
-    const c = (await budget.snapshot()).classes[0]!;
-    expect(c.requests!.level).toBeGreaterThanOrEqual(0);
+    // Nothing was charged by the aborted requests, then or later: the next token refills (5 s
+    // after the drain) and stays in the bucket. Had the three kept waiting, they would have taken
+    // the next three, and the level would not reach 1 before 20 s.
+    await expect
+      .poll(async () => (await budget.snapshot()).classes[0]!.requests!.level, {
+        timeout: 12_000,
+        interval: 200,
+      })
+      .toBeGreaterThanOrEqual(1);
     // An already aborted signal rejects without waiting.
     await expect(budget.acquire(req(), AbortSignal.abort())).rejects.toMatchObject({ name: 'AbortError' });
   });

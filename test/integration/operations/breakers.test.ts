@@ -1,123 +1,55 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
-import { createClaudeClient } from '../../../src/claude/claude-client.js';
-import {
-  startEmulator,
-  replyFingerprint,
-  type EmulatorHandle,
-  type EmulatorOptions,
-} from '../../../src/emulator/index.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { EmulatorOptions } from '../../../src/emulator/index.js';
 import { listDeadLetters } from '../../../src/queue/dead-letters.js';
 import { retryDeadLetters } from '../../../src/queue/dlq-retry.js';
 import { submitBatch } from '../../../src/queue/producer.js';
-import type { Runtime } from '../../../src/runtime.js';
-import { Secret } from '../../../src/secret.js';
 import { getBatchStatus, type BatchStatus } from '../../../src/store/batch-status.js';
 import { waitForBatch } from '../../../src/store/wait-for-batch.js';
-import type { ClaudeWorker } from '../../../src/worker/claude-worker.js';
-import { startWorker } from '../../../src/worker/start-worker.js';
-import { jsonlSource, MODEL, request, resultsById, type TestRequest } from '../../helpers/batch.js';
-import { captureLogger, disposeRuntime, testRuntime } from '../../helpers/runtime.js';
+import { jsonlSource, MODEL, request, type TestRequest } from '../../helpers/batch.js';
+import { WorkerRig } from '../../helpers/worker-rig.js';
 
 const KEY = 'sk-test-breaker-key-0001';
 const CONCURRENCY = 4;
 
-interface Rig {
-  emulator: EmulatorHandle;
-  runtime: Runtime;
-  logger: ReturnType<typeof captureLogger>;
-  hooks: Array<Record<string, unknown>>;
-  hookServer: Server;
-  worker?: ClaudeWorker;
-}
-let rig: Rig | undefined;
+let rig: WorkerRig | undefined;
 
-async function setUp(name: string, emulatorOptions: EmulatorOptions, overrides = {}): Promise<Rig> {
-  const hooks: Array<Record<string, unknown>> = [];
-  const hookServer = createServer((req, res) => {
-    let body = '';
-    req.on('data', (d: Buffer) => (body += d.toString()));
-    req.on('end', () => {
-      hooks.push(JSON.parse(body) as Record<string, unknown>);
-      res.end('ok');
-    });
+async function setUp(name: string, emulator: EmulatorOptions, overrides = {}): Promise<WorkerRig> {
+  rig = await WorkerRig.start({
+    name,
+    emulator,
+    overrides: { concurrency: String(CONCURRENCY), ...overrides },
+    apiKey: KEY,
   });
-  await new Promise<void>((resolve) => hookServer.listen(0, '127.0.0.1', resolve));
-  const hookUrl = `http://127.0.0.1:${(hookServer.address() as AddressInfo).port}/hook`;
-  const emulator = await startEmulator({ seed: 3, ...emulatorOptions });
-  const logger = captureLogger();
-  const runtime = await testRuntime(name, { concurrency: String(CONCURRENCY), ...overrides }, logger, {
-    ALERT_WEBHOOK_URL: hookUrl,
-    ANTHROPIC_API_KEY: KEY,
-  });
-  rig = { emulator, runtime, logger, hooks, hookServer };
   return rig;
 }
 
-async function work(r: Rig, key = KEY): Promise<void> {
-  await r.worker?.close();
-  const apiKey = new Secret(key);
-  r.worker = await startWorker(r.runtime, {
-    apiKey,
-    client: createClaudeClient({ apiKey, baseURL: r.emulator.url, timeoutMs: 10_000 }),
-  });
+/** (Re)starts the worker: the running ones stop first, as when an operator restarts them. */
+async function work(r: WorkerRig, key = KEY): Promise<void> {
+  await Promise.all(r.workers.map((w) => w.close()));
+  await r.startWorker(key);
 }
 
 afterEach(async () => {
-  if (!rig) return;
-  await rig.worker?.close();
-  await disposeRuntime(rig.runtime);
-  await rig.emulator.close();
-  await new Promise((resolve) => rig!.hookServer.close(resolve));
+  await rig?.close();
   rig = undefined;
 });
 
-async function until(check: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 /** Waits until the batch is paused and no request is in flight any more. */
-async function pausedAndQuiet(r: Rig, batchId: string): Promise<BatchStatus> {
+async function pausedAndQuiet(r: WorkerRig, batchId: string): Promise<BatchStatus> {
   let status: BatchStatus | null = null;
-  await until(async () => {
-    status = await getBatchStatus(r.runtime, batchId);
-    return status?.processing_status === 'paused' && r.worker!.activeCount === 0;
-  }, 'the key-wide breaker to pause the queue');
+  await vi.waitFor(
+    async () => {
+      status = await getBatchStatus(r.runtime, batchId);
+      expect(status?.processing_status, 'the key-wide breaker to pause the queue').toBe('paused');
+      expect(r.activeCount).toBe(0);
+    },
+    { timeout: 30_000, interval: 50 },
+  );
   return status!;
 }
 
 function batchOf(n: number, prefix = 'q', model = MODEL): TestRequest[] {
   return Array.from({ length: n }, (_, i) => request(`${prefix}${i}`, `Question ${prefix} ${i}?`, { model }));
-}
-
-/** Every request succeeded, and the emulator answered each with exactly one 200. */
-async function expectAllSucceededOnce(
-  r: Rig,
-  batchId: string,
-  requests: readonly TestRequest[],
-): Promise<void> {
-  const lines: string[] = [];
-  for await (const line of r.runtime.store.results(batchId)) lines.push(line);
-  const results = resultsById(lines);
-  expect(results.size).toBe(requests.length);
-  for (const q of requests) expect(results.get(q.custom_id)?.type, q.custom_id).toBe('succeeded');
-  const ok = r.emulator.control.log().filter((e) => e.status === 200);
-  for (const q of requests) {
-    expect(
-      ok.filter((e) => e.promptHash === replyFingerprint(q.params)),
-      q.custom_id,
-    ).toHaveLength(1);
-  }
-}
-
-function expectNoKey(r: Rig): void {
-  const text = JSON.stringify([r.hooks, r.logger.lines, r.emulator.control.log()]);
-  expect(text).not.toContain(KEY);
 }
 
 describe('key-wide breaker', () => {
@@ -142,7 +74,7 @@ describe('key-wide breaker', () => {
 
     const alert = r.logger.lines.find((l) => l['level'] === 'error' && l['event'] === 'key_breaker_tripped');
     expect(alert?.['msg']).toMatch(/credits exhausted \(invalid_request_error\).*Top up credits/);
-    await until(async () => r.hooks.length > 0, 'the webhook');
+    await expect.poll(() => r.hooks.length, { timeout: 30_000, interval: 50 }).toBeGreaterThan(0);
     expect(r.hooks).toHaveLength(1);
     expect(r.hooks[0]).toMatchObject({
       event: 'key_breaker_tripped',
@@ -158,11 +90,11 @@ describe('key-wide breaker', () => {
     const final = await waitForBatch(r.runtime, batchId, { pollMs: 100 });
     expect(final.request_counts).toMatchObject({ succeeded: 60, errored: 0, processing: 0 });
     expect(final.errored_by_type).toEqual({});
-    await expectAllSucceededOnce(r, batchId, requests);
+    await r.expectAllSucceededOnce(batchId, requests);
     expect(await listDeadLetters(r.runtime, { batch: batchId })).toEqual([]);
     // Running it again changes nothing.
     expect(await retryDeadLetters(r.runtime, { type: 'billing_error' })).toMatchObject({ requeued: 0 });
-    expectNoKey(r);
+    r.expectNoKey();
   });
 
   it('a revoked key: the canary alone is sent; a fixed key, restarted workers and dlq retry finish the batch', async () => {
@@ -182,8 +114,8 @@ describe('key-wide breaker', () => {
     });
     const final = await waitForBatch(r.runtime, batchId, { pollMs: 100 });
     expect(final.request_counts).toMatchObject({ succeeded: 20, errored: 0 });
-    await expectAllSucceededOnce(r, batchId, requests);
-    expectNoKey(r);
+    await r.expectAllSucceededOnce(batchId, requests);
+    r.expectNoKey();
   });
 
   it('the spend cap pauses without a retry; lifting it and dlq retry finish the batch', async () => {
@@ -206,7 +138,7 @@ describe('key-wide breaker', () => {
     });
     const final = await waitForBatch(r.runtime, batchId, { pollMs: 100 });
     expect(final.request_counts).toMatchObject({ succeeded: 12, errored: 0 });
-    await expectAllSucceededOnce(r, batchId, requests);
+    await r.expectAllSucceededOnce(batchId, requests);
   });
 });
 

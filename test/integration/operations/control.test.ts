@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { pauseQueue, resumeQueue } from '../../../src/breakers/breakers.js';
 import { createClaudeClient } from '../../../src/claude/claude-client.js';
@@ -14,6 +13,7 @@ import type { ClaudeWorker } from '../../../src/worker/claude-worker.js';
 import { startWorker } from '../../../src/worker/start-worker.js';
 import { jsonlSource, request, resultsById } from '../../helpers/batch.js';
 import { disposeRuntime, testRuntime } from '../../helpers/runtime.js';
+import { nextDrained } from '../../helpers/worker-rig.js';
 
 let emulator: EmulatorHandle;
 let runtime: Runtime;
@@ -31,12 +31,14 @@ afterEach(async () => {
   await emulator.close();
 });
 
-async function work(): Promise<void> {
+/** Starts the worker; resolves to its first look for jobs that found none (see nextDrained). */
+async function work(): Promise<{ drained: Promise<void> }> {
   const apiKey = new Secret('sk-test-control-key');
   worker = await startWorker(runtime, {
     apiKey,
     client: createClaudeClient({ apiKey, baseURL: emulator.url, timeoutMs: 10_000 }),
   });
+  return { drained: nextDrained(worker) };
 }
 
 const sentMessages = () => emulator.control.log().filter((e) => e.path === '/v1/messages');
@@ -52,7 +54,9 @@ describe('cancel', () => {
     const requests = Array.from({ length: 30 }, (_, i) => request(`c${i}`, `Cancel me maybe ${i}`));
     const { batchId } = await submitBatch(runtime, { input: jsonlSource(requests), canary: false });
     await work();
-    while (sentMessages().length < 4) await sleep(20);
+    await expect
+      .poll(() => sentMessages().length, { timeout: 30_000, interval: 20 })
+      .toBeGreaterThanOrEqual(4);
     const result = await cancelBatch(runtime, batchId);
     expect(result.existed).toBe(true);
     expect(result.canceled).toBeGreaterThan(0);
@@ -81,11 +85,11 @@ describe('pause and resume', () => {
     const requests = Array.from({ length: 16 }, (_, i) => request(`p${i}`, `Pause ${i}`));
     const { batchId } = await submitBatch(runtime, { input: jsonlSource(requests), canary: false });
     await pauseQueue(runtime);
-    await work();
+    const { drained } = await work();
     const status = await getBatchStatus(runtime, batchId);
     expect(status?.processing_status).toBe('paused');
     expect(status?.paused).toMatchObject({ reason: 'manual', fix: expect.stringContaining('resume') });
-    await sleep(700);
+    await drained; // the worker looked, and found nothing it may take
     expect(sentMessages()).toHaveLength(0);
 
     expect(await resumeQueue(runtime)).toBe(true);
@@ -103,8 +107,8 @@ describe('delete', () => {
     expect(result).toMatchObject({ existed: true, removedRequests: 10 });
     expect(await getBatchStatus(runtime, batchId)).toBeNull();
     expect(await runtime.redis.keys(`${runtime.keys.bullPrefix}:cb:batch:${batchId}*`)).toEqual([]);
-    await work();
-    await sleep(500);
+    const { drained } = await work();
+    await drained; // the worker looked, and found nothing to take
     expect(sentMessages()).toHaveLength(0);
   });
 });

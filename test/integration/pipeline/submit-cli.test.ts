@@ -1,9 +1,8 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { cliEnv, runCli, spawnCli } from '../../helpers/cli.js';
 import { deletePrefix, REDIS_URL, uniquePrefix } from '../../helpers/runtime.js';
 
@@ -153,11 +152,14 @@ describe('claude-batch submit', () => {
     child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
     // Kill it once some, but not all, chunks are in.
     let id: string | undefined;
-    for (let i = 0; i < 400; i++) {
-      id ??= /batch (batch_[0-9a-f]{24}): enqueuing/.exec(stderr)?.[1];
-      if (id && Number(await redis.hget(`${p}:cb:batch:${id}`, 'enqueued')) > 0) break;
-      await sleep(25);
-    }
+    await vi.waitFor(
+      async () => {
+        id ??= /batch (batch_[0-9a-f]{24}): enqueuing/.exec(stderr)?.[1];
+        expect(id, stderr).toBeDefined();
+        expect(Number(await redis.hget(`${p}:cb:batch:${id}`, 'enqueued'))).toBeGreaterThan(0);
+      },
+      { timeout: 45_000, interval: 25 }, // a loaded machine may take a while to start the CLI
+    );
     child.kill('SIGKILL');
     await new Promise((resolve) => child.once('close', resolve));
     expect(id).toBeDefined();
