@@ -1,0 +1,48 @@
+/**
+ * One model-check run, and the property over many: a fresh World, the random command sequence,
+ * quiesce, checks; any violation fails the run with the op log, so fast-check shrinks it.
+ */
+import fc from 'fast-check';
+import { commandsArbitrary, type ExtraCommands } from './commands.js';
+import type { ModelState } from './model-state.js';
+import { checkInvariants, quiesce } from './quiesce-and-check.js';
+import { World, type WorldOptions } from './world.js';
+
+export class Counterexample extends Error {}
+
+export interface RunOptions extends WorldOptions {
+  /** Called once the world exists (the soak adds its Redis controller here). */
+  onWorld?: (world: World) => void;
+  /** Print each run's operations (MODEL_CHECK_VERBOSE=1). */
+  verbose?: boolean;
+}
+
+/** Runs one command sequence on a fresh world; throws a Counterexample listing what went wrong. */
+export async function runOnce(
+  commands: Iterable<fc.AsyncCommand<ModelState, World>>,
+  options: RunOptions,
+): Promise<World> {
+  const world = await World.start(options);
+  options.onWorld?.(world);
+  try {
+    await fc.asyncModelRun(() => ({ model: world.model, real: world }), commands);
+    await quiesce(world, options.quiesceMs ?? 20_000);
+    await checkInvariants(world);
+    if (world.violations.length > 0) {
+      throw new Counterexample(
+        `${world.violations.length} violation(s):\n  - ${world.violations.join('\n  - ')}\n` +
+          `operations:\n    ${world.ops.join('\n    ')}`,
+      );
+    }
+    return world;
+  } finally {
+    if (options.verbose) console.log(`[model-check] run:\n    ${world.ops.join('\n    ')}`);
+    await world.dispose();
+  }
+}
+
+export function modelProperty(options: RunOptions, maxCommands: number, extra: ExtraCommands = []) {
+  return fc.asyncProperty(commandsArbitrary(maxCommands, extra), async (commands) => {
+    await runOnce(commands, options);
+  });
+}
