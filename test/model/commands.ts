@@ -86,24 +86,28 @@ async function submit(m: ModelState, w: World, id: string, variant: number, requ
 
 const batchId = fc.constantFrom(...BATCH_IDS);
 
-const submitCmd = fc
-  .record({
-    id: batchId,
-    models: fc.uniqueArray(fc.constantFrom<string>(...VALID_MODELS, BOGUS_MODEL), { minLength: 1, maxLength: 3 }),
-    size: fc.integer({ min: 5, max: 40 }),
-    canary: fc.boolean(),
-  })
-  .map(
-    ({ id, models, size, canary }) =>
-      new Op(
-        `submit ${id} [${models.join(',')}] x${size}${canary ? '' : ' --no-canary'}`,
-        (m) => m.live(id) === null,
-        async (m, w) => {
-          const { variant, requests } = m.newContent(id, models, size);
-          return submit(m, w, id, variant, requests, canary);
-        },
-      ),
-  );
+/** Submit of a new file under a batch id that is not live. */
+export function submitArbitrary(
+  sizes: { min: number; max: number },
+  models = fc.uniqueArray(fc.constantFrom<string>(...VALID_MODELS, BOGUS_MODEL), { minLength: 1, maxLength: 3 }),
+  canaryArb: fc.Arbitrary<boolean> = fc.boolean(),
+) {
+  return fc
+    .record({ id: batchId, models, size: fc.integer(sizes), canary: canaryArb })
+    .map(
+      ({ id, models, size, canary }) =>
+        new Op(
+          `submit ${id} [${models.join(',')}] x${size}${canary ? '' : ' --no-canary'}`,
+          (m) => m.live(id) === null,
+          async (m, w) => {
+            const { variant, requests } = m.newContent(id, models, size);
+            return submit(m, w, id, variant, requests, canary);
+          },
+        ),
+    );
+}
+
+const submitCmd = submitArbitrary({ min: 5, max: 40 });
 
 /** Submits the batch id's last file again: a no-op while it lives, a new incarnation after a delete. */
 const resubmitCmd = batchId.map(
@@ -275,27 +279,35 @@ const waitCmd = fc
 /** Extra commands of a process-level run (the soak): kills and Redis restarts. */
 export type ExtraCommands = Array<fc.WeightedArbitrary<Cmd>>;
 
-export function commandArbitraries(extra: ExtraCommands = []): Array<fc.WeightedArbitrary<Cmd>> {
-  return [
-    { arbitrary: submitCmd, weight: 6 },
-    { arbitrary: resubmitCmd, weight: 2 },
-    { arbitrary: startWorkerCmd, weight: 3 },
-    { arbitrary: stopWorkerCmd, weight: 1 },
-    { arbitrary: cancelCmd, weight: 2 },
-    { arbitrary: deleteCmd, weight: 2 },
-    { arbitrary: dlqRetryCmd, weight: 2 },
-    { arbitrary: pauseCmd, weight: 1 },
-    { arbitrary: resumeCmd, weight: 1 },
-    { arbitrary: boardCmd, weight: 2 },
-    { arbitrary: faultCmd, weight: 3 },
-    { arbitrary: waitCmd, weight: 4 },
-    ...extra,
-  ];
+const BASE_COMMANDS: Record<string, fc.WeightedArbitrary<Cmd>> = {
+  submit: { arbitrary: submitCmd, weight: 6 },
+  resubmit: { arbitrary: resubmitCmd, weight: 2 },
+  'worker-start': { arbitrary: startWorkerCmd, weight: 3 },
+  'worker-stop': { arbitrary: stopWorkerCmd, weight: 1 },
+  cancel: { arbitrary: cancelCmd, weight: 2 },
+  delete: { arbitrary: deleteCmd, weight: 2 },
+  'dlq-retry': { arbitrary: dlqRetryCmd, weight: 2 },
+  pause: { arbitrary: pauseCmd, weight: 1 },
+  resume: { arbitrary: resumeCmd, weight: 1 },
+  board: { arbitrary: boardCmd, weight: 2 },
+  fault: { arbitrary: faultCmd, weight: 3 },
+  wait: { arbitrary: waitCmd, weight: 4 },
+};
+
+/**
+ * The weighted operations, less the kinds named in `exclude` (e.g. `board`, to look for other
+ * findings while one that the Bull Board removals keep finding is not fixed yet).
+ */
+export function commandArbitraries(
+  extra: ExtraCommands = [],
+  exclude: readonly string[] = [],
+): Array<fc.WeightedArbitrary<Cmd>> {
+  return [...Object.entries(BASE_COMMANDS).filter(([name]) => !exclude.includes(name)).map(([, c]) => c), ...extra];
 }
 
-export function commandsArbitrary(maxCommands: number, extra: ExtraCommands = []) {
+export function commandsArbitrary(maxCommands: number, extra: ExtraCommands = [], exclude: readonly string[] = []) {
   // One weighted choice (fc.commands alone would pick each kind equally often).
-  return fc.commands([fc.oneof(...commandArbitraries(extra))], { maxCommands, size: 'max' });
+  return fc.commands([fc.oneof(...commandArbitraries(extra, exclude))], { maxCommands, size: 'max' });
 }
 
 export { Op };

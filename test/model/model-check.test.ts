@@ -7,6 +7,9 @@
  *
  * Deterministic from its seed (printed): MODEL_CHECK_SEED=<n> reruns it, MODEL_CHECK_RUNS=<n>
  * sets the number of sequences; a failure prints fast-check's shrunk counterexample and its path.
+ * MODEL_CHECK_ONLY=<regex> counts only matching violations (to shrink towards one finding), and
+ * MODEL_CHECK_VERBOSE=1 prints every run's operations, MODEL_CHECK_EXCLUDE=board,delete leaves
+ * those kinds of operations out.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -28,11 +31,14 @@ describe('model check', () => {
         {
           redisUrl: REDIS_URL,
           seed,
-          quiesceMs: 15_000,
+          quiesceMs: 8_000,
+          ...(process.env['MODEL_CHECK_ONLY'] ? { only: new RegExp(process.env['MODEL_CHECK_ONLY']) } : {}),
           verbose: Boolean(process.env['MODEL_CHECK_VERBOSE']),
           pool: (config) => new InProcessPool(config, silentLogger),
         },
         14,
+        [],
+        (process.env['MODEL_CHECK_EXCLUDE'] ?? '').split(',').filter(Boolean),
       );
       const details = await fc.check(property, {
         seed,

@@ -48,6 +48,8 @@ export async function quiesce(w: World, deadlineMs: number): Promise<void> {
   const retried = new Set<string>();
   const deadline = Date.now() + deadlineMs;
   let statuses: Array<BatchStatus | null> = [];
+  let idleSince: number | null = null;
+  let why = '';
   for (;;) {
     const ids = w.model.liveIds();
     statuses = await Promise.all(ids.map((id) => getBatchStatus(w.runtime, id)));
@@ -93,7 +95,18 @@ export async function quiesce(w: World, deadlineMs: number): Promise<void> {
     }
     const allEnded = statuses.every((s) => s?.processing_status === 'ended');
     if (allEnded && !acted && !paused) return;
-    if (Date.now() > deadline) break;
+    // Nothing left in the queue to work on and nothing to fix, yet not ended: stuck for good.
+    const pending = await w.runtime.requests.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
+    const idle = !acted && !paused && Object.values(pending).every((n) => n === 0);
+    idleSince = idle ? (idleSince ?? Date.now()) : null;
+    if (idleSince !== null && Date.now() - idleSince > 2_000) {
+      why = 'nothing left in the queue for 2 s';
+      break;
+    }
+    if (Date.now() > deadline) {
+      why = `${deadlineMs} ms deadline`;
+      break;
+    }
     await sleep(250);
   }
   const stuck = statuses.filter((s) => s && s.processing_status !== 'ended');
@@ -101,7 +114,7 @@ export async function quiesce(w: World, deadlineMs: number): Promise<void> {
   const counts = await w.runtime.requests.getJobCounts();
   for (const s of stuck) {
     w.violation(
-      `batch ${s!.id} did not end within ${deadlineMs} ms of quiesce: ${JSON.stringify({
+      `batch ${s!.id} did not end in quiesce (${why}; open requests' jobs: ${await openJobStates(w, s!.id)}): ${JSON.stringify({
         processing_status: s!.processing_status,
         request_counts: s!.request_counts,
         canary: s!.canary,
@@ -112,6 +125,27 @@ export async function quiesce(w: World, deadlineMs: number): Promise<void> {
     );
   }
   for (const id of missing) w.violation(`batch ${id} is live in the model but has no record`);
+}
+
+/**
+ * Where the requests of a batch without a results line are in BullMQ: e.g. `completed x3` (a job id
+ * BullMQ still held swallowed the new one), `unknown x5` (removed), `delayed x4` (held).
+ */
+async function openJobStates(w: World, id: string): Promise<string> {
+  const inc = w.model.live(id);
+  if (!inc) return 'none';
+  const { redis, keys, requests } = w.runtime;
+  const [lines, gens] = await Promise.all([redis.hgetall(keys.results(id)), redis.hgetall(keys.generations(id))]);
+  const states = new Map<string, number>();
+  for (const r of inc.requests) {
+    if (lines[r.custom_id] !== undefined) continue;
+    const gen = Number(gens[r.custom_id] ?? 0);
+    const job = await requests.getJob(requestJobId(id, r.custom_id, gen));
+    let state = job ? await job.getState() : 'unknown';
+    if (job?.data.canary) state += ' canary';
+    states.set(state, (states.get(state) ?? 0) + 1);
+  }
+  return [...states].map(([state, n]) => `${state} x${n}`).join(', ') || 'none';
 }
 
 /** An emulator log entry's owner: which incarnation of which batch id, and which custom_id. */

@@ -15,6 +15,8 @@ export interface RunOptions extends WorldOptions {
   onWorld?: (world: World) => void;
   /** Print each run's operations (MODEL_CHECK_VERBOSE=1). */
   verbose?: boolean;
+  /** Only violations matching this count (MODEL_CHECK_ONLY): to shrink towards one finding. */
+  only?: RegExp;
 }
 
 /** Runs one command sequence on a fresh world; throws a Counterexample listing what went wrong. */
@@ -28,9 +30,10 @@ export async function runOnce(
     await fc.asyncModelRun(() => ({ model: world.model, real: world }), commands);
     await quiesce(world, options.quiesceMs ?? 20_000);
     await checkInvariants(world);
-    if (world.violations.length > 0) {
+    const violations = world.violations.filter((v) => !options.only || options.only.test(v));
+    if (violations.length > 0) {
       throw new Counterexample(
-        `${world.violations.length} violation(s):\n  - ${world.violations.join('\n  - ')}\n` +
+        `${violations.length} violation(s):\n  - ${violations.join('\n  - ')}\n` +
           `operations:\n    ${world.ops.join('\n    ')}`,
       );
     }
@@ -41,8 +44,13 @@ export async function runOnce(
   }
 }
 
-export function modelProperty(options: RunOptions, maxCommands: number, extra: ExtraCommands = []) {
-  return fc.asyncProperty(commandsArbitrary(maxCommands, extra), async (commands) => {
+export function modelProperty(
+  options: RunOptions,
+  maxCommands: number,
+  extra: ExtraCommands = [],
+  exclude: readonly string[] = [],
+) {
+  return fc.asyncProperty(commandsArbitrary(maxCommands, extra, exclude), async (commands) => {
     await runOnce(commands, options);
   });
 }

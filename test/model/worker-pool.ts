@@ -70,6 +70,25 @@ export class ProcessPool implements WorkerPool {
     return this.workers.length;
   }
 
+  /** The environment worker processes get. */
+  environment(): NodeJS.ProcessEnv {
+    return this.env();
+  }
+
+  /** Requests the emulator logged after `seq` (a cheap "something is in flight or done" probe). */
+  inFlightSince(w: { emulator: { control: { stats(): { lastSeq: number } } } }, seq: number): number {
+    return w.emulator.control.stats().lastSeq - seq;
+  }
+
+  /** SIGKILL of the most recently started worker. */
+  async killNewest(): Promise<void> {
+    const w = this.workers.pop();
+    if (!w) return;
+    this.kills.push(Date.now());
+    if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
+    await w.exited;
+  }
+
   async start(): Promise<void> {
     const child = spawn(process.execPath, [BIN, 'worker'], { env: this.env(), stdio: ['ignore', 'ignore', 'pipe'] });
     const output: string[] = [];

@@ -71,6 +71,9 @@ export class World {
     const runtime = await openRuntime(config, { logger: options.logger ?? silentLogger });
     const world: World = new World(options, emulator, config, runtime, new ModelState(tag), undefined as never);
     world.pool = options.pool(config, world);
+    // One worker from the start: most of what can go wrong needs work in flight while ops run.
+    await world.pool.start();
+    world.note('worker start');
     return world;
   }
 
