@@ -187,7 +187,7 @@ function runOptions(seed: number): RunOptions {
         CLAUDE_BATCH_CONCURRENCY: '4',
         CLAUDE_BATCH_GRACE_PERIOD_MS: '5000',
         CLAUDE_BATCH_REQUEST_TIMEOUT_MS: '20000',
-        CLAUDE_BATCH_LOG_LEVEL: 'warn',
+        CLAUDE_BATCH_LOG_LEVEL: 'info',
       })),
   };
 }

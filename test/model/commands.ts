@@ -86,6 +86,14 @@ async function submit(m: ModelState, w: World, id: string, variant: number, requ
 
 const batchId = fc.constantFrom(...BATCH_IDS);
 
+/** custom_ids of the batch whose jobs are active now (job id `batch.custom_id.gen`). */
+async function activeIds(w: World, id: string): Promise<Set<string>> {
+  const jobs = await w.runtime.requests.getJobs(['active'], 0, -1);
+  return new Set(
+    jobs.flatMap((job) => (job?.id?.startsWith(`${id}.`) ? [job.id.split('.')[1]!] : [])),
+  );
+}
+
 /** Submit of a new file under a batch id that is not live. */
 export function submitArbitrary(
   sizes: { min: number; max: number },
@@ -133,11 +141,14 @@ const cancelCmd = batchId.map(
       () => true,
       async (m, w) => {
         const live = m.live(id);
+        const before = await activeIds(w, id);
         const start = Date.now();
         const r = await cancelBatch(w.runtime, id);
         const end = Date.now();
-        if (live) live.canceled ??= { start, end };
+        const inFlight = new Set([...before, ...(await activeIds(w, id))]);
+        if (live) live.canceled ??= { start, end, inFlight };
         if (live && !r.existed) w.violation(`cancel ${id}: the batch is live but cancel said it does not exist`);
+        if (!live && r.existed) w.violation(`cancel ${id}: no such batch, but cancel said it exists`);
         return `existed ${r.existed}, canceled ${r.canceled}, in flight ${r.inFlight}`;
       },
     ),
@@ -150,9 +161,11 @@ const deleteCmd = batchId.map(
       () => true,
       async (m, w) => {
         const live = m.live(id);
+        const before = await activeIds(w, id);
         const start = Date.now();
         const r = await deleteBatch(w.runtime, id);
-        if (live) live.deleted = { start, end: Date.now() };
+        const end = Date.now();
+        if (live) live.deleted = { start, end, inFlight: new Set([...before, ...(await activeIds(w, id))]) };
         return `existed ${r.existed}, removed ${r.removedRequests}`;
       },
     ),

@@ -15,6 +15,8 @@ export interface ModelRequest {
 export interface Span {
   start: number;
   end: number;
+  /** custom_ids whose jobs were active (in flight) around the command: they may still be sent. */
+  inFlight?: Set<string>;
 }
 
 export interface Incarnation {

@@ -246,7 +246,7 @@ export async function checkInvariants(w: World): Promise<void> {
         ] as const) {
           if (!span) continue;
           const first = list[0]!;
-          if (first.at > span.end) {
+          if (first.at > span.end && !span.inFlight?.has(cid)) {
             w.violation(
               `${id}/${cid} (v${inc.variant}) was first sent ${first.at - span.end} ms after \`${what} ${id}\` returned`,
             );

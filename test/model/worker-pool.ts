@@ -92,12 +92,19 @@ export class ProcessPool implements WorkerPool {
   async start(): Promise<void> {
     const child = spawn(process.execPath, [BIN, 'worker'], { env: this.env(), stdio: ['ignore', 'ignore', 'pipe'] });
     const output: string[] = [];
+    let onReady: () => void = () => {};
+    const ready = new Promise<void>((resolve) => (onReady = resolve));
     child.stderr?.on('data', (d: Buffer) => {
-      output.push(d.toString());
+      const text = d.toString();
+      if (text.includes('worker started')) onReady();
+      output.push(text);
       if (output.length > 200) output.shift();
     });
     const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
     this.workers.push({ child, exited, output });
+    // Started means taking jobs: a run's operations must not all pass while workers still boot.
+    const timeout = new Promise<void>((resolve) => setTimeout(resolve, 30_000).unref());
+    await Promise.race([ready, exited, timeout]);
   }
 
   async stop(): Promise<void> {
