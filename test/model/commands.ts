@@ -244,7 +244,11 @@ const faultCmd = fc
   .oneof(
     fc.constant({ kind: 'credits out' as const }),
     fc.constant({ kind: 'top up' as const }),
-    fc.record({ kind: fc.constant('404 burst' as const), n: fc.integer({ min: 1, max: 4 }) }),
+    {
+      // Weighted up: a valid model's breaker trips only when the burst meets its canary or 3 in a row.
+      arbitrary: fc.record({ kind: fc.constant('404 burst' as const), n: fc.integer({ min: 1, max: 4 }) }),
+      weight: 3,
+    },
     fc.constant({ kind: '429 storm' as const }),
     fc.constant({ kind: '529 storm' as const }),
     fc.record({ kind: fc.constant('latency spike' as const), n: fc.integer({ min: 300, max: 1500 }) }),
@@ -294,11 +298,11 @@ export type ExtraCommands = Array<fc.WeightedArbitrary<Cmd>>;
 
 const BASE_COMMANDS: Record<string, fc.WeightedArbitrary<Cmd>> = {
   submit: { arbitrary: submitCmd, weight: 6 },
-  resubmit: { arbitrary: resubmitCmd, weight: 2 },
+  resubmit: { arbitrary: resubmitCmd, weight: 3 },
   'worker-start': { arbitrary: startWorkerCmd, weight: 3 },
   'worker-stop': { arbitrary: stopWorkerCmd, weight: 1 },
   cancel: { arbitrary: cancelCmd, weight: 2 },
-  delete: { arbitrary: deleteCmd, weight: 2 },
+  delete: { arbitrary: deleteCmd, weight: 3 },
   'dlq-retry': { arbitrary: dlqRetryCmd, weight: 2 },
   pause: { arbitrary: pauseCmd, weight: 1 },
   resume: { arbitrary: resumeCmd, weight: 1 },

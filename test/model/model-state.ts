@@ -42,7 +42,7 @@ export const VALID_MODELS = ['claude-haiku-4-5', 'claude-sonnet-4-6', 'claude-op
 export const BOGUS_MODEL = 'claude-haiku-4-9';
 /** The model `dlq retry --model` re-points to. */
 export const FIX_MODEL = VALID_MODELS[0];
-export const BATCH_IDS = ['mb0', 'mb1', 'mb2', 'mb3'] as const;
+export const BATCH_IDS = ['mb0', 'mb1', 'mb2'] as const;
 
 export class ModelState {
   readonly batches = new Map<string, BatchModel>();

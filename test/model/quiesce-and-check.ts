@@ -45,7 +45,11 @@ export async function quiesce(w: World, deadlineMs: number): Promise<void> {
     await w.pool.start();
     w.note('quiesce: worker start');
   }
-  const retried = new Set<string>();
+  /** Requests a stated fix sent again, with the type it fixed and the generation it sent. */
+  const retried = new Map<string, { type: string; gen: number }>();
+  const remember = (entries: DeadLetterEntry[], type: string) => {
+    for (const e of entries) if (e.error_type === type) retried.set(key(e.batch_id, e.custom_id), { type, gen: e.gen + 1 });
+  };
   const deadline = Date.now() + deadlineMs;
   let statuses: Array<BatchStatus | null> = [];
   let idleSince: number | null = null;
@@ -55,10 +59,13 @@ export async function quiesce(w: World, deadlineMs: number): Promise<void> {
     statuses = await Promise.all(ids.map((id) => getBatchStatus(w.runtime, id)));
     const entries = (await allEntries(w)).filter((e) => w.model.live(e.batch_id));
     for (const e of entries) {
-      if (retried.has(key(e.batch_id, e.custom_id)) && (MODEL_TYPES.has(e.error_type) || KEY_TYPES.has(e.error_type))) {
+      const fixed = retried.get(key(e.batch_id, e.custom_id));
+      // The same error again, for the generation the fix sent: the fix did not hold.
+      if (fixed && e.gen >= fixed.gen && e.error_type === fixed.type) {
         w.violation(
           `dlq retry did not hold: ${e.batch_id}/${e.custom_id} (gen ${e.gen}) was dead-lettered again as ` +
             `${e.error_type} (${e.reason}, status ${e.status}) after the stated fix, with every fault off: ${e.message.slice(0, 160)}`,
+          `dlq retry did not hold ${e.batch_id} ${e.error_type} ${e.reason}`,
         );
       }
     }
@@ -73,7 +80,7 @@ export async function quiesce(w: World, deadlineMs: number): Promise<void> {
       // A key-wide breaker: top up (or restore), then what its fix says: dlq retry --type TYPE.
       if (c.stats().creditBalance !== null) c.topUp(1_000_000);
       const r = await retryDeadLetters(w.runtime, { type: breaker.type });
-      for (const e of entries) if (e.error_type === breaker.type) retried.add(key(e.batch_id, e.custom_id));
+      remember(entries, breaker.type);
       w.note(`quiesce: top up + dlq retry --type ${breaker.type} -> requeued ${r.requeued}, resumed ${r.resumed}`);
       if (await w.runtime.requests.isPaused()) {
         w.violation(
@@ -89,7 +96,7 @@ export async function quiesce(w: World, deadlineMs: number): Promise<void> {
       if (KEY_TYPES.has(type) && c.stats().creditBalance !== null) c.topUp(1_000_000);
       const options = MODEL_TYPES.has(type) ? { type, model: FIX_MODEL } : { type };
       const r = await retryDeadLetters(w.runtime, options);
-      for (const e of fixable) if (e.error_type === type) retried.add(key(e.batch_id, e.custom_id));
+      remember(fixable, type);
       w.note(`quiesce: dlq retry --type ${type}${MODEL_TYPES.has(type) ? ` --model ${FIX_MODEL}` : ''} -> requeued ${r.requeued}`);
       acted = true;
     }

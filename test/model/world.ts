@@ -86,8 +86,23 @@ export class World {
     this.ops.push(`${this.now()}s ${line}`);
   }
 
-  violation(what: string): void {
-    if (!this.violations.includes(what)) this.violations.push(what);
+  private readonly violationKeys = new Map<string, number>();
+
+  /**
+   * Records a violation once per `key` (default: its text); repeats of a key are counted, and the
+   * count shown, so one cause hitting 30 requests reads as one line.
+   */
+  violation(what: string, key = what): void {
+    const seen = this.violationKeys.get(key);
+    if (seen === undefined) {
+      this.violationKeys.set(key, this.violations.length);
+      this.violations.push(what);
+      return;
+    }
+    const at = seen;
+    const text = this.violations[at]!.replace(/ \(\d+ times\)$/, '');
+    const times = Number(/ \((\d+) times\)$/.exec(this.violations[at]!)?.[1] ?? 1) + 1;
+    this.violations[at] = `${text} (${times} times)`;
   }
 
   async dispose(): Promise<void> {
