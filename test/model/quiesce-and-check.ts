@@ -103,8 +103,7 @@ export async function quiesce(w: World, deadlineMs: number): Promise<void> {
     const allEnded = statuses.every((s) => s?.processing_status === 'ended');
     if (allEnded && !acted && !paused) return;
     // Nothing left in the queue to work on and nothing to fix, yet not ended: stuck for good.
-    const pending = await w.runtime.requests.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
-    const idle = !acted && !paused && Object.values(pending).every((n) => n === 0);
+    const idle = !acted && !paused && (await nothingRunnable(w));
     idleSince = idle ? (idleSince ?? Date.now()) : null;
     if (idleSince !== null && Date.now() - idleSince > 2_000) {
       why = 'nothing left in the queue for 2 s';
@@ -132,6 +131,18 @@ export async function quiesce(w: World, deadlineMs: number): Promise<void> {
     );
   }
   for (const id of missing) w.violation(`batch ${id} is live in the model but has no record`);
+}
+
+/**
+ * Whether no job can make progress by itself: nothing waiting or active, and every delayed job is
+ * held far in the future (a canary's held requests), not a retry due soon.
+ */
+async function nothingRunnable(w: World): Promise<boolean> {
+  const counts = await w.runtime.requests.getJobCounts('waiting', 'active', 'prioritized');
+  if (Object.values(counts).some((n) => n > 0)) return false;
+  const soon = Date.now() + 60_000;
+  const delayed = await w.runtime.requests.getDelayed(0, 999);
+  return delayed.every((job) => job.timestamp + (job.delay ?? 0) > soon);
 }
 
 /**
