@@ -105,8 +105,9 @@ export async function quiesce(w: World, deadlineMs: number): Promise<void> {
     // Nothing left in the queue to work on and nothing to fix, yet not ended: stuck for good.
     const idle = !acted && !paused && (await nothingRunnable(w));
     idleSince = idle ? (idleSince ?? Date.now()) : null;
-    if (idleSince !== null && Date.now() - idleSince > 2_000) {
-      why = 'nothing left in the queue for 2 s';
+    const idleMs = w.options.idleMs ?? 3_000;
+    if (idleSince !== null && Date.now() - idleSince > idleMs) {
+      why = `nothing runnable for ${idleMs} ms`;
       break;
     }
     if (Date.now() > deadline) {

@@ -27,6 +27,11 @@ export interface WorldOptions {
   logger?: Logger;
   /** Quiesce deadline (ms) before a batch not ended is a counterexample. Default 20,000. */
   quiesceMs?: number;
+  /**
+   * In quiesce, how long (ms) nothing may be runnable (no job waiting, active or due soon, nothing
+   * to fix) before a batch not ended counts as stuck, without waiting for the deadline. Default 3,000.
+   */
+  idleMs?: number;
 }
 
 /** The emulator's latency outside spikes. */
