@@ -102,7 +102,8 @@ async function untilIdle(w: World): Promise<string> {
   const open: string[] = [];
   for (const id of w.model.liveIds()) {
     const status = await getBatchStatus(w.runtime, id);
-    if (status && status.processing_status !== 'ended') open.push(`${id} (${status.request_counts.processing} processing)`);
+    if (status && status.processing_status !== 'ended')
+      open.push(`${id} (${status.request_counts.processing} processing)`);
   }
   if (open.length > 0 && code === 0) {
     w.violation(
@@ -114,17 +115,32 @@ async function untilIdle(w: World): Promise<string> {
 
 const processCommands: ExtraCommands = [
   {
-    arbitrary: submitArbitrary({ min: 1_100, max: 1_600 }, fc.constant([VALID_MODELS[0], VALID_MODELS[1]]), fc.constant(true)),
-    weight: 1,
-  },
-  {
-    arbitrary: fc.integer({ min: 3, max: 4 }).map(
-      (n) => new Op(`worker crash loop x${n}`, () => true, async (_m, w) => crashLoop(w, n)),
+    arbitrary: submitArbitrary(
+      { min: 1_100, max: 1_600 },
+      fc.constant([VALID_MODELS[0], VALID_MODELS[1]]),
+      fc.constant(true),
     ),
     weight: 1,
   },
   {
-    arbitrary: fc.constant(new Op('worker --until-idle', () => true, async (_m, w) => untilIdle(w))),
+    arbitrary: fc.integer({ min: 3, max: 4 }).map(
+      (n) =>
+        new Op(
+          `worker crash loop x${n}`,
+          () => true,
+          async (_m, w) => crashLoop(w, n),
+        ),
+    ),
+    weight: 1,
+  },
+  {
+    arbitrary: fc.constant(
+      new Op(
+        'worker --until-idle',
+        () => true,
+        async (_m, w) => untilIdle(w),
+      ),
+    ),
     weight: 1,
   },
   {
@@ -143,12 +159,23 @@ const processCommands: ExtraCommands = [
     weight: 2,
   },
   {
-    arbitrary: fc.constant(new Op('worker SIGTERM', () => true, async (_m, w) => void (await w.pool.stop()))),
+    arbitrary: fc.constant(
+      new Op(
+        'worker SIGTERM',
+        () => true,
+        async (_m, w) => void (await w.pool.stop()),
+      ),
+    ),
     weight: 1,
   },
   {
     arbitrary: fc.constantFrom<'SIGTERM' | 'SIGKILL'>('SIGTERM', 'SIGKILL').map(
-      (signal) => new Op(`redis ${signal} + restart`, () => true, async () => restartRedis(signal)),
+      (signal) =>
+        new Op(
+          `redis ${signal} + restart`,
+          () => true,
+          async () => restartRedis(signal),
+        ),
     ),
     weight: 1,
   },
@@ -236,7 +263,9 @@ async function main(): Promise<void> {
   } finally {
     await redis?.stop({ signal: 'SIGKILL', removeDir: true });
   }
-  console.log(`[soak] ${runs} sequences, ${failures.length} counterexample(s)${failures.length ? `: seeds ${failures.map((f) => f.seed).join(', ')}` : ''}`);
+  console.log(
+    `[soak] ${runs} sequences, ${failures.length} counterexample(s)${failures.length ? `: seeds ${failures.map((f) => f.seed).join(', ')}` : ''}`,
+  );
   process.exitCode = failures.length > 0 ? 1 : 0;
 }
 

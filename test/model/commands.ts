@@ -61,7 +61,14 @@ function jsonl(requests: readonly ModelRequest[], name: string) {
   return inputSource(name, () => Readable.from([Buffer.from(text)]), { size: Buffer.byteLength(text) });
 }
 
-async function submit(m: ModelState, w: World, id: string, variant: number, requests: ModelRequest[], canary: boolean) {
+async function submit(
+  m: ModelState,
+  w: World,
+  id: string,
+  variant: number,
+  requests: ModelRequest[],
+  canary: boolean,
+) {
   const start = Date.now();
   const incarnation = {
     variant,
@@ -89,30 +96,29 @@ const batchId = fc.constantFrom(...BATCH_IDS);
 /** custom_ids of the batch whose jobs are active now (job id `batch.custom_id.gen`). */
 async function activeIds(w: World, id: string): Promise<Set<string>> {
   const jobs = await w.runtime.requests.getJobs(['active'], 0, -1);
-  return new Set(
-    jobs.flatMap((job) => (job?.id?.startsWith(`${id}.`) ? [job.id.split('.')[1]!] : [])),
-  );
+  return new Set(jobs.flatMap((job) => (job?.id?.startsWith(`${id}.`) ? [job.id.split('.')[1]!] : [])));
 }
 
 /** Submit of a new file under a batch id that is not live. */
 export function submitArbitrary(
   sizes: { min: number; max: number },
-  models = fc.uniqueArray(fc.constantFrom<string>(...VALID_MODELS, BOGUS_MODEL), { minLength: 1, maxLength: 3 }),
+  models = fc.uniqueArray(fc.constantFrom<string>(...VALID_MODELS, BOGUS_MODEL), {
+    minLength: 1,
+    maxLength: 3,
+  }),
   canaryArb: fc.Arbitrary<boolean> = fc.boolean(),
 ) {
-  return fc
-    .record({ id: batchId, models, size: fc.integer(sizes), canary: canaryArb })
-    .map(
-      ({ id, models, size, canary }) =>
-        new Op(
-          `submit ${id} [${models.join(',')}] x${size}${canary ? '' : ' --no-canary'}`,
-          (m) => m.live(id) === null,
-          async (m, w) => {
-            const { variant, requests } = m.newContent(id, models, size);
-            return submit(m, w, id, variant, requests, canary);
-          },
-        ),
-    );
+  return fc.record({ id: batchId, models, size: fc.integer(sizes), canary: canaryArb }).map(
+    ({ id, models, size, canary }) =>
+      new Op(
+        `submit ${id} [${models.join(',')}] x${size}${canary ? '' : ' --no-canary'}`,
+        (m) => m.live(id) === null,
+        async (m, w) => {
+          const { variant, requests } = m.newContent(id, models, size);
+          return submit(m, w, id, variant, requests, canary);
+        },
+      ),
+  );
 }
 
 const submitCmd = submitArbitrary({ min: 5, max: 40 });
@@ -126,7 +132,11 @@ const resubmitCmd = batchId.map(
       async (m, w) => {
         const last = m.last(id)!;
         if (!last.deleted) {
-          const r = await submitBatch(w.runtime, { input: jsonl(last.requests, `${id}.jsonl`), batchId: id, canary: last.canary });
+          const r = await submitBatch(w.runtime, {
+            input: jsonl(last.requests, `${id}.jsonl`),
+            batchId: id,
+            canary: last.canary,
+          });
           return `${r.outcome}, enqueued ${r.enqueued}`;
         }
         return submit(m, w, id, last.variant, last.requests, last.canary);
@@ -147,7 +157,8 @@ const cancelCmd = batchId.map(
         const end = Date.now();
         const inFlight = new Set([...before, ...(await activeIds(w, id))]);
         if (live) live.canceled ??= { start, end, inFlight };
-        if (live && !r.existed) w.violation(`cancel ${id}: the batch is live but cancel said it does not exist`);
+        if (live && !r.existed)
+          w.violation(`cancel ${id}: the batch is live but cancel said it does not exist`);
         if (!live && r.existed) w.violation(`cancel ${id}: no such batch, but cancel said it exists`);
         return `existed ${r.existed}, canceled ${r.canceled}, in flight ${r.inFlight}`;
       },
@@ -174,7 +185,9 @@ const deleteCmd = batchId.map(
 const dlqRetryCmd = fc
   .oneof(
     fc.constant({}),
-    fc.record({ type: fc.constantFrom('billing_error', 'not_found_error', 'overloaded_error', 'rate_limit_error') }),
+    fc.record({
+      type: fc.constantFrom('billing_error', 'not_found_error', 'overloaded_error', 'rate_limit_error'),
+    }),
     fc.record({ model: fc.constant<string>(FIX_MODEL) }),
     fc.record({ type: fc.constant('not_found_error'), model: fc.constant<string>(FIX_MODEL) }),
   )
@@ -190,8 +203,20 @@ const dlqRetryCmd = fc
       ),
   );
 
-const pauseCmd = fc.constant(new Op('pause', () => true, async (_m, w) => void (await pauseQueue(w.runtime))));
-const resumeCmd = fc.constant(new Op('resume', () => true, async (_m, w) => void (await resumeQueue(w.runtime))));
+const pauseCmd = fc.constant(
+  new Op(
+    'pause',
+    () => true,
+    async (_m, w) => void (await pauseQueue(w.runtime)),
+  ),
+);
+const resumeCmd = fc.constant(
+  new Op(
+    'resume',
+    () => true,
+    async (_m, w) => void (await resumeQueue(w.runtime)),
+  ),
+);
 
 const startWorkerCmd = fc.constant(
   new Op(
@@ -203,7 +228,13 @@ const startWorkerCmd = fc.constant(
     },
   ),
 );
-const stopWorkerCmd = fc.constant(new Op('worker stop', () => true, async (_m, w) => void (await w.pool.stop())));
+const stopWorkerCmd = fc.constant(
+  new Op(
+    'worker stop',
+    () => true,
+    async (_m, w) => void (await w.pool.stop()),
+  ),
+);
 
 /** What Bull Board's buttons do to the requests queue: remove a job, clean a state, empty. */
 const boardCmd = fc
@@ -289,9 +320,14 @@ const faultCmd = fc
       ),
   );
 
-const waitCmd = fc
-  .integer({ min: 50, max: 1200 })
-  .map((ms) => new Op(`wait ${ms}ms`, () => true, async () => void (await sleep(ms))));
+const waitCmd = fc.integer({ min: 50, max: 1200 }).map(
+  (ms) =>
+    new Op(
+      `wait ${ms}ms`,
+      () => true,
+      async () => void (await sleep(ms)),
+    ),
+);
 
 /** Extra commands of a process-level run (the soak): kills and Redis restarts. */
 export type ExtraCommands = Array<fc.WeightedArbitrary<Cmd>>;
@@ -319,10 +355,19 @@ export function commandArbitraries(
   extra: ExtraCommands = [],
   exclude: readonly string[] = [],
 ): Array<fc.WeightedArbitrary<Cmd>> {
-  return [...Object.entries(BASE_COMMANDS).filter(([name]) => !exclude.includes(name)).map(([, c]) => c), ...extra];
+  return [
+    ...Object.entries(BASE_COMMANDS)
+      .filter(([name]) => !exclude.includes(name))
+      .map(([, c]) => c),
+    ...extra,
+  ];
 }
 
-export function commandsArbitrary(maxCommands: number, extra: ExtraCommands = [], exclude: readonly string[] = []) {
+export function commandsArbitrary(
+  maxCommands: number,
+  extra: ExtraCommands = [],
+  exclude: readonly string[] = [],
+) {
   // One weighted choice (fc.commands alone would pick each kind equally often).
   return fc.commands([fc.oneof(...commandArbitraries(extra, exclude))], { maxCommands, size: 'max' });
 }

@@ -22,36 +22,32 @@ const seed = Number(process.env['MODEL_CHECK_SEED'] ?? Date.now() % 2_147_483_64
 const numRuns = Number(process.env['MODEL_CHECK_RUNS'] ?? 8);
 
 describe('model check', () => {
-  it(
-    `random operation sequences end every batch exactly and safely (seed ${seed}, ${numRuns} runs)`,
-    async () => {
-      console.log(`[model-check] seed ${seed}, ${numRuns} runs (MODEL_CHECK_SEED=${seed} to replay)`);
-      const started = Date.now();
-      const property = modelProperty(
-        {
-          redisUrl: REDIS_URL,
-          seed,
-          quiesceMs: 8_000,
-          ...(process.env['MODEL_CHECK_ONLY'] ? { only: new RegExp(process.env['MODEL_CHECK_ONLY']) } : {}),
-          verbose: Boolean(process.env['MODEL_CHECK_VERBOSE']),
-          pool: (config) => new InProcessPool(config, silentLogger),
-        },
-        14,
-        [],
-        (process.env['MODEL_CHECK_EXCLUDE'] ?? '').split(',').filter(Boolean),
-      );
-      const details = await fc.check(property, {
+  it(`random operation sequences end every batch exactly and safely (seed ${seed}, ${numRuns} runs)`, async () => {
+    console.log(`[model-check] seed ${seed}, ${numRuns} runs (MODEL_CHECK_SEED=${seed} to replay)`);
+    const started = Date.now();
+    const property = modelProperty(
+      {
+        redisUrl: REDIS_URL,
         seed,
-        numRuns,
-        // Shrinking replays real runs of a few seconds each: bounded so a failure reports in time.
-        plugins: [fc.interruptAfterTimeLimit(150_000)],
-      });
-      console.log(`[model-check] ${details.numRuns} runs in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-      if (details.failed) {
-        console.log(fc.defaultReportMessage(details));
-      }
-      expect(details.failed, details.failed ? String(details.errorInstance) : '').toBe(false);
-    },
-    240_000,
-  );
+        quiesceMs: 8_000,
+        ...(process.env['MODEL_CHECK_ONLY'] ? { only: new RegExp(process.env['MODEL_CHECK_ONLY']) } : {}),
+        verbose: Boolean(process.env['MODEL_CHECK_VERBOSE']),
+        pool: (config) => new InProcessPool(config, silentLogger),
+      },
+      14,
+      [],
+      (process.env['MODEL_CHECK_EXCLUDE'] ?? '').split(',').filter(Boolean),
+    );
+    const details = await fc.check(property, {
+      seed,
+      numRuns,
+      // Shrinking replays real runs of a few seconds each: bounded so a failure reports in time.
+      plugins: [fc.interruptAfterTimeLimit(150_000)],
+    });
+    console.log(`[model-check] ${details.numRuns} runs in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    if (details.failed) {
+      console.log(fc.defaultReportMessage(details));
+    }
+    expect(details.failed, details.failed ? String(details.errorInstance) : '').toBe(false);
+  }, 240_000);
 });

@@ -77,7 +77,11 @@ export class ModelState {
   }
 
   /** The requests of a new content version of `id`. */
-  newContent(id: string, models: readonly string[], size: number): { variant: number; requests: ModelRequest[] } {
+  newContent(
+    id: string,
+    models: readonly string[],
+    size: number,
+  ): { variant: number; requests: ModelRequest[] } {
     const b = this.batch(id);
     b.variants += 1;
     const variant = b.variants;

@@ -48,12 +48,13 @@ export async function quiesce(w: World, deadlineMs: number): Promise<void> {
   /** Requests a stated fix sent again, with the type it fixed and the generation it sent. */
   const retried = new Map<string, { type: string; gen: number }>();
   const remember = (entries: DeadLetterEntry[], type: string) => {
-    for (const e of entries) if (e.error_type === type) retried.set(key(e.batch_id, e.custom_id), { type, gen: e.gen + 1 });
+    for (const e of entries)
+      if (e.error_type === type) retried.set(key(e.batch_id, e.custom_id), { type, gen: e.gen + 1 });
   };
   const deadline = Date.now() + deadlineMs;
   let statuses: Array<BatchStatus | null> = [];
   let idleSince: number | null = null;
-  let why = '';
+  let why: string;
   for (;;) {
     const ids = w.model.liveIds();
     statuses = await Promise.all(ids.map((id) => getBatchStatus(w.runtime, id)));
@@ -81,7 +82,9 @@ export async function quiesce(w: World, deadlineMs: number): Promise<void> {
       if (c.stats().creditBalance !== null) c.topUp(1_000_000);
       const r = await retryDeadLetters(w.runtime, { type: breaker.type });
       remember(entries, breaker.type);
-      w.note(`quiesce: top up + dlq retry --type ${breaker.type} -> requeued ${r.requeued}, resumed ${r.resumed}`);
+      w.note(
+        `quiesce: top up + dlq retry --type ${breaker.type} -> requeued ${r.requeued}, resumed ${r.resumed}`,
+      );
       if (await w.runtime.requests.isPaused()) {
         w.violation(
           `the stated fix of the key-wide breaker (${breaker.fix}) left the queue paused ` +
@@ -97,7 +100,9 @@ export async function quiesce(w: World, deadlineMs: number): Promise<void> {
       const options = MODEL_TYPES.has(type) ? { type, model: FIX_MODEL } : { type };
       const r = await retryDeadLetters(w.runtime, options);
       remember(fixable, type);
-      w.note(`quiesce: dlq retry --type ${type}${MODEL_TYPES.has(type) ? ` --model ${FIX_MODEL}` : ''} -> requeued ${r.requeued}`);
+      w.note(
+        `quiesce: dlq retry --type ${type}${MODEL_TYPES.has(type) ? ` --model ${FIX_MODEL}` : ''} -> requeued ${r.requeued}`,
+      );
       acted = true;
     }
     const allEnded = statuses.every((s) => s?.processing_status === 'ended');
@@ -121,14 +126,16 @@ export async function quiesce(w: World, deadlineMs: number): Promise<void> {
   const counts = await w.runtime.requests.getJobCounts();
   for (const s of stuck) {
     w.violation(
-      `batch ${s!.id} did not end in quiesce (${why}; open requests' jobs: ${await openJobStates(w, s!.id)}): ${JSON.stringify({
-        processing_status: s!.processing_status,
-        request_counts: s!.request_counts,
-        canary: s!.canary,
-        paused: s!.paused?.reason ?? null,
-        canceled_at: s!.canceled_at,
-        submit_state: s!.submit_state,
-      })}; queue ${JSON.stringify(counts)}`,
+      `batch ${s!.id} did not end in quiesce (${why}; open requests' jobs: ${await openJobStates(w, s!.id)}): ${JSON.stringify(
+        {
+          processing_status: s!.processing_status,
+          request_counts: s!.request_counts,
+          canary: s!.canary,
+          paused: s!.paused?.reason ?? null,
+          canceled_at: s!.canceled_at,
+          submit_state: s!.submit_state,
+        },
+      )}; queue ${JSON.stringify(counts)}`,
     );
   }
   for (const id of missing) w.violation(`batch ${id} is live in the model but has no record`);
@@ -154,7 +161,10 @@ async function openJobStates(w: World, id: string): Promise<string> {
   const inc = w.model.live(id);
   if (!inc) return 'none';
   const { redis, keys, requests } = w.runtime;
-  const [lines, gens] = await Promise.all([redis.hgetall(keys.results(id)), redis.hgetall(keys.generations(id))]);
+  const [lines, gens] = await Promise.all([
+    redis.hgetall(keys.results(id)),
+    redis.hgetall(keys.generations(id)),
+  ]);
   const states = new Map<string, number>();
   for (const r of inc.requests) {
     if (lines[r.custom_id] !== undefined) continue;
@@ -213,10 +223,14 @@ export async function checkInvariants(w: World): Promise<void> {
       const type = (JSON.parse(line) as { result: { type: string } }).result.type;
       typeCounts[type] = (typeCounts[type] ?? 0) + 1;
       if (type === 'canceled' && !inc.canceled) {
-        w.violation(`batch ${id}: ${cid} ended canceled, but this batch (v${inc.variant}) was never canceled`);
+        w.violation(
+          `batch ${id}: ${cid} ended canceled, but this batch (v${inc.variant}) was never canceled`,
+        );
       }
       if (type === 'errored' && !entryIds.has(requestJobId(id, cid, Number(gens[cid] ?? 0)))) {
-        w.violation(`batch ${id}: ${cid} has an errored line (gen ${gens[cid] ?? 0}) but no dead-letter entry`);
+        w.violation(
+          `batch ${id}: ${cid} has an errored line (gen ${gens[cid] ?? 0}) but no dead-letter entry`,
+        );
       }
     }
     if (status.processing_status === 'ended' && missing > 0) {
@@ -224,7 +238,8 @@ export async function checkInvariants(w: World): Promise<void> {
     }
     for (const [type, n] of Object.entries(typeCounts)) {
       const counted = type === 'succeeded' ? c.succeeded : type === 'errored' ? c.errored : c.canceled;
-      if (counted !== n) w.violation(`batch ${id}: ${n} ${type} lines but request_counts.${type} = ${counted}`);
+      if (counted !== n)
+        w.violation(`batch ${id}: ${n} ${type} lines but request_counts.${type} = ${counted}`);
     }
   }
 

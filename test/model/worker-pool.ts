@@ -4,7 +4,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { openRuntime, startWorker, type ClaudeBatchConfig, type ClaudeWorker, type Logger } from './system.js';
+import {
+  openRuntime,
+  startWorker,
+  type ClaudeBatchConfig,
+  type ClaudeWorker,
+  type Logger,
+} from './system.js';
 
 export interface WorkerPool {
   readonly running: number;
@@ -90,7 +96,10 @@ export class ProcessPool implements WorkerPool {
   }
 
   async start(): Promise<void> {
-    const child = spawn(process.execPath, [BIN, 'worker'], { env: this.env(), stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, 'worker'], {
+      env: this.env(),
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     const output: string[] = [];
     let onReady: () => void = () => {};
     const ready = new Promise<void>((resolve) => (onReady = resolve));

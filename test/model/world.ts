@@ -55,7 +55,11 @@ export class World {
 
   static async start(options: WorldOptions): Promise<World> {
     const tag = randomBytes(4).toString('hex');
-    const emulator = await startEmulator({ seed: options.seed, latency: BASE_LATENCY, requestLogSize: 200_000 });
+    const emulator = await startEmulator({
+      seed: options.seed,
+      latency: BASE_LATENCY,
+      requestLogSize: 200_000,
+    });
     const prefix = `{cbt-model-${tag}}`;
     const config = loadConfig({
       env: {
@@ -74,7 +78,14 @@ export class World {
       },
     });
     const runtime = await openRuntime(config, { logger: options.logger ?? silentLogger });
-    const world: World = new World(options, emulator, config, runtime, new ModelState(tag), undefined as never);
+    const world: World = new World(
+      options,
+      emulator,
+      config,
+      runtime,
+      new ModelState(tag),
+      undefined as never,
+    );
     world.pool = options.pool(config, world);
     // One worker from the start: most of what can go wrong needs work in flight while ops run.
     await world.pool.start();
