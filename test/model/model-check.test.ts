@@ -7,9 +7,14 @@
  *
  * Deterministic from its seed (printed): MODEL_CHECK_SEED=<n> reruns it, MODEL_CHECK_RUNS=<n>
  * sets the number of sequences; a failure prints fast-check's shrunk counterexample and its path.
+ * MODEL_CHECK_PATH=<path> (printed with it) replays the shrunk counterexample directly.
  * MODEL_CHECK_ONLY=<regex> counts only matching violations (to shrink towards one finding), and
  * MODEL_CHECK_VERBOSE=1 prints every run's operations, MODEL_CHECK_EXCLUDE=board,delete leaves
  * those kinds of operations out.
+ *
+ * ISSUE-13 MERGE NOTE: on branch wt-model (written before the fixes of issue 13) this test fails by
+ * design: it finds findings 3, 4, 5 and 9. It is a normal test, expected to pass once those fixes
+ * are merged; re-point imports in ./system.ts if modules moved.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -20,6 +25,8 @@ import { InProcessPool } from './worker-pool.js';
 
 const seed = Number(process.env['MODEL_CHECK_SEED'] ?? Date.now() % 2_147_483_647);
 const numRuns = Number(process.env['MODEL_CHECK_RUNS'] ?? 8);
+/** fast-check's path of a reported counterexample: replays that one case (with its seed) at once. */
+const path = process.env['MODEL_CHECK_PATH'];
 
 describe('model check', () => {
   it(`random operation sequences end every batch exactly and safely (seed ${seed}, ${numRuns} runs)`, async () => {
