@@ -15,6 +15,7 @@ import {
   retryDeadLetters,
   type BatchStatus,
   type DeadLetterEntry,
+  type MessageParams,
   type RequestLogEntry,
 } from './system.js';
 import { BASE_LATENCY, type World } from './world.js';
@@ -30,6 +31,11 @@ async function allEntries(w: World): Promise<DeadLetterEntry[]> {
 }
 
 const key = (batch: string, cid: string) => `${batch}.${cid}`;
+
+/** The prompt hashes a request may be sent under: as submitted, or re-pointed by `dlq retry --model`. */
+function promptHashes(params: MessageParams): string[] {
+  return [replyFingerprint(params), replyFingerprint({ ...params, model: FIX_MODEL })];
+}
 
 /**
  * Applies the stated fixes until every live batch has ended. A batch still not ended at the
@@ -220,7 +226,21 @@ export async function checkInvariants(w: World): Promise<void> {
         missing += 1;
         continue;
       }
-      const type = (JSON.parse(line) as { result: { type: string } }).result.type;
+      const result = (
+        JSON.parse(line) as { result: { type: string; message?: { content?: Array<{ text?: string }> } } }
+      ).result;
+      const type = result.type;
+      if (type === 'succeeded') {
+        // The reply must be to this incarnation's prompt (its model possibly re-pointed by dlq retry).
+        const text = result.message?.content?.[0]?.text ?? '';
+        const request = inc.requests.find((r) => r.custom_id === cid)!;
+        if (!promptHashes(request.params).some((h) => text.startsWith(`echo:${h}`))) {
+          w.violation(
+            `batch ${id}: ${cid}'s succeeded line answers another prompt (${text.slice(0, 17)}), not this batch's (v${inc.variant})`,
+            `batch ${id} answers another prompt`,
+          );
+        }
+      }
       typeCounts[type] = (typeCounts[type] ?? 0) + 1;
       if (type === 'canceled' && !inc.canceled) {
         w.violation(
@@ -248,7 +268,9 @@ export async function checkInvariants(w: World): Promise<void> {
   for (const [id, b] of w.model.batches) {
     for (const inc of b.incarnations) {
       for (const r of inc.requests) {
-        owners.set(replyFingerprint(r.params), { id, custom_id: r.custom_id, incarnations: b.incarnations });
+        for (const h of promptHashes(r.params)) {
+          owners.set(h, { id, custom_id: r.custom_id, incarnations: b.incarnations });
+        }
       }
     }
   }
