@@ -60,14 +60,20 @@ async function restartRedis(signal: 'SIGTERM' | 'SIGKILL'): Promise<string> {
 const BIN = fileURLToPath(new URL('../../bin/claude-batch.js', import.meta.url));
 
 /**
- * A worker killed again and again while requests are in flight (slow replies): the same jobs stall
- * past maxStalledCount and BullMQ fails them by itself.
+ * Workers killed again and again while requests are in flight (slow replies): the same jobs stall
+ * past maxStalledCount and BullMQ fails them by itself. Leaves no worker running.
  */
 async function crashLoop(w: World, times: number): Promise<string> {
   const pool = w.pool as ProcessPool;
   w.emulator.control.setLatency({ fixedMs: 2_500, jitterMs: 200 });
   let kills = 0;
   try {
+    // Every running worker first: what they have in flight (a canary, maybe) stalls too.
+    while (pool.running > 0) {
+      w.crashes.push(Date.now());
+      await pool.killNewest();
+      kills += 1;
+    }
     for (let i = 0; i < times; i++) {
       const before = w.emulator.control.stats().lastSeq;
       await pool.start();
