@@ -48,6 +48,7 @@ describe('model check', () => {
     const details = await fc.check(property, {
       seed,
       numRuns,
+      ...(path ? { path, endOnFailure: true } : {}),
       // Shrinking replays real runs of a few seconds each: bounded so a failure reports in time.
       plugins: [fc.interruptAfterTimeLimit(150_000)],
     });

@@ -245,11 +245,13 @@ export async function checkInvariants(w: World): Promise<void> {
       if (type === 'canceled' && !inc.canceled) {
         w.violation(
           `batch ${id}: ${cid} ended canceled, but this batch (v${inc.variant}) was never canceled`,
+          `batch ${id} canceled lines`,
         );
       }
       if (type === 'errored' && !entryIds.has(requestJobId(id, cid, Number(gens[cid] ?? 0)))) {
         w.violation(
           `batch ${id}: ${cid} has an errored line (gen ${gens[cid] ?? 0}) but no dead-letter entry`,
+          `batch ${id} errored without entry`,
         );
       }
     }
