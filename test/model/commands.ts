@@ -367,9 +367,15 @@ export function commandsArbitrary(
   maxCommands: number,
   extra: ExtraCommands = [],
   exclude: readonly string[] = [],
+  /** fast-check's `replayPath` of a reported counterexample (with its seed and path). */
+  replayPath?: string,
 ) {
   // One weighted choice (fc.commands alone would pick each kind equally often).
-  return fc.commands([fc.oneof(...commandArbitraries(extra, exclude))], { maxCommands, size: 'max' });
+  return fc.commands([fc.oneof(...commandArbitraries(extra, exclude))], {
+    maxCommands,
+    size: 'max',
+    ...(replayPath ? { replayPath } : {}),
+  });
 }
 
 export { Op };

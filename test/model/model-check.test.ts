@@ -7,7 +7,8 @@
  *
  * Deterministic from its seed (printed): MODEL_CHECK_SEED=<n> reruns it, MODEL_CHECK_RUNS=<n>
  * sets the number of sequences; a failure prints fast-check's shrunk counterexample and its path.
- * MODEL_CHECK_PATH=<path> (printed with it) replays the shrunk counterexample directly.
+ * MODEL_CHECK_PATH=<path> MODEL_CHECK_REPLAY=<replayPath> (both printed with it, plus the seed and
+ * the ONLY/EXCLUDE settings of that run) replay the shrunk counterexample directly.
  * MODEL_CHECK_ONLY=<regex> counts only matching violations (to shrink towards one finding), and
  * MODEL_CHECK_VERBOSE=1 prints every run's operations, MODEL_CHECK_EXCLUDE=board,delete leaves
  * those kinds of operations out.
@@ -44,6 +45,7 @@ describe('model check', () => {
       14,
       [],
       (process.env['MODEL_CHECK_EXCLUDE'] ?? '').split(',').filter(Boolean),
+      process.env['MODEL_CHECK_REPLAY'],
     );
     const details = await fc.check(property, {
       seed,
@@ -54,7 +56,12 @@ describe('model check', () => {
     });
     console.log(`[model-check] ${details.numRuns} runs in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     if (details.failed) {
-      console.log(fc.defaultReportMessage(details));
+      const report = fc.defaultReportMessage(details) ?? '';
+      const replay = /replayPath="([^"]+)"/.exec(report)?.[1];
+      console.log(
+        `${report}\nreplay: MODEL_CHECK_SEED=${seed} MODEL_CHECK_PATH=${details.counterexamplePath ?? ''}` +
+          `${replay ? ` MODEL_CHECK_REPLAY='${replay}'` : ''} (with the same MODEL_CHECK_ONLY/EXCLUDE)`,
+      );
     }
     expect(details.failed, details.failed ? String(details.errorInstance) : '').toBe(false);
   }, 240_000);

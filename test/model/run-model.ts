@@ -49,8 +49,9 @@ export function modelProperty(
   maxCommands: number,
   extra: ExtraCommands = [],
   exclude: readonly string[] = [],
+  replayPath?: string,
 ) {
-  return fc.asyncProperty(commandsArbitrary(maxCommands, extra, exclude), async (commands) => {
+  return fc.asyncProperty(commandsArbitrary(maxCommands, extra, exclude, replayPath), async (commands) => {
     await runOnce(commands, options);
   });
 }
