@@ -220,6 +220,8 @@ function runOptions(seed: number): RunOptions {
         CLAUDE_BATCH_CONCURRENCY: '4',
         CLAUDE_BATCH_GRACE_PERIOD_MS: '5000',
         CLAUDE_BATCH_REQUEST_TIMEOUT_MS: '20000',
+        CLAUDE_BATCH_RECONCILE_INTERVAL_MS: '1000',
+        CLAUDE_BATCH_RECONCILE_STALL_MS: '1000',
         CLAUDE_BATCH_LOG_LEVEL: 'info',
       })),
   };

@@ -5,6 +5,7 @@
  * checked at the end).
  */
 import { Readable } from 'node:stream';
+// eslint-disable-next-line no-restricted-imports -- see the one use below, and its reason.
 import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
 import {
@@ -325,6 +326,7 @@ const waitCmd = fc.integer({ min: 50, max: 1200 }).map(
     new Op(
       `wait ${ms}ms`,
       () => true,
+      // eslint-disable-next-line no-restricted-syntax -- the operation is time passing itself.
       async () => void (await sleep(ms)),
     ),
 );

@@ -13,9 +13,9 @@
  * MODEL_CHECK_VERBOSE=1 prints every run's operations, MODEL_CHECK_EXCLUDE=board,delete leaves
  * those kinds of operations out.
  *
- * ISSUE-13 MERGE NOTE: on branch wt-model (written before the fixes of issue 13) this test fails by
- * design: it finds findings 3, 4, 5 and 9. It is a normal test, expected to pass once those fixes
- * are merged; re-point imports in ./system.ts if modules moved.
+ * Written before the fixes of issue 13, it found findings 3, 4, 5 and 9 (and a variant of 5 that
+ * wrote a deleted batch's answers into its successor) on that code; see the README's Durability
+ * section for the seeds.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -24,7 +24,8 @@ import { modelProperty } from './run-model.js';
 import { silentLogger } from './system.js';
 import { InProcessPool } from './worker-pool.js';
 
-const seed = Number(process.env['MODEL_CHECK_SEED'] ?? Date.now() % 2_147_483_647);
+// A fixed seed by default, so `npm test` is the same run every time; MODEL_CHECK_SEED explores others.
+const seed = Number(process.env['MODEL_CHECK_SEED'] ?? 20_261_202);
 const numRuns = Number(process.env['MODEL_CHECK_RUNS'] ?? 8);
 /** fast-check's path of a reported counterexample: replays that one case (with its seed) at once. */
 const path = process.env['MODEL_CHECK_PATH'];
@@ -37,7 +38,7 @@ describe('model check', () => {
       {
         redisUrl: REDIS_URL,
         seed,
-        quiesceMs: 8_000,
+        quiesceMs: 15_000,
         ...(process.env['MODEL_CHECK_ONLY'] ? { only: new RegExp(process.env['MODEL_CHECK_ONLY']) } : {}),
         verbose: Boolean(process.env['MODEL_CHECK_VERBOSE']),
         pool: (config) => new InProcessPool(config, silentLogger),

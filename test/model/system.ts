@@ -28,3 +28,4 @@ export {
 } from '../../src/emulator/index.js';
 export { startPrivateRedis, type PrivateRedis } from '../../src/devtools/private-redis.js';
 export { getBreakerState } from '../../src/breakers/breaker-state.js';
+export { LOST_ERROR_TYPE } from '../../src/worker/reconciler.js';

@@ -112,6 +112,7 @@ export class ProcessPool implements WorkerPool {
     const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
     this.workers.push({ child, exited, output });
     // Started means taking jobs: a run's operations must not all pass while workers still boot.
+    // eslint-disable-next-line no-restricted-syntax -- the deadline of the wait for `ready`, not a wait.
     const timeout = new Promise<void>((resolve) => setTimeout(resolve, 30_000).unref());
     await Promise.race([ready, exited, timeout]);
   }

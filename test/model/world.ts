@@ -75,6 +75,9 @@ export class World {
         lockDurationMs: '2000',
         concurrency: '4',
         requestTimeoutMs: '20000',
+        // The reconciler on a short clock, so quiesce sees it end what Bull Board removals left.
+        reconcileIntervalMs: '1000',
+        reconcileStallMs: '1000',
       },
     });
     const runtime = await openRuntime(config, { logger: options.logger ?? silentLogger });
