@@ -20,7 +20,7 @@ import { loadConfig } from '../src/config/load-config.js';
 import { startPrivateRedis, type PrivateRedis } from '../src/devtools/private-redis.js';
 import { startEmulator, type EmulatorHandle } from '../src/emulator/index.js';
 import { createLogger } from '../src/logger.js';
-import { createRedis, waitForRedis } from '../src/queue/connection.js';
+import { createRedis, waitForRedis } from '../src/redis/connection.js';
 import { submitBatch } from '../src/queue/producer.js';
 import { listDeadLetters } from '../src/queue/dead-letters.js';
 import { runBatch } from '../src/run-batch.js';

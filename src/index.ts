@@ -49,9 +49,9 @@ export {
   listBatchStatuses,
   type BatchStatus,
   type ProcessingStatus,
-} from './store/batch-status.js';
+} from './operations/batch-status.js';
 export type { UsageTotals } from './store/batch-record.js';
-export { waitForBatch, type WaitOptions as WaitForBatchOptions } from './store/wait-for-batch.js';
+export { waitForBatch, type WaitOptions as WaitForBatchOptions } from './operations/wait-for-batch.js';
 export { watchBatch, type BatchEvent, type WatchBatchOptions } from './watch-batch.js';
 export {
   getBreakerState,
@@ -63,23 +63,23 @@ export {
 export type { Condition } from './errors/error-table.js';
 
 // Results, all in one call, and operations.
-export { exportResults, writeResults, type ExportResultsOptions } from './store/export-results.js';
+export { exportResults, writeResults, type ExportResultsOptions } from './operations/export-results.js';
 export { runBatch, type RunBatchOptions, type RunBatchResult } from './run-batch.js';
-export { deleteBatch, type DeleteBatchResult } from './queue/delete-batch.js';
-export { cancelBatch, type CancelResult as CancelBatchResult } from './queue/cancel-batch.js';
+export { deleteBatch, type DeleteBatchResult } from './operations/delete-batch.js';
+export { cancelBatch, type CancelResult as CancelBatchResult } from './operations/cancel-batch.js';
 export { listDeadLetters, type DeadLetterFilter, type DeadLetterRow } from './queue/dead-letters.js';
 export {
   retryDeadLetters,
   purgeDeadLetters,
   type DeadLetterRetryOptions,
   type DeadLetterRetryResult,
-} from './queue/dlq-retry.js';
+} from './operations/dlq-retry.js';
 export { pauseQueue, resumeQueue } from './breakers/breakers.js';
 
 // Errors a caller may want to tell apart (`instanceof`).
 export { InputValidationError, BatchConflictError, MissingApiKeyError } from './errors/runner-errors.js';
 export { BatchNotFoundError } from './errors/batch-not-found-error.js';
-export { RedisUnavailableError } from './queue/connection.js';
+export { RedisUnavailableError } from './redis/connection.js';
 
 // The emulator, to try a script offline.
 export {

@@ -3,9 +3,9 @@ import type { ClaudeClient } from './claude/claude-client.js';
 import type { RateBudget } from './limits/rate-budget.js';
 import { submitBatch, type SubmitResult } from './queue/producer.js';
 import type { Runtime } from './runtime.js';
-import type { BatchStatus } from './store/batch-status.js';
-import { exportResults } from './store/export-results.js';
-import { waitForBatch } from './store/wait-for-batch.js';
+import type { BatchStatus } from './operations/batch-status.js';
+import { exportResults } from './operations/export-results.js';
+import { waitForBatch } from './operations/wait-for-batch.js';
 import { startWorker } from './worker/start-worker.js';
 import type { Secret } from './secret.js';
 

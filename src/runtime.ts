@@ -1,14 +1,14 @@
 import { Queue } from 'bullmq';
 import type { ClaudeBatchConfig } from './config/load-config.js';
 import { createLogger, type Logger } from './logger.js';
-import { createRedis, waitForRedis, type RedisClient } from './queue/connection.js';
+import { createRedis, waitForRedis, type RedisClient } from './redis/connection.js';
 import {
   DEAD_LETTER_QUEUE,
   REQUESTS_QUEUE,
   type DeadLetterEntry,
   type RequestJobData,
 } from './queue/jobs.js';
-import { KeyLayout } from './queue/keys.js';
+import { KeyLayout } from './redis/keys.js';
 import { BatchStore } from './store/batch-store.js';
 
 /**

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { KeyBreakerState } from './breakers/breaker-state.js';
 import { BatchNotFoundError } from './errors/batch-not-found-error.js';
 import type { Runtime } from './runtime.js';
-import { getBatchStatus, type BatchStatus } from './store/batch-status.js';
+import { getBatchStatus, type BatchStatus } from './operations/batch-status.js';
 
 /**
  * What {@link watchBatch} yields. Every event carries the status it was derived from.

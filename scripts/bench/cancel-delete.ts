@@ -18,8 +18,8 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { startPrivateRedis } from '../../src/devtools/private-redis.js';
-import { cancelBatch } from '../../src/queue/cancel-batch.js';
-import { deleteBatch } from '../../src/queue/delete-batch.js';
+import { cancelBatch } from '../../src/operations/cancel-batch.js';
+import { deleteBatch } from '../../src/operations/delete-batch.js';
 import { REQUESTS_QUEUE } from '../../src/queue/jobs.js';
 import { submitBatch } from '../../src/queue/producer.js';
 import type { Runtime } from '../../src/runtime.js';

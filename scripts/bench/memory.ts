@@ -11,7 +11,7 @@
 import type { Redis } from 'ioredis';
 import { submitBatch } from '../../src/queue/producer.js';
 import { createClaudeClient } from '../../src/claude/claude-client.js';
-import { waitForBatch } from '../../src/store/wait-for-batch.js';
+import { waitForBatch } from '../../src/operations/wait-for-batch.js';
 import { startWorker } from '../../src/worker/start-worker.js';
 import {
   benchApiKey,

@@ -23,7 +23,7 @@ import { Redis } from 'ioredis';
 import { createClaudeClient } from '../../src/claude/claude-client.js';
 import { REQUESTS_QUEUE, requestJobId, type RequestJobData } from '../../src/queue/jobs.js';
 import { submitBatch } from '../../src/queue/producer.js';
-import { getBatchStatus } from '../../src/store/batch-status.js';
+import { getBatchStatus } from '../../src/operations/batch-status.js';
 import type { ClaudeWorker } from '../../src/worker/claude-worker.js';
 import { budgetFromConfig, startWorker } from '../../src/worker/start-worker.js';
 import type { RateBudget, SharedRateBudgetApi } from '../../src/limits/index.js';

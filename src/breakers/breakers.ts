@@ -2,7 +2,7 @@ import type { ErrorRule } from '../errors/error-table.js';
 import { bumpEpoch } from '../queue/epoch.js';
 import type { LastError } from '../queue/jobs.js';
 import type { Runtime } from '../runtime.js';
-import { LuaScript } from '../store/lua-script.js';
+import { LuaScript } from '../redis/lua-script.js';
 import type { Alerter } from './alert.js';
 import type { KeyBreakerState, ModelBreakerState } from './breaker-state.js';
 

@@ -2,7 +2,7 @@ import { STORM_RULE } from '../errors/error-table.js';
 import { failureSignature } from '../errors/failure-signature.js';
 import type { LastError } from '../queue/jobs.js';
 import type { Runtime } from '../runtime.js';
-import { LuaScript } from '../store/lua-script.js';
+import { LuaScript } from '../redis/lua-script.js';
 import type { Alerter } from './alert.js';
 import { tripKeyBreaker } from './breakers.js';
 

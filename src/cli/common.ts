@@ -3,7 +3,7 @@ import { ConfigError, loadConfig, type ClaudeBatchConfig } from '../config/load-
 import { SETTINGS, type SettingName, type SettingSpec } from '../config/settings.js';
 import { BatchConflictError, InputValidationError, MissingApiKeyError } from '../errors/runner-errors.js';
 import { createLogger } from '../logger.js';
-import { RedisUnavailableError } from '../queue/connection.js';
+import { RedisUnavailableError } from '../redis/connection.js';
 import { openRuntime, type Runtime } from '../runtime.js';
 
 /** Exit codes every command documents. */

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { pauseQueue, resumeQueue } from '../breakers/breakers.js';
-import { cancelBatch } from '../queue/cancel-batch.js';
+import { cancelBatch } from '../operations/cancel-batch.js';
 import { addSettingOptions, EXIT, EXIT_CODES_HELP, withRuntime } from './common.js';
 
 /** `pause`, `resume` and `cancel`. */

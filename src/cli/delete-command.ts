@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { deleteBatch } from '../queue/delete-batch.js';
+import { deleteBatch } from '../operations/delete-batch.js';
 import { addSettingOptions, EXIT, EXIT_CODES_HELP, withRuntime } from './common.js';
 
 export function registerDeleteCommand(program: Command): void {

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import { deadLetterEntries, listDeadLetters } from '../queue/dead-letters.js';
-import { purgeDeadLetters, retryDeadLetters } from '../queue/dlq-retry.js';
+import { purgeDeadLetters, retryDeadLetters } from '../operations/dlq-retry.js';
 import { addSettingOptions, EXIT, EXIT_CODES_HELP, withRuntime } from './common.js';
 
 type Options = Record<string, unknown>;

@@ -1,6 +1,6 @@
 import { CONDITION_SUMMARY, fixFor, isCondition } from '../errors/error-table.js';
 import type { BudgetDimensionSnapshot, BudgetSnapshot } from '../limits/index.js';
-import type { BatchStatus } from '../store/batch-status.js';
+import type { BatchStatus } from '../operations/batch-status.js';
 
 /** One batch in detail: counts, errors by type with the fix for each, usage. */
 export function formatBatchStatus(status: BatchStatus): string {

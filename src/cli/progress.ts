@@ -1,4 +1,4 @@
-import type { BatchStatus } from '../store/batch-status.js';
+import type { BatchStatus } from '../operations/batch-status.js';
 
 export interface ProgressReporter {
   update(status: BatchStatus): void;

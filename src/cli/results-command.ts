@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { exportResults, writeResults } from '../store/export-results.js';
+import { exportResults, writeResults } from '../operations/export-results.js';
 import { addSettingOptions, EXIT, EXIT_CODES_HELP, withRuntime } from './common.js';
 
 export function registerResultsCommand(program: Command): void {

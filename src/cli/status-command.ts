@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
-import { getBatchStatus, listBatchStatuses } from '../store/batch-status.js';
+import { getBatchStatus, listBatchStatuses } from '../operations/batch-status.js';
 import { addSettingOptions, EXIT, EXIT_CODES_HELP, withRuntime } from './common.js';
 import type { Runtime } from '../runtime.js';
-import { waitForBatch } from '../store/wait-for-batch.js';
+import { waitForBatch } from '../operations/wait-for-batch.js';
 import { budgetFromConfig } from '../worker/start-worker.js';
 import { formatBatchStatus, formatBatchTable, formatBudget } from './format-status.js';
 import { createProgressReporter } from './progress.js';

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { waitForBatch } from '../store/wait-for-batch.js';
+import { waitForBatch } from '../operations/wait-for-batch.js';
 import { addSettingOptions, EXIT, EXIT_CODES_HELP, withRuntime } from './common.js';
 import { formatBatchStatus } from './format-status.js';
 

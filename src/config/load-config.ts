@@ -1,6 +1,6 @@
 import { DEFAULT_CHUNK_SIZE } from '../batch/read-requests.js';
 import { Secret } from '../secret.js';
-import { normalizePrefix } from '../queue/keys.js';
+import { normalizePrefix } from '../redis/keys.js';
 import { SETTINGS, type SettingName, type SettingSpec } from './settings.js';
 
 /** The runner's whole configuration, built once at start. */

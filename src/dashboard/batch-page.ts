@@ -1,6 +1,6 @@
 import type { KeyBreakerState, ModelBreakerState } from '../breakers/breaker-state.js';
 import { CONDITION_SUMMARY, fixFor, isCondition } from '../errors/error-table.js';
-import type { BatchStatus } from '../store/batch-status.js';
+import type { BatchStatus } from '../operations/batch-status.js';
 import type { DashboardSnapshot, QueueSnapshot } from './dashboard-data.js';
 import { html, raw, withCode, type SafeHtml } from './html.js';
 import { estimateCost, findPrice, type PriceTable } from '../pricing/price-table.js';

@@ -7,7 +7,7 @@ import { getBreakerState } from '../breakers/breaker-state.js';
 import { pauseQueue, resumeQueue } from '../breakers/breakers.js';
 import type { Runtime } from '../runtime.js';
 import { Secret, scrub } from '../secret.js';
-import { getBatchStatus, listBatchStatuses } from '../store/batch-status.js';
+import { getBatchStatus, listBatchStatuses } from '../operations/batch-status.js';
 import {
   DashboardConfigError,
   requireAuth,

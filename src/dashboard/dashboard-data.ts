@@ -2,7 +2,7 @@ import type { Queue } from 'bullmq';
 import { getBreakerState, type BreakerState } from '../breakers/breaker-state.js';
 import { DEAD_LETTER_QUEUE, REQUESTS_QUEUE } from '../queue/jobs.js';
 import type { Runtime } from '../runtime.js';
-import { listBatchStatuses, type BatchStatus } from '../store/batch-status.js';
+import { listBatchStatuses, type BatchStatus } from '../operations/batch-status.js';
 
 /**
  * Job counts of one BullMQ queue by state (BullMQ's `getJobCounts()`: active, completed, delayed,

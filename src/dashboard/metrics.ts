@@ -1,5 +1,5 @@
 import type { Logger } from '../logger.js';
-import type { ProcessingStatus } from '../store/batch-status.js';
+import type { ProcessingStatus } from '../operations/batch-status.js';
 import type { DashboardSnapshot } from './dashboard-data.js';
 import { estimateCost, type PriceTable } from '../pricing/price-table.js';
 import { formatMetrics, type MetricFamily, type Sample } from './prometheus-text.js';

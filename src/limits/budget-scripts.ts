@@ -1,4 +1,4 @@
-import { LuaScript } from '../store/lua-script.js';
+import { LuaScript } from '../redis/lua-script.js';
 
 /**
  * The shared bucket: one Redis hash per (account, model class), with per dimension d in r

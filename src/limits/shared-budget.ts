@@ -1,6 +1,6 @@
 import Bottleneck from 'bottleneck';
 import { silentLogger, type Logger } from '../logger.js';
-import type { RedisClient } from '../queue/connection.js';
+import type { RedisClient } from '../redis/connection.js';
 import { isTransientRedisError } from '../redis/transient-error.js';
 import {
   ModelClassResolver,

@@ -1,5 +1,5 @@
 import type { Runtime } from '../runtime.js';
-import { LuaScript } from '../store/lua-script.js';
+import { LuaScript } from '../redis/lua-script.js';
 import { REQUESTS_QUEUE } from './jobs.js';
 
 /**

@@ -1,8 +1,8 @@
 import { BatchConflictError } from '../errors/runner-errors.js';
-import type { RedisClient } from '../queue/connection.js';
-import type { KeyLayout } from '../queue/keys.js';
+import type { RedisClient } from '../redis/connection.js';
+import type { KeyLayout } from '../redis/keys.js';
 import { parseBatchRecord, SCHEMA_VERSION, type BatchRecord, type UsageTotals } from './batch-record.js';
-import { LuaScript } from './lua-script.js';
+import { LuaScript } from '../redis/lua-script.js';
 import { COMMIT_CHUNK, CREATE_BATCH, FINALIZE_REQUEST, REOPEN_REQUEST } from './scripts.js';
 
 const createBatch = new LuaScript(CREATE_BATCH);

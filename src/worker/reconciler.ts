@@ -5,7 +5,7 @@ import { canaryField, canaryIdField, releaseCanary } from '../queue/canary.js';
 import { Holds } from '../queue/holds.js';
 import { requestJobId, type DeadLetterEntry, type RequestJobData } from '../queue/jobs.js';
 import type { Runtime } from '../runtime.js';
-import { LuaScript } from '../store/lua-script.js';
+import { LuaScript } from '../redis/lua-script.js';
 import { canceledLine, erroredLine } from '../store/result-line.js';
 import { finalizeDeadLetter } from './apply-outcome.js';
 import {

@@ -1,5 +1,5 @@
-import type { RedisClient } from '../queue/connection.js';
-import type { KeyLayout } from '../queue/keys.js';
+import type { RedisClient } from '../redis/connection.js';
+import type { KeyLayout } from '../redis/keys.js';
 
 /** A request of a batch with no results line yet, at its current generation. */
 export interface OpenRequest {

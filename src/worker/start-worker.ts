@@ -3,7 +3,7 @@ import { MissingApiKeyError } from '../errors/runner-errors.js';
 import { createClaudeClient, type ClaudeClient } from '../claude/claude-client.js';
 import { createRateBudget, loadBudgetsFile, type SharedRateBudgetApi } from '../limits/index.js';
 import type { RateBudget } from '../limits/rate-budget.js';
-import { redisDurabilityWarnings } from '../queue/redis-health.js';
+import { redisDurabilityWarnings } from '../redis/redis-health.js';
 import type { Runtime } from '../runtime.js';
 import type { Secret } from '../secret.js';
 import { ClaudeWorker } from './claude-worker.js';

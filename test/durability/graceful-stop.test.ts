@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replyFingerprint, startEmulator, type EmulatorHandle } from '../../src/emulator/index.js';
 import { requestJobId } from '../../src/queue/jobs.js';
-import { getBatchStatus } from '../../src/store/batch-status.js';
+import { getBatchStatus } from '../../src/operations/batch-status.js';
 import {
   batchIdOf,
   callsByRequest,

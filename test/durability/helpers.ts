@@ -17,7 +17,7 @@ import {
 import { replyFingerprint, type EmulatorHandle } from '../../src/emulator/index.js';
 import { silentLogger } from '../../src/logger.js';
 import { openRuntime, type Runtime } from '../../src/runtime.js';
-import { getBatchStatus, type BatchStatus } from '../../src/store/batch-status.js';
+import { getBatchStatus, type BatchStatus } from '../../src/operations/batch-status.js';
 import { request, type TestRequest } from '../helpers/batch.js';
 import { BIN, cliEnv, runCli, type CliResult } from '../helpers/cli.js';
 import { uniquePrefix } from '../helpers/runtime.js';

@@ -20,7 +20,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPrivateRedis } from '../../src/devtools/private-redis.js';
 import { startEmulator, type EmulatorHandle } from '../../src/emulator/index.js';
-import { getBatchStatus } from '../../src/store/batch-status.js';
+import { getBatchStatus } from '../../src/operations/batch-status.js';
 import {
   batchIdOf,
   callsByRequest,

@@ -6,7 +6,7 @@ import {
   waitForRedis,
   type RedisClient,
   type RedisConnectionOptions,
-} from '../../src/queue/connection.js';
+} from '../../src/redis/connection.js';
 import { openRuntime, type Runtime } from '../../src/runtime.js';
 import { createLogger, silentLogger, type Logger } from '../../src/logger.js';
 

@@ -10,7 +10,7 @@ import { createClaudeClient } from '../../../src/claude/claude-client.js';
 import { startEmulator, type EmulatorHandle } from '../../../src/emulator/index.js';
 import { submitBatch } from '../../../src/queue/producer.js';
 import { Secret } from '../../../src/secret.js';
-import { waitForBatch } from '../../../src/store/wait-for-batch.js';
+import { waitForBatch } from '../../../src/operations/wait-for-batch.js';
 import { jsonlSource, MODEL, request, resultsById } from '../../helpers/batch.js';
 import { WorkerRig } from '../../helpers/worker-rig.js';
 

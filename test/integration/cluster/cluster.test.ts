@@ -12,8 +12,8 @@ import {
   deleteKeys,
   waitForRedis,
   type RedisConnectionOptions,
-} from '../../../src/queue/connection.js';
-import { hashTag } from '../../../src/queue/keys.js';
+} from '../../../src/redis/connection.js';
+import { hashTag } from '../../../src/redis/keys.js';
 import { Secret } from '../../../src/secret.js';
 import { request, resultsById, type TestRequest } from '../../helpers/batch.js';
 import { cliEnv, runCli, type CliResult } from '../../helpers/cli.js';

@@ -7,8 +7,8 @@ import { REQUESTS_QUEUE, requestJobId, type RequestJobData } from '../../../src/
 import { submitBatch } from '../../../src/queue/producer.js';
 import type { Runtime } from '../../../src/runtime.js';
 import { Secret } from '../../../src/secret.js';
-import { getBatchStatus } from '../../../src/store/batch-status.js';
-import { waitForBatch } from '../../../src/store/wait-for-batch.js';
+import { getBatchStatus } from '../../../src/operations/batch-status.js';
+import { waitForBatch } from '../../../src/operations/wait-for-batch.js';
 import type { ClaudeWorker } from '../../../src/worker/claude-worker.js';
 import { deadLetterEntry } from '../../../src/worker/apply-outcome.js';
 import { LOST_ERROR_TYPE } from '../../../src/worker/reconciler.js';

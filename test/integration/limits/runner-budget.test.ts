@@ -14,7 +14,7 @@ import { listDeadLetters } from '../../../src/queue/dead-letters.js';
 import { submitBatch } from '../../../src/queue/producer.js';
 import { Secret } from '../../../src/secret.js';
 import type { Runtime } from '../../../src/runtime.js';
-import { waitForBatch } from '../../../src/store/wait-for-batch.js';
+import { waitForBatch } from '../../../src/operations/wait-for-batch.js';
 import { jsonlSource, request, type TestRequest } from '../../helpers/batch.js';
 import { cliEnv, runCli } from '../../helpers/cli.js';
 import { deletePrefix, REDIS_URL, uniquePrefix } from '../../helpers/runtime.js';

@@ -1,10 +1,10 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { EmulatorOptions } from '../../../src/emulator/index.js';
 import { listDeadLetters } from '../../../src/queue/dead-letters.js';
-import { retryDeadLetters } from '../../../src/queue/dlq-retry.js';
+import { retryDeadLetters } from '../../../src/operations/dlq-retry.js';
 import { submitBatch } from '../../../src/queue/producer.js';
-import { getBatchStatus, type BatchStatus } from '../../../src/store/batch-status.js';
-import { waitForBatch } from '../../../src/store/wait-for-batch.js';
+import { getBatchStatus, type BatchStatus } from '../../../src/operations/batch-status.js';
+import { waitForBatch } from '../../../src/operations/wait-for-batch.js';
 import { jsonlSource, MODEL, request, type TestRequest } from '../../helpers/batch.js';
 import { WorkerRig } from '../../helpers/worker-rig.js';
 

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPrivateRedis, type PrivateRedis } from '../../../src/devtools/private-redis.js';
-import { cancelBatch } from '../../../src/queue/cancel-batch.js';
-import { deleteBatch } from '../../../src/queue/delete-batch.js';
+import { cancelBatch } from '../../../src/operations/cancel-batch.js';
+import { deleteBatch } from '../../../src/operations/delete-batch.js';
 import { submitBatch } from '../../../src/queue/producer.js';
 import type { Runtime } from '../../../src/runtime.js';
-import { getBatchStatus } from '../../../src/store/batch-status.js';
+import { getBatchStatus } from '../../../src/operations/batch-status.js';
 import { jsonlSource, request } from '../../helpers/batch.js';
 import { testRuntime } from '../../helpers/runtime.js';
 

@@ -1,13 +1,13 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createClaudeClient } from '../../../src/claude/claude-client.js';
 import { replyFingerprint, startEmulator, type EmulatorHandle } from '../../../src/emulator/index.js';
-import { cancelBatch } from '../../../src/queue/cancel-batch.js';
+import { cancelBatch } from '../../../src/operations/cancel-batch.js';
 import { listDeadLetters } from '../../../src/queue/dead-letters.js';
-import { deleteBatch } from '../../../src/queue/delete-batch.js';
+import { deleteBatch } from '../../../src/operations/delete-batch.js';
 import { submitBatch } from '../../../src/queue/producer.js';
 import type { Runtime } from '../../../src/runtime.js';
 import { Secret } from '../../../src/secret.js';
-import { getBatchStatus } from '../../../src/store/batch-status.js';
+import { getBatchStatus } from '../../../src/operations/batch-status.js';
 import type { ClaudeWorker } from '../../../src/worker/claude-worker.js';
 import { startWorker } from '../../../src/worker/start-worker.js';
 import { jsonlSource, request, resultsById, type TestRequest } from '../../helpers/batch.js';

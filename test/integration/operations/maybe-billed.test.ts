@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { listDeadLetters } from '../../../src/queue/dead-letters.js';
 import { submitBatch } from '../../../src/queue/producer.js';
-import { waitForBatch } from '../../../src/store/wait-for-batch.js';
+import { waitForBatch } from '../../../src/operations/wait-for-batch.js';
 import { jsonlSource, request } from '../../helpers/batch.js';
 import { runCli } from '../../helpers/cli.js';
 import { WorkerRig } from '../../helpers/worker-rig.js';

@@ -6,8 +6,8 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { listDeadLetters } from '../../../src/queue/dead-letters.js';
 import { submitBatch } from '../../../src/queue/producer.js';
-import { getBatchStatus, type BatchStatus } from '../../../src/store/batch-status.js';
-import { waitForBatch } from '../../../src/store/wait-for-batch.js';
+import { getBatchStatus, type BatchStatus } from '../../../src/operations/batch-status.js';
+import { waitForBatch } from '../../../src/operations/wait-for-batch.js';
 import { jsonlSource, MODEL, request, type TestRequest } from '../../helpers/batch.js';
 import { runCli } from '../../helpers/cli.js';
 import { WorkerRig } from '../../helpers/worker-rig.js';

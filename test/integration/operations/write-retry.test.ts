@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Redis } from 'ioredis';
 import { startPrivateRedis, type PrivateRedis } from '../../../src/devtools/private-redis.js';
 import { submitBatch } from '../../../src/queue/producer.js';
-import { waitForBatch } from '../../../src/store/wait-for-batch.js';
+import { waitForBatch } from '../../../src/operations/wait-for-batch.js';
 import { jsonlSource, request } from '../../helpers/batch.js';
 import { WorkerRig } from '../../helpers/worker-rig.js';
 

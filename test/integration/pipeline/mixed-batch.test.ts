@@ -5,7 +5,7 @@ import { listDeadLetters } from '../../../src/queue/dead-letters.js';
 import { submitBatch } from '../../../src/queue/producer.js';
 import type { Runtime } from '../../../src/runtime.js';
 import { Secret } from '../../../src/secret.js';
-import { waitForBatch } from '../../../src/store/wait-for-batch.js';
+import { waitForBatch } from '../../../src/operations/wait-for-batch.js';
 import type { ClaudeWorker } from '../../../src/worker/claude-worker.js';
 import { startWorker } from '../../../src/worker/start-worker.js';
 import { jsonlSource, request, resultsById, type TestRequest } from '../../helpers/batch.js';

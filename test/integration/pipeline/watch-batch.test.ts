@@ -6,7 +6,7 @@ import { BatchNotFoundError } from '../../../src/errors/batch-not-found-error.js
 import { submitBatch } from '../../../src/queue/producer.js';
 import type { Runtime } from '../../../src/runtime.js';
 import { Secret } from '../../../src/secret.js';
-import { waitForBatch } from '../../../src/store/wait-for-batch.js';
+import { waitForBatch } from '../../../src/operations/wait-for-batch.js';
 import type { ClaudeWorker } from '../../../src/worker/claude-worker.js';
 import { startWorker } from '../../../src/worker/start-worker.js';
 import { watchBatch, type BatchEvent } from '../../../src/watch-batch.js';

@@ -1,8 +1,8 @@
 import { Cluster, Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { budgetKey } from '../../../src/limits/index.js';
-import { createRedis } from '../../../src/queue/connection.js';
-import { hashTag, KeyLayout, normalizePrefix } from '../../../src/queue/keys.js';
+import { createRedis } from '../../../src/redis/connection.js';
+import { hashTag, KeyLayout, normalizePrefix } from '../../../src/redis/keys.js';
 
 describe('hash tags (Redis Cluster slots)', () => {
   it("follows Redis's rule: the first '{' and the first '}' after it, non-empty", () => {

@@ -1,8 +1,8 @@
 import type { Runtime } from '../runtime.js';
-import { LuaScript } from '../store/lua-script.js';
+import { LuaScript } from '../redis/lua-script.js';
 import { canceledLine } from '../store/result-line.js';
-import { sweepDeadJobs } from './dead-job-sweep.js';
-import { REQUESTS_QUEUE } from './jobs.js';
+import { sweepDeadJobs } from '../queue/dead-job-sweep.js';
+import { REQUESTS_QUEUE } from '../queue/jobs.js';
 
 export interface CancelResult {
   existed: boolean;

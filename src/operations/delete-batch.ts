@@ -1,7 +1,7 @@
 import type { Runtime } from '../runtime.js';
-import { LuaScript } from '../store/lua-script.js';
-import { sweepDeadJobs } from './dead-job-sweep.js';
-import { DEAD_LETTER_QUEUE, REQUESTS_QUEUE } from './jobs.js';
+import { LuaScript } from '../redis/lua-script.js';
+import { sweepDeadJobs } from '../queue/dead-job-sweep.js';
+import { DEAD_LETTER_QUEUE, REQUESTS_QUEUE } from '../queue/jobs.js';
 
 export interface DeleteBatchResult {
   existed: boolean;

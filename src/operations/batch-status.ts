@@ -1,6 +1,6 @@
 import { getBreakerState, type KeyBreakerState } from '../breakers/breaker-state.js';
 import type { Runtime } from '../runtime.js';
-import type { BatchRecord, UsageTotals } from './batch-record.js';
+import type { BatchRecord, UsageTotals } from '../store/batch-record.js';
 
 /** Where a batch stands, in the Message Batches API's terms plus the runner's own. */
 export type ProcessingStatus = 'in_progress' | 'paused' | 'canceling' | 'ended';

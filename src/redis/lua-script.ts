@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { RedisClient } from '../queue/connection.js';
+import type { RedisClient } from './connection.js';
 
 /**
  * A Lua script run by its SHA, loaded on first use and again after Redis forgot it (a restart,

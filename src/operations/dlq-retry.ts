@@ -1,8 +1,8 @@
 import { closeModelBreakers, resumeQueue } from '../breakers/breakers.js';
 import { getBreakerState } from '../breakers/breaker-state.js';
 import type { Runtime } from '../runtime.js';
-import { deadLetterEntries, type DeadLetterFilter } from './dead-letters.js';
-import { requestJobId, type RequestJobData } from './jobs.js';
+import { deadLetterEntries, type DeadLetterFilter } from '../queue/dead-letters.js';
+import { requestJobId, type RequestJobData } from '../queue/jobs.js';
 
 export interface DeadLetterRetryOptions extends DeadLetterFilter {
   /** Only this custom_id. */
