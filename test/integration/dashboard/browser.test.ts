@@ -53,6 +53,9 @@ afterAll(async () => {
   if (profile) await rm(profile, { recursive: true, force: true });
 });
 
+/** A fix as the page shows it: its `backticked` commands rendered as code, so no backticks. */
+const shown = (fix: string): string => fix.replace(/`/g, '');
+
 describe('dashboard in a real browser', () => {
   it('shows the batch with its counts, an error type with its fix, and the model breaker', async () => {
     const page = await context!.newPage();
@@ -70,14 +73,16 @@ describe('dashboard in a real browser', () => {
     expect((await card.locator('[data-count="refused"]').textContent())?.trim()).toBe('1');
 
     const invalid = card.locator('tr[data-error-type="invalid_request_error"]');
-    await expect.poll(() => invalid.textContent()).toContain(RULES_BY_TYPE['invalid_request_error']!.fix);
+    await expect
+      .poll(() => invalid.textContent())
+      .toContain(shown(RULES_BY_TYPE['invalid_request_error']!.fix));
     expect(await card.locator('tr[data-error-type="overloaded_error"]').textContent()).toContain(
-      RULES_BY_TYPE['overloaded_error']!.fix,
+      shown(RULES_BY_TYPE['overloaded_error']!.fix),
     );
     expect(await card.locator('[data-cost]').textContent()).toBe('$0.0151');
     expect(await page.locator('#model-breakers').textContent()).toContain('claude-opus-4-1');
     expect(await page.locator('#model-breakers').textContent()).toContain(
-      RULES_BY_TYPE['not_found_error']!.fix,
+      shown(RULES_BY_TYPE['not_found_error']!.fix),
     );
 
     const file = join(OUTPUT, 'dashboard-batches.png');
@@ -97,7 +102,12 @@ describe('dashboard in a real browser', () => {
       expect(text).toContain('PAUSED');
       expect(text).toContain('billing_error');
       expect(text).toContain('Your credit balance is too low');
-      expect(text).toContain(RULES_BY_TYPE['billing_error']!.fix);
+      expect(text).toContain(shown(RULES_BY_TYPE['billing_error']!.fix));
+      // The fix's command is code, not backticks.
+      expect(
+        await alert.locator('code', { hasText: 'claude-batch dlq retry --type billing_error' }).count(),
+      ).toBe(1);
+      expect(text).toContain('credits exhausted');
       expect(await page.locator(`section[data-batch="${batchId}"] .badge`).first().textContent()).toBe(
         'paused',
       );
