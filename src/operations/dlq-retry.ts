@@ -1,5 +1,6 @@
 import { closeModelBreakers, resumeQueue } from '../breakers/breakers.js';
-import { getBreakerState } from '../breakers/breaker-state.js';
+import { getBreakerState, type KeyBreakerState } from '../breakers/breaker-state.js';
+import { CONDITION_TYPE } from '../errors/error-table.js';
 import type { Runtime } from '../runtime.js';
 import { deadLetterEntries, type DeadLetterFilter } from '../queue/dead-letters.js';
 import { requestJobId, type RequestJobData } from '../queue/jobs.js';
@@ -91,8 +92,25 @@ export async function retryDeadLetters(
     await Promise.all(taken.slice(i, i + 500).map((id) => runtime.deadLetters.remove(id)));
   }
   const { key } = await getBreakerState(runtime);
-  const resumed = requeued > 0 && key?.reason === 'key_breaker' ? await resumeQueue(runtime) : false;
+  const resumed =
+    key?.reason === 'key_breaker' && (requeued > 0 || targetsBreaker(options, key))
+      ? await resumeQueue(runtime)
+      : false;
   return { requeued, dropped, resumed, reopenedModels: [...models] };
+}
+
+/**
+ * Whether a retry names the key-wide breaker's own cause (its type or condition, or everything):
+ * the stated fix then resumes the queue even when no entry is left to send (all purged, or their
+ * batch deleted), or the queue would stay paused after the cause was fixed.
+ */
+function targetsBreaker(options: DeadLetterRetryOptions, key: KeyBreakerState): boolean {
+  if (options.type === undefined) return options.batch === undefined && options.customId === undefined;
+  const condition = key.condition;
+  return (
+    options.type === key.type ||
+    (condition !== null && (options.type === condition || options.type === CONDITION_TYPE[condition]))
+  );
 }
 
 /** Removes dead-letter entries; the batches' results keep their errored lines. */

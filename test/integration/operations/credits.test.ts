@@ -225,4 +225,29 @@ describe('credits exhausted mid-batch, in every shape: pause, alert, fix, every 
       90_000,
     );
   }
+
+  it('the stated fix resumes the queue even when no entry is left to send (the batch was deleted)', async () => {
+    const r = (rig = await WorkerRig.start({
+      name: 'credits-deleted',
+      emulator: { credits: { balance: 2 } },
+      overrides: { concurrency: String(CONCURRENCY) },
+    }));
+    const { batchId } = await submitBatch(r.runtime, { input: jsonlSource(batchOf(20)) });
+    await r.startWorker();
+    await pausedAndQuiet(r, batchId);
+    const del = await runCli(['delete', batchId], r.cliEnv());
+    expect(del.code, del.stderr).toBe(0);
+    expect(await listDeadLetters(r.runtime, {})).toEqual([]);
+
+    r.emulator.control.topUp(100);
+    const fix = await runCli(['dlq', 'retry', '--type', 'billing_error'], r.cliEnv());
+    expect(fix.code, fix.stderr).toBe(0);
+    expect(fix.stderr).toMatch(/0 requests requeued; the paused queue was resumed/);
+    expect(await r.runtime.requests.isPaused()).toBe(false);
+    // A batch submitted after the fix runs to its end.
+    const next = batchOf(5).map((q) => ({ ...q, custom_id: `n${q.custom_id}` }));
+    const { batchId: nextId } = await submitBatch(r.runtime, { input: jsonlSource(next) });
+    const final = await waitForBatch(r.runtime, nextId, { pollMs: 100 });
+    expect(final.request_counts).toMatchObject({ succeeded: 5 });
+  }, 60_000);
 });
