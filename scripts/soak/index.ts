@@ -159,6 +159,7 @@ const processCommands: ExtraCommands = [
           if (pool.running === 0) return 'none running';
           w.crashes.push(Date.now());
           await pool.kill();
+          return undefined;
         },
       ),
     ),

@@ -226,6 +226,7 @@ const startWorkerCmd = fc.constant(
     async (_m, w) => {
       if (w.pool.running >= 3) return 'already 3';
       await w.pool.start();
+      return undefined;
     },
   ),
 );
