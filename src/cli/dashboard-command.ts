@@ -9,6 +9,7 @@ import {
   PRICES_FILE_HELP,
   PriceTableError,
   startDashboard,
+  type BudgetSnapshotProvider,
   type DashboardAuth,
   type PriceTable,
   type RunningDashboard,
@@ -136,7 +137,7 @@ ${EXIT_CODES_HELP}`,
 }
 
 /** Reads the shared budget's levels; the budget is built once, on the first scrape. */
-function budgetSnapshotOf(runtime: Runtime): () => Promise<unknown> {
+function budgetSnapshotOf(runtime: Runtime): BudgetSnapshotProvider {
   let budget: ReturnType<typeof budgetFromConfig> | undefined;
   return async () => (await (budget ??= budgetFromConfig(runtime, runtime.config.apiKey))).snapshot();
 }

@@ -1,3 +1,4 @@
+import type { BudgetClassSnapshot, BudgetSnapshot } from '../limits/index.js';
 import type { Logger } from '../logger.js';
 import type { ProcessingStatus } from '../operations/batch-status.js';
 import type { DashboardSnapshot } from './dashboard-data.js';
@@ -5,7 +6,7 @@ import { estimateCost, type PriceTable } from '../pricing/price-table.js';
 import { formatMetrics, type MetricFamily, type Sample } from './prometheus-text.js';
 
 /** Returns the shared rate budget's current state (e.g. `SharedRateBudgetApi.snapshot` of src/limits). */
-export type BudgetSnapshotProvider = () => Promise<unknown>;
+export type BudgetSnapshotProvider = () => Promise<BudgetSnapshot>;
 
 const PROCESSING_STATUSES: readonly ProcessingStatus[] = ['in_progress', 'paused', 'canceling', 'ended'];
 const OUTCOMES = ['succeeded', 'errored', 'canceled'] as const;
@@ -157,63 +158,27 @@ export function runnerFamilies(
 }
 
 const DIMENSIONS = [
-  ['rpm', ['requests', 'rpm']],
-  ['itpm', ['inputTokens', 'input_tokens', 'itpm']],
-  ['otpm', ['outputTokens', 'output_tokens', 'otpm']],
-] as const;
+  ['rpm', 'requests'],
+  ['itpm', 'inputTokens'],
+  ['otpm', 'outputTokens'],
+] as const satisfies ReadonlyArray<readonly [string, keyof BudgetClassSnapshot]>;
 
-function num(value: unknown): number | null {
-  return typeof value === 'number' && Number.isFinite(value) ? value : null;
-}
-
-function firstOf(obj: Record<string, unknown>, names: readonly string[]): unknown {
-  for (const name of names) if (obj[name] !== undefined) return obj[name];
-  return undefined;
-}
-
-/**
- * The rate budget's gauges, from whatever the provider returns: `{ classes: [...] }` or an array of
- * classes, each `{ name | class, requests | rpm, inputTokens | itpm, outputTokens | otpm, holdMs?, waitMs? }`
- * where a dimension is a number (the limit) or `{ configured | limit, capacity?, level?, reported? }`.
- * Anything else is ignored.
- */
-export function budgetFamilies(snapshot: unknown): MetricFamily[] {
-  const list = Array.isArray(snapshot)
-    ? snapshot
-    : snapshot !== null && typeof snapshot === 'object'
-      ? (snapshot as Record<string, unknown>)['classes']
-      : undefined;
-  if (!Array.isArray(list)) return [];
+/** The rate budget's gauges, from its typed snapshot: one sample per class and dimension in force. */
+export function budgetFamilies(snapshot: BudgetSnapshot): MetricFamily[] {
   const limit: Sample[] = [];
   const capacity: Sample[] = [];
   const level: Sample[] = [];
   const hold: Sample[] = [];
-  const wait: Sample[] = [];
-  for (const item of list) {
-    if (item === null || typeof item !== 'object') continue;
-    const cls = item as Record<string, unknown>;
-    const name = firstOf(cls, ['name', 'class']);
-    if (typeof name !== 'string') continue;
-    for (const [dimension, names] of DIMENSIONS) {
-      const dim = firstOf(cls, names);
-      const labels = { class: name, dimension };
-      if (num(dim) !== null) {
-        limit.push({ labels, value: num(dim)! });
-        continue;
-      }
-      if (dim === null || typeof dim !== 'object') continue;
-      const d = dim as Record<string, unknown>;
-      const configured = num(firstOf(d, ['configured', 'limit']));
-      if (configured !== null) limit.push({ labels, value: configured });
-      const cap = num(d['capacity']);
-      if (cap !== null) capacity.push({ labels, value: cap });
-      const lvl = num(d['level']);
-      if (lvl !== null) level.push({ labels, value: lvl });
+  for (const cls of snapshot.classes) {
+    for (const [dimension, field] of DIMENSIONS) {
+      const dim = cls[field];
+      if (!dim) continue;
+      const labels = { class: cls.name, dimension };
+      limit.push({ labels, value: dim.configured });
+      capacity.push({ labels, value: dim.capacity });
+      if (dim.level !== null) level.push({ labels, value: dim.level });
     }
-    const holdMs = num(firstOf(cls, ['holdMs', 'hold_ms']));
-    if (holdMs !== null) hold.push({ labels: { class: name }, value: holdMs / 1000 });
-    const waitMs = num(firstOf(cls, ['waitMs', 'wait_ms']));
-    if (waitMs !== null) wait.push({ labels: { class: name }, value: waitMs / 1000 });
+    hold.push({ labels: { class: cls.name }, value: cls.holdMs / 1000 });
   }
   const families: MetricFamily[] = [
     {
@@ -239,12 +204,6 @@ export function budgetFamilies(snapshot: unknown): MetricFamily[] {
       help: 'Time left of the hold a 429 placed on a budget class.',
       type: 'gauge',
       samples: hold,
-    },
-    {
-      name: 'claude_batch_budget_wait_seconds',
-      help: 'Time the limiter says a request of the class must wait.',
-      type: 'gauge',
-      samples: wait,
     },
   ];
   return families.filter((f) => f.samples.length > 0);

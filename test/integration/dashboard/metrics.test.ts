@@ -56,7 +56,16 @@ beforeAll(async () => {
           inputTokens: { configured: 40_000, capacity: 30_000, reported: 30_000, level: -120 },
           outputTokens: null,
         },
-        { name: ODD_CLASS, requests: 10 },
+        {
+          name: ODD_CLASS,
+          match: 'claude-odd-*',
+          key: 'k2',
+          exists: false,
+          holdMs: 0,
+          requests: { configured: 10, capacity: 10, reported: null, level: null },
+          inputTokens: null,
+          outputTokens: null,
+        },
       ],
     }),
   });
@@ -105,6 +114,7 @@ describe('/metrics', () => {
       'claude_batch_truncated_total',
       'claude_batch_refused_total',
       'claude_batch_maybe_billed_total',
+      'claude_batch_reconciler_repairs_total',
       'claude_batch_queue_jobs',
       'claude_batch_queue_paused',
       'claude_batch_key_breaker_open',
@@ -177,6 +187,10 @@ describe('/metrics', () => {
     expect(sample(families, 'claude_batch_budget_level', { class: 'default', dimension: 'itpm' })).toBe(-120);
     expect(sample(families, 'claude_batch_budget_hold_seconds', { class: 'default' })).toBe(1.5);
     expect(sample(families, 'claude_batch_budget_limit', { class: ODD_CLASS, dimension: 'rpm' })).toBe(10);
+    // A bucket not created yet has no level to report.
+    expect(
+      sample(families, 'claude_batch_budget_level', { class: ODD_CLASS, dimension: 'rpm' }),
+    ).toBeUndefined();
     expect(sample(families, 'claude_batch_budget_snapshot_ok')).toBe(1);
   });
 
