@@ -171,15 +171,16 @@ async function openJobStates(w: World, id: string): Promise<string> {
   const inc = w.model.live(id);
   if (!inc) return 'none';
   const { redis, keys, requests } = w.runtime;
-  const [lines, gens] = await Promise.all([
+  const [lines, gens, incarnation] = await Promise.all([
     redis.hgetall(keys.results(id)),
     redis.hgetall(keys.generations(id)),
+    redis.hget(keys.batch(id), 'incarnation'),
   ]);
   const states = new Map<string, number>();
   for (const r of inc.requests) {
     if (lines[r.custom_id] !== undefined) continue;
     const gen = Number(gens[r.custom_id] ?? 0);
-    const job = await requests.getJob(requestJobId(id, r.custom_id, gen));
+    const job = await requests.getJob(requestJobId(id, r.custom_id, gen, Number(incarnation ?? 0)));
     let state = job ? await job.getState() : 'unknown';
     if (job?.data.canary) state += ' canary';
     states.set(state, (states.get(state) ?? 0) + 1);
