@@ -82,7 +82,13 @@ export class BatchStore {
   async createOrResume(batch: NewBatch, now: Date = new Date()): Promise<CreateResult> {
     const reply = (await createBatch.run(
       this.redis,
-      [this.keys.batch(batch.id), this.keys.batches(), this.keys.schema(), this.keys.incarnations()],
+      [
+        this.keys.batch(batch.id),
+        this.keys.batches(),
+        this.keys.schema(),
+        this.keys.incarnations(),
+        this.keys.epoch(),
+      ],
       [
         batch.id,
         batch.fingerprint,

@@ -6,7 +6,9 @@
 /**
  * Creates a batch record, or finds the existing one for a resumed submit. A new record takes the
  * batch id's incarnation (bumped by every `delete` of that id, kept after it).
- * KEYS: batch, batches, schema, incarnations. ARGV: id, fingerprint, total, source, createdAt(ms),
+ * A batch created again under a deleted id bumps the send-time epoch: workers that saw the delete
+ * cached the id as gone, and must read it again before they judge its new jobs.
+ * KEYS: batch, batches, schema, incarnations, epoch. ARGV: id, fingerprint, total, source, createdAt(ms),
  * createdAtIso, schemaVersion, models(json), canary models (json array; each gets
  * `canary:<model>` = pending).
  * Returns {status, submitState, incarnation}: status 1 = created, 0 = resumed, -1 = id taken by
@@ -36,6 +38,7 @@ for _, model in ipairs(cjson.decode(ARGV[9])) do
   redis.call('HSET', KEYS[1], 'canary:' .. model, 'pending')
 end
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
+if inc ~= '0' then redis.call('INCR', KEYS[5]) end
 return {1, 'submitting', inc}
 `;
 
