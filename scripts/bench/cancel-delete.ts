@@ -144,8 +144,10 @@ export async function runCancelSection(ctx: BenchContext): Promise<SectionResult
       `(a \`claude-batch worker\` child, concurrency ${SMALL_CONCURRENCY}, emulator latency ${LATENCY_MS} ms); the big batch is ` +
       'submitted under another prefix with no worker (nothing of it is sent), then canceled; submitted again with the canary, then ' +
       'deleted. Cancel and delete mark the batch (and bump the send-time epoch) in one script, then walk its ids in pages of ' +
-      '1,000, one script each; the jobs of a canceled or deleted batch at the tail of the wait list are popped by a sweep script ' +
-      '(2,000 per call), those held in the delayed set removed with ZREM. Goal: about what submit costs; the small batch within 20 %.',
+      '250, one script each; the jobs of a canceled or deleted batch at the tail of the wait list are popped by a sweep script ' +
+      '(500 per call), those held in the delayed set removed with ZREM. Each page is followed by a pause of 1.5 times its round ' +
+      'trip (src/redis/paced-steps.ts), so the operation owns Redis at most 40 % of the time. Goal: about what submit costs; ' +
+      'the small batch within 20 %.',
     tables: [
       {
         header: ['N', 'step', 'seconds', 'Redis CPU s', 'small batch req/s', 'load'],

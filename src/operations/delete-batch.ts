@@ -1,5 +1,6 @@
 import type { Runtime } from '../runtime.js';
 import { LuaScript } from '../redis/lua-script.js';
+import { runPaced } from '../redis/paced-steps.js';
 import { sweepDeadJobs } from '../queue/dead-job-sweep.js';
 import { DEAD_LETTER_QUEUE, REQUESTS_QUEUE } from '../queue/jobs.js';
 
@@ -10,8 +11,11 @@ export interface DeleteBatchResult {
   removedDeadLetters: number;
 }
 
-/** custom_ids per page script: each page holds Redis for about a millisecond. */
-const PAGE = 1_000;
+/**
+ * custom_ids per page script: each page holds Redis for a few milliseconds, and the pages are
+ * paced (src/redis/paced-steps.ts), so other batches' commands get in between.
+ */
+const PAGE = 250;
 /** Dead-letter ids per step of the dead-letter list's compaction. */
 const DLQ_CHUNK = 5_000;
 
@@ -119,15 +123,17 @@ export async function deleteBatch(runtime: Runtime, batchId: string): Promise<De
   const incarnation = mark[1] ?? '0';
   const jobPrefix = `${keys.bullPrefix}:${REQUESTS_QUEUE}:`;
   let removedRequests = 0;
-  for (let start = 0; ; start += PAGE) {
+  let start = 0;
+  await runPaced(async () => {
     const [unsent, , read] = (await DELETE_PAGE.run(
       redis,
       [keys.ids(batchId), keys.results(batchId), keys.generations(batchId), `${jobPrefix}delayed`],
       [start, PAGE, batchId, incarnation, jobPrefix],
     )) as [number, number, number];
     removedRequests += unsent;
-    if (read < PAGE) break;
-  }
+    start += PAGE;
+    return read === PAGE;
+  });
   let removedDeadLetters = 0;
   if (Number((await redis.hget(keys.batch(batchId), 'errored')) ?? 0) > 0) {
     const dlqPrefix = `${keys.bullPrefix}:${DEAD_LETTER_QUEUE}:`;

@@ -1,5 +1,6 @@
 import type { Runtime } from '../runtime.js';
 import { LuaScript } from '../redis/lua-script.js';
+import { runPaced } from '../redis/paced-steps.js';
 import { REQUESTS_QUEUE } from './jobs.js';
 
 /**
@@ -53,18 +54,21 @@ end
 return n
 `);
 
-/** Jobs popped per call: each call holds Redis for about a millisecond. */
-const SWEEP_CHUNK = 2_000;
+/**
+ * Jobs popped per call: each call holds Redis for a few milliseconds, and the calls are paced
+ * (src/redis/paced-steps.ts), so the batches still running get their commands in between.
+ */
+const SWEEP_CHUNK = 500;
 
 /**
- * Drops the dead jobs at the tail of the wait list, chunk by chunk, until a live job (or nothing)
+ * Drops the dead jobs at the tail of the wait list, in paced chunks, until a live job (or nothing)
  * is at the tail. Returns how many were dropped. Safe to run from any number of processes.
  */
 export async function sweepDeadJobs(runtime: Pick<Runtime, 'redis' | 'keys'>): Promise<number> {
   const { redis, keys } = runtime;
   const jobPrefix = `${keys.bullPrefix}:${REQUESTS_QUEUE}:`;
   let total = 0;
-  for (;;) {
+  await runPaced(async () => {
     const n = Number(
       await SWEEP_DEAD_TAIL.run(
         redis,
@@ -73,8 +77,9 @@ export async function sweepDeadJobs(runtime: Pick<Runtime, 'redis' | 'keys'>): P
       ),
     );
     total += n;
-    if (n < SWEEP_CHUNK) return total;
-  }
+    return n === SWEEP_CHUNK;
+  });
+  return total;
 }
 
 /**
