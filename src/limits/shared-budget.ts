@@ -9,7 +9,7 @@ import {
   type BudgetLimits,
   type ResolvedClass,
 } from './budget-config.js';
-import { budgetKey } from './budget-keys.js';
+import { budgetKey, learnedLimitsKey } from './budget-keys.js';
 import { ACQUIRE_SCRIPT, SETTLE_SCRIPT, SNAPSHOT_SCRIPT } from './budget-scripts.js';
 import {
   OverBudgetError,
@@ -41,6 +41,16 @@ const REMAINING_ROUNDING: Readonly<Record<Dimension, number>> = {
 };
 /** How long settle() keeps retrying a Redis that does not answer before giving up on that correction. */
 const SETTLE_RETRY_MS = 10_000;
+/**
+ * How long limits learned from the API's headers are kept in Redis after they last changed: a
+ * process starting later uses them from its first request. Every response re-teaches them.
+ */
+export const LEARNED_TTL_MS = 24 * 3_600_000;
+/** How often a process with nothing learned for a class looks in Redis for what another process learned. */
+const LEARNED_LOOK_MS = 2_000;
+
+/** Where the limit of one dimension comes from. */
+export type LimitSource = 'configured' | 'api';
 
 export interface BudgetClock {
   /** Local wall time in ms (only for remembering when this process last saw a bucket). */
@@ -80,8 +90,13 @@ export interface BudgetDescription {
 
 /** Per limit: configured, in force (after the API's headers) and current level; null where not limited. */
 export interface BudgetDimensionSnapshot {
-  /** The configured per-minute limit (0 = none). */
+  /**
+   * The per-minute limit the budget was given: configured (--rpm, --budgets), or, where nothing
+   * is configured, learned from the API's `anthropic-ratelimit-*-limit` headers (see `source`).
+   */
   configured: number;
+  /** Where `configured` comes from. */
+  source: LimitSource;
   /** The capacity in force: the configured limit, or the lower one the API's headers reported. */
   capacity: number;
   /** The limit the API's headers last reported, if any. */
@@ -124,7 +139,8 @@ export interface SharedRateBudgetApi extends RateBudget {
 }
 
 interface ClassState {
-  readonly cls: ResolvedClass;
+  /** The class with its limits in force: configured, or learned from the API where none is. */
+  cls: ResolvedClass;
   readonly key: string;
   /** In-process FIFO gate: only the head of this process's queue asks Redis; the rest wait in memory. */
   readonly gate: Bottleneck;
@@ -175,6 +191,12 @@ export class SharedRateBudget implements SharedRateBudgetApi {
   readonly #states = new Map<string, ClassState>();
   readonly #closer = new AbortController();
   #redisTrouble = false;
+  /** Classes as configured, by name. */
+  readonly #configured = new Map<string, ResolvedClass>();
+  /** Per class: limits the API's headers stated (0 where none), for the dimensions not configured. */
+  readonly #learned = new Map<string, Limits>();
+  /** Per class with nothing learned: when this process last looked in Redis for another's. */
+  readonly #learnedLookAt = new Map<string, number>();
 
   constructor(options: RateBudgetOptions) {
     this.#redis = options.redis;
@@ -185,6 +207,7 @@ export class SharedRateBudget implements SharedRateBudgetApi {
     this.#clock = options.clock ?? { now: () => Date.now() };
     this.#maxSleepMs = options.maxSleepMs ?? DEFAULT_MAX_SLEEP_MS;
     this.#refillLeadMs = options.refillLeadMs ?? DEFAULT_REFILL_LEAD_MS;
+    for (const cls of this.#resolver.all()) this.#configured.set(cls.name, cls);
   }
 
   resolveModelClass(model: string): ResolvedClass {
@@ -246,8 +269,11 @@ export class SharedRateBudget implements SharedRateBudgetApi {
 
   /** Local checks: the class, what to charge, and whether it could ever fit. */
   #plan(estimate: RequestEstimate): { lease: BudgetLease } | { state: ClassState; charge: BudgetAmounts } {
-    const cls = this.#resolver.resolve(estimate.model);
-    if (!isLimited(cls)) return { lease: { estimate, modelClass: cls.name } };
+    const cls = this.#inForce(this.#resolver.resolve(estimate.model));
+    if (!isLimited(cls)) {
+      this.#lookForLearned(cls.name);
+      return { lease: { estimate, modelClass: cls.name } };
+    }
     const charge: BudgetAmounts = {
       requests: cls.rpm > 0 ? 1 : 0,
       inputTokens: cls.itpm > 0 ? Math.max(0, Math.ceil(estimate.inputTokens)) : 0,
@@ -292,6 +318,7 @@ export class SharedRateBudget implements SharedRateBudgetApi {
   }
 
   async settle(lease: BudgetLease, report: CallReport): Promise<void> {
+    await this.#learnFrom(lease.modelClass, report.headers);
     const state = this.#states.get(lease.modelClass);
     if (!state || !lease.charged) return;
     const delta = settlementDelta(lease.charged, report.usage);
@@ -339,7 +366,10 @@ export class SharedRateBudget implements SharedRateBudgetApi {
 
   async snapshot(): Promise<BudgetSnapshot> {
     const out: BudgetSnapshot = { accountId: this.#accountId, at: this.#clock.now(), classes: [] };
-    for (const cls of this.#resolver.all()) {
+    for (const configured of this.#resolver.all()) {
+      // A status process has seen no header: what the workers learned is in Redis.
+      if (!isFullyConfigured(configured)) await this.#readLearned(configured.name);
+      const cls = this.#inForce(configured);
       if (!isLimited(cls)) {
         out.classes.push({
           name: cls.name,
@@ -364,6 +394,7 @@ export class SharedRateBudget implements SharedRateBudgetApi {
         const reported = String(reply[5 + 3 * d] ?? '');
         return {
           configured: own[d] ?? 0,
+          source: (ownLimits(configured)[d] ?? 0) > 0 ? 'configured' : 'api',
           capacity: Number(reply[4 + 3 * d]),
           reported: reported === '' ? null : Number(reported),
           level: level === '' ? null : Number(level),
@@ -395,6 +426,8 @@ export class SharedRateBudget implements SharedRateBudgetApi {
 
   #stateFor(cls: ResolvedClass): ClassState {
     let state = this.#states.get(cls.name);
+    // Limits learned since: the same bucket, charged with the limits now in force.
+    if (state) state.cls = cls;
     if (!state) {
       state = {
         cls,
@@ -521,6 +554,80 @@ export class SharedRateBudget implements SharedRateBudgetApi {
     });
   }
 
+  /**
+   * The class with its limits in force: each dimension as configured, or, where nothing is
+   * configured, as the API's headers last stated it (issue 16: with no limits given, the budget
+   * is the API's, shared by every process, instead of none).
+   */
+  #inForce(cls: ResolvedClass): ResolvedClass {
+    const learned = this.#learned.get(cls.name);
+    if (!learned || isFullyConfigured(cls)) return cls;
+    return {
+      ...cls,
+      rpm: cls.rpm || learned[0],
+      itpm: cls.itpm || learned[1],
+      otpm: cls.otpm || learned[2],
+    };
+  }
+
+  /** Learns the limits the response states for the dimensions of the class nobody configured. */
+  async #learnFrom(className: string, headers: Readonly<Record<string, string>>): Promise<void> {
+    const configured = this.#configured.get(className);
+    if (!configured || isFullyConfigured(configured)) return;
+    const stated = parseRateLimitHeaders(headers);
+    const own = ownLimits(configured);
+    const before = this.#learned.get(className) ?? [0, 0, 0];
+    const next = DIMENSIONS.map((dim, d) => (own[d] ? 0 : (stated[dim].limit ?? before[d] ?? 0))) as Limits;
+    if (next.every((v, d) => v === before[d])) return;
+    this.#learned.set(className, next);
+    this.#logger.info(
+      "learned the API's rate limits for a class with none configured; every worker uses them",
+      {
+        class: className,
+        rpm: next[0] || undefined,
+        itpm: next[1] || undefined,
+        otpm: next[2] || undefined,
+      },
+    );
+    try {
+      await this.#redis
+        .multi()
+        .hset(learnedLimitsKey(this.#accountId, className), {
+          rpm: next[0],
+          itpm: next[1],
+          otpm: next[2],
+          at: new Date().toISOString(),
+        })
+        .pexpire(learnedLimitsKey(this.#accountId, className), LEARNED_TTL_MS)
+        .exec();
+    } catch (err) {
+      // This process uses them anyway; the others learn from their own responses.
+      if (!isTransientRedisError(err)) throw err;
+    }
+  }
+
+  /** With nothing learned for the class yet, looks (in the background, now and then) for another process's. */
+  #lookForLearned(className: string): void {
+    const configured = this.#configured.get(className);
+    if (!configured || isFullyConfigured(configured) || this.#learned.has(className)) return;
+    const now = this.#clock.now();
+    if (now - (this.#learnedLookAt.get(className) ?? -Infinity) < LEARNED_LOOK_MS) return;
+    this.#learnedLookAt.set(className, now);
+    this.#readLearned(className).catch(() => undefined);
+  }
+
+  /** Reads what any process learned for the class (one HMGET). */
+  async #readLearned(className: string): Promise<void> {
+    const fields = await this.#redis.hmget(
+      learnedLimitsKey(this.#accountId, className),
+      'rpm',
+      'itpm',
+      'otpm',
+    );
+    const limits = fields.map((f) => Math.max(0, Math.floor(Number(f ?? 0)) || 0)) as Limits;
+    if (limits.some((v) => v > 0) && !this.#learned.has(className)) this.#learned.set(className, limits);
+  }
+
   #noteTrouble(err: unknown): void {
     if (this.#redisTrouble) return;
     this.#redisTrouble = true;
@@ -534,8 +641,15 @@ export class SharedRateBudget implements SharedRateBudgetApi {
   }
 }
 
-function ownLimits(cls: ResolvedClass): [number, number, number] {
+type Limits = [number, number, number];
+
+function ownLimits(cls: ResolvedClass): Limits {
   return [cls.rpm, cls.itpm, cls.otpm];
+}
+
+/** Every dimension configured: nothing to learn. */
+function isFullyConfigured(cls: ResolvedClass): boolean {
+  return cls.rpm > 0 && cls.itpm > 0 && cls.otpm > 0;
 }
 
 function overBudget(

@@ -320,8 +320,16 @@ describe('shared rate budget on a real Redis', () => {
     await expect(budget.acquire(req(), AbortSignal.abort())).rejects.toMatchObject({ name: 'AbortError' });
   });
 
-  it('classes with no limit admit at once without touching Redis', async () => {
-    const redis = new Redis({ lazyConnect: true, port: 1 });
+  it('classes with no limit and nothing learned admit at once, never waiting on Redis', async () => {
+    // A Redis that never answers: with no limit configured and none stated by the API yet, an
+    // admission must not wait on it (it only looks, in the background, for limits another
+    // process learned from the API's headers).
+    const redis = new Redis({
+      lazyConnect: true,
+      port: 1,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+    });
     const budget = createRateBudget({
       redis,
       accountId: 'unused',
@@ -332,12 +340,14 @@ describe('shared rate budget on a real Redis', () => {
       const lease = await budget.acquire(req(1_000_000, 1_000_000, i % 2 ? 'claude-opus-4' : 'x'));
       await budget.settle(lease, { usage: null, headers: { 'retry-after': '5' }, rateLimitedForMs: 5000 });
     }
-    expect(redis.status).toBe('wait'); // never connected
     expect(budget.describe().classes.every((c) => c.key === null)).toBe(true);
-    const snap = await budget.snapshot();
-    expect(snap.classes.every((c) => c.requests === null && !c.exists)).toBe(true);
     await budget.close();
     redis.disconnect();
+    // Nothing learned under this account: the snapshot shows no budget.
+    const fresh = createRateBudget({ redis: admin, accountId: `unlearned-${Date.now()}`, default: {} });
+    const snap = await fresh.snapshot();
+    expect(snap.classes.every((c) => c.requests === null && !c.exists)).toBe(true);
+    await fresh.close();
   });
 
   it('keys the bucket by account and class under one hash tag, whatever the runner prefix', () => {
