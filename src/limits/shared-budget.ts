@@ -48,6 +48,16 @@ const SETTLE_RETRY_MS = 10_000;
 export const LEARNED_TTL_MS = 24 * 3_600_000;
 /** How often a process with nothing learned for a class looks in Redis for what another process learned. */
 const LEARNED_LOOK_MS = 2_000;
+/**
+ * Admission in bulk (issue 16 item 5): once requests of a class wait in this process, the head of
+ * its FIFO asks the shared bucket for the requests behind it too, as many as the bucket refills in
+ * {@link BULK_REFILL_MS} (at most {@link BULK_MAX}), and hands the surplus out locally, one Redis
+ * round trip for the lot instead of one each. At 600 RPM that is one request (no change); at
+ * 120,000 RPM up to 40. A surplus nobody takes within {@link CREDIT_TTL_MS} is given back.
+ */
+const BULK_REFILL_MS = 20;
+const BULK_MAX = 64;
+const CREDIT_TTL_MS = 100;
 
 /** Where the limit of one dimension comes from. */
 export type LimitSource = 'configured' | 'api';
@@ -138,6 +148,14 @@ export interface SharedRateBudgetApi extends RateBudget {
   ): Promise<{ lease: BudgetLease; waitMs: 0 } | { lease: null; waitMs: number }>;
 }
 
+interface Waiter {
+  readonly estimate: RequestEstimate;
+  readonly charge: BudgetAmounts;
+  readonly signal: AbortSignal | undefined;
+  readonly resolve: (lease: BudgetLease) => void;
+  readonly reject: (err: Error) => void;
+}
+
 interface ClassState {
   /** The class with its limits in force: configured, or learned from the API where none is. */
   cls: ResolvedClass;
@@ -152,6 +170,14 @@ interface ClassState {
   wake: (() => void) | null;
   sleepUntil: number;
   readonly logged: Map<Dimension, number>;
+  /** This process's requests waiting for the class, in arrival order. */
+  readonly waiters: Waiter[];
+  /** Whether a gate job is serving the waiters. */
+  serving: boolean;
+  /** Charged to the shared bucket in bulk, not yet handed to a request: spent locally first. */
+  credit: BudgetAmounts | null;
+  /** Gives the credit back when nobody took it in time. */
+  creditTimer: NodeJS.Timeout | null;
 }
 
 /**
@@ -244,11 +270,12 @@ export class SharedRateBudget implements SharedRateBudgetApi {
       throwIfAborted(signal);
     }
     state.queued += 1;
-    const job = state.gate
-      .schedule(() => this.#pollUntilGranted(state, estimate, charge, signal))
-      .finally(() => {
-        state.queued -= 1;
-      });
+    const job = new Promise<BudgetLease>((resolve, reject) => {
+      state.waiters.push({ estimate, charge, signal, resolve, reject });
+    }).finally(() => {
+      state.queued -= 1;
+    });
+    this.#serveSoon(state);
     if (!signal) return job;
     return raceAbort(job, signal, (lease) => this.#release(lease));
   }
@@ -291,16 +318,18 @@ export class SharedRateBudget implements SharedRateBudgetApi {
     state: ClassState,
     estimate: RequestEstimate,
     charge: BudgetAmounts,
+    bulk = 1,
   ): Promise<BudgetLease | number> {
     const createFull = state.seenAt === null || this.#clock.now() - state.seenAt > BUCKET_TTL_MS ? 1 : 0;
+    const asked = bulk > 1 ? scale(charge, bulk) : charge;
     const reply = (await ACQUIRE_SCRIPT.run(
       this.#redis,
       [state.key],
       [
         ...ownLimits(state.cls),
-        charge.requests,
-        charge.inputTokens,
-        charge.outputTokens,
+        asked.requests,
+        asked.inputTokens,
+        asked.outputTokens,
         createFull,
         BUCKET_TTL_MS,
         this.#refillLeadMs,
@@ -308,8 +337,12 @@ export class SharedRateBudget implements SharedRateBudgetApi {
     )) as Array<number | string>;
     state.seenAt = this.#clock.now();
     const code = Number(reply[0]);
-    if (code === 0)
+    if (code === 0) {
+      if (bulk > 1) this.#addCredit(state, scale(charge, bulk - 1));
       return { estimate, modelClass: state.cls.name, charged: charge, grantedAt: Number(reply[1]) };
+    }
+    // In bulk, more than the whole bucket: ask for this request alone.
+    if (code === 2 && bulk > 1) return this.#attempt(state, estimate, charge, 1);
     if (code === 2) {
       const dim = DIMENSIONS[Number(reply[1]) - 1] ?? 'inputTokens';
       throw overBudget(state.cls, estimate, dim, Number(reply[2]), true);
@@ -416,7 +449,12 @@ export class SharedRateBudget implements SharedRateBudgetApi {
 
   async close(): Promise<void> {
     if (this.#closer.signal.aborted) return;
+    // Credit charged in bulk and not handed out goes back before this process leaves.
+    await Promise.all(
+      [...this.#states.values()].map((state) => this.#returnCredit(state).catch(() => undefined)),
+    );
     this.#closer.abort();
+    for (const state of this.#states.values()) this.#rejectAll(state, new Error('the rate budget is closed'));
     await Promise.all(
       [...this.#states.values()].map((s) =>
         s.gate.stop({ dropWaitingJobs: true, dropErrorMessage: 'the rate budget is closed' }).catch(() => {}),
@@ -434,6 +472,10 @@ export class SharedRateBudget implements SharedRateBudgetApi {
         key: budgetKey(this.#accountId, cls.name),
         gate: new Bottleneck({ maxConcurrent: 1 }),
         queued: 0,
+        waiters: [],
+        serving: false,
+        credit: null,
+        creditTimer: null,
         seenAt: null,
         wake: null,
         sleepUntil: 0,
@@ -445,41 +487,78 @@ export class SharedRateBudget implements SharedRateBudgetApi {
   }
 
   /** The head of this process's queue for the class: ask Redis until granted, sleeping the wait it names. */
-  async #pollUntilGranted(
-    state: ClassState,
-    estimate: RequestEstimate,
-    charge: BudgetAmounts,
-    signal: AbortSignal | undefined,
-  ): Promise<BudgetLease> {
+  /** Makes sure one gate job serves the class's waiters (one per busy period, not one per request). */
+  #serveSoon(state: ClassState): void {
+    if (state.serving) return;
+    state.serving = true;
+    void state.gate
+      .schedule(() => this.#serve(state))
+      .catch((err: unknown) => this.#rejectAll(state, err))
+      .finally(() => {
+        state.serving = false;
+        if (state.waiters.length > 0 && !this.#closer.signal.aborted) this.#serveSoon(state);
+      });
+  }
+
+  /**
+   * Serves the class's waiters in FIFO order until none is left: each from the local credit when
+   * it covers it; else the head asks the shared bucket for itself and those behind it in bulk
+   * ({@link #bulk}), sleeping exactly what the bucket says between looks. Bottleneck runs this once
+   * per busy period: through Bottleneck one job at a time, admission stalled near 350 a second.
+   */
+  async #serve(state: ClassState): Promise<void> {
     let failures = 0;
-    for (;;) {
-      throwIfAborted(signal);
-      if (this.#closer.signal.aborted) throw new Error('the rate budget is closed');
+    while (state.waiters.length > 0) {
+      const head = state.waiters[0]!;
+      if (this.#closer.signal.aborted) return this.#rejectAll(state, new Error('the rate budget is closed'));
+      if (head.signal?.aborted) {
+        state.waiters.shift();
+        head.reject(abortError(head.signal));
+        continue;
+      }
+      const fromCredit = this.#takeCredit(state, head.estimate, head.charge);
+      if (fromCredit) {
+        state.waiters.shift();
+        head.resolve(fromCredit);
+        continue;
+      }
+      await this.#returnCredit(state);
       let result: BudgetLease | number;
       try {
-        result = await this.#attempt(state, estimate, charge);
+        result = await this.#attempt(state, head.estimate, head.charge, this.#bulk(state, head.charge));
       } catch (err) {
-        if (!isTransientRedisError(err)) throw err;
+        if (!isTransientRedisError(err)) {
+          state.waiters.shift();
+          head.reject(err instanceof Error ? err : new Error(String(err)));
+          continue;
+        }
         failures += 1;
         this.#noteTrouble(err);
-        await this.#sleep(state, Math.min(50 * 2 ** (failures - 1), 1_000), signal);
+        await this.#sleep(state, Math.min(50 * 2 ** (failures - 1), 1_000), head.signal).catch(
+          () => undefined,
+        );
         continue;
       }
       failures = 0;
       this.#noteRecovered();
       if (typeof result !== 'number') {
-        if (signal?.aborted || this.#closer.signal.aborted) {
-          await this.#release(result);
-          throwIfAborted(signal);
-          throw new Error('the rate budget is closed');
-        }
-        return result;
+        // A waiter whose signal aborted meanwhile gives its lease back (raceAbort in acquire).
+        state.waiters.shift();
+        head.resolve(result);
+        continue;
       }
       // Sleep exactly what the bucket said (plus a little jitter, so heads of several processes
       // do not all look at the same instant), at most maxSleepMs so other processes' refunds are seen.
       const jitter = Math.random() * Math.min(25, 2 + result * 0.02);
-      await this.#sleep(state, Math.min(result + jitter, this.#maxSleepMs), signal);
+      await this.#sleep(state, Math.min(result + jitter, this.#maxSleepMs), head.signal).catch(
+        () => undefined,
+      );
     }
+  }
+
+  #rejectAll(state: ClassState, err: unknown): void {
+    const error = err instanceof Error ? err : new Error(String(err));
+    for (const waiter of state.waiters.splice(0)) waiter.reject(error);
   }
 
   /** Gives back everything a lease charged (the call was never sent). */
@@ -552,6 +631,55 @@ export class SharedRateBudget implements SharedRateBudgetApi {
       configured,
       reported,
     });
+  }
+
+  /**
+   * How many requests' worth the head asks for: itself and those queued behind it, at most what
+   * the bucket refills in {@link BULK_REFILL_MS} (so bulk never makes anyone wait longer than that
+   * for the lot) and {@link BULK_MAX}.
+   */
+  #bulk(state: ClassState, charge: BudgetAmounts): number {
+    let k = Math.min(BULK_MAX, state.waiters.length);
+    const own = ownLimits(state.cls);
+    DIMENSIONS.forEach((dim, d) => {
+      const cost = charge[dim];
+      const limit = own[d] ?? 0;
+      if (cost > 0 && limit > 0) k = Math.min(k, Math.floor(((limit / 60_000) * BULK_REFILL_MS) / cost));
+    });
+    return Math.max(1, k);
+  }
+
+  /** Hands a request its charge from the local credit, if the credit covers it (no Redis call). */
+  #takeCredit(state: ClassState, estimate: RequestEstimate, charge: BudgetAmounts): BudgetLease | null {
+    const credit = state.credit;
+    if (!credit || DIMENSIONS.some((dim) => credit[dim] < charge[dim])) return null;
+    for (const dim of DIMENSIONS) credit[dim] -= charge[dim];
+    if (DIMENSIONS.every((dim) => credit[dim] <= 0)) this.#clearCredit(state);
+    return { estimate, modelClass: state.cls.name, charged: charge, grantedAt: this.#clock.now() };
+  }
+
+  #addCredit(state: ClassState, amounts: BudgetAmounts): void {
+    const credit = (state.credit ??= { requests: 0, inputTokens: 0, outputTokens: 0 });
+    for (const dim of DIMENSIONS) credit[dim] += amounts[dim];
+    if (state.creditTimer) clearTimeout(state.creditTimer);
+    state.creditTimer = setTimeout(() => void this.#returnCredit(state), CREDIT_TTL_MS);
+    state.creditTimer.unref();
+  }
+
+  #clearCredit(state: ClassState): void {
+    state.credit = null;
+    if (state.creditTimer) clearTimeout(state.creditTimer);
+    state.creditTimer = null;
+  }
+
+  /** Gives unused credit back to the shared bucket (the requests it was for did not fit it, or nobody came). */
+  async #returnCredit(state: ClassState): Promise<void> {
+    const credit = state.credit;
+    if (!credit) return;
+    this.#clearCredit(state);
+    if (DIMENSIONS.every((dim) => credit[dim] <= 0)) return;
+    const args = [...ownLimits(state.cls), -credit.requests, -credit.inputTokens, -credit.outputTokens, 0];
+    await this.#runSettle(state, [...args, -1, -1, -1, -1, -1, -1, BUCKET_TTL_MS]);
   }
 
   /**
@@ -642,6 +770,14 @@ export class SharedRateBudget implements SharedRateBudgetApi {
 }
 
 type Limits = [number, number, number];
+
+function scale(amounts: BudgetAmounts, k: number): BudgetAmounts {
+  return {
+    requests: amounts.requests * k,
+    inputTokens: amounts.inputTokens * k,
+    outputTokens: amounts.outputTokens * k,
+  };
+}
 
 function ownLimits(cls: ResolvedClass): Limits {
   return [cls.rpm, cls.itpm, cls.otpm];
