@@ -41,9 +41,19 @@ export type CallResult =
     }
   | { ok: false; failure: ApiFailure };
 
+/** What a caller may learn while a call is under way. */
+export interface CallHooks {
+  /**
+   * Called once, when the API has accepted the request and begun its answer (the stream's
+   * `message_start`): key, credit and model are proven by then, long before a long generation
+   * ends. Setting it sends the request as a stream whatever its max_tokens.
+   */
+  onAccepted?: (() => void) | undefined;
+}
+
 export interface ClaudeClient {
   /** Sends one Messages request. Never throws for an API or network failure: it returns it. */
-  call(params: MessageParams, signal?: AbortSignal): Promise<CallResult>;
+  call(params: MessageParams, signal?: AbortSignal, hooks?: CallHooks): Promise<CallResult>;
 }
 
 /**
@@ -59,8 +69,10 @@ export function createClaudeClient(options: ClaudeClientOptions): ClaudeClient {
   });
   const streamFrom = options.streamMinMaxTokens ?? DEFAULT_STREAM_MIN_MAX_TOKENS;
   return {
-    async call(params, signal) {
-      if (params.max_tokens >= streamFrom) return callStreamed(client, params, options.timeoutMs, signal);
+    async call(params, signal, hooks) {
+      if (params.max_tokens >= streamFrom || hooks?.onAccepted) {
+        return callStreamed(client, params, options.timeoutMs, signal, hooks?.onAccepted);
+      }
       try {
         const { data, response, request_id } = await client.messages
           .create({ ...(params as Anthropic.MessageCreateParamsNonStreaming), stream: false }, { signal })
@@ -95,6 +107,7 @@ async function callStreamed(
   params: MessageParams,
   idleMs: number,
   signal: AbortSignal | undefined,
+  onAccepted: (() => void) | undefined,
 ): Promise<CallResult> {
   const controller = new AbortController();
   const onAbort = () => controller.abort(signal?.reason);
@@ -114,7 +127,8 @@ async function callStreamed(
     signal: controller.signal,
     timeout: idleMs,
   });
-  stream.on('streamEvent', () => {
+  stream.on('streamEvent', (event) => {
+    if (!started && event.type === 'message_start') onAccepted?.();
     started = true;
     arm();
   });

@@ -106,12 +106,16 @@ export function formatBatchTable(statuses: readonly BatchStatus[]): string {
 export function formatBudget(snapshot: BudgetSnapshot): string {
   const limited = snapshot.classes.filter((c) => c.requests || c.inputTokens || c.outputTokens);
   if (limited.length === 0)
-    return 'budget: none set (--rpm/--itpm/--otpm or --budgets): only the API 429s pace the run';
+    return (
+      'budget: none set (--rpm/--itpm/--otpm or --budgets) and none learned yet: the workers take the ' +
+      "API's limits from its first responses"
+    );
   const dim = (label: string, d: BudgetDimensionSnapshot | null) => {
     if (!d) return null;
     const adapted = d.capacity < d.configured ? ` (lowered to ${d.capacity} by the API's headers)` : '';
     const level = d.level === null ? 'unused yet' : `${Math.floor(d.level)} left`;
-    return `${label} ${d.configured}/min${adapted}, ${level}`;
+    const source = d.source === 'api' ? ' (learned from the API)' : '';
+    return `${label} ${d.configured}/min${source}${adapted}, ${level}`;
   };
   const lines = [`budget (account ${snapshot.accountId}, shared by every worker of this key):`];
   for (const c of limited) {

@@ -69,7 +69,7 @@ export const SETTINGS = {
     flag: '--rpm',
     min: 0,
     unit: 'requests/min',
-    doc: "The account's requests-per-minute budget for the default model class, shared by every worker (0: none).",
+    doc: "The account's requests-per-minute budget for the default model class, shared by every worker (0: learned from the API's headers).",
   },
   itpm: {
     kind: 'int',
@@ -77,7 +77,7 @@ export const SETTINGS = {
     flag: '--itpm',
     min: 0,
     unit: 'tokens/min',
-    doc: 'Input tokens per minute budget (input + cache creation tokens), shared (0: none).',
+    doc: 'Input tokens per minute budget (input + cache creation tokens), shared (0: learned from the API).',
   },
   otpm: {
     kind: 'int',
@@ -85,7 +85,7 @@ export const SETTINGS = {
     flag: '--otpm',
     min: 0,
     unit: 'tokens/min',
-    doc: 'Output tokens per minute budget, shared (0: none).',
+    doc: 'Output tokens per minute budget, shared (0: learned from the API).',
   },
   budgetsFile: {
     kind: 'string',

@@ -174,7 +174,7 @@ export function budgetFamilies(snapshot: BudgetSnapshot): MetricFamily[] {
       const dim = cls[field];
       if (!dim) continue;
       const labels = { class: cls.name, dimension };
-      limit.push({ labels, value: dim.configured });
+      limit.push({ labels: { ...labels, source: dim.source }, value: dim.configured });
       capacity.push({ labels, value: dim.capacity });
       if (dim.level !== null) level.push({ labels, value: dim.level });
     }
@@ -183,7 +183,7 @@ export function budgetFamilies(snapshot: BudgetSnapshot): MetricFamily[] {
   const families: MetricFamily[] = [
     {
       name: 'claude_batch_budget_limit',
-      help: 'Configured per-minute limit of a budget class (dimension rpm, itpm or otpm).',
+      help: 'Per-minute limit of a budget class (dimension rpm, itpm or otpm), configured or, where none is, learned from the API (source).',
       type: 'gauge',
       samples: limit,
     },

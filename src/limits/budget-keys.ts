@@ -30,6 +30,16 @@ export function budgetKey(accountId: string, className: string): string {
   return `{${BUDGET_KEY_PREFIX}${accountId}-${encodeClassName(className)}}:state`;
 }
 
+/**
+ * The limits the API stated for a class that no configuration limits (its
+ * `anthropic-ratelimit-*-limit` headers), shared so that every process uses them from its first
+ * request: a hash `rpm`, `itpm`, `otpm`, `at`, in the bucket's hash slot.
+ */
+export function learnedLimitsKey(accountId: string, className: string): string {
+  checkAccountId(accountId);
+  return `{${BUDGET_KEY_PREFIX}${accountId}-${encodeClassName(className)}}:learned`;
+}
+
 /** A SCAN MATCH pattern finding every budget key of the account (for `delete` and cleanup). */
 export function budgetKeyPattern(accountId: string): string {
   checkAccountId(accountId);

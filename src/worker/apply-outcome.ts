@@ -237,7 +237,7 @@ export async function releaseIfCanary(deps: Pick<ApplyDeps, 'runtime'>, data: Re
   }
   if (state !== 'pending') return;
   const released = await releaseCanary(runtime, data.batch_id, data.params.model);
-  runtime.logger.info('canary done: released the rest of its model', {
+  runtime.logger.info('canary proved its model: released the rest', {
     batch_id: data.batch_id,
     model: data.params.model,
     released,

@@ -45,7 +45,11 @@ export const LOST_MESSAGE =
 export interface ReconcilerOptions {
   /** How often this worker tries to sweep (ms); one worker at a time sweeps. Default 60,000. */
   intervalMs: number;
-  /** A batch whose counts have not changed for this long is examined (ms). Default 300,000. */
+  /**
+   * A batch whose counts have not changed for this long is examined (ms). Default 300,000. When
+   * the queue has nothing left to run, every batch still processing is examined at the next
+   * sweep, stalled or not.
+   */
   stallMs: number;
   /**
    * Before ending a request found in no place, look again after this long (ms): a request in
@@ -184,7 +188,11 @@ export class Reconciler {
     this.locked = true;
     try {
       const report: SweepReport = { ran: true, examined: [], repairs: {} };
-      for (const batchId of await this.stalledBatches(everyBatch)) {
+      // With nothing left to run in the queue, a batch still processing can make no progress by
+      // itself (its jobs were removed, or it waits in a place outside BullMQ): look now, not a stall
+      // window later. This is what ends, within one interval, a batch whose queue was emptied.
+      const examineAll = everyBatch || (await this.nothingToRun());
+      for (const batchId of await this.stalledBatches(examineAll)) {
         report.examined.push(batchId);
         const repairs = await this.examine(batchId);
         addRepairs(report.repairs, repairs);
@@ -205,6 +213,22 @@ export class Reconciler {
       this.locked = false;
       await FREE_LOCK.run(redis, [keys.reconcilerLock()], [this.token]);
     }
+  }
+
+  /**
+   * Whether the requests queue has no job that a worker could still take or that is running:
+   * wait (which holds a paused queue's jobs in BullMQ 6), active, delayed (retries and canary
+   * holds), prioritized and waiting-children are all empty. A few O(1) reads, once per sweep.
+   */
+  private async nothingToRun(): Promise<boolean> {
+    const counts = await this.runtime.requests.getJobCounts(
+      'wait',
+      'active',
+      'delayed',
+      'prioritized',
+      'waiting-children',
+    );
+    return Object.values(counts).every((n) => n === 0);
   }
 
   private async extendLock(): Promise<void> {

@@ -87,7 +87,14 @@ export class RequestProcessor {
       return this.stop(job, token, late, attempt);
     }
     const firstAt = data.first_at ?? Date.now();
-    const result = await this.deps.client.call(data.params, signal);
+    // A canary releases its model's held requests as soon as the API accepts it (issue 16): what it
+    // proves (key, credit, model) is known at the first event, not at the end of its generation.
+    let early: Promise<void> | undefined;
+    const hooks = data.canary
+      ? { onAccepted: () => void (early = this.releaseOnAcceptance(data)) }
+      : undefined;
+    const result = await this.deps.client.call(data.params, signal, hooks);
+    await early;
     await this.deps.budget.settle(lease, {
       usage: result.ok ? result.usage : null,
       headers: result.ok ? result.headers : result.failure.headers,
@@ -102,6 +109,18 @@ export class RequestProcessor {
       maybeBilledSoFar: data.maybe_billed ?? 0,
     });
     await applyOutcome(this.apply, job, token, outcome, { calls: calls + 1, firstAt, budgetWaitMs });
+  }
+
+  /** Releases a canary's model once its answer has begun; a failure is left to the outcome's release. */
+  private async releaseOnAcceptance(data: RequestJobData): Promise<void> {
+    try {
+      await releaseIfCanary(this.apply, data);
+    } catch (err) {
+      this.deps.runtime.logger.warn('early canary release failed; released with its outcome instead', {
+        batch_id: data.batch_id,
+        error: (err as Error).message,
+      });
+    }
   }
 
   /** Acts on a closed gate: the request is not sent. */

@@ -52,8 +52,20 @@ beforeAll(async () => {
           key: 'k',
           exists: true,
           holdMs: 1500,
-          requests: { configured: 50, capacity: 50, reported: null, level: 42 },
-          inputTokens: { configured: 40_000, capacity: 30_000, reported: 30_000, level: -120 },
+          requests: {
+            source: 'configured' as const,
+            configured: 50,
+            capacity: 50,
+            reported: null,
+            level: 42,
+          },
+          inputTokens: {
+            source: 'configured' as const,
+            configured: 40_000,
+            capacity: 30_000,
+            reported: 30_000,
+            level: -120,
+          },
           outputTokens: null,
         },
         {
@@ -62,7 +74,7 @@ beforeAll(async () => {
           key: 'k2',
           exists: false,
           holdMs: 0,
-          requests: { configured: 10, capacity: 10, reported: null, level: null },
+          requests: { source: 'api' as const, configured: 10, capacity: 10, reported: null, level: null },
           inputTokens: null,
           outputTokens: null,
         },
@@ -176,17 +188,29 @@ describe('/metrics', () => {
     expect(sample(families, 'claude_batch_batches', { processing_status: 'ended' })).toBe(0);
     expect(sample(families, 'claude_batch_estimated_cost_usd')).toBeCloseTo(EXPECTED.costUsd, 6);
 
-    expect(sample(families, 'claude_batch_budget_limit', { class: 'default', dimension: 'rpm' })).toBe(50);
-    expect(sample(families, 'claude_batch_budget_limit', { class: 'default', dimension: 'itpm' })).toBe(
-      40_000,
-    );
+    expect(
+      sample(families, 'claude_batch_budget_limit', {
+        class: 'default',
+        dimension: 'rpm',
+        source: 'configured',
+      }),
+    ).toBe(50);
+    expect(
+      sample(families, 'claude_batch_budget_limit', {
+        class: 'default',
+        dimension: 'itpm',
+        source: 'configured',
+      }),
+    ).toBe(40_000);
     expect(sample(families, 'claude_batch_budget_capacity', { class: 'default', dimension: 'itpm' })).toBe(
       30_000,
     );
     expect(sample(families, 'claude_batch_budget_level', { class: 'default', dimension: 'rpm' })).toBe(42);
     expect(sample(families, 'claude_batch_budget_level', { class: 'default', dimension: 'itpm' })).toBe(-120);
     expect(sample(families, 'claude_batch_budget_hold_seconds', { class: 'default' })).toBe(1.5);
-    expect(sample(families, 'claude_batch_budget_limit', { class: ODD_CLASS, dimension: 'rpm' })).toBe(10);
+    expect(
+      sample(families, 'claude_batch_budget_limit', { class: ODD_CLASS, dimension: 'rpm', source: 'api' }),
+    ).toBe(10);
     // A bucket not created yet has no level to report.
     expect(
       sample(families, 'claude_batch_budget_level', { class: ODD_CLASS, dimension: 'rpm' }),

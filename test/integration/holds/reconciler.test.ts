@@ -86,6 +86,25 @@ describe('reconciler', () => {
     expect((await r.store.stats())['reconciled:lost']).toBe(30);
   }, 90_000);
 
+  it('a running worker ends a batch whose queue was emptied within one sweep interval, without waiting for a stall', async () => {
+    // The stall window is ten minutes away: only the "nothing left to run" look can end it.
+    const r = await setUp('reconcile-interval', { reconcileIntervalMs: '2000', reconcileStallMs: '600000' });
+    await work(r);
+    const requests = Array.from({ length: 40 }, (_, i) => request(`i${i}`, `Interval ${i}`));
+    // Paused, so nothing is taken before the operator empties the queue.
+    await r.requests.pause();
+    const { batchId } = await submitBatch(r, { input: jsonlSource(requests), canary: false });
+    await r.requests.drain();
+    await r.requests.resume();
+    const removedAt = performance.now();
+    const final = await ended(r, batchId);
+    const seconds = (performance.now() - removedAt) / 1000;
+    expect(final.request_counts).toMatchObject({ processing: 0, errored: 40 });
+    // One interval (2 s) plus the lost-request confirmation (1 s), with room for a slow machine.
+    expect(seconds).toBeLessThan(2 + 1 + 3);
+    await repaired(r, batchId).toEqual({ lost: 40 });
+  }, 90_000);
+
   it('leaves lawful requests alone: a batch with a removed job and live ones ends with each in its own outcome', async () => {
     const r = await setUp('reconcile-mixed');
     const requests = Array.from({ length: 20 }, (_, i) => request(`m${i}`, `Mixed ${i}`));
