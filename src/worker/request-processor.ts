@@ -42,7 +42,7 @@ export class RequestProcessor {
     this.apply = {
       runtime: deps.runtime,
       alert: deps.alert,
-      gates: new RequestGates(deps.runtime),
+      gates: new RequestGates(deps.runtime, deps.storm.accountId),
       modelBreakerThreshold: deps.modelBreakerThreshold,
       storm: deps.storm,
       writeRetryMs: deps.writeRetryMs,

@@ -1,4 +1,5 @@
 import { createAlerter } from '../breakers/alert.js';
+import { registerAccount } from '../breakers/breakers.js';
 import { MissingApiKeyError } from '../errors/runner-errors.js';
 import { createClaudeClient, type ClaudeClient } from '../claude/claude-client.js';
 import { createRateBudget, loadBudgetsFile, type SharedRateBudgetApi } from '../limits/index.js';
@@ -64,6 +65,8 @@ export async function startWorker(runtime: Runtime, options: StartWorkerOptions 
     reconcileIntervalMs: config.reconcileIntervalMs,
     reconcileStallMs: config.reconcileStallMs,
   });
+  // Before the first job: a key tripped under another prefix pauses this one from the start.
+  await registerAccount(runtime, accountId);
   worker.start();
   // A script that closes only the runtime must not hang on a worker it forgot.
   runtime.onClose(() => worker.close());
