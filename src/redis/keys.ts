@@ -149,6 +149,14 @@ export function accountPrefixesKey(accountId: string): string {
   return `{${ACCOUNT_KEY_PREFIX}${checkAccountId(accountId)}}:prefixes`;
 }
 
+/**
+ * Set: the model classes (names as configured) for which a concurrency limit was learned under the
+ * key, so `status` and `/metrics`, run without the key's classes, find their state.
+ */
+export function accountConcurrencyClassesKey(accountId: string): string {
+  return `{${ACCOUNT_KEY_PREFIX}${checkAccountId(accountId)}}:concurrency-classes`;
+}
+
 function checkAccountId(accountId: string): string {
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(accountId)) {
     throw new Error(

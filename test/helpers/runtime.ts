@@ -7,7 +7,13 @@ import {
   type RedisClient,
   type RedisConnectionOptions,
 } from '../../src/redis/connection.js';
-import { accountBreakerKey, accountPrefixesKey, KeyLayout } from '../../src/redis/keys.js';
+import { budgetKeyPattern } from '../../src/limits/budget-keys.js';
+import {
+  accountBreakerKey,
+  accountConcurrencyClassesKey,
+  accountPrefixesKey,
+  KeyLayout,
+} from '../../src/redis/keys.js';
 import { openRuntime, type Runtime } from '../../src/runtime.js';
 import { createLogger, silentLogger, type Logger } from '../../src/logger.js';
 
@@ -92,7 +98,8 @@ export async function forgetAccounts(redis: RedisClient, prefix: string): Promis
   for (const accountId of await redis.smembers(new KeyLayout(prefix).accounts())) {
     await redis.srem(accountPrefixesKey(accountId), bullPrefix);
     if ((await redis.scard(accountPrefixesKey(accountId))) === 0) {
-      await redis.del(accountBreakerKey(accountId));
+      await redis.del(accountBreakerKey(accountId), accountConcurrencyClassesKey(accountId));
+      await deleteKeys(redis, budgetKeyPattern(accountId));
     }
   }
 }

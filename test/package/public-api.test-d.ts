@@ -112,6 +112,7 @@ describe('the public API', () => {
       | 'gracePeriodMs'
       | 'modelBreakerThreshold'
       | 'stormThreshold'
+      | 'concurrencyProbeQuietMs'
       | 'maxMaybeBilled'
       | 'streamMinMaxTokens'
       | 'reconcileIntervalMs'
