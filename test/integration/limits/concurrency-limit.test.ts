@@ -9,10 +9,13 @@ import {
   readConcurrencyCaps,
   type ConcurrencyCapSnapshot,
 } from '../../../src/limits/in-flight-controller.js';
+import { startDashboard } from '../../../src/dashboard/index.js';
+import type { BatchStatus } from '../../../src/operations/batch-status.js';
 import { submitBatch } from '../../../src/queue/producer.js';
 import { waitForBatch } from '../../../src/operations/wait-for-batch.js';
 import { Secret } from '../../../src/secret.js';
 import { jsonlSource, request, type TestRequest } from '../../helpers/batch.js';
+import { runCli } from '../../helpers/cli.js';
 import { WorkerRig } from '../../helpers/worker-rig.js';
 
 const LIMIT = 4;
@@ -81,6 +84,26 @@ describe('a concurrency limit of the API key', () => {
     expect(caps!.inFlight).toBe(0);
     const afterSettling = limited.filter((e) => e.at > beforeFirstProbe).length;
     expect(afterSettling).toBeLessThanOrEqual(caps!.probes);
+
+    // `status` (text and --json, run without the key) and /metrics show the learned cap.
+    const status = await runCli(['status', batchId], r.cliEnv());
+    expect(status.stdout).toMatch(new RegExp(`in flight +at most ${caps!.learned} of class default at once`));
+    const json = JSON.parse((await runCli(['status', batchId, '--json'], r.cliEnv())).stdout) as BatchStatus;
+    expect(json.concurrency_caps).toEqual([
+      expect.objectContaining({ account: accountId, class: 'default', learned: caps!.learned, in_flight: 0 }),
+    ]);
+    const dashboard = await startDashboard(r.runtime, { port: 0 });
+    try {
+      const metrics = await (await fetch(`${dashboard.url}metrics`)).text();
+      expect(metrics).toContain(
+        `claude_batch_concurrency_cap{account="${accountId}",class="default"} ${caps!.learned}`,
+      );
+      expect(metrics).toContain(
+        `claude_batch_concurrency_probes_total{account="${accountId}",class="default",result="put_back"} ${caps!.failedProbes}`,
+      );
+    } finally {
+      await dashboard.close();
+    }
     console.log(
       `[concurrency] ${TOTAL} requests in ${wallMs} ms; 429s: ${limited.length} in all, ` +
         `${limited.length - afterSettling} before settling, ${afterSettling} after; probes ${caps!.probes} ` +

@@ -65,10 +65,10 @@ describe('the key-wide breaker stops every prefix that uses the key', () => {
         { timeout: 10_000, interval: 10 },
       );
       await a.startWorker();
-      await vi.waitFor(
-        () => expect(a.emulator.control.log().some((e) => e.billing)).toBe(true),
-        { timeout: 10_000, interval: 5 },
-      );
+      await vi.waitFor(() => expect(a.emulator.control.log().some((e) => e.billing)).toBe(true), {
+        timeout: 10_000,
+        interval: 5,
+      });
       const refusedAt = Date.now();
       await vi.waitFor(
         async () => {
