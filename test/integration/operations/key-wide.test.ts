@@ -86,6 +86,9 @@ describe('the key-wide breaker stops every prefix that uses the key', () => {
       // After the pause reached B, B sent at most what was already past its send-time check.
       const sentAfter = b.emulator.control.log().filter((e) => e.at > pausedSeenAt).length;
       expect(sentAfter).toBeLessThanOrEqual(CONCURRENCY);
+      console.log(
+        `[key-wide] B paused ${pausedSeenAt - refusedAt} ms after A's first refusal was logged; B sent ${sentAfter} after`,
+      );
       const bDone = (await getBatchStatus(b.runtime, idB))!.request_counts.succeeded;
       expect(bDone).toBeLessThan(reqB.length);
 
