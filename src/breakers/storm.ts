@@ -66,6 +66,7 @@ export async function countStormFailure(
     },
     STORM_RULE,
     alert,
+    storm.accountId,
   );
   return true;
 }

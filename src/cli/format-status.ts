@@ -28,6 +28,13 @@ export function formatBatchStatus(status: BatchStatus): string {
       `  canary      waiting for the first request of ${pendingCanaries.map(([m]) => m).join(', ')}`,
     );
   }
+  for (const cap of status.concurrency_caps) {
+    if (cap.learned === null) continue;
+    lines.push(
+      `  in flight   at most ${cap.learned} of class ${cap.class} at once (learned from ${cap.limited} concurrency 429s; ` +
+        `${cap.in_flight} in flight now; ${cap.probes} probes upward, ${cap.failed_probes} put back)`,
+    );
+  }
   if (status.maybe_billed > 0) {
     lines.push(
       `  maybe paid  ${status.maybe_billed} retries after a timeout or cut connection (each may have been billed twice; --max-maybe-billed caps them)`,

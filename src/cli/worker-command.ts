@@ -32,6 +32,7 @@ ${EXIT_CODES_HELP}`,
     'requestTimeoutMs',
     'gracePeriodMs',
     'stormThreshold',
+    'concurrencyProbeQuietMs',
     'logLevel',
   ]);
   command.action(async (options: Record<string, unknown>) => {

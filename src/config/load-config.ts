@@ -55,6 +55,8 @@ export interface ClaudeBatchConfig {
   streamMinMaxTokens: number;
   /** Default 20 failures; 0 turns the failure-storm breaker off. */
   stormThreshold: number;
+  /** Default 30,000 ms. See src/limits/in-flight-controller.ts. */
+  concurrencyProbeQuietMs: number;
   /** ALERT_WEBHOOK_URL, from the environment only (it may carry a token). */
   alertWebhookUrl: Secret | undefined;
   /** Default none: shorthand lines then need --model. */
@@ -105,6 +107,7 @@ export const DEFAULT_CONFIG: Omit<ClaudeBatchConfig, 'apiKey' | 'alertWebhookUrl
   // Stops a storm within tens of requests, while a batch of bad lines naming different fields
   // (different signatures) never reaches it.
   stormThreshold: 20,
+  concurrencyProbeQuietMs: 30_000,
   model: undefined,
   maxTokens: undefined,
   system: undefined,

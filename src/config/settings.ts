@@ -190,6 +190,14 @@ export const SETTINGS = {
     unit: 'failures',
     doc: 'Consecutive requests of one API key failing with the same terminal error (masked message) that pause everything as a failure storm (0: off).',
   },
+  concurrencyProbeQuietMs: {
+    kind: 'int',
+    env: 'CLAUDE_BATCH_CONCURRENCY_PROBE_QUIET_MS',
+    flag: '--concurrency-probe-quiet-ms',
+    min: 1,
+    unit: 'ms',
+    doc: 'After the API refused concurrent connections, how long without such a 429 (with requests waiting for a slot) before the in-flight cap is raised by one; a 429 during the raise puts it back and doubles this (up to 16x).',
+  },
   model: {
     kind: 'string',
     env: 'CLAUDE_BATCH_MODEL',

@@ -2,7 +2,12 @@ import type { Queue } from 'bullmq';
 import { getBreakerState, type BreakerState } from '../breakers/breaker-state.js';
 import { DEAD_LETTER_QUEUE, REQUESTS_QUEUE } from '../queue/jobs.js';
 import type { Runtime } from '../runtime.js';
-import { listBatchStatuses, type BatchStatus } from '../operations/batch-status.js';
+import {
+  concurrencyCaps,
+  listBatchStatuses,
+  type BatchStatus,
+  type ConcurrencyCapStatus,
+} from '../operations/batch-status.js';
 
 /**
  * Job counts of one BullMQ queue by state (BullMQ's `getJobCounts()`: active, completed, delayed,
@@ -22,6 +27,8 @@ export interface DashboardSnapshot {
   batches: BatchStatus[];
   breakers: BreakerState;
   queues: { requests: QueueSnapshot; deadLetters: QueueSnapshot };
+  /** The in-flight caps learned for the API keys used under the prefix. */
+  concurrency: ConcurrencyCapStatus[];
 }
 
 export async function queueSnapshot(queue: Queue, name: string): Promise<QueueSnapshot> {
@@ -30,11 +37,12 @@ export async function queueSnapshot(queue: Queue, name: string): Promise<QueueSn
 }
 
 export async function readSnapshot(runtime: Runtime): Promise<DashboardSnapshot> {
-  const [batches, breakers, requests, deadLetters] = await Promise.all([
+  const [batches, breakers, requests, deadLetters, concurrency] = await Promise.all([
     listBatchStatuses(runtime),
     getBreakerState(runtime),
     queueSnapshot(runtime.requests as Queue, REQUESTS_QUEUE),
     queueSnapshot(runtime.deadLetters as Queue, DEAD_LETTER_QUEUE),
+    concurrencyCaps(runtime),
   ]);
-  return { at: new Date().toISOString(), batches, breakers, queues: { requests, deadLetters } };
+  return { at: new Date().toISOString(), batches, breakers, queues: { requests, deadLetters }, concurrency };
 }

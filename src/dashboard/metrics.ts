@@ -134,6 +134,33 @@ export function runnerFamilies(
     samples: [...models].sort().map((model) => ({ labels: { model }, value: open.has(model) ? 1 : 0 })),
   });
 
+  const caps = snapshot.concurrency;
+  families.push(
+    {
+      name: 'claude_batch_concurrency_cap',
+      help: 'Requests of a model class allowed in flight at once for an API key, learned from the API concurrency 429s and raised by probes (absent until one is seen).',
+      type: 'gauge',
+      samples: caps
+        .filter((c) => c.learned !== null)
+        .map((c) => ({ labels: { account: c.account, class: c.class }, value: c.learned! })),
+    },
+    {
+      name: 'claude_batch_concurrency_in_flight',
+      help: 'Requests of a model class in flight now (in-flight leases held), once a concurrency limit is known.',
+      type: 'gauge',
+      samples: caps.map((c) => ({ labels: { account: c.account, class: c.class }, value: c.in_flight })),
+    },
+    {
+      name: 'claude_batch_concurrency_probes_total',
+      help: 'Upward probes of the in-flight cap, by result (held, or put_back after a 429).',
+      type: 'counter',
+      samples: caps.flatMap((c) => [
+        { labels: { account: c.account, class: c.class, result: 'put_back' }, value: c.failed_probes },
+        { labels: { account: c.account, class: c.class, result: 'held' }, value: c.probes - c.failed_probes },
+      ]),
+    },
+  );
+
   const byStatus = new Map<string, number>(PROCESSING_STATUSES.map((s) => [s, 0]));
   let cost = 0;
   for (const batch of snapshot.batches) {

@@ -55,3 +55,22 @@ function checkAccountId(accountId: string): void {
     );
   }
 }
+
+/**
+ * The in-flight controller's state for (account, class), in the class bucket's slot (same hash
+ * tag as {@link budgetKey}, so a script may touch both):
+ *   {cb-budget-<accountId>-<class>}:leases       sorted set: lease id -> expiry (Redis ms)
+ *   {cb-budget-<accountId>-<class>}:concurrency  hash: the learned limit and the probe state
+ * Leases expire on their own (a SIGKILLed worker's come back after the lease TTL) and are renewed
+ * by their holder while the call lasts. See src/limits/in-flight-controller.ts.
+ */
+export function inFlightLeasesKey(accountId: string, className: string): string {
+  checkAccountId(accountId);
+  return `{${BUDGET_KEY_PREFIX}${accountId}-${encodeClassName(className)}}:leases`;
+}
+
+/** See {@link inFlightLeasesKey}. */
+export function concurrencyKey(accountId: string, className: string): string {
+  checkAccountId(accountId);
+  return `{${BUDGET_KEY_PREFIX}${accountId}-${encodeClassName(className)}}:concurrency`;
+}

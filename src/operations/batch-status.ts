@@ -1,4 +1,5 @@
 import { getBreakerState, type KeyBreakerState } from '../breakers/breaker-state.js';
+import { readConcurrencyCaps } from '../limits/in-flight-controller.js';
 import type { Runtime } from '../runtime.js';
 import type { BatchRecord, UsageTotals } from '../store/batch-record.js';
 
@@ -48,6 +49,26 @@ export interface BatchStatus {
    * `held_released`, `failed_outcome`, `dead_letter_finalized`, `requeued`), and when.
    */
   reconciler: ReconcilerStatus;
+  /**
+   * The in-flight caps learned from the API's concurrency 429s, per API key used under this prefix
+   * and model class (empty while none was seen): shared by every prefix of the key.
+   */
+  concurrency_caps: ConcurrencyCapStatus[];
+}
+
+export interface ConcurrencyCapStatus {
+  /** The API key's fingerprint (never the key). */
+  account: string;
+  class: string;
+  /** Requests of the class allowed in flight at once, across every process; null: none learned. */
+  learned: number | null;
+  /** Requests of the class in flight now (leases held). */
+  in_flight: number;
+  /** Upward probes made, and how many met a 429 and were put back. */
+  probes: number;
+  failed_probes: number;
+  /** Concurrency 429s seen in all. */
+  limited: number;
 }
 
 export interface ReconcilerStatus {
@@ -60,6 +81,7 @@ export function toBatchStatus(
   record: BatchRecord,
   paused: KeyBreakerState | null,
   reconcilerRanAt: string | null = null,
+  concurrencyCaps: ConcurrencyCapStatus[] = [],
 ): BatchStatus {
   const ended = record.submit_state === 'submitted' && record.counts.processing <= 0;
   const processingStatus: ProcessingStatus = ended
@@ -93,7 +115,22 @@ export function toBatchStatus(
       repaired_at: record.reconciled_at,
       repaired: record.repaired,
     },
+    concurrency_caps: concurrencyCaps,
   };
+}
+
+/** The learned in-flight caps of the API keys used under this prefix (a few commands; none when no key learned one). */
+export async function concurrencyCaps(runtime: Runtime): Promise<ConcurrencyCapStatus[]> {
+  const accounts = (await runtime.redis.smembers(runtime.keys.accounts())).sort();
+  return (await readConcurrencyCaps(runtime.redis, accounts)).map((c) => ({
+    account: c.accountId,
+    class: c.modelClass,
+    learned: c.learned,
+    in_flight: c.inFlight,
+    probes: c.probes,
+    failed_probes: c.failedProbes,
+    limited: c.limited,
+  }));
 }
 
 /** When the reconciler last ran under this prefix, or null. */
@@ -121,21 +158,25 @@ async function pauseState(runtime: Runtime): Promise<KeyBreakerState | null> {
 
 /** The status of one batch (O(1): a few commands, whatever its size), or null if unknown. */
 export async function getBatchStatus(runtime: Runtime, batchId: string): Promise<BatchStatus | null> {
-  const [record, paused, ranAt] = await Promise.all([
+  const [record, paused, ranAt, caps] = await Promise.all([
     runtime.store.get(batchId),
     pauseState(runtime),
     reconcilerRanAt(runtime),
+    concurrencyCaps(runtime),
   ]);
-  return record ? toBatchStatus(record, paused, ranAt) : null;
+  return record ? toBatchStatus(record, paused, ranAt, caps) : null;
 }
 
 /** Every batch under the prefix, oldest first. */
 export async function listBatchStatuses(runtime: Runtime): Promise<BatchStatus[]> {
-  const [ids, paused, ranAt] = await Promise.all([
+  const [ids, paused, ranAt, caps] = await Promise.all([
     runtime.store.list(),
     pauseState(runtime),
     reconcilerRanAt(runtime),
+    concurrencyCaps(runtime),
   ]);
   const records = await Promise.all(ids.map((id) => runtime.store.get(id)));
-  return records.filter((r): r is BatchRecord => r !== null).map((r) => toBatchStatus(r, paused, ranAt));
+  return records
+    .filter((r): r is BatchRecord => r !== null)
+    .map((r) => toBatchStatus(r, paused, ranAt, caps));
 }

@@ -107,6 +107,15 @@ export class KeyLayout {
     return `${this.base}:storm`;
   }
 
+  /**
+   * Set: fingerprints ({@link Secret.fingerprint}) of the API keys whose workers ran under this
+   * prefix, so commands run without the key (`status`, `resume`, `dlq retry`) find the key-level
+   * records ({@link accountBreakerKey}) that concern this prefix.
+   */
+  accounts(): string {
+    return `${this.base}:accounts`;
+  }
+
   /** Hash: counters for /metrics (outcomes and retries by type, calls). */
   stats(): string {
     return `${this.base}:stats`;
@@ -116,6 +125,45 @@ export class KeyLayout {
   everything(): string {
     return `${this.bullPrefix}:*`;
   }
+}
+
+/**
+ * Key-level records: what belongs to the API key rather than to one queue prefix. Each under its
+ * own hash tag `{cb-key-<fp>}` (fp = the key's fingerprint, never the key), so a Redis Cluster keeps
+ * them in one slot and no script touches two slots; a prefix's own keys live in another slot, so
+ * the code that joins both issues separate commands.
+ */
+export const ACCOUNT_KEY_PREFIX = 'cb-key-';
+
+/**
+ * Hash: the key-wide breaker of the API key (the fields of the prefix-level one, plus `trip`, an
+ * id of this trip, and `prefix`, where it was seen first). Present while the key is tripped; every
+ * prefix in {@link accountPrefixesKey} holds a copy and is paused.
+ */
+export function accountBreakerKey(accountId: string): string {
+  return `{${ACCOUNT_KEY_PREFIX}${checkAccountId(accountId)}}:breaker`;
+}
+
+/** Set: the BullMQ prefixes whose workers use the API key: a trip pauses each, a fix resumes each. */
+export function accountPrefixesKey(accountId: string): string {
+  return `{${ACCOUNT_KEY_PREFIX}${checkAccountId(accountId)}}:prefixes`;
+}
+
+/**
+ * Set: the model classes (names as configured) for which a concurrency limit was learned under the
+ * key, so `status` and `/metrics`, run without the key's classes, find their state.
+ */
+export function accountConcurrencyClassesKey(accountId: string): string {
+  return `{${ACCOUNT_KEY_PREFIX}${checkAccountId(accountId)}}:concurrency-classes`;
+}
+
+function checkAccountId(accountId: string): string {
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(accountId)) {
+    throw new Error(
+      `account id must match [A-Za-z0-9_.-]{1,64} (a key fingerprint), got ${accountId.length} characters`,
+    );
+  }
+  return accountId;
 }
 
 /**

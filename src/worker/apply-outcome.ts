@@ -178,6 +178,7 @@ export async function applyOutcome(
           { ...outcome.lastError, errorCode: outcome.errorCode },
           outcome.rule,
           deps.alert,
+          deps.storm.accountId,
         );
         deps.gates.confirmKeyBreaker();
       } else {

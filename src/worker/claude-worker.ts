@@ -3,6 +3,7 @@ import { isRedisConnectionError } from '../redis/transient-error.js';
 import type { Alerter } from '../breakers/alert.js';
 import type { StormOptions } from '../breakers/storm.js';
 import type { ClaudeClient } from '../claude/claude-client.js';
+import type { InFlightController } from '../limits/in-flight-controller.js';
 import type { RateBudget } from '../limits/rate-budget.js';
 import { REQUESTS_QUEUE, type RequestJobData } from '../queue/jobs.js';
 import type { Runtime } from '../runtime.js';
@@ -23,6 +24,10 @@ export interface ClaudeWorkerOptions {
   storm: StormOptions;
   /** Requests in flight in this process. */
   concurrency: number;
+  /** The in-flight controller of the API key; the worker closes it when it closes. */
+  inFlight: InFlightController;
+  /** The model class of a model id (the budget's classes). */
+  classOf: (model: string) => string;
   /** BullMQ lock duration (ms): a dead worker's jobs are taken back after it. */
   lockDurationMs: number;
   /** How often stalled jobs are looked for (ms). */
@@ -70,6 +75,8 @@ export class ClaudeWorker {
       alert: options.alert,
       modelBreakerThreshold: options.modelBreakerThreshold,
       storm: options.storm,
+      inFlight: options.inFlight,
+      classOf: options.classOf,
       // BullMQ renews the lock at half its duration: a write retried this long after the last
       // renewal has not yet let another worker take the job (which would check for the result
       // first anyway, but might come before it was written).
@@ -153,6 +160,7 @@ export class ClaudeWorker {
       await reconciling;
       // The worker owns its budget: its waiters are gone now, and its timers must not keep the process.
       await this.options.budget.close();
+      this.options.inFlight.close();
     })();
     return this.closing;
   }

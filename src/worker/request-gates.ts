@@ -1,4 +1,6 @@
+import { adoptAccountBreaker } from '../breakers/breakers.js';
 import type { ModelBreakerState } from '../breakers/breaker-state.js';
+import { accountBreakerKey } from '../redis/keys.js';
 import { readEpoch } from '../queue/epoch.js';
 import type { RequestJobData } from '../queue/jobs.js';
 import type { Runtime } from '../runtime.js';
@@ -55,6 +57,12 @@ export class RequestGates {
    */
   constructor(
     private readonly runtime: Runtime,
+    /**
+     * The API key's fingerprint: each refresh also reads the key-level breaker (one more command,
+     * per refresh, never per request) and brings this prefix in line with it, as a safety net under
+     * the direct pause and release of every prefix of the key (src/breakers/breakers.ts).
+     */
+    private readonly accountId?: string | undefined,
     private readonly backstopMs = 30_000,
   ) {}
 
@@ -133,12 +141,19 @@ export class RequestGates {
           .multi()
           .get(keys.epoch())
           .hgetall(keys.modelBreakers())
-          .hget(keys.keyBreaker(), 'reason');
+          .hmget(keys.keyBreaker(), 'reason', 'trip');
         for (const id of batchIds) {
           multi.hmget(keys.batch(id), 'id', 'canceled_at', 'deleted_at', 'incarnation');
           multi.hget(keys.incarnations(), id);
         }
-        const replies = (await multi.exec()) ?? [];
+        // The key-level record lives in another slot: its own command, beside the transaction.
+        const [execReplies, accountTrip] = await Promise.all([
+          multi.exec(),
+          this.accountId === undefined
+            ? Promise.resolve(null)
+            : redis.hget(accountBreakerKey(this.accountId), 'trip'),
+        ]);
+        const replies = execReplies ?? [];
         const value = (i: number): unknown => {
           const [err, reply] = replies[i] ?? [new Error('no reply'), null];
           if (err) throw err;
@@ -146,7 +161,13 @@ export class RequestGates {
         };
         const epoch = (value(0) as string | null) ?? '';
         const breakers = (value(1) ?? {}) as Record<string, string>;
-        this.keyBreakerInRedis = value(2) === 'key_breaker';
+        const [reason, trip] = value(2) as Array<string | null>;
+        this.keyBreakerInRedis = reason === 'key_breaker' || Boolean(accountTrip);
+        // This prefix missed the key's trip or its release (a process died between its steps):
+        // align it now. Rare, so in the background; the gate above already holds the requests.
+        if (this.accountId !== undefined && (accountTrip ? reason !== 'key_breaker' : Boolean(trip))) {
+          void adoptAccountBreaker(this.runtime, this.accountId).catch(() => {});
+        }
         this.breakers = new Map(
           Object.entries(breakers).map(([model, json]) => [model, JSON.parse(json) as ModelBreakerState]),
         );

@@ -2,7 +2,8 @@ import { DelayedError, Job, WaitingError } from 'bullmq';
 import type { Alerter } from '../breakers/alert.js';
 import type { ClaudeClient } from '../claude/claude-client.js';
 import type { StormOptions } from '../breakers/storm.js';
-import { classHoldMs } from '../errors/classify.js';
+import { classHoldMs, ruleFor } from '../errors/classify.js';
+import type { InFlightController, InFlightLease } from '../limits/in-flight-controller.js';
 import { estimateRequest } from '../limits/estimate-tokens.js';
 import { OverBudgetError, type BudgetLease, type RateBudget } from '../limits/rate-budget.js';
 import { DeadJobSweeper } from '../queue/dead-job-sweep.js';
@@ -25,6 +26,10 @@ export interface RequestProcessorDeps {
   writeRetryMs: number;
   /** Output tokens to reserve instead of max_tokens. Default: max_tokens. */
   outputEstimate?: number;
+  /** The in-flight controller: one slot per request in flight, per (API key, model class). */
+  inFlight: InFlightController;
+  /** The model class of a model id (the budget's classes). */
+  classOf: (model: string) => string;
 }
 
 /**
@@ -42,7 +47,7 @@ export class RequestProcessor {
     this.apply = {
       runtime: deps.runtime,
       alert: deps.alert,
-      gates: new RequestGates(deps.runtime),
+      gates: new RequestGates(deps.runtime, deps.storm.accountId),
       modelBreakerThreshold: deps.modelBreakerThreshold,
       storm: deps.storm,
       writeRetryMs: deps.writeRetryMs,
@@ -59,6 +64,37 @@ export class RequestProcessor {
     const gate = await this.apply.gates.check(data);
     if (gate.kind !== 'open') return this.stop(job, token, gate, attempt);
 
+    // A slot first: a request waiting for one holds no budget it cannot use yet.
+    let slot: InFlightLease;
+    try {
+      slot = await this.deps.inFlight.acquire(this.deps.classOf(data.params.model), signal);
+    } catch (err) {
+      if (signal?.aborted) return this.handBack(job, token);
+      throw err;
+    }
+    let slotHeld = true;
+    const releaseSlot = async (concurrencyLimited: boolean) => {
+      if (!slotHeld) return;
+      slotHeld = false;
+      await this.deps.inFlight.release(slot, { concurrencyLimited });
+    };
+    try {
+      return await this.sendInSlot(job, token, signal, attempt, releaseSlot);
+    } finally {
+      await releaseSlot(false);
+    }
+  }
+
+  /** The rest of {@link process} once a slot is held; `releaseSlot` gives it back as soon as the call is over. */
+  private async sendInSlot(
+    job: Job<RequestJobData>,
+    token: string | undefined,
+    signal: AbortSignal | undefined,
+    attempt: { calls: number; firstAt: number | null },
+    releaseSlot: (concurrencyLimited: boolean) => Promise<void>,
+  ): Promise<void> {
+    const data = job.data;
+    const calls = attempt.calls;
     const estimate = estimateRequest(data.params, this.deps.outputEstimate);
     let lease: BudgetLease;
     const waitStart = Date.now();
@@ -94,6 +130,7 @@ export class RequestProcessor {
       ? { onAccepted: () => void (early = this.releaseOnAcceptance(data)) }
       : undefined;
     const result = await this.deps.client.call(data.params, signal, hooks);
+    await releaseSlot(!result.ok && ruleFor(result.failure).rule.concurrencyLimit === true);
     await early;
     await this.deps.budget.settle(lease, {
       usage: result.ok ? result.usage : null,

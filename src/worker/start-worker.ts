@@ -1,7 +1,14 @@
 import { createAlerter } from '../breakers/alert.js';
+import { registerAccount } from '../breakers/breakers.js';
 import { MissingApiKeyError } from '../errors/runner-errors.js';
 import { createClaudeClient, type ClaudeClient } from '../claude/claude-client.js';
-import { createRateBudget, loadBudgetsFile, type SharedRateBudgetApi } from '../limits/index.js';
+import { InFlightController } from '../limits/in-flight-controller.js';
+import {
+  createRateBudget,
+  DEFAULT_CLASS_NAME,
+  loadBudgetsFile,
+  type SharedRateBudgetApi,
+} from '../limits/index.js';
 import type { RateBudget } from '../limits/rate-budget.js';
 import { redisDurabilityWarnings } from '../redis/redis-health.js';
 import type { Runtime } from '../runtime.js';
@@ -43,6 +50,18 @@ export async function startWorker(runtime: Runtime, options: StartWorkerOptions 
   for (const warning of await redisDurabilityWarnings(runtime.redis)) logger.warn(warning);
   const accountId = accountIdOf(config.baseURL, apiKey);
   const budget = options.budget ?? (await budgetFromConfig(runtime, apiKey));
+  const resolver = budget as Partial<SharedRateBudgetApi>;
+  const classOf = resolver.resolveModelClass
+    ? (model: string) => resolver.resolveModelClass!(model).name
+    : () => DEFAULT_CLASS_NAME;
+  const inFlight = new InFlightController({
+    redis: runtime.redis,
+    accountId,
+    probeQuietMs: config.concurrencyProbeQuietMs,
+    // A dead worker's slots come back when its jobs do.
+    leaseTtlMs: config.lockDurationMs,
+    logger,
+  });
 
   const worker = new ClaudeWorker(runtime, {
     client,
@@ -57,6 +76,8 @@ export async function startWorker(runtime: Runtime, options: StartWorkerOptions 
     modelBreakerThreshold: config.modelBreakerThreshold,
     storm: { accountId, threshold: config.stormThreshold },
     concurrency: config.concurrency,
+    inFlight,
+    classOf,
     lockDurationMs: config.lockDurationMs,
     stalledIntervalMs: config.stalledIntervalMs,
     maxStalledCount: config.maxStalledCount,
@@ -64,6 +85,8 @@ export async function startWorker(runtime: Runtime, options: StartWorkerOptions 
     reconcileIntervalMs: config.reconcileIntervalMs,
     reconcileStallMs: config.reconcileStallMs,
   });
+  // Before the first job: a key tripped under another prefix pauses this one from the start.
+  await registerAccount(runtime, accountId);
   worker.start();
   // A script that closes only the runtime must not hang on a worker it forgot.
   runtime.onClose(() => worker.close());

@@ -7,10 +7,21 @@ import {
   type RedisClient,
   type RedisConnectionOptions,
 } from '../../src/redis/connection.js';
+import { budgetKeyPattern } from '../../src/limits/budget-keys.js';
+import {
+  accountBreakerKey,
+  accountConcurrencyClassesKey,
+  accountPrefixesKey,
+  KeyLayout,
+} from '../../src/redis/keys.js';
 import { openRuntime, type Runtime } from '../../src/runtime.js';
 import { createLogger, silentLogger, type Logger } from '../../src/logger.js';
 
 export const REDIS_URL = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
+
+function hashTagOf(prefix: string): string {
+  return prefix.replace(/[^A-Za-z0-9-]/g, '');
+}
 
 /** A prefix no other test uses, hash-tagged like the runner's. */
 export function uniquePrefix(name: string): string {
@@ -23,7 +34,9 @@ export function testConfig(
   env: NodeJS.ProcessEnv = {},
 ): ClaudeBatchConfig {
   return loadConfig({
-    env: { REDIS_URL, ANTHROPIC_API_KEY: 'sk-test-key-for-emulator-0000', ...env },
+    // A key of its own per prefix: a key-wide trip pauses every prefix of the key, so tests that
+    // shared one key would pause each other.
+    env: { REDIS_URL, ANTHROPIC_API_KEY: `sk-test-key-for-emulator-${hashTagOf(prefix)}`, ...env },
     overrides: {
       prefix,
       backoffBaseMs: '50',
@@ -69,9 +82,25 @@ export async function deletePrefix(
   const redis: RedisClient = createRedis(connection);
   try {
     await waitForRedis(redis, connection, 10_000);
+    await forgetAccounts(redis, prefix);
     await deleteKeys(redis, `${prefix}:*`);
   } finally {
     redis.disconnect();
+  }
+}
+
+/**
+ * Takes the prefix out of the key-level records of the API keys its workers used, and deletes
+ * those records when no other prefix uses the key any more.
+ */
+export async function forgetAccounts(redis: RedisClient, prefix: string): Promise<void> {
+  const bullPrefix = new KeyLayout(prefix).bullPrefix;
+  for (const accountId of await redis.smembers(new KeyLayout(prefix).accounts())) {
+    await redis.srem(accountPrefixesKey(accountId), bullPrefix);
+    if ((await redis.scard(accountPrefixesKey(accountId))) === 0) {
+      await redis.del(accountBreakerKey(accountId), accountConcurrencyClassesKey(accountId));
+      await deleteKeys(redis, budgetKeyPattern(accountId));
+    }
   }
 }
 

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -71,7 +72,8 @@ export class WorkerRig {
     const hookUrl = `http://127.0.0.1:${(hookServer.address() as AddressInfo).port}/hook`;
     const emulator = await startEmulator({ seed: 3, ...options.emulator });
     const prefix = uniquePrefix(options.name);
-    const apiKey = options.apiKey ?? 'sk-test-rig-key-0001';
+    // A key of its own (see testConfig): a key-wide trip pauses every prefix of the key.
+    const apiKey = options.apiKey ?? `sk-test-rig-key-${randomBytes(6).toString('hex')}`;
     // A hung call should fail a test in seconds, not in the default 10 minutes.
     const overrides = { requestTimeoutMs: String(options.clientTimeoutMs ?? 10_000), ...options.overrides };
     const redisUrl = options.redisUrl ?? REDIS_URL;

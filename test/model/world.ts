@@ -2,6 +2,7 @@
  * One model-check run's isolated system: its own emulator, its own key prefix, its own workers,
  * the model of what was done, and the log of operations (with times) that a counterexample prints.
  */
+import { forgetAccounts } from '../helpers/runtime.js';
 import { randomBytes } from 'node:crypto';
 import { ModelState } from './model-state.js';
 import {
@@ -64,7 +65,8 @@ export class World {
     const config = loadConfig({
       env: {
         REDIS_URL: options.redisUrl,
-        ANTHROPIC_API_KEY: 'sk-test-model-check-0000',
+        // Its own key: a key-wide trip in one world must not pause another world's prefix.
+        ANTHROPIC_API_KEY: `sk-test-model-check-${tag}`,
         ANTHROPIC_BASE_URL: emulator.url,
       },
       overrides: {
@@ -130,6 +132,7 @@ export class World {
     await this.emulator.close();
     const redis = createRedis({ url: this.options.redisUrl, clusterNodes: [] });
     try {
+      await forgetAccounts(redis, this.runtime.keys.bullPrefix);
       await deleteKeys(redis, `${this.runtime.keys.bullPrefix}:*`);
     } finally {
       redis.disconnect();

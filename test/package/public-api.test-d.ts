@@ -112,6 +112,7 @@ describe('the public API', () => {
       | 'gracePeriodMs'
       | 'modelBreakerThreshold'
       | 'stormThreshold'
+      | 'concurrencyProbeQuietMs'
       | 'maxMaybeBilled'
       | 'streamMinMaxTokens'
       | 'reconcileIntervalMs'
@@ -229,6 +230,7 @@ describe('the public API', () => {
       | 'errored_by_condition'
       | 'maybe_billed'
       | 'reconciler'
+      | 'concurrency_caps'
     >();
     expectTypeOf<BatchStatus['request_counts']>().toEqualTypeOf<{
       processing: number;

@@ -155,12 +155,15 @@ describe('claude-batch on a Redis Cluster, two worker processes', () => {
     expect(shares.every((n) => n > 0)).toBe(true);
     expect(shares[0]! + shares[1]!).toBe(N);
 
-    // Every key of the run carries the prefix's hash tag, or the budget's own.
+    // Every key of the run carries the prefix's hash tag, the budget's own, or the key-level one
+    // (the prefixes that use the key, for the key-wide breaker).
     const accountId = new Secret(API_KEY).fingerprint();
     const keys = await allKeys(cluster);
     expect(keys.some((k) => k.startsWith(`${prefix}:cb:batch:${batchId}`))).toBe(true);
     const tags = new Set(keys.map((k) => hashTag(k)));
-    expect([...tags].sort()).toEqual([hashTag(prefix), `cb-budget-${accountId}-default`].sort());
+    expect([...tags].sort()).toEqual(
+      [hashTag(prefix), `cb-budget-${accountId}-default`, `cb-key-${accountId}`].sort(),
+    );
 
     // Clean up what the run made: the batch by the CLI, then the prefix's and the budget's keys.
     ok(await runCli(['delete', batchId], env(emulator.url)), 'delete');
@@ -169,6 +172,7 @@ describe('claude-batch on a Redis Cluster, two worker processes', () => {
       await waitForRedis(admin, connection, 10_000);
       await deleteKeys(admin, `${prefix}:*`);
       expect(await deleteKeys(admin, budgetKeyPattern(accountId))).toBe(1);
+      expect(await deleteKeys(admin, `{cb-key-${accountId}}:*`)).toBe(1);
     } finally {
       admin.disconnect();
     }
