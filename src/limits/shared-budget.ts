@@ -729,8 +729,13 @@ export class SharedRateBudget implements SharedRateBudgetApi {
         .pexpire(learnedLimitsKey(this.#accountId, className), LEARNED_TTL_MS)
         .exec();
     } catch (err) {
-      // This process uses them anyway; the others learn from their own responses.
-      if (!isTransientRedisError(err)) throw err;
+      // This process uses them anyway; the others learn from their own responses. Never throws:
+      // settle runs between a paid call and the write of its answer (a full Redis refusing this
+      // write must not lose that answer).
+      this.#logger.warn('could not share the learned rate limits; this process uses them', {
+        class: className,
+        error: (err as Error).message,
+      });
     }
   }
 

@@ -171,7 +171,8 @@ describe('claude-batch on a Redis Cluster, two worker processes', () => {
     try {
       await waitForRedis(admin, connection, 10_000);
       await deleteKeys(admin, `${prefix}:*`);
-      expect(await deleteKeys(admin, budgetKeyPattern(accountId))).toBe(1);
+      // The bucket, and the input and output limits learned from the API's headers (only RPM is given).
+      expect(await deleteKeys(admin, budgetKeyPattern(accountId))).toBe(2);
       expect(await deleteKeys(admin, `{cb-key-${accountId}}:*`)).toBe(1);
     } finally {
       admin.disconnect();
