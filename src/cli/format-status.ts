@@ -1,6 +1,16 @@
 import { CONDITION_SUMMARY, fixFor, isCondition } from '../errors/error-table.js';
+import type { InFlightLimiter } from '../worker/concurrency-sizer.js';
 import type { BudgetDimensionSnapshot, BudgetSnapshot } from '../limits/index.js';
 import type { BatchStatus } from '../operations/batch-status.js';
+
+/** What limits the workers' requests in flight, in the operator's words. */
+const LIMITER_WORDS: Readonly<Record<InFlightLimiter, string>> = {
+  budget: 'the rate budget is what limits (all it admits is in flight)',
+  api_concurrency: "the API's concurrency limit is what limits",
+  concurrency: 'ramping up (every slot busy, the budget has room)',
+  ceiling: 'at --concurrency: raise it to send more at once',
+  idle: 'not busy',
+};
 
 /** One batch in detail: counts, errors by type with the fix for each, usage. */
 export function formatBatchStatus(status: BatchStatus): string {
@@ -26,6 +36,19 @@ export function formatBatchStatus(status: BatchStatus): string {
   if (pendingCanaries.length > 0 && status.processing_status !== 'ended') {
     lines.push(
       `  canary      waiting for the first request of ${pendingCanaries.map(([m]) => m).join(', ')}`,
+    );
+  }
+  if (status.workers.length > 0 && status.processing_status !== 'ended') {
+    const cap = status.workers.reduce((n, w) => n + w.concurrency, 0);
+    const ceiling = status.workers.reduce((n, w) => n + w.ceiling, 0);
+    const latencies = status.workers.map((w) => w.latency_ms).filter((l): l is number => l !== null);
+    const latency =
+      latencies.length > 0
+        ? `, latency ~${(latencies.reduce((a, b) => a + b, 0) / latencies.length / 1000).toFixed(1)} s`
+        : '';
+    const limits = [...new Set(status.workers.map((w) => LIMITER_WORDS[w.limited_by]))].join('; ');
+    lines.push(
+      `  workers     ${status.workers.length} taking up to ${cap} requests at once (ceiling ${ceiling}${latency}): ${limits}`,
     );
   }
   for (const cap of status.concurrency_caps) {

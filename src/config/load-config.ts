@@ -86,7 +86,7 @@ export const DEFAULT_CONFIG: Omit<ClaudeBatchConfig, 'apiKey' | 'alertWebhookUrl
   prefix: '{claude-batch}',
   baseURL: undefined,
   requestTimeoutMs: 600_000,
-  concurrency: 16,
+  concurrency: 512,
   rpm: 0,
   itpm: 0,
   otpm: 0,

@@ -61,7 +61,7 @@ export const SETTINGS = {
     flag: '--concurrency',
     min: 1,
     unit: 'requests',
-    doc: 'Requests in flight per worker process.',
+    doc: 'The most requests a worker process holds at once: the ceiling of its in-flight cap, which it sizes itself (from 16, x1.25 a second while every slot is busy and the budget has room; down to what is sending while requests wait for the budget). Each in flight is a socket and its prompt and answer in memory: mind `ulimit -n`.',
   },
   rpm: {
     kind: 'int',

@@ -4,9 +4,11 @@ import { DEAD_LETTER_QUEUE, REQUESTS_QUEUE } from '../queue/jobs.js';
 import type { Runtime } from '../runtime.js';
 import {
   concurrencyCaps,
+  workerSizes,
   listBatchStatuses,
   type BatchStatus,
   type ConcurrencyCapStatus,
+  type WorkerSizeStatus,
 } from '../operations/batch-status.js';
 
 /**
@@ -29,6 +31,8 @@ export interface DashboardSnapshot {
   queues: { requests: QueueSnapshot; deadLetters: QueueSnapshot };
   /** The in-flight caps learned for the API keys used under the prefix. */
   concurrency: ConcurrencyCapStatus[];
+  /** The worker processes that reported lately, with their in-flight sizing. */
+  workers: WorkerSizeStatus[];
 }
 
 export async function queueSnapshot(queue: Queue, name: string): Promise<QueueSnapshot> {
@@ -37,12 +41,20 @@ export async function queueSnapshot(queue: Queue, name: string): Promise<QueueSn
 }
 
 export async function readSnapshot(runtime: Runtime): Promise<DashboardSnapshot> {
-  const [batches, breakers, requests, deadLetters, concurrency] = await Promise.all([
+  const [batches, breakers, requests, deadLetters, concurrency, workers] = await Promise.all([
     listBatchStatuses(runtime),
     getBreakerState(runtime),
     queueSnapshot(runtime.requests as Queue, REQUESTS_QUEUE),
     queueSnapshot(runtime.deadLetters as Queue, DEAD_LETTER_QUEUE),
     concurrencyCaps(runtime),
+    workerSizes(runtime),
   ]);
-  return { at: new Date().toISOString(), batches, breakers, queues: { requests, deadLetters }, concurrency };
+  return {
+    at: new Date().toISOString(),
+    batches,
+    breakers,
+    queues: { requests, deadLetters },
+    concurrency,
+    workers,
+  };
 }

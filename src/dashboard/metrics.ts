@@ -161,6 +161,30 @@ export function runnerFamilies(
     },
   );
 
+  const workers = snapshot.workers;
+  families.push(
+    {
+      name: 'claude_batch_worker_in_flight_cap',
+      help: 'Requests a worker process takes at once now: its in-flight cap, sized between a floor and --concurrency.',
+      type: 'gauge',
+      samples: workers.map((w) => ({ labels: { worker: w.worker }, value: w.concurrency })),
+    },
+    {
+      name: 'claude_batch_worker_latency_seconds',
+      help: 'Recent API call latency seen by a worker process (moving average), the other factor of its in-flight cap.',
+      type: 'gauge',
+      samples: workers
+        .filter((w) => w.latency_ms !== null)
+        .map((w) => ({ labels: { worker: w.worker }, value: w.latency_ms! / 1000 })),
+    },
+    {
+      name: 'claude_batch_worker_limited_by',
+      help: "1 for what limits a worker's requests in flight now: budget, api_concurrency, concurrency (ramping up), ceiling (--concurrency) or idle.",
+      type: 'gauge',
+      samples: workers.map((w) => ({ labels: { worker: w.worker, limiter: w.limited_by }, value: 1 })),
+    },
+  );
+
   const byStatus = new Map<string, number>(PROCESSING_STATUSES.map((s) => [s, 0]));
   let cost = 0;
   for (const batch of snapshot.batches) {

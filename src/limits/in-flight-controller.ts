@@ -315,6 +315,13 @@ export class InFlightController {
     return this.#states.get(modelClass)?.tracked ?? false;
   }
 
+  /** Requests of this process waiting for a slot now. */
+  waiting(): number {
+    let n = 0;
+    for (const st of this.#states.values()) n += st.waiters.length;
+    return n;
+  }
+
   /** The learned caps of this key's classes, as every process sees them. */
   async snapshot(): Promise<ConcurrencyCapSnapshot[]> {
     return readConcurrencyCaps(this.#redis, [this.#accountId]);

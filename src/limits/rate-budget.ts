@@ -48,6 +48,8 @@ export interface RateBudget {
   /** Corrects the charge with the real usage, and learns from the response's rate-limit headers. */
   settle(lease: BudgetLease, report: CallReport): Promise<void>;
   close(): Promise<void>;
+  /** Requests of this process waiting for the budget now (for sizing the in-flight cap). */
+  waiting?(): number;
 }
 
 /** A request larger than a whole bucket: it can never be admitted, so it must not wait forever. */

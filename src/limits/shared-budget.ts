@@ -285,6 +285,12 @@ export class SharedRateBudget implements SharedRateBudgetApi {
    * long the bucket says to wait. Rejects with {@link OverBudgetError} like acquire, and with Redis
    * errors as they come. For tools and tests; workers use acquire.
    */
+  waiting(): number {
+    let n = 0;
+    for (const state of this.#states.values()) n += state.waiters.length;
+    return n;
+  }
+
   async tryAcquire(
     estimate: RequestEstimate,
   ): Promise<{ lease: BudgetLease; waitMs: 0 } | { lease: null; waitMs: number }> {

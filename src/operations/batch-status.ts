@@ -2,6 +2,7 @@ import { getBreakerState, type KeyBreakerState } from '../breakers/breaker-state
 import { readConcurrencyCaps } from '../limits/in-flight-controller.js';
 import type { Runtime } from '../runtime.js';
 import type { BatchRecord, UsageTotals } from '../store/batch-record.js';
+import type { InFlightLimiter, SizerState } from '../worker/concurrency-sizer.js';
 
 /** Where a batch stands, in the Message Batches API's terms plus the runner's own. */
 export type ProcessingStatus = 'in_progress' | 'paused' | 'canceling' | 'ended';
@@ -54,6 +55,59 @@ export interface BatchStatus {
    * and model class (empty while none was seen): shared by every prefix of the key.
    */
   concurrency_caps: ConcurrencyCapStatus[];
+  /**
+   * The worker processes under this prefix that reported in the last 10 s, and their in-flight
+   * sizing: the cap each holds (sized between a floor and `--concurrency` from what it sees), the
+   * recent API latency, and what limits it now (budget, api_concurrency, concurrency while it
+   * ramps, ceiling, idle).
+   */
+  workers: WorkerSizeStatus[];
+}
+
+export interface WorkerSizeStatus {
+  /** `host:pid:id`. */
+  worker: string;
+  /** Requests it takes at once now. */
+  concurrency: number;
+  /** `--concurrency`: the most it may take. */
+  ceiling: number;
+  limited_by: InFlightLimiter;
+  /** Recent API call latency (moving average, ms); null before its first call. */
+  latency_ms: number | null;
+}
+
+/** How long a worker's report counts as current. */
+const WORKER_REPORT_MS = 10_000;
+/** A report older than this is deleted when read (the worker is gone). */
+const WORKER_FORGET_MS = 3_600_000;
+
+/** The in-flight sizing of the workers that reported lately (one HGETALL). */
+export async function workerSizes(runtime: Runtime): Promise<WorkerSizeStatus[]> {
+  const all = await runtime.redis.hgetall(runtime.keys.workerSizes());
+  const now = Date.now();
+  const out: WorkerSizeStatus[] = [];
+  const gone: string[] = [];
+  for (const [worker, json] of Object.entries(all)) {
+    let r: Partial<SizerState & { at: number }>;
+    try {
+      r = JSON.parse(json) as Partial<SizerState & { at: number }>;
+    } catch {
+      gone.push(worker);
+      continue;
+    }
+    const age = now - Number(r.at ?? 0);
+    if (age > WORKER_FORGET_MS) gone.push(worker);
+    if (age > WORKER_REPORT_MS) continue;
+    out.push({
+      worker,
+      concurrency: Number(r.concurrency ?? 0),
+      ceiling: Number(r.ceiling ?? 0),
+      limited_by: r.limitedBy ?? 'idle',
+      latency_ms: r.latencyMs ?? null,
+    });
+  }
+  if (gone.length > 0) await runtime.redis.hdel(runtime.keys.workerSizes(), ...gone);
+  return out.sort((a, b) => a.worker.localeCompare(b.worker));
 }
 
 export interface ConcurrencyCapStatus {
@@ -82,6 +136,7 @@ export function toBatchStatus(
   paused: KeyBreakerState | null,
   reconcilerRanAt: string | null = null,
   concurrencyCaps: ConcurrencyCapStatus[] = [],
+  workers: WorkerSizeStatus[] = [],
 ): BatchStatus {
   const ended = record.submit_state === 'submitted' && record.counts.processing <= 0;
   const processingStatus: ProcessingStatus = ended
@@ -116,6 +171,7 @@ export function toBatchStatus(
       repaired: record.repaired,
     },
     concurrency_caps: concurrencyCaps,
+    workers,
   };
 }
 
@@ -158,25 +214,27 @@ async function pauseState(runtime: Runtime): Promise<KeyBreakerState | null> {
 
 /** The status of one batch (O(1): a few commands, whatever its size), or null if unknown. */
 export async function getBatchStatus(runtime: Runtime, batchId: string): Promise<BatchStatus | null> {
-  const [record, paused, ranAt, caps] = await Promise.all([
+  const [record, paused, ranAt, caps, workers] = await Promise.all([
     runtime.store.get(batchId),
     pauseState(runtime),
     reconcilerRanAt(runtime),
     concurrencyCaps(runtime),
+    workerSizes(runtime),
   ]);
-  return record ? toBatchStatus(record, paused, ranAt, caps) : null;
+  return record ? toBatchStatus(record, paused, ranAt, caps, workers) : null;
 }
 
 /** Every batch under the prefix, oldest first. */
 export async function listBatchStatuses(runtime: Runtime): Promise<BatchStatus[]> {
-  const [ids, paused, ranAt, caps] = await Promise.all([
+  const [ids, paused, ranAt, caps, workers] = await Promise.all([
     runtime.store.list(),
     pauseState(runtime),
     reconcilerRanAt(runtime),
     concurrencyCaps(runtime),
+    workerSizes(runtime),
   ]);
   const records = await Promise.all(ids.map((id) => runtime.store.get(id)));
   return records
     .filter((r): r is BatchRecord => r !== null)
-    .map((r) => toBatchStatus(r, paused, ranAt, caps));
+    .map((r) => toBatchStatus(r, paused, ranAt, caps, workers));
 }

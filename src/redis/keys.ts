@@ -116,6 +116,15 @@ export class KeyLayout {
     return `${this.base}:accounts`;
   }
 
+  /**
+   * Hash: per worker process (`host:pid:id`), its in-flight sizing as JSON (the cap in force, its
+   * ceiling, what limits it, the recent latency, when it said so), written every second; `status`
+   * and /metrics show the workers that reported in the last 10 s.
+   */
+  workerSizes(): string {
+    return `${this.base}:workers`;
+  }
+
   /** Hash: counters for /metrics (outcomes and retries by type, calls). */
   stats(): string {
     return `${this.base}:stats`;

@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { Worker, type Job } from 'bullmq';
 import { isRedisConnectionError } from '../redis/transient-error.js';
 import type { Alerter } from '../breakers/alert.js';
@@ -10,6 +12,7 @@ import type { Runtime } from '../runtime.js';
 import { finalizeDeadLetter, deadLetterEntry, releaseIfCanary } from './apply-outcome.js';
 import type { RetryPolicy } from './outcome.js';
 import { Reconciler } from './reconciler.js';
+import { ConcurrencySizer } from './concurrency-sizer.js';
 import { RequestProcessor } from './request-processor.js';
 
 export interface ClaudeWorkerOptions {
@@ -22,7 +25,10 @@ export interface ClaudeWorkerOptions {
   modelBreakerThreshold: number;
   /** The failure-storm breaker of the API key. */
   storm: StormOptions;
-  /** Requests in flight in this process. */
+  /**
+   * The most requests this process holds at once (`--concurrency`): the ceiling of its in-flight
+   * cap, which {@link ConcurrencySizer} sizes below it from what the worker sees.
+   */
   concurrency: number;
   /** The in-flight controller of the API key; the worker closes it when it closes. */
   inFlight: InFlightController;
@@ -41,6 +47,9 @@ export interface ClaudeWorkerOptions {
   /** A batch without progress for this long is examined by the reconciler (ms). */
   reconcileStallMs: number;
 }
+
+/** How often the in-flight cap is re-sized. */
+const SIZE_EVERY_MS = 1_000;
 
 /** How many of the last completed jobs BullMQ keeps for the dashboard (results live elsewhere). */
 const KEEP_COMPLETED = 1_000;
@@ -62,12 +71,25 @@ export class ClaudeWorker {
   private sweeper: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
   private sweeping: Promise<number> = Promise.resolve(0);
+  /** Sizes BullMQ's concurrency (the in-flight cap) between a floor and options.concurrency. */
+  readonly sizer: ConcurrencySizer;
+  private sizing: NodeJS.Timeout | undefined;
+  private readonly workerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
 
   constructor(
     private readonly runtime: Runtime,
     private readonly options: ClaudeWorkerOptions,
   ) {
+    this.sizer = new ConcurrencySizer(
+      { ceiling: options.concurrency },
+      {
+        active: () => this.inFlight.size,
+        waitingForBudget: () => options.budget.waiting?.() ?? 0,
+        waitingForSlot: () => options.inFlight.waiting(),
+      },
+    );
     this.processor = new RequestProcessor({
+      observeLatency: (ms) => this.sizer.observeLatency(ms),
       runtime,
       client: options.client,
       budget: options.budget,
@@ -90,7 +112,7 @@ export class ClaudeWorker {
     this.worker = new Worker<RequestJobData>(REQUESTS_QUEUE, (job, token) => this.run(job, token), {
       connection: runtime.redis,
       prefix: runtime.keys.bullPrefix,
-      concurrency: options.concurrency,
+      concurrency: this.sizer.concurrency,
       lockDuration: options.lockDurationMs,
       stalledInterval: options.stalledIntervalMs,
       maxStalledCount: options.maxStalledCount,
@@ -118,6 +140,18 @@ export class ClaudeWorker {
     this.sweeper = setInterval(() => void this.sweepFailed(), this.options.stalledIntervalMs);
     this.sweeper.unref();
     this.reconciler.start();
+    this.sizing = setInterval(() => void this.resize(), SIZE_EVERY_MS);
+    this.sizing.unref();
+  }
+
+  /** Re-sizes the in-flight cap, and says so in Redis for `status` and /metrics (one HSET a second). */
+  private async resize(): Promise<void> {
+    const concurrency = this.sizer.tick();
+    if (concurrency !== this.worker.concurrency) this.worker.concurrency = concurrency;
+    const { redis, keys } = this.runtime;
+    await redis
+      .hset(keys.workerSizes(), this.workerId, JSON.stringify({ ...this.sizer.state(), at: Date.now() }))
+      .catch(() => undefined);
   }
 
   /**
@@ -144,6 +178,8 @@ export class ClaudeWorker {
   close(): Promise<void> {
     this.closing ??= (async () => {
       clearInterval(this.sweeper);
+      clearInterval(this.sizing);
+      await this.runtime.redis.hdel(this.runtime.keys.workerSizes(), this.workerId).catch(() => undefined);
       const reconciling = this.reconciler.stop();
       const closed = this.worker.close();
       const grace = setTimeout(() => {

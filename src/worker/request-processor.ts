@@ -28,6 +28,8 @@ export interface RequestProcessorDeps {
   outputEstimate?: number;
   /** The in-flight controller: one slot per request in flight, per (API key, model class). */
   inFlight: InFlightController;
+  /** Told each API call's latency (send to answer, ms), for sizing the in-flight cap. */
+  observeLatency?: ((ms: number) => void) | undefined;
   /** The model class of a model id (the budget's classes). */
   classOf: (model: string) => string;
 }
@@ -129,7 +131,9 @@ export class RequestProcessor {
     const hooks = data.canary
       ? { onAccepted: () => void (early = this.releaseOnAcceptance(data)) }
       : undefined;
+    const sentAt = performance.now();
     const result = await this.deps.client.call(data.params, signal, hooks);
+    this.deps.observeLatency?.(performance.now() - sentAt);
     await releaseSlot(!result.ok && ruleFor(result.failure).rule.concurrencyLimit === true);
     await early;
     await this.deps.budget.settle(lease, {

@@ -231,6 +231,7 @@ describe('the public API', () => {
       | 'maybe_billed'
       | 'reconciler'
       | 'concurrency_caps'
+      | 'workers'
     >();
     expectTypeOf<BatchStatus['request_counts']>().toEqualTypeOf<{
       processing: number;

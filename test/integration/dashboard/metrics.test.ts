@@ -40,6 +40,12 @@ beforeAll(async () => {
   // An upstream error that echoes the key back: our routes must scrub it.
   await tripBillingBreaker(runtime, `Invalid credit for key ${CANARY_KEY}`);
   await tripModelBreaker(runtime, 'claude-opus-4-1');
+  // A worker process's report of its in-flight sizing, as ClaudeWorker writes it every second.
+  await runtime.redis.hset(
+    runtime.keys.workerSizes(),
+    'host-a:4242:abc123',
+    JSON.stringify({ concurrency: 48, ceiling: 512, limitedBy: 'budget', latencyMs: 3_200, at: Date.now() }),
+  );
   dashboard = await startDashboard(runtime, {
     port: 0,
     budgetSnapshot: async () => ({
@@ -135,9 +141,19 @@ describe('/metrics', () => {
       'claude_batch_estimated_cost_usd',
       'claude_batch_budget_limit',
       'claude_batch_budget_level',
+      'claude_batch_worker_in_flight_cap',
+      'claude_batch_worker_latency_seconds',
+      'claude_batch_worker_limited_by',
     ]) {
       expect(byName.has(name), name).toBe(true);
     }
+    expect(sample(families, 'claude_batch_worker_in_flight_cap', { worker: 'host-a:4242:abc123' })).toBe(48);
+    expect(sample(families, 'claude_batch_worker_latency_seconds', { worker: 'host-a:4242:abc123' })).toBe(
+      3.2,
+    );
+    expect(
+      sample(families, 'claude_batch_worker_limited_by', { worker: 'host-a:4242:abc123', limiter: 'budget' }),
+    ).toBe(1);
     expect(byName.get('claude_batch_requests_total')!.type).toBe('COUNTER');
     expect(byName.get('claude_batch_queue_jobs')!.type).toBe('GAUGE');
 
