@@ -5,7 +5,7 @@
  *   npm run bench                          every section, full sizes (the end-to-end one alone takes
  *                                          ~25 min at 100k prompts and 4,000 RPM)
  *   npm run bench -- --quick               every section, small sizes (under ~15 min)
- *   npm run bench -- submit worker         some sections: submit worker concurrency budget memory e2e cancel admission
+ *   npm run bench -- submit worker         some sections: submit worker concurrency budget memory e2e cancel admission utilisation
  *
  * Options:
  *   --out FILE                 default bench/RESULTS.md; sections not run keep their earlier block
@@ -37,6 +37,7 @@ import { infoField, load1, startPrivateRedis, REPO_ROOT, type BenchContext } fro
 import { machineInfo, renderSection, renderTable, writeResults, type SectionResult } from './lib/report.js';
 import { runMemorySection } from './memory.js';
 import { runSubmitSection } from './submit.js';
+import { runUtilisationSection } from './utilisation.js';
 import { runWorkerSection } from './worker-overhead.js';
 
 type SectionRunner = (ctx: BenchContext) => Promise<SectionResult>;
@@ -51,6 +52,7 @@ const SECTIONS: ReadonlyArray<[string, SectionRunner]> = [
   ['e2e', runEndToEndSection],
   ['cancel', runCancelSection],
   ['admission', runAdmissionSection],
+  ['utilisation', runUtilisationSection],
 ];
 const ALIASES: Record<string, string> = {
   'worker-overhead': 'worker',
