@@ -16,11 +16,11 @@ export interface Logger {
 
 export interface LoggerOptions {
   /** Lowest level written. Default `info`. */
-  level?: LogLevel;
+  level?: LogLevel | undefined;
   /** Where lines go. Default `process.stderr` (stdout is for results and batch ids). */
-  stream?: NodeJS.WritableStream & { isTTY?: boolean };
+  stream?: (NodeJS.WritableStream & { isTTY?: boolean }) | undefined;
   /** JSON lines, or readable text. Default: JSON unless the stream is a TTY. */
-  json?: boolean;
+  json?: boolean | undefined;
 }
 
 /**

@@ -15,27 +15,27 @@ export interface RunBatchOptions {
   /** Where the results JSONL goes, written atomically (via `FILE.partial`). */
   out: string;
   /** Default: derived from the content, so running the same file again resumes that batch. */
-  batchId?: string;
+  batchId?: string | undefined;
   /** Model, max_tokens and system of shorthand lines. Default none. */
-  defaults?: RequestDefaults;
+  defaults?: RequestDefaults | undefined;
   /** Invalid lines to report (0: all). Default 20. */
-  maxErrors?: number;
+  maxErrors?: number | undefined;
   /** Default true: see SubmitOptions.canary. */
-  canary?: boolean;
+  canary?: boolean | undefined;
   /** Order of the results file: `any` (fastest) or `input`. Default `any`. */
-  order?: 'any' | 'input';
+  order?: 'any' | 'input' | undefined;
   /** Default: an SDK client from the config (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL). */
-  client?: ClaudeClient;
+  client?: ClaudeClient | undefined;
   /** Default: the shared budget from the config's rpm/itpm/otpm and budgets file. */
-  budget?: RateBudget;
+  budget?: RateBudget | undefined;
   /** Default: the config's ANTHROPIC_API_KEY. */
-  apiKey?: Secret;
+  apiKey?: Secret | undefined;
   /** Called with the batch id before anything is enqueued, so a killed run can be resumed. */
-  onBatchId?: (batchId: string) => void;
+  onBatchId?: ((batchId: string) => void) | undefined;
   /** Called with each status read while waiting (every 500 ms). */
-  onStatus?: (status: BatchStatus) => void;
+  onStatus?: ((status: BatchStatus) => void) | undefined;
   /** Stops waiting: rejects with the signal's reason; the worker is closed, the batch stays queued. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 export interface RunBatchResult {

@@ -47,9 +47,9 @@ export interface Runtime {
 
 export interface OpenRuntimeOptions {
   /** Default: JSON lines on stderr (readable text on a terminal) at the config's `logLevel`. */
-  logger?: Logger;
+  logger?: Logger | undefined;
   /** Fail with a RedisUnavailableError if Redis does not answer this fast (ms). Default 10,000. */
-  connectTimeoutMs?: number;
+  connectTimeoutMs?: number | undefined;
 }
 
 export async function openRuntime(

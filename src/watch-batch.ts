@@ -21,9 +21,9 @@ export type BatchEvent =
 
 export interface WatchBatchOptions {
   /** How often the batch's status is read from Redis, in ms (a few O(1) commands). Default 500. */
-  intervalMs?: number;
+  intervalMs?: number | undefined;
   /** Ends the iteration: the pending `next()` rejects with the signal's reason (an AbortError). */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /** The part of a status whose change is worth a `progress` event. */

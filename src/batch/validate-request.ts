@@ -5,11 +5,11 @@ import { CUSTOM_ID_PATTERN, MAX_REQUEST_BODY_BYTES, type BatchRequest, type Mess
 /** Where shorthand lines (`{"custom_id", "prompt"}`) get the rest of their params: flags or config. */
 export interface RequestDefaults {
   /** `--model`: becomes `params.model` of shorthand lines. */
-  model?: string;
+  model?: string | undefined;
   /** `--max-tokens`: becomes `params.max_tokens` of shorthand lines. */
-  maxTokens?: number;
+  maxTokens?: number | undefined;
   /** `--system`: becomes `params.system` of shorthand lines; omitted when undefined or empty. */
-  system?: string;
+  system?: string | undefined;
 }
 
 export interface ValidateOptions {

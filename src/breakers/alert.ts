@@ -21,11 +21,11 @@ export interface Alert {
 export interface AlerterOptions {
   logger: Logger;
   /** ALERT_WEBHOOK_URL, a secret itself (it may embed a token): never logged. */
-  webhookUrl?: Secret;
+  webhookUrl?: Secret | undefined;
   /** POST attempts. Default 4. */
-  attempts?: number;
+  attempts?: number | undefined;
   /** Timeout of one POST (ms). Default 5,000. */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
 }
 
 export type Alerter = (alert: Alert) => Promise<void>;

@@ -18,7 +18,7 @@ export interface ClaudeClientOptions {
    * Requests with at least this max_tokens are sent as streams (`messages.stream`), so a long
    * generation is never cut by a total timeout and sent again. Default {@link DEFAULT_STREAM_MIN_MAX_TOKENS}.
    */
-  streamMinMaxTokens?: number;
+  streamMinMaxTokens?: number | undefined;
 }
 
 /** The usage block of a Message, as the API reports it. */

@@ -132,9 +132,9 @@ export type ConfigOverrides = { [K in SettingName]?: unknown };
 
 export interface LoadConfigOptions {
   /** Default `process.env`. */
-  env?: NodeJS.ProcessEnv;
+  env?: NodeJS.ProcessEnv | undefined;
   /** Values from flags (commander's parsed options) or a library caller; they win over env. */
-  overrides?: ConfigOverrides;
+  overrides?: ConfigOverrides | undefined;
 }
 
 const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;

@@ -122,7 +122,7 @@ async function waitForClusterOk(
     const client = new Redis({
       host: '127.0.0.1',
       port,
-      password,
+      ...(password === undefined ? {} : { password }),
       maxRetriesPerRequest: 1,
       lazyConnect: true,
     });

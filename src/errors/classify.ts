@@ -29,7 +29,7 @@ export interface ClassifyContext {
   /** How many retries this request already had (0 before the first retry). */
   retriesSoFar: number;
   backoff: BackoffOptions;
-  random?: () => number;
+  random?: (() => number) | undefined;
   now?: number;
 }
 

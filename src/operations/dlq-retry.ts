@@ -7,9 +7,9 @@ import { requestJobId, type RequestJobData } from '../queue/jobs.js';
 
 export interface DeadLetterRetryOptions extends DeadLetterFilter {
   /** Only this custom_id. */
-  customId?: string;
+  customId?: string | undefined;
   /** Send with this model id instead (a mistyped or retired one fixed). */
-  model?: string;
+  model?: string | undefined;
 }
 
 export interface DeadLetterRetryResult {

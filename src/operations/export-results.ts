@@ -5,7 +5,7 @@ import type { Runtime } from '../runtime.js';
 
 export interface ExportResultsOptions {
   /** `any` (storage order, fastest) or `input` (the input file's order). Default `any`. */
-  order?: 'any' | 'input';
+  order?: 'any' | 'input' | undefined;
 }
 
 /**

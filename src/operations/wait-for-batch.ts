@@ -5,11 +5,11 @@ import { getBatchStatus, type BatchStatus } from './batch-status.js';
 
 export interface WaitOptions {
   /** How often the status is read (ms). Default 500. */
-  pollMs?: number;
+  pollMs?: number | undefined;
   /** Called with each status read, for progress displays. */
-  onStatus?: (status: BatchStatus) => void;
+  onStatus?: ((status: BatchStatus) => void) | undefined;
   /** Stops waiting: the promise rejects with the signal's reason (an AbortError). */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /**

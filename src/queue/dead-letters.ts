@@ -6,13 +6,13 @@ import type { DeadLetterEntry } from './jobs.js';
 
 export interface DeadLetterFilter {
   /** Only this batch's entries. Default: every batch under the prefix. */
-  batch?: string;
+  batch?: string | undefined;
   /**
    * API error type (e.g. `billing_error`) or runner-level condition (e.g. `billing`): an entry
    * matches by either, so `--type billing_error` also takes the credit refusals the API sent as a
    * 400 invalid_request_error.
    */
-  type?: string;
+  type?: string | undefined;
 }
 
 /** Whether an entry is of the type or condition an operator named. */

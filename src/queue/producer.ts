@@ -17,25 +17,25 @@ export interface SubmitOptions {
   /** A path, or `-` for standard input; or an already opened source. */
   input: string | InputSource;
   /** Default: derived from the content, so submitting the same file again resumes that batch. */
-  batchId?: string;
+  batchId?: string | undefined;
   /** Model, max_tokens and system of shorthand lines. */
-  defaults?: RequestDefaults;
+  defaults?: RequestDefaults | undefined;
   /** Invalid lines to report (0: all). Default 20. */
-  maxErrors?: number;
+  maxErrors?: number | undefined;
   /** Requests per Redis round-trip. Default {@link DEFAULT_CHUNK_SIZE} (250). */
-  chunkSize?: number;
+  chunkSize?: number | undefined;
   /** Validate and count only; enqueue nothing. */
-  dryRun?: boolean;
+  dryRun?: boolean | undefined;
   /**
    * Send one request of each model first and hold the rest until it has an outcome, so a wrong
    * key, an empty balance or a mistyped model costs one dead-letter entry, not the batch.
    * Default true.
    */
-  canary?: boolean;
+  canary?: boolean | undefined;
   /** Called with the batch id before anything is enqueued, so a killed submit can be resumed. */
-  onBatchId?: (batchId: string) => void;
+  onBatchId?: ((batchId: string) => void) | undefined;
   /** Called after each chunk with the number of requests enqueued so far. */
-  onProgress?: (enqueued: number, total: number) => void;
+  onProgress?: ((enqueued: number, total: number) => void) | undefined;
 }
 
 export interface SubmitResult {

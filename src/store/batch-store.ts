@@ -46,7 +46,7 @@ export interface Finalization {
   /** The request's model: a success resets the model's consecutive-failure count. */
   model?: string;
   /** ms the attempt waited for the rate budget (for /metrics). */
-  budgetWaitMs?: number;
+  budgetWaitMs?: number | undefined;
   /** The API key's fingerprint: a success ends the key's run of failures (the storm breaker). */
   accountId?: string;
   /**

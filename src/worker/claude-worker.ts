@@ -257,7 +257,11 @@ export class ClaudeWorker {
         },
         { calls: job.data.calls ?? 0, firstAt: job.data.first_at ?? null },
       );
-      await this.runtime.deadLetters.add(entry.params.model, entry, { jobId: job.id });
+      await this.runtime.deadLetters.add(
+        entry.params.model,
+        entry,
+        job.id === undefined ? {} : { jobId: job.id },
+      );
       await finalizeDeadLetter({ runtime: this.runtime }, entry);
       await releaseIfCanary({ runtime: this.runtime }, job.data);
     }

@@ -17,11 +17,11 @@ import { ClaudeWorker } from './claude-worker.js';
 
 export interface StartWorkerOptions {
   /** Default: an SDK client built from the config (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL). */
-  client?: ClaudeClient;
+  client?: ClaudeClient | undefined;
   /** Default: the shared budget built from the config's --rpm/--itpm/--otpm and budgets file. */
-  budget?: RateBudget;
+  budget?: RateBudget | undefined;
   /** Default: the config's ANTHROPIC_API_KEY. */
-  apiKey?: Secret;
+  apiKey?: Secret | undefined;
 }
 
 export { MissingApiKeyError };

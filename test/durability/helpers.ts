@@ -224,8 +224,8 @@ export function batchIdOf(result: CliResult): string {
 /** Results lines parsed, keeping duplicates visible: custom_id → how many lines, and the last result. */
 export function tallyResults(
   stdout: string,
-): Map<string, { lines: number; type: string; errorType?: string }> {
-  const tally = new Map<string, { lines: number; type: string; errorType?: string }>();
+): Map<string, { lines: number; type: string; errorType?: string | undefined }> {
+  const tally = new Map<string, { lines: number; type: string; errorType?: string | undefined }>();
   for (const line of stdout.split('\n')) {
     if (line.trim() === '') continue;
     const parsed = JSON.parse(line) as {

@@ -86,7 +86,10 @@ describe('the public API', () => {
     expectTypeOf(openRuntime).toEqualTypeOf<
       (config: ClaudeBatchConfig, options?: OpenRuntimeOptions) => Promise<Runtime>
     >();
-    expectTypeOf<OpenRuntimeOptions>().toEqualTypeOf<{ logger?: Logger; connectTimeoutMs?: number }>();
+    expectTypeOf<OpenRuntimeOptions>().toEqualTypeOf<{
+      logger?: Logger | undefined;
+      connectTimeoutMs?: number | undefined;
+    }>();
     expectTypeOf<Runtime>().toHaveProperty('config').toEqualTypeOf<ClaudeBatchConfig>();
     expectTypeOf<Runtime>().toHaveProperty('logger').toEqualTypeOf<Logger>();
     expectTypeOf<Runtime['close']>().toEqualTypeOf<() => Promise<void>>();
@@ -137,17 +140,21 @@ describe('the public API', () => {
       (runtime: Runtime, options: SubmitOptions) => Promise<SubmitResult>
     >();
     expectTypeOf<Omit<SubmitOptions, 'input'>>().toEqualTypeOf<{
-      batchId?: string;
-      defaults?: RequestDefaults;
-      maxErrors?: number;
-      chunkSize?: number;
-      dryRun?: boolean;
-      canary?: boolean;
-      onBatchId?: (batchId: string) => void;
-      onProgress?: (enqueued: number, total: number) => void;
+      batchId?: string | undefined;
+      defaults?: RequestDefaults | undefined;
+      maxErrors?: number | undefined;
+      chunkSize?: number | undefined;
+      dryRun?: boolean | undefined;
+      canary?: boolean | undefined;
+      onBatchId?: ((batchId: string) => void) | undefined;
+      onProgress?: ((enqueued: number, total: number) => void) | undefined;
     }>();
     expectTypeOf<string>().toExtend<SubmitOptions['input']>();
-    expectTypeOf<RequestDefaults>().toEqualTypeOf<{ model?: string; maxTokens?: number; system?: string }>();
+    expectTypeOf<RequestDefaults>().toEqualTypeOf<{
+      model?: string | undefined;
+      maxTokens?: number | undefined;
+      system?: string | undefined;
+    }>();
     expectTypeOf<Omit<SubmitResult, 'models'>>().toEqualTypeOf<{
       batchId: string;
       outcome: 'created' | 'resumed' | 'dry-run';
@@ -169,9 +176,9 @@ describe('the public API', () => {
       (runtime: Runtime, options?: StartWorkerOptions) => Promise<BatchWorker>
     >();
     expectTypeOf<StartWorkerOptions>().toEqualTypeOf<{
-      client?: ClaudeClient;
-      budget?: RateBudget;
-      apiKey?: Secret;
+      client?: ClaudeClient | undefined;
+      budget?: RateBudget | undefined;
+      apiKey?: Secret | undefined;
     }>();
     expectTypeOf<BatchWorker>().toEqualTypeOf<{ readonly activeCount: number; close(): Promise<void> }>();
     expectTypeOf(waitUntilIdle).toEqualTypeOf<
@@ -187,9 +194,9 @@ describe('the public API', () => {
       (runtime: Runtime, batchId: string, options?: WaitForBatchOptions) => Promise<BatchStatus>
     >();
     expectTypeOf<WaitForBatchOptions>().toEqualTypeOf<{
-      pollMs?: number;
-      onStatus?: (status: BatchStatus) => void;
-      signal?: AbortSignal;
+      pollMs?: number | undefined;
+      onStatus?: ((status: BatchStatus) => void) | undefined;
+      signal?: AbortSignal | undefined;
     }>();
     expectTypeOf(watchBatch).toEqualTypeOf<
       (
@@ -198,7 +205,10 @@ describe('the public API', () => {
         options?: WatchBatchOptions,
       ) => AsyncGenerator<BatchEvent, void, undefined>
     >();
-    expectTypeOf<WatchBatchOptions>().toEqualTypeOf<{ intervalMs?: number; signal?: AbortSignal }>();
+    expectTypeOf<WatchBatchOptions>().toEqualTypeOf<{
+      intervalMs?: number | undefined;
+      signal?: AbortSignal | undefined;
+    }>();
     expectTypeOf<BatchEvent>().toEqualTypeOf<
       | { type: 'progress'; status: BatchStatus }
       | { type: 'paused'; status: BatchStatus; reason: KeyBreakerState }
@@ -266,25 +276,54 @@ describe('the public API', () => {
         options?: ExportResultsOptions,
       ) => Promise<number>
     >();
-    expectTypeOf<ExportResultsOptions>().toEqualTypeOf<{ order?: 'any' | 'input' }>();
+    expectTypeOf<ExportResultsOptions>().toEqualTypeOf<{ order?: 'any' | 'input' | undefined }>();
     expectTypeOf(runBatch).toEqualTypeOf<
       (runtime: Runtime, options: RunBatchOptions) => Promise<RunBatchResult>
     >();
     expectTypeOf<RunBatchOptions>().toEqualTypeOf<{
       input: string;
       out: string;
-      batchId?: string;
-      defaults?: RequestDefaults;
-      maxErrors?: number;
-      canary?: boolean;
-      order?: 'any' | 'input';
-      client?: ClaudeClient;
-      budget?: RateBudget;
-      apiKey?: Secret;
-      onBatchId?: (batchId: string) => void;
-      onStatus?: (status: BatchStatus) => void;
-      signal?: AbortSignal;
+      batchId?: string | undefined;
+      defaults?: RequestDefaults | undefined;
+      maxErrors?: number | undefined;
+      canary?: boolean | undefined;
+      order?: 'any' | 'input' | undefined;
+      client?: ClaudeClient | undefined;
+      budget?: RateBudget | undefined;
+      apiKey?: Secret | undefined;
+      onBatchId?: ((batchId: string) => void) | undefined;
+      onStatus?: ((status: BatchStatus) => void) | undefined;
+      signal?: AbortSignal | undefined;
     }>();
+    // Options take an explicit undefined (a flag not given), as the SDK's and BullMQ's do, so a
+    // caller with exactOptionalPropertyTypes can pass its own optional values through. (toEqualTypeOf
+    // above does not tell `x?: T` from `x?: T | undefined`; these do.)
+    expectTypeOf<{
+      input: string;
+      out: string;
+      batchId: undefined;
+      defaults: { model: undefined; maxTokens: undefined; system: undefined };
+      order: undefined;
+      onStatus: undefined;
+      signal: undefined;
+    }>().toExtend<RunBatchOptions>();
+    expectTypeOf<{ input: string; chunkSize: undefined; dryRun: undefined }>().toExtend<SubmitOptions>();
+    expectTypeOf<{
+      client: undefined;
+      budget: undefined;
+      apiKey: undefined;
+    }>().toExtend<StartWorkerOptions>();
+    expectTypeOf<{ pollMs: undefined }>().toExtend<WaitForBatchOptions>();
+    expectTypeOf<{ intervalMs: undefined; signal: undefined }>().toExtend<WatchBatchOptions>();
+    expectTypeOf<{ logger: undefined; connectTimeoutMs: undefined }>().toExtend<OpenRuntimeOptions>();
+    expectTypeOf<{ env: undefined; overrides: undefined }>().toExtend<LoadConfigOptions>();
+    expectTypeOf<{ level: undefined; stream: undefined; json: undefined }>().toExtend<LoggerOptions>();
+    expectTypeOf<{
+      batch: undefined;
+      type: undefined;
+      customId: undefined;
+      model: undefined;
+    }>().toExtend<DeadLetterRetryOptions>();
     expectTypeOf<RunBatchResult>().toEqualTypeOf<{
       submit: SubmitResult;
       status: BatchStatus;
@@ -307,7 +346,10 @@ describe('the public API', () => {
     expectTypeOf(resumeQueue).toEqualTypeOf<(runtime: Runtime) => Promise<boolean>>();
     expectTypeOf(listDeadLetters).parameters.toEqualTypeOf<[Runtime, DeadLetterFilter?]>();
     expectTypeOf(listDeadLetters).returns.resolves.toEqualTypeOf<DeadLetterRow[]>();
-    expectTypeOf<DeadLetterFilter>().toEqualTypeOf<{ batch?: string; type?: string }>();
+    expectTypeOf<DeadLetterFilter>().toEqualTypeOf<{
+      batch?: string | undefined;
+      type?: string | undefined;
+    }>();
     expectTypeOf(retryDeadLetters).toEqualTypeOf<
       (runtime: Runtime, options?: DeadLetterRetryOptions) => Promise<DeadLetterRetryResult>
     >();

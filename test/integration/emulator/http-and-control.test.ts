@@ -22,12 +22,9 @@ async function call(
   const res = await fetch(`${emu.url}${path}`, {
     method: init.method ?? (init.body === undefined ? 'GET' : 'POST'),
     headers: { 'content-type': 'application/json', ...init.headers },
+    // null, not undefined: RequestInit.body is `BodyInit | null` (lib.dom), with no undefined.
     body:
-      init.body === undefined
-        ? undefined
-        : typeof init.body === 'string'
-          ? init.body
-          : JSON.stringify(init.body),
+      init.body === undefined ? null : typeof init.body === 'string' ? init.body : JSON.stringify(init.body),
   });
   return { status: res.status, headers: res.headers, body: (await res.json()) as Answer['body'] };
 }

@@ -384,7 +384,10 @@ describe('hostile input corpus', () => {
         async (cases, chunkSize) => {
           // Line 1 is fixed so a generated BOM line never sits where a BOM is allowed.
           const parts: Buffer[] = [Buffer.from('{"custom_id":"first","prompt":"p"}\n')];
-          const expected = new Map<number, { label: string; valid: boolean; fields?: string[] }>();
+          const expected = new Map<
+            number,
+            { label: string; valid: boolean; fields?: string[] | undefined }
+          >();
           const ctx: Context = { ordinal: 0, validIds: ['first'] };
           let lineNo = 1;
           for (const [testCase, { blanksBefore, crlf }] of cases) {
