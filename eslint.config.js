@@ -10,6 +10,34 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
+    // Type-aware rules (floating promises, misused promises, awaiting non-promises, ...) for the
+    // TypeScript of every tsconfig.json project: src, workers, scripts, test and the root configs.
+    files: ['**/*.ts'],
+    extends: [tseslint.configs.recommendedTypeChecked],
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      // On in the preset; named so that turning the preset off cannot drop it silently.
+      '@typescript-eslint/no-floating-promises': 'error',
+    },
+  },
+  {
+    files: ['test/**/*.ts'],
+    rules: {
+      // vitest's asymmetric matchers (expect.any, expect.stringContaining, ...) are typed `any`.
+      '@typescript-eslint/no-unsafe-assignment': 'off',
+      // Await-free async generators stand in for byte streams, and async doubles for async interfaces.
+      '@typescript-eslint/require-await': 'off',
+    },
+  },
+  {
+    // A user's project checked against the installed package (test/package/pack.test.ts): its own
+    // tsconfig, outside ours, so no type information here; and plain JS has none either.
+    files: ['test/package/consumer/**', '**/*.js', '**/*.mjs'],
+    extends: [tseslint.configs.disableTypeChecked],
+  },
+  {
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/consistent-type-imports': 'error',

@@ -6,7 +6,7 @@ import { DEFAULT_CONFIG } from '../src/config/load-config.js';
 import { SETTINGS, type SettingSpec } from '../src/config/settings.js';
 
 const rows = (Object.entries(SETTINGS) as [keyof typeof SETTINGS, SettingSpec][]).map(([name, spec]) => {
-  const value = (DEFAULT_CONFIG as Record<string, unknown>)[name];
+  const value = (DEFAULT_CONFIG as Record<string, string | number | boolean | string[] | undefined>)[name];
   const shown =
     value === undefined ? '—' : Array.isArray(value) ? (value.length ? value.join(',') : '—') : String(value);
   return `| ${spec.env ? `\`${spec.env}\`` : '—'} | ${spec.flag ? `\`${spec.flag}\`` : '—'} | \`${shown}\`${spec.unit ? ` ${spec.unit}` : ''} | ${spec.doc} |`;

@@ -282,7 +282,7 @@ function spawnChild(args: ChildArgs): { child: ChildProcess; ready: Promise<void
   const child = spawn(process.execPath, ['--import', 'tsx', self, '--child', JSON.stringify(args)], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
-  const lines = createInterface({ input: child.stdout! });
+  const lines = createInterface({ input: child.stdout });
   let onReady: () => void = () => {};
   const ready = new Promise<void>((resolve) => (onReady = resolve));
   const result = new Promise<ChildResult>((resolve, reject) => {

@@ -192,9 +192,11 @@ async function runRaw(
   );
   worker.on('error', () => {});
   try {
-    return await measureWindow(ctx, n, async () => {
+    return await measureWindow(ctx, n, () => {
+      // Fire and forget: run() resolves only when the worker closes (the finally below); its
+      // errors are 'error' events, listened to above.
       void worker.run();
-      return worker;
+      return Promise.resolve(worker);
     });
   } finally {
     await worker.close();
@@ -227,7 +229,7 @@ async function runFull(
         client: createClaudeClient({ apiKey, baseURL: emulatorUrl, timeoutMs: 600_000 }),
         budget: variant === 'nogate' ? withoutGate(budget) : budget,
       });
-      return worker.worker as unknown as Worker;
+      return worker.worker;
     });
     await worker?.close();
     const status = await getBatchStatus(runtime, submitted.batchId);

@@ -115,8 +115,8 @@ async function spool(
   highWaterMark: number,
 ): Promise<InputSource> {
   // The stream is not piped until the directory exists; an error in between must not go unhandled.
-  let early: unknown;
-  const onEarlyError = (err: unknown): void => {
+  let early: Error | undefined;
+  const onEarlyError = (err: Error): void => {
     early ??= err;
   };
   from.on('error', onEarlyError);

@@ -89,7 +89,7 @@ function succeeded(message: Anthropic.Message, requestId: string | null, headers
   return {
     ok: true,
     messageJson: JSON.stringify(message),
-    usage: message.usage as MessageUsage,
+    usage: message.usage,
     stopReason: message.stop_reason ?? null,
     requestId,
     headers: headersToRecord(headers),

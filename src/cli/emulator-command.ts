@@ -403,7 +403,7 @@ export function emulatorOptionsFromFlags(
   // The latency flags set parts of one option; the rest take their documented defaults.
   if (options.latency !== undefined) options.latency = validateLatency(options.latency);
   options.faults = faultPlanFrom(flags, readFile);
-  return options as EmulatorOptions;
+  return options;
 }
 
 function setPath(target: Record<string, unknown>, path: readonly string[], value: unknown): void {

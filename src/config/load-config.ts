@@ -164,8 +164,9 @@ export function loadConfig(options: LoadConfigOptions = {}): ClaudeBatchConfig {
       `expected one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(config['logLevel'])}`,
     );
   }
-  if (config['baseURL'] !== undefined) checkUrl('baseURL', String(config['baseURL']), 'ANTHROPIC_BASE_URL');
-  checkUrl('redisUrl', String(config['redisUrl']), 'REDIS_URL');
+  // Both are string settings: parseSetting made them strings.
+  if (config['baseURL'] !== undefined) checkUrl('baseURL', config['baseURL'] as string, 'ANTHROPIC_BASE_URL');
+  checkUrl('redisUrl', config['redisUrl'] as string, 'REDIS_URL');
 
   const key = env['ANTHROPIC_API_KEY'];
   const webhook = env['ALERT_WEBHOOK_URL'];

@@ -21,8 +21,6 @@ import { renderMetrics, type BudgetSnapshotProvider } from './metrics.js';
 import { DEFAULT_PRICE_TABLE, type PriceTable } from '../pricing/price-table.js';
 import { PROMETHEUS_CONTENT_TYPE } from './prometheus-text.js';
 
-type BoardServerAdapter = Parameters<typeof createBullBoard>[0]['serverAdapter'];
-
 export interface DashboardOptions {
   /** Address to listen on. Default 127.0.0.1; beyond loopback, credentials are required. */
   host?: string;
@@ -217,9 +215,7 @@ export function createDashboard(runtime: Runtime, options: DashboardOptions = {}
         description: 'Requests that ended errored. Retry them with `claude-batch dlq retry`, not from here.',
       }),
     ],
-    // @bull-board/express 9.10.1 ships its own copy of @bull-board/api 9.10.1, whose class
-    // declarations TypeScript treats as distinct from 9.10.2's; the adapter interface is the same.
-    serverAdapter: serverAdapter as unknown as BoardServerAdapter,
+    serverAdapter,
     options: { uiConfig: { boardTitle: 'claude-batch', miscLinks: [{ text: 'Batches', url: '/' }] } },
   });
   app.use(BOARD_PATH, serverAdapter.getRouter() as express.Router);

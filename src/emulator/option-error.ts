@@ -25,8 +25,11 @@ function describeValue(value: unknown): string {
   if (typeof value === 'function') return 'a function';
   let text: string;
   try {
+    // String() only where JSON has no text: undefined, a symbol, a BigInt (which throws); never an object.
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string
     text = JSON.stringify(value) ?? String(value);
   } catch {
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string
     text = String(value);
   }
   if (text.length > 80) text = `${text.slice(0, 77)}...`;

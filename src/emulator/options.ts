@@ -78,11 +78,11 @@ export const limitsSchema = z
   })
   .nullish()
   .transform((v) => {
-    if (v === undefined || v === null) return { byModel: new Map(), fallback: null } as ResolvedLimits;
+    if (v === undefined || v === null) return { byModel: new Map(), fallback: null };
     if ('byModel' in v) {
-      return { byModel: new Map(Object.entries(v.byModel)), fallback: v.default ?? null } as ResolvedLimits;
+      return { byModel: new Map(Object.entries(v.byModel)), fallback: v.default ?? null };
     }
-    return { byModel: new Map(), fallback: v } as ResolvedLimits;
+    return { byModel: new Map(), fallback: v };
   });
 export type LimitsOption = RateLimits | PerModelLimits;
 

@@ -15,7 +15,8 @@ const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 
 export interface RunningServer {
   url: string;
-  close(): Promise<void>;
+  /** A bound function: `{ close: server.close }` may pass it on. */
+  close: () => Promise<void>;
 }
 
 export async function listen(

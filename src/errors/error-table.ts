@@ -71,6 +71,14 @@ const retryable = (fix: string): ErrorRule => ({
   fix,
 });
 
+/**
+ * An empty object with no prototype, for a table's entries: a lookup of `constructor` or
+ * `toString` finds nothing. (Typed, where Object.create's `any` would hide the entries' types.)
+ */
+function nullProto(): object {
+  return Object.create(null) as object;
+}
+
 const BILLING_RULE: ErrorRule = {
   disposition: 'terminal',
   scope: 'key',
@@ -79,7 +87,7 @@ const BILLING_RULE: ErrorRule = {
 };
 
 /** Rules by body `error.type`. A null-prototype object: `constructor` or `toString` finds nothing. */
-export const RULES_BY_TYPE: Readonly<Record<string, ErrorRule>> = Object.assign(Object.create(null), {
+export const RULES_BY_TYPE: Readonly<Record<string, ErrorRule>> = Object.assign(nullProto(), {
   invalid_request_error: {
     disposition: 'terminal',
     scope: 'request',
@@ -156,7 +164,7 @@ const MESSAGES_FIX =
  * (ERROR_CODE_CLASSES) pairs each with its status. test/unit/errors/sdk-error-codes.test.ts fails
  * when the installed SDK declares one this table does not know. The fixes follow the SDK's TSDoc.
  */
-export const RULES_BY_ERROR_CODE: Readonly<Record<string, ErrorRule>> = Object.assign(Object.create(null), {
+export const RULES_BY_ERROR_CODE: Readonly<Record<string, ErrorRule>> = Object.assign(nullProto(), {
   // 400, shared: the key's organization or workspace, for every request.
   organization_on_hold: keyWide(
     'org_hold',
@@ -306,7 +314,7 @@ export function foldMessage(message: string): string {
  * The API type a typeless answer is reported as, by status; its rule is that type's rule. A
  * typeless 403 is most likely a proxy's refusal, not a billing problem: treated as permission.
  */
-export const TYPE_BY_STATUS: Readonly<Record<number, string>> = Object.assign(Object.create(null), {
+export const TYPE_BY_STATUS: Readonly<Record<number, string>> = Object.assign(nullProto(), {
   400: 'invalid_request_error',
   401: 'authentication_error',
   402: 'billing_error',

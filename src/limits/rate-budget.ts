@@ -59,7 +59,7 @@ export class OverBudgetError extends Error {
 
 /** No shared budget: every request is admitted at once (the API's 429s are the only brake). */
 export const UNLIMITED_BUDGET: RateBudget = {
-  acquire: async (estimate) => ({ estimate, modelClass: 'default' }),
+  acquire: (estimate) => Promise.resolve({ estimate, modelClass: 'default' }),
   settle: async () => {},
   close: async () => {},
 };

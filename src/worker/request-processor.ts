@@ -217,7 +217,7 @@ export class RequestProcessor {
     const [recordId, deletedAt, recordInc] = (meta ?? []) as Array<string | null>;
     // Gone: deleted, being deleted, or this job is left over from a deleted incarnation.
     if (!recordId || deletedAt || Number(recordInc ?? 0) !== inc) return true;
-    if (String(currentGen ?? '0') !== String(gen)) return true;
+    if (((currentGen as string | null) ?? '0') !== String(gen)) return true;
     if (result === null || result === undefined) {
       const entry = await Job.fromId<DeadLetterEntry>(
         deadLetters,

@@ -7,7 +7,6 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { vi } from 'vitest';
-import type { MessageParams } from '../../src/batch/types.js';
 import { loadConfig } from '../../src/config/load-config.js';
 import {
   startPrivateRedis,
@@ -56,7 +55,7 @@ export async function waitFor<T>(
       async () => {
         const value = await check();
         if (!value) throw new Error(`not yet: ${what}`);
-        return value as NonNullable<T>;
+        return value;
       },
       { timeout: timeoutMs, interval: pollMs },
     );
@@ -269,7 +268,7 @@ export function callsByRequest(
   return new Map(
     requests.map((r) => [
       r.custom_id,
-      byHash.get(replyFingerprint(r.params as MessageParams)) ?? { calls: 0, ok: 0, afterSuccess: 0 },
+      byHash.get(replyFingerprint(r.params)) ?? { calls: 0, ok: 0, afterSuccess: 0 },
     ]),
   );
 }

@@ -38,7 +38,7 @@ class Op implements Cmd {
   ) {}
 
   check(m: Readonly<ModelState>): boolean {
-    return this.pre(m as ModelState);
+    return this.pre(m);
   }
 
   async run(m: ModelState, w: World): Promise<void> {

@@ -300,7 +300,7 @@ export async function checkInvariants(w: World): Promise<void> {
       continue;
     }
     let m = byIncarnation.get(inc);
-    if (!m) byIncarnation.set(inc, (m = new Map()));
+    if (!m) byIncarnation.set(inc, (m = new Map<string, RequestLogEntry[]>()));
     const list = m.get(owner.custom_id) ?? [];
     list.push(e);
     m.set(owner.custom_id, list);

@@ -2,7 +2,7 @@ import { inputSource } from '../../../src/batch/input-source.js';
 import type { Alerter } from '../../../src/breakers/alert.js';
 import { countModelFailure, tripKeyBreaker } from '../../../src/breakers/breakers.js';
 import { RULES_BY_TYPE } from '../../../src/errors/error-table.js';
-import { requestJobId, type DeadLetterEntry, type RequestJobData } from '../../../src/queue/jobs.js';
+import { requestJobId, type DeadLetterEntry } from '../../../src/queue/jobs.js';
 import { submitBatch } from '../../../src/queue/producer.js';
 import type { Runtime } from '../../../src/runtime.js';
 import { canceledLine, erroredLine, succeededLine } from '../../../src/store/result-line.js';
@@ -93,7 +93,7 @@ export async function seedBatch(runtime: Runtime, batchId = 'batch_dashboard_dem
   ];
   for (const [i, type, status, reason, text] of failures) {
     const job = await runtime.requests.getJob(requestJobId(id, `req-${i}`, 0));
-    const jobData = job!.data as RequestJobData;
+    const jobData = job!.data;
     const entry: DeadLetterEntry = {
       batch_id: id,
       custom_id: `req-${i}`,

@@ -126,7 +126,7 @@ describe('dashboard --read-only', () => {
       headers: { accept: 'application/json', origin: writable.url.slice(0, -1) },
     });
     expect(await resumed.json()).toEqual({ paused: false });
-    expect((await fetch(`${writable.url}api/breakers`).then((r) => r.json())) as unknown).toEqual({
+    expect(await fetch(`${writable.url}api/breakers`).then((r): Promise<unknown> => r.json())).toEqual({
       key: null,
       models: [],
     });

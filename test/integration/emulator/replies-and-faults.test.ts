@@ -207,7 +207,9 @@ describe('faults', () => {
         outcomes.push(200);
       } catch (err) {
         outcomes.push(
-          err instanceof APIError ? `${err.status}:${err.headers?.get('retry-after') ?? ''}` : 'conn',
+          err instanceof APIError
+            ? `${err.status}:${(err.headers as Headers | undefined)?.get('retry-after') ?? ''}`
+            : 'conn',
         );
       }
     }

@@ -46,7 +46,7 @@ describe('dlq retry', () => {
     const job = await foreign.getNextJob('token', { block: false });
     expect(job?.data.custom_id).toBe('x');
     const entry = deadLetterEntry(
-      job!.data,
+      job.data,
       'terminal',
       { status: 400, type: 'invalid_request_error', message: 'bad', request_id: 'req_1' },
       { calls: 1, firstAt: Date.now() },

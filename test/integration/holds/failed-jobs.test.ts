@@ -78,7 +78,7 @@ describe('jobs BullMQ fails by itself', () => {
     const final = await waitForBatch(r, batchId, { pollMs: 100, signal: AbortSignal.timeout(60_000) });
     expect(final.request_counts).toMatchObject({ processing: 0, succeeded: 5, errored: 1 });
     const results = resultsById(await lines(r, batchId));
-    expect(results.get(canary!.data.custom_id)?.type).toBe('errored');
+    expect(results.get(canary.data.custom_id)?.type).toBe('errored');
   }, 90_000);
 
   it('worker --until-idle: a job failed just before idle gets its outcome before the worker leaves', async () => {
@@ -93,7 +93,7 @@ describe('jobs BullMQ fails by itself', () => {
     await work(r);
     await expect.poll(() => r.store.resultOf(batchId, 'b'), { timeout: 30_000, interval: 50 }).not.toBeNull();
     // The other worker's processor throws: BullMQ fails the job, no outcome of ours yet.
-    await taken!.moveToFailed(new UnrecoverableError('processor crashed'), token);
+    await taken.moveToFailed(new UnrecoverableError('processor crashed'), token);
 
     const idle = await waitUntilIdle(r, 200, AbortSignal.timeout(60_000));
     expect(idle.kind).toBe('drained');

@@ -187,10 +187,10 @@ describe('reconciler', () => {
       const halfway = await foreign.getNextJob('t2', { block: false });
       expect([failed?.data.custom_id, halfway?.data.custom_id]).toEqual(['f', 'd']);
       const w = await work(r);
-      await failed!.moveToFailed(new UnrecoverableError('processor crashed'), 't1');
+      await failed.moveToFailed(new UnrecoverableError('processor crashed'), 't1');
       // A worker added the entry of `d`, then died before writing its errored line.
       const entry = deadLetterEntry(
-        halfway!.data,
+        halfway.data,
         'terminal',
         { status: 400, type: 'invalid_request_error', message: 'bad', request_id: 'req_2' },
         { calls: 1, firstAt: Date.now() },

@@ -54,7 +54,7 @@ describe('loadConfig', () => {
       JSON.stringify(config),
       inspect(config),
       String(config.apiKey),
-      `${config.apiKey}`,
+      `${config.apiKey?.toString()}`,
     ].join(' ');
     expect(rendered).not.toContain('sk-ant-secret-value-123');
     expect(rendered).toContain('[redacted]');

@@ -73,7 +73,7 @@ describe('emulator options', () => {
     ],
     [{ forbiddenModels: { '*': ['a', ''] } }, 'forbiddenModels.*.1', '""'],
   ])('%j → error naming %s and its value', (options, option, value) => {
-    const err = optionError(() => resolveEmulatorOptions(options as EmulatorOptions));
+    const err = optionError(() => resolveEmulatorOptions(options));
     expect(err.option).toBe(option);
     expect(err.message).toContain(option);
     expect(err.message).toContain(value);
