@@ -4,7 +4,7 @@
  */
 
 /** Longest quoted value (in code points) an error reason shows before cutting it with `…`. */
-export const MAX_QUOTED_CHARS = 40;
+const MAX_QUOTED_CHARS = 40;
 
 // C0/C1 controls, zero-width and bidi controls, line/paragraph separators, the BOM, lone surrogates.
 const UNSAFE_CHARS =
@@ -38,7 +38,7 @@ export function sanitize(text: string, maxChars = 120): string {
 }
 
 /** The JSON type of a parsed value, as a reason names it: `null`, `array`, `object`, `string`, ... */
-export function jsonType(value: unknown): string {
+function jsonType(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'array';
   return typeof value;

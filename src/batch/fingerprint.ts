@@ -4,7 +4,7 @@ import { createHash, type Hash } from 'node:crypto';
  * Bumped whenever what is hashed changes (canonical form, normalisation), so a fingerprint from an
  * older version never matches by accident.
  */
-export const FINGERPRINT_VERSION = 'claude-batch/input/v1';
+const FINGERPRINT_VERSION = 'claude-batch/input/v1';
 
 /**
  * sha256 over the normalised requests in input order: the version line, then each request's

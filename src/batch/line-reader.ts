@@ -5,7 +5,7 @@ import { MAX_REQUEST_BODY_BYTES } from './types.js';
  * Room a line gets above the API's body limit: the `custom_id`, the `{"params": ...}` wrapper and
  * whitespace do not reach the API. A line past the limit plus this is not parsed at all.
  */
-export const LINE_SLACK_BYTES = 1024 * 1024;
+const LINE_SLACK_BYTES = 1024 * 1024;
 
 /** The default longest line that is decoded and parsed. */
 export const DEFAULT_MAX_LINE_BYTES = MAX_REQUEST_BODY_BYTES + LINE_SLACK_BYTES;
@@ -22,7 +22,7 @@ export interface LineReaderOptions {
 }
 
 /** A decoded line: no line break, no trailing `\r`, no BOM on line 1. May be blank. */
-export interface TextLine {
+interface TextLine {
   kind: 'text';
   /** 1-based; blank lines count. */
   line: number;
@@ -32,7 +32,7 @@ export interface TextLine {
 }
 
 /** A line that could not be turned into text: invalid UTF-8 (`encoding`) or too long (`line`). */
-export interface UnreadableLine {
+interface UnreadableLine {
   kind: 'unreadable';
   line: number;
   field: 'encoding' | 'line';

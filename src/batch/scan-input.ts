@@ -13,7 +13,7 @@ import {
   type ValidateOptions,
 } from './validate-request.js';
 
-export { openInput, inputSource, type InputSource, type OpenInputOptions } from './input-source.js';
+export { openInput, type InputSource } from './input-source.js';
 
 export interface ScanOptions extends LineReaderOptions, ValidateOptions {
   /** Model, max_tokens and system for shorthand (`prompt`) lines. Never applied to full lines. */
@@ -71,7 +71,7 @@ export interface ScanResult {
 }
 
 /** Default for {@link ScanOptions.maxErrors}. */
-export const DEFAULT_MAX_ERRORS = 20;
+const DEFAULT_MAX_ERRORS = 20;
 
 /**
  * Pass 1: reads the whole input, validating every line, and returns the request count, the

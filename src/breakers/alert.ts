@@ -4,7 +4,7 @@ import type { Logger } from '../logger.js';
 import type { Secret } from '../secret.js';
 
 /** An outage-grade event, for the log and the webhook. Never carries the API key. */
-export interface Alert {
+interface Alert {
   event: 'key_breaker_tripped' | 'model_breaker_tripped';
   /** API error type, as the API sent it. */
   type: string;

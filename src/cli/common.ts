@@ -44,7 +44,7 @@ export function addSettingOptions(command: Command, names: readonly SettingName[
 }
 
 /** Builds the config from defaults, env and the command's flags. */
-export function configFrom(options: Record<string, unknown>): ClaudeBatchConfig {
+function configFrom(options: Record<string, unknown>): ClaudeBatchConfig {
   const overrides: Record<string, unknown> = {};
   for (const [name, spec] of Object.entries(SETTINGS) as [string, SettingSpec][]) {
     if (!spec.flag) continue;
@@ -73,7 +73,7 @@ export async function withRuntime(
 }
 
 /** Prints a failure the way a person can act on, and returns its exit code. */
-export function reportError(err: unknown): number {
+function reportError(err: unknown): number {
   if (err instanceof InputValidationError) {
     for (const error of err.errors) process.stderr.write(`${error.format()}\n`);
     process.stderr.write(`${err.summary}\n`);

@@ -6,7 +6,7 @@
  * The API key is deliberately not here: it is read from ANTHROPIC_API_KEY alone and never
  * accepted as a flag (see `load-config.ts`).
  */
-export type SettingKind = 'int' | 'string' | 'boolean' | 'list';
+type SettingKind = 'int' | 'string' | 'boolean' | 'list';
 
 export interface SettingSpec {
   kind: SettingKind;

@@ -40,7 +40,7 @@ export function authFromEnv(env: NodeJS.ProcessEnv = process.env): DashboardAuth
   return auth;
 }
 
-export function hasCredentials(auth: DashboardAuth | undefined): boolean {
+function hasCredentials(auth: DashboardAuth | undefined): boolean {
   return auth?.token !== undefined || auth?.basic !== undefined;
 }
 
@@ -78,12 +78,12 @@ function digest(value: string): Buffer {
 }
 
 /** Compares in time independent of where (or whether) the values differ, including their lengths. */
-export function constantTimeEqual(given: string, expected: string): boolean {
+function constantTimeEqual(given: string, expected: string): boolean {
   return timingSafeEqual(digest(given), digest(expected));
 }
 
 /** Whether an `Authorization` header value carries the configured credentials. */
-export function isAuthorized(header: string | undefined, auth: DashboardAuth): boolean {
+function isAuthorized(header: string | undefined, auth: DashboardAuth): boolean {
   if (!header) return false;
   const space = header.indexOf(' ');
   if (space < 0) return false;

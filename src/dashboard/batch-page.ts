@@ -17,8 +17,6 @@ export interface BatchPageInput {
   boardPath: string;
 }
 
-export { fixFor };
-
 const STYLE = raw(`
 :root { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d1d1f; background: #f6f6f4; }
 body { margin: 0 auto; max-width: 1200px; padding: 1rem 1.5rem 3rem; }

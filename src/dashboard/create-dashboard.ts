@@ -55,7 +55,7 @@ export interface Dashboard {
 }
 
 /** Where Bull Board is mounted. */
-export const BOARD_PATH = '/queues';
+const BOARD_PATH = '/queues';
 
 export function resolveDashboardOptions(options: DashboardOptions = {}): ResolvedDashboardOptions {
   const port = options.port ?? 3000;

@@ -35,7 +35,7 @@ export interface DashboardSnapshot {
   workers: WorkerSizeStatus[];
 }
 
-export async function queueSnapshot(queue: Queue, name: string): Promise<QueueSnapshot> {
+async function queueSnapshot(queue: Queue, name: string): Promise<QueueSnapshot> {
   const [counts, paused] = await Promise.all([queue.getJobCounts(), queue.isPaused()]);
   return { name, paused, counts };
 }

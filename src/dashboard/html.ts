@@ -16,7 +16,7 @@ const ESCAPES: Record<string, string> = {
 };
 
 /** Escapes text for an HTML element body or a quoted attribute value. */
-export function escapeHtml(text: string): string {
+function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (ch) => ESCAPES[ch] ?? ch);
 }
 

@@ -25,7 +25,7 @@ function byPrefix(stats: Record<string, number>, prefix: string, label: string):
 }
 
 /** The families of the runner's counters, queues, breakers and batches. */
-export function runnerFamilies(
+function runnerFamilies(
   stats: Record<string, number>,
   snapshot: DashboardSnapshot,
   prices: PriceTable,
@@ -215,7 +215,7 @@ const DIMENSIONS = [
 ] as const satisfies ReadonlyArray<readonly [string, keyof BudgetClassSnapshot]>;
 
 /** The rate budget's gauges, from its typed snapshot: one sample per class and dimension in force. */
-export function budgetFamilies(snapshot: BudgetSnapshot): MetricFamily[] {
+function budgetFamilies(snapshot: BudgetSnapshot): MetricFamily[] {
   const limit: Sample[] = [];
   const capacity: Sample[] = [];
   const level: Sample[] = [];

@@ -1,9 +1,9 @@
 /** Prometheus text exposition format 0.0.4. */
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
-export type MetricType = 'counter' | 'gauge';
+type MetricType = 'counter' | 'gauge';
 
-export type Labels = Record<string, string>;
+type Labels = Record<string, string>;
 
 export interface Sample {
   labels?: Labels;
@@ -18,12 +18,12 @@ export interface MetricFamily {
 }
 
 /** A label value: backslash, double quote and line feed are escaped. */
-export function escapeLabelValue(value: string): string {
+function escapeLabelValue(value: string): string {
   return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }
 
 /** HELP text: backslash and line feed are escaped. */
-export function escapeHelp(text: string): string {
+function escapeHelp(text: string): string {
   return text.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
 }
 

@@ -152,7 +152,7 @@ async function waitForPing(url: string, timeoutMs = 10_000): Promise<void> {
 const USER_HZ = 100;
 
 /** utime + stime of a process (ms), from /proc/<pid>/stat. */
-export async function processCpuMs(pid: number): Promise<number> {
+async function processCpuMs(pid: number): Promise<number> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
   // Fields after the command name (which may hold spaces), from field 3 on: utime is 14, stime 15.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');

@@ -46,7 +46,7 @@ export const BILLING_ERROR_STATUSES = [400, 402, 403] as const;
 export type BillingErrorStatus = (typeof BILLING_ERROR_STATUSES)[number];
 
 /** How a refusal for an empty balance goes out: status and body type. */
-export function billingShape(status: BillingErrorStatus): { status: number; type: ApiErrorType } {
+function billingShape(status: BillingErrorStatus): { status: number; type: ApiErrorType } {
   return { status, type: status === 400 ? 'invalid_request_error' : 'billing_error' };
 }
 

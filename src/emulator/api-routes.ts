@@ -36,7 +36,7 @@ const SPEND_LIMIT_MESSAGE = ERROR_CODES.enforced_spend_limit_reached.message;
  * The live API's words for a concurrency limit (public reports: anthropics/anthropic-sdk-python#496,
  * 2024; cline/cline#4351, 2025): the cure is fewer requests in flight, not fewer per minute.
  */
-export const CONCURRENCY_MESSAGE =
+const CONCURRENCY_MESSAGE =
   'Number of concurrent connections has exceeded your rate limit. Please try again later or contact sales at https://www.anthropic.com/contact-sales to discuss your options for a rate limit increase.';
 const CONCURRENCY_RETRY_AFTER_SECONDS = 1;
 const MODELS_PREFIX = '/v1/models/';

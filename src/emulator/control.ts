@@ -35,13 +35,13 @@ export interface EmulatorStats extends RequestCounters {
 }
 
 /** The bodies (and query) of the control calls, declared once for the method and its HTTP route. */
-export const logQuerySchema = strictObject({
+const logQuerySchema = strictObject({
   /** Only entries with a greater seq. Default 0. */
   sinceSeq: finite(0).default(0),
   /** At most this many (the newest). Default: all kept. */
   limit: finite(0).default(Number.POSITIVE_INFINITY),
 });
-export type LogQuery = z.input<typeof logQuerySchema>;
+type LogQuery = z.input<typeof logQuerySchema>;
 export const topUpBodySchema = strictObject({ amount: finite(0) });
 export const keyBodySchema = strictObject({ key: nonEmptyString() });
 export const spendCapBodySchema = strictObject({ on: boolean() });

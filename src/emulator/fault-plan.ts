@@ -23,7 +23,7 @@ import { finite, integer, oneOf, parseOption, strictObject } from './option-sche
  * Faults below the API: `connection_reset` destroys the socket unanswered, `hang` never answers,
  * `reset_mid_response` sends the status line and headers (200) and part of the body, then resets.
  */
-export type TransportFault = 'connection_reset' | 'hang' | 'reset_mid_response';
+type TransportFault = 'connection_reset' | 'hang' | 'reset_mid_response';
 const TRANSPORT_FAULTS: readonly TransportFault[] = ['connection_reset', 'hang', 'reset_mid_response'];
 
 /**
@@ -90,12 +90,10 @@ const scriptedFaultSchema = strictObject({
     });
   }
 });
-export type ScriptedFault = z.output<typeof scriptedFaultSchema>;
 
 const scriptStepSchema = z.union([oneOf(STEP_TYPES, 'a step'), scriptedFaultSchema], {
   error: `"ok", one of ${FAULT_TYPES.join(', ')}, or {type, errorCode, retryAfterSeconds, afterDeltas}`,
 });
-export type ScriptStep = z.output<typeof scriptStepSchema>;
 
 const FAULT_TYPE_KEY = `a key among ${FAULT_TYPES.join(', ')}`;
 
@@ -134,7 +132,7 @@ export interface InjectedFault {
   source: 'marker' | 'script' | 'probability';
 }
 
-export const DEFAULT_FAULT_RETRY_AFTER_SECONDS = 1;
+const DEFAULT_FAULT_RETRY_AFTER_SECONDS = 1;
 
 /** Checks a plan from options, a JSON file or the control API; returns a normalised copy. */
 export function validateFaultPlan(value: unknown, path = 'faults'): FaultPlan {

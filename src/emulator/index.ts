@@ -36,30 +36,12 @@ export async function startEmulator(options?: EmulatorOptions): Promise<Emulator
   return { url: server.url, control, close: server.close };
 }
 
-export type { EmulatorControl, EmulatorStats, LogQuery } from './control.js';
-export type {
-  CreditsOptions,
-  EmulatorOptions,
-  ForbiddenModels,
-  LatencyOptions,
-  LimitsOption,
-  OtpmMode,
-  PerModelLimits,
-  RateLimits,
-} from './options.js';
+export type { EmulatorStats } from './control.js';
+export type { EmulatorOptions } from './options.js';
 export { DEFAULT_MODELS, resolveEmulatorOptions } from './options.js';
 export { EmulatorOptionsError } from './option-error.js';
-export type {
-  FaultPlan,
-  FaultType,
-  InjectedFault,
-  ScriptStep,
-  ScriptedFault,
-  TransportFault,
-} from './fault-plan.js';
+export type { FaultPlan } from './fault-plan.js';
 export { FAULT_TYPES } from './fault-plan.js';
-export { API_ERROR_TYPES, type ApiErrorType, type BillingErrorStatus } from './api-error.js';
-export type { RateLimitCause, RequestCounters, RequestLogEntry } from './request-log.js';
-export type { LimitName } from './rate-limiter.js';
+export type { BillingErrorStatus } from './api-error.js';
+export type { RequestLogEntry } from './request-log.js';
 export { REPLY_PREFIX, replyFingerprint } from './replies.js';
-export { PROMPT_HASH_LENGTH } from './prompt-analysis.js';

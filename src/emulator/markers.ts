@@ -39,7 +39,7 @@
  */
 import { isFaultType, isMidStreamFault, type FaultType, type MidStreamFault } from './fault-plan.js';
 
-export interface FaultMarker {
+interface FaultMarker {
   type: FaultType;
   /** Fail attempts 1..failFirst; null: fail every attempt. */
   failFirst: number | null;
@@ -47,7 +47,7 @@ export interface FaultMarker {
   retryAfterSeconds: number | null;
 }
 
-export interface StreamFaultMarker {
+interface StreamFaultMarker {
   type: MidStreamFault;
   afterDeltas: number;
   /** Fail attempts 1..failFirst; null: fail every attempt. */

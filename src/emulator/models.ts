@@ -11,7 +11,7 @@ export interface ModelInfo {
 }
 
 /** `claude-sonnet-4-5` → `Claude Sonnet 4.5`; ids that do not fit the pattern are shown as they are. */
-export function displayName(id: string): string {
+function displayName(id: string): string {
   const m = /^claude-([a-z]+)-(\d+)(?:-(\d{1,2}))?(?:-\d{8})?$/.exec(id);
   if (m === null) return id;
   const family = `${m[1]?.charAt(0).toUpperCase() ?? ''}${m[1]?.slice(1) ?? ''}`;

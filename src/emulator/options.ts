@@ -31,11 +31,11 @@ export const DEFAULT_MODELS: readonly string[] = [
   'claude-sonnet-4-5',
   'claude-opus-4-1',
 ];
-export const DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024;
-export const DEFAULT_MAX_OUTPUT_TOKENS = 64_000;
-export const DEFAULT_REQUEST_LOG_SIZE = 10_000;
+const DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024;
+const DEFAULT_MAX_OUTPUT_TOKENS = 64_000;
+const DEFAULT_REQUEST_LOG_SIZE = 10_000;
 
-export const OTPM_MODES = ['reserve', 'produced'] as const;
+const OTPM_MODES = ['reserve', 'produced'] as const;
 export type OtpmMode = (typeof OTPM_MODES)[number];
 
 /** One set of rate limits. Each limit is optional; an absent one is not enforced. */
@@ -54,7 +54,7 @@ export const rateLimitsSchema = strictObject({
    */
   otpmMode: oneOf(OTPM_MODES, '"reserve" or "produced"').optional(),
 });
-export type RateLimits = z.input<typeof rateLimitsSchema>;
+type RateLimits = z.input<typeof rateLimitsSchema>;
 
 const resolvedRateLimitsSchema = rateLimitsSchema.transform((l) => ({
   rpm: l.rpm ?? null,
@@ -69,10 +69,10 @@ const perModelLimitsSchema = strictObject({
   byModel: z.record(z.string(), resolvedRateLimitsSchema, { error: 'an object' }),
   default: resolvedRateLimitsSchema.optional(),
 });
-export type PerModelLimits = z.input<typeof perModelLimitsSchema>;
+type PerModelLimits = z.input<typeof perModelLimitsSchema>;
 
 /** One set for every model (each model still gets its own buckets, as model classes do), or per model. */
-export const limitsSchema = z
+const limitsSchema = z
   .union([perModelLimitsSchema, resolvedRateLimitsSchema], {
     error: 'an object of limits {rpm, itpm, otpm, otpmMode} or {byModel, default}',
   })
@@ -138,9 +138,8 @@ const forbiddenModelsSchema = z
     }
     return { everyKey, byKey };
   });
-export type ForbiddenModels = z.input<typeof forbiddenModelsSchema>;
 
-export interface ResolvedForbidden {
+interface ResolvedForbidden {
   everyKey: ReadonlySet<string>;
   byKey: ReadonlyMap<string, ReadonlySet<string>>;
 }
@@ -174,7 +173,7 @@ export const emulatorOptionsSchema = strictObject({
     .refine((m) => m.length > 0, { error: 'at least one model id' })
     .transform((m): readonly string[] => [...new Set(m)])
     .default(DEFAULT_MODELS),
-  /** See {@link ForbiddenModels}. Default: none. */
+  /** See {@link forbiddenModelsSchema}. Default: none. */
   forbiddenModels: forbiddenModelsSchema,
   /** Rate limits; see {@link LimitsOption}. Default: none. */
   limits: limitsSchema,

@@ -13,7 +13,7 @@ import { FIVE_MINUTES_MS, ONE_HOUR_MS, type CacheBreakpoint } from './prompt-cac
 import { MESSAGE_OVERHEAD_TOKENS, jsonTokens, textTokens } from './token-count.js';
 import type { Block, CacheControl, MessagesRequest } from './validate-request.js';
 
-export const PROMPT_HASH_LENGTH = 12;
+const PROMPT_HASH_LENGTH = 12;
 
 export interface PromptAnalysis {
   promptHash: string;

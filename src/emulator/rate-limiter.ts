@@ -38,7 +38,7 @@ const LIMIT_WORDS: Readonly<Record<LimitName, string>> = {
   output_tokens: 'output tokens per minute',
 };
 
-export function rateLimitMessage(limit: LimitName, value: number): string {
+function rateLimitMessage(limit: LimitName, value: number): string {
   return (
     `This request would exceed the rate limit for your organization of ${value} ${LIMIT_WORDS[limit]}. ` +
     'For details, refer to: https://docs.claude.com/en/api/rate-limits. You can see the response headers for ' +
@@ -176,7 +176,7 @@ export function isRefusal(result: Ticket | Refusal): result is Refusal {
  * "no limits" stays no limits for a client reading them (1,000,000 requests and 1,000,000,000 tokens
  * per minute; always full).
  */
-export const UNLIMITED_TIER = { rpm: 1_000_000, itpm: 1_000_000_000, otpm: 1_000_000_000 } as const;
+const UNLIMITED_TIER = { rpm: 1_000_000, itpm: 1_000_000_000, otpm: 1_000_000_000 } as const;
 
 /** The reset time of an always-full limit, as text, and the all-unlimited header list: per second. */
 let fullSecond = -1;

@@ -17,7 +17,7 @@ const MIN_REPLY_TOKENS = 16;
 const REPLY_TOKEN_SPREAD = 113;
 const REFUSAL_TEXT = " I'm not able to help with that request.";
 
-export type StopReason = 'end_turn' | 'max_tokens' | 'refusal';
+type StopReason = 'end_turn' | 'max_tokens' | 'refusal';
 
 export interface Reply {
   text: string;
@@ -39,7 +39,7 @@ export function replyFingerprint(params: {
 }
 
 /** A 32-bit avalanche mix (from the "lowbias32" family): cheap and well spread. */
-export function mix32(x: number): number {
+function mix32(x: number): number {
   let h = x >>> 0;
   h = Math.imul(h ^ (h >>> 16), 0x7feb352d);
   h = Math.imul(h ^ (h >>> 15), 0x846ca68b);
@@ -47,7 +47,7 @@ export function mix32(x: number): number {
 }
 
 /** Folds any safe integer seed into 32 bits. */
-export function seed32(seed: number): number {
+function seed32(seed: number): number {
   return ((seed % 2 ** 32) ^ Math.floor(seed / 2 ** 32)) >>> 0;
 }
 

@@ -5,7 +5,7 @@
  */
 import type { LimitName } from './rate-limiter.js';
 
-export type RateLimitCause = LimitName | 'injected' | 'spend_cap' | 'concurrency';
+type RateLimitCause = LimitName | 'injected' | 'spend_cap' | 'concurrency';
 
 export interface RequestLogEntry {
   /** 1, 2, 3... in the order outcomes were decided; survives wrap-around, restarts at reset. */

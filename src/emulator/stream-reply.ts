@@ -22,7 +22,7 @@ import type { ServerResponse } from 'node:http';
 import { CHARS_PER_TOKEN } from './token-count.js';
 
 /** Tokens of text per content_block_delta. */
-export const TOKENS_PER_DELTA = 4;
+const TOKENS_PER_DELTA = 4;
 const CHARS_PER_DELTA = TOKENS_PER_DELTA * CHARS_PER_TOKEN;
 
 export interface StreamedMessage {
@@ -101,7 +101,7 @@ function tail(m: StreamedMessage): string {
 }
 
 /** The text cut into deltas of TOKENS_PER_DELTA tokens (the last may be shorter). */
-export function deltaTexts(text: string): string[] {
+function deltaTexts(text: string): string[] {
   const out: string[] = [];
   for (let i = 0; i < text.length; i += CHARS_PER_DELTA) out.push(text.slice(i, i + CHARS_PER_DELTA));
   return out;

@@ -16,7 +16,7 @@ export interface Block {
   [field: string]: unknown;
 }
 
-export interface MessageParam {
+interface MessageParam {
   role: 'user' | 'assistant';
   content: string | Block[];
 }
@@ -33,7 +33,7 @@ export interface MessagesRequest {
 }
 
 /** The API's limit on blocks with cache_control in one request. */
-export const MAX_CACHE_BREAKPOINTS = 4;
+const MAX_CACHE_BREAKPOINTS = 4;
 
 type Obj = Record<string, unknown>;
 

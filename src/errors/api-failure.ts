@@ -123,7 +123,7 @@ function causeCode(err: Error): string | undefined {
  * A short, readable message for an answer whose body is not the API's error: an HTML page or an
  * empty body from a proxy or the edge. The SDK's message is the status followed by the whole body.
  */
-export function summarizeForeignBody(status: unknown, sdkMessage: string): string {
+function summarizeForeignBody(status: unknown, sdkMessage: string): string {
   const prefix = typeof status === 'number' ? `${status} ` : '';
   const body = sdkMessage.startsWith(prefix) ? sdkMessage.slice(prefix.length) : sdkMessage;
   const http = typeof status === 'number' ? `HTTP ${status}` : 'An answer';

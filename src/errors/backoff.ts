@@ -6,7 +6,7 @@ export interface BackoffOptions {
   maxDelayMs: number;
 }
 
-export const DEFAULT_BACKOFF: BackoffOptions = { baseDelayMs: 1_000, maxDelayMs: 60_000 };
+const DEFAULT_BACKOFF: BackoffOptions = { baseDelayMs: 1_000, maxDelayMs: 60_000 };
 
 /**
  * Capped exponential backoff with full jitter (uniform in [0, min(cap, base·2^n)]), which spreads

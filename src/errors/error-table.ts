@@ -8,13 +8,13 @@
  */
 
 /** Whether trying again can succeed. */
-export type Disposition = 'terminal' | 'retryable';
+type Disposition = 'terminal' | 'retryable';
 
 /**
  * How far the cause reaches: this request only, every request of the API key (the key-wide
  * breaker pauses the queue), or every request of one model (the model breaker).
  */
-export type Scope = 'request' | 'key' | 'model';
+type Scope = 'request' | 'key' | 'model';
 
 /**
  * What is wrong beyond one request, in the runner's words, whatever shape the API gave it: an
@@ -133,7 +133,7 @@ export const RULES_BY_TYPE: Readonly<Record<string, ErrorRule>> = Object.assign(
 } satisfies Record<string, ErrorRule>);
 
 /** The spend cap: a limit that retrying cannot cure, for every request of the key. */
-export const SPEND_LIMIT_RULE: ErrorRule = {
+const SPEND_LIMIT_RULE: ErrorRule = {
   disposition: 'terminal',
   scope: 'key',
   condition: 'spend_cap',

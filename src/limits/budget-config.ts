@@ -29,7 +29,7 @@ export interface ResolvedClass {
   otpm: number;
 }
 
-export const DEFAULT_CLASS_NAME = 'default';
+const DEFAULT_CLASS_NAME = 'default';
 
 const LIMIT_FIELDS = ['rpm', 'itpm', 'otpm'] as const;
 const KNOWN_FIELDS = new Set<string>(['match', 'name', ...LIMIT_FIELDS]);
@@ -68,7 +68,7 @@ export function parseBudgets(text: string, source: string): BudgetClass[] {
  * `rpm`/`itpm`/`otpm` non-negative integers. Unknown fields are refused (a typo like `tpm` would
  * otherwise silently mean "no limit"), and so are two classes with one name.
  */
-export function validateBudgetClasses(value: unknown, source: string): BudgetClass[] {
+function validateBudgetClasses(value: unknown, source: string): BudgetClass[] {
   if (!Array.isArray(value)) {
     throw new BudgetsFileError(
       `${source}: expected a JSON array of classes like [{"match": "claude-haiku-*", "rpm": 4000}], got ${describe(value)}`,

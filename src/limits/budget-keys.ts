@@ -10,9 +10,9 @@
  * is the class name with every character outside [A-Za-z0-9._-] written as %XX (so `*`, `{`, `}`
  * and `:` never reach the key and two names never share one).
  */
-export const BUDGET_KEY_PREFIX = 'cb-budget-';
+const BUDGET_KEY_PREFIX = 'cb-budget-';
 
-export function encodeClassName(name: string): string {
+function encodeClassName(name: string): string {
   let out = '';
   for (const ch of name) {
     if (/^[A-Za-z0-9._-]$/.test(ch)) out += ch;

@@ -6,7 +6,7 @@ import type { RequestEstimate } from './rate-budget.js';
  * per token on English prose; 3 errs high on purpose, so a request is never admitted on a budget
  * it then exceeds. Settlement refunds the difference once the real usage is known.
  */
-export const CHARS_PER_TOKEN = 3;
+const CHARS_PER_TOKEN = 3;
 
 /** Tokens counted per message and for the request frame, whatever the content. */
 const PER_MESSAGE_OVERHEAD = 5;
@@ -33,7 +33,7 @@ export function estimateRequest(params: MessageParams, outputEstimate?: number):
  * that (a 3 MB PNG is still about 1,600 tokens), so costing it by its JSON length would dead-letter
  * ordinary vision requests as over budget. Expressed in characters, like everything else here.
  */
-export const IMAGE_TOKENS = 1_600;
+const IMAGE_TOKENS = 1_600;
 
 function textLength(content: unknown): number {
   if (content === undefined || content === null) return 0;

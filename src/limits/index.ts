@@ -2,24 +2,18 @@ import { SharedRateBudget, type RateBudgetOptions, type SharedRateBudgetApi } fr
 
 export {
   BudgetsFileError,
-  DEFAULT_CLASS_NAME,
   ModelClassResolver,
   globToRegExp,
-  isLimited,
   loadBudgetsFile,
   parseBudgets,
   resolveModelClass,
-  validateBudgetClasses,
   type BudgetClass,
   type BudgetLimits,
-  type ResolvedClass,
 } from './budget-config.js';
-export { BUDGET_KEY_PREFIX, budgetKey, budgetKeyPattern, encodeClassName } from './budget-keys.js';
+export { budgetKey, budgetKeyPattern } from './budget-keys.js';
 export { estimateRequest } from './estimate-tokens.js';
 export {
   OverBudgetError,
-  UNLIMITED_BUDGET,
-  type BudgetAmounts,
   type BudgetLease,
   type CallReport,
   type RateBudget,
@@ -27,12 +21,7 @@ export {
 } from './rate-budget.js';
 export { actualCost, parseRateLimitHeaders, settlementDelta } from './settlement.js';
 export {
-  BUCKET_TTL_MS,
-  SharedRateBudget,
-  type BudgetClassDescription,
   type BudgetClassSnapshot,
-  type BudgetClock,
-  type BudgetDescription,
   type BudgetDimensionSnapshot,
   type BudgetSnapshot,
   type RateBudgetOptions,

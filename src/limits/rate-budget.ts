@@ -21,7 +21,7 @@ export interface BudgetLease {
   readonly modelClass: string;
   /**
    * What was charged to the shared budget per limit (0 on a limit the class does not have).
-   * Absent on leases of a budget that charges nothing (UNLIMITED_BUDGET, an unlimited class).
+   * Absent on leases of a budget that charges nothing (an unlimited class).
    */
   readonly charged?: Readonly<BudgetAmounts>;
   /** When the shared budget granted it (Redis time, ms); absent when nothing was charged. */
@@ -56,10 +56,3 @@ export interface RateBudget {
 export class OverBudgetError extends Error {
   override name = 'OverBudgetError';
 }
-
-/** No shared budget: every request is admitted at once (the API's 429s are the only brake). */
-export const UNLIMITED_BUDGET: RateBudget = {
-  acquire: (estimate) => Promise.resolve({ estimate, modelClass: 'default' }),
-  settle: async () => {},
-  close: async () => {},
-};

@@ -28,9 +28,9 @@ import {
 } from './settlement.js';
 
 /** How long an idle bucket is kept in Redis (refreshed by every look); longer while a hold lasts. */
-export const BUCKET_TTL_MS = 60 * 60 * 1000;
+const BUCKET_TTL_MS = 60 * 60 * 1000;
 /** Default {@link RateBudgetOptions.refillLeadMs}: covers connection set-up to the API. */
-export const DEFAULT_REFILL_LEAD_MS = 500;
+const DEFAULT_REFILL_LEAD_MS = 500;
 /** The longest one sleep lasts before the head of the queue looks again (to see other processes' refunds). */
 const DEFAULT_MAX_SLEEP_MS = 2_000;
 /** How coarsely the API reports `remaining`, per limit. */
@@ -88,7 +88,7 @@ export interface RateBudgetOptions {
 }
 
 /** One class in {@link SharedRateBudget.describe}. */
-export interface BudgetClassDescription extends ResolvedClass {
+interface BudgetClassDescription extends ResolvedClass {
   /** The Redis key of its bucket, or null when it limits nothing (never touches Redis). */
   key: string | null;
 }

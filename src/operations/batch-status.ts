@@ -125,13 +125,13 @@ export interface ConcurrencyCapStatus {
   limited: number;
 }
 
-export interface ReconcilerStatus {
+interface ReconcilerStatus {
   last_run_at: string | null;
   repaired_at: string | null;
   repaired: Record<string, number>;
 }
 
-export function toBatchStatus(
+function toBatchStatus(
   record: BatchRecord,
   paused: KeyBreakerState | null,
   reconcilerRanAt: string | null = null,

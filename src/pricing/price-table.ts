@@ -77,7 +77,7 @@ function rate(value: unknown, where: string, field: string, fallback?: number): 
 }
 
 /** Validates a parsed prices file (see {@link PRICES_FILE_HELP}) and builds the table. */
-export function parsePriceTable(json: unknown, source: string): PriceTable {
+function parsePriceTable(json: unknown, source: string): PriceTable {
   let list: unknown;
   let includeDefaults = true;
   if (Array.isArray(json)) {

@@ -16,7 +16,7 @@ export interface DeadLetterFilter {
 }
 
 /** Whether an entry is of the type or condition an operator named. */
-export function matchesType(entry: DeadLetterEntry, type: string): boolean {
+function matchesType(entry: DeadLetterEntry, type: string): boolean {
   if (entry.error_type === type) return true;
   const condition = entry.condition ?? null;
   return condition !== null && (condition === type || CONDITION_TYPE[condition] === type);
@@ -68,7 +68,7 @@ export async function* deadLetterEntries(
   }
 }
 
-export function toDeadLetterRow(entry: DeadLetterEntry): DeadLetterRow {
+function toDeadLetterRow(entry: DeadLetterEntry): DeadLetterRow {
   return {
     batch_id: entry.batch_id,
     custom_id: entry.custom_id,

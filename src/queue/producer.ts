@@ -8,7 +8,6 @@ import { CUSTOM_ID_PATTERN } from '../batch/types.js';
 import type { RequestDefaults } from '../batch/validate-request.js';
 import type { Runtime } from '../runtime.js';
 
-export { InputValidationError };
 import { CANARY_HOLD_MS, canaryField, canaryIdField, releaseHeld } from './canary.js';
 import { Holds } from './holds.js';
 import { requestJobId, type RequestJobData } from './jobs.js';

@@ -40,7 +40,7 @@ export function createRedis(options: RedisConnectionOptions, extra: RedisOptions
 }
 
 /** The URL with any password replaced, for messages. */
-export function describeRedis(options: RedisConnectionOptions): string {
+function describeRedis(options: RedisConnectionOptions): string {
   if (options.clusterNodes.length > 0) return `Redis Cluster ${options.clusterNodes.join(',')}`;
   try {
     const url = new URL(options.url);

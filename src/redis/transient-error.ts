@@ -6,7 +6,7 @@
  */
 
 /** Socket errors of a Redis outage (or of an unresolvable host while DNS recovers). */
-export const REDIS_CONNECTION_ERROR_CODES: ReadonlySet<string> = new Set([
+const REDIS_CONNECTION_ERROR_CODES: ReadonlySet<string> = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
   'ETIMEDOUT',

@@ -67,8 +67,6 @@ const FINALIZE_STATUS: Record<number, FinalizeStatus> = {
   [-3]: 'found',
 };
 
-export { BatchConflictError };
-
 /**
  * The batch records, results and counts of one prefix. Every write is a Lua script (atomic, and
  * idempotent when repeated), so a process killed at any instant leaves the counts exact.

@@ -2,19 +2,19 @@
  * The results file's lines, in the Message Batches results format. They are built once, when a
  * request ends, and stored as the exact text `results` streams out.
  */
-export interface ErrorBody {
+interface ErrorBody {
   type: 'error';
   error: { type: string; message: string };
   request_id: string | null;
 }
 
-export type RequestResult =
+type RequestResult =
   | { type: 'succeeded'; message: unknown }
   | { type: 'errored'; error: ErrorBody }
   | { type: 'canceled' }
   | { type: 'expired' };
 
-export interface ResultLine {
+interface ResultLine {
   custom_id: string;
   result: RequestResult;
 }

@@ -37,7 +37,7 @@ export type Repairs = Partial<Record<RepairKind, number>>;
 /** The error type of the results line of a lost request. */
 export const LOST_ERROR_TYPE = 'request_lost';
 
-export const LOST_MESSAGE =
+const LOST_MESSAGE =
   "the request's queued job disappeared before it had an outcome (removed in Bull Board or Redis: empty, clean, " +
   'remove; or lost by a Redis restart without persistence), taking its parameters with it, so it could not be ' +
   'sent again: submit it again in a new batch';

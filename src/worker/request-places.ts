@@ -23,7 +23,7 @@ export interface PlaceContext {
  * One Redis read whose truthy reply (non-null, non-zero) says the request is there. Reads only:
  * they run in bulk, hundreds of requests per pipeline.
  */
-export type Probe =
+type Probe =
   | { cmd: 'exists'; key: string }
   | { cmd: 'zscore'; key: string; member: string }
   | { cmd: 'sismember'; key: string; member: string };
@@ -38,7 +38,7 @@ export type Probe =
 export type PlaceRecovery = 'none' | 'failed-outcome' | 'requeue-finished' | 'finalize-dead-letter';
 
 /** The request is in the place iff every `all` read and (when given) at least one `any` read is truthy. */
-export interface PlaceTest {
+interface PlaceTest {
   all: Probe[];
   any?: Probe[];
 }

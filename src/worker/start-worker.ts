@@ -24,8 +24,6 @@ export interface StartWorkerOptions {
   apiKey?: Secret | undefined;
 }
 
-export { MissingApiKeyError };
-
 /**
  * Starts a worker in this process with the runtime's config. Stop it with `close()`, or close the
  * runtime, which closes it too.
@@ -102,7 +100,7 @@ export async function startWorker(runtime: Runtime, options: StartWorkerOptions 
  * The account a worker's shared state belongs to: the API key's fingerprint (never the key). Without
  * a key (a custom client) the account is named by the base URL.
  */
-export function accountIdOf(baseURL: string | undefined, apiKey: Secret | undefined): string {
+function accountIdOf(baseURL: string | undefined, apiKey: Secret | undefined): string {
   return (
     apiKey?.fingerprint() ??
     `url-${Buffer.from(baseURL ?? 'default')
