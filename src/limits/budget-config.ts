@@ -1,23 +1,71 @@
 import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { addSentence, label, nonNegativeInteger, parseFile, strictRecord } from '../config/file-schema.js';
 import { globToRegExp } from '../model-glob.js';
 
-/** One set of per-minute limits. 0 or absent: that dimension is not limited. */
-export interface BudgetLimits {
+const LIMIT = 'a non-negative integer (0 = no limit)';
+const MAX_NAME_LENGTH = 100;
+const DEFAULT_CLASS_NAME = 'default';
+
+const budgetLimitsShape = {
   /** Requests per minute. */
-  rpm?: number;
+  rpm: nonNegativeInteger(LIMIT).optional(),
   /** Input tokens per minute (input_tokens + cache_creation_input_tokens). */
-  itpm?: number;
+  itpm: nonNegativeInteger(LIMIT).optional(),
   /** Output tokens per minute. */
-  otpm?: number;
-}
+  otpm: nonNegativeInteger(LIMIT).optional(),
+};
+
+/**
+ * One set of per-minute limits. 0 or absent: that dimension is not limited. Not strict: the default
+ * class's limits come from the config, not from a file.
+ */
+const budgetLimitsSchema = z.object(budgetLimitsShape);
+export type BudgetLimits = z.output<typeof budgetLimitsSchema>;
 
 /** A model class: the models whose id matches `match` share one budget. */
-export interface BudgetClass extends BudgetLimits {
+const budgetClassSchema = strictRecord({
   /** Glob on the model id: `*` any run of characters, `?` one character; the whole id must match. */
-  match: string;
+  match: label('a non-empty glob on the model id (e.g. "claude-haiku-*")', MAX_NAME_LENGTH),
   /** The class's name in keys, logs and `status`. Default: `match`. */
-  name?: string;
-}
+  name: label(`a non-empty string of at most ${MAX_NAME_LENGTH} characters`, MAX_NAME_LENGTH).optional(),
+  ...budgetLimitsShape,
+});
+export type BudgetClass = z.output<typeof budgetClassSchema>;
+
+/**
+ * A budgets file: a JSON array of classes. Unknown fields are refused (a typo like `tpm` would
+ * otherwise silently mean "no limit"), and so are two classes with one name or one named `default`.
+ */
+const budgetClassesSchema = z
+  .array(budgetClassSchema, {
+    error: 'a JSON array of classes like [{"match": "claude-haiku-*", "rpm": 4000}]',
+  })
+  .superRefine((classes, ctx) => {
+    const names = new Map<string, number>();
+    classes.forEach((cls, index) => {
+      const className = cls.name ?? cls.match;
+      const field = cls.name !== undefined ? 'name' : 'match';
+      if (className === DEFAULT_CLASS_NAME) {
+        addSentence(
+          ctx,
+          [index, field],
+          `"${DEFAULT_CLASS_NAME}" is the name of the class set by --rpm/--itpm/--otpm; choose another`,
+        );
+        return;
+      }
+      const earlier = names.get(className);
+      if (earlier !== undefined) {
+        addSentence(
+          ctx,
+          [index, field],
+          `class name ${JSON.stringify(className)} is already used by entry ${earlier}`,
+        );
+        return;
+      }
+      names.set(className, index);
+    });
+  });
 
 /** A class resolved for use: every limit a number (0 = none). */
 export interface ResolvedClass {
@@ -28,12 +76,6 @@ export interface ResolvedClass {
   itpm: number;
   otpm: number;
 }
-
-const DEFAULT_CLASS_NAME = 'default';
-
-const LIMIT_FIELDS = ['rpm', 'itpm', 'otpm'] as const;
-const KNOWN_FIELDS = new Set<string>(['match', 'name', ...LIMIT_FIELDS]);
-const MAX_NAME_LENGTH = 100;
 
 /** A budgets file (or inline list) that cannot be used; the message names the file, entry, field and value. */
 export class BudgetsFileError extends Error {
@@ -63,84 +105,9 @@ export function parseBudgets(text: string, source: string): BudgetClass[] {
   return validateBudgetClasses(value, source);
 }
 
-/**
- * Checks a list of classes: each an object with a non-empty `match` glob, an optional `name`, and
- * `rpm`/`itpm`/`otpm` non-negative integers. Unknown fields are refused (a typo like `tpm` would
- * otherwise silently mean "no limit"), and so are two classes with one name.
- */
+/** Checks a list of classes (see budgetClassesSchema); `source` names it in error messages. */
 function validateBudgetClasses(value: unknown, source: string): BudgetClass[] {
-  if (!Array.isArray(value)) {
-    throw new BudgetsFileError(
-      `${source}: expected a JSON array of classes like [{"match": "claude-haiku-*", "rpm": 4000}], got ${describe(value)}`,
-    );
-  }
-  const out: BudgetClass[] = [];
-  const names = new Map<string, number>();
-  value.forEach((entry: unknown, index) => {
-    const where = `${source}: entry ${index}`;
-    if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) {
-      throw new BudgetsFileError(`${where}: expected an object, got ${describe(entry)}`);
-    }
-    const record = entry as Record<string, unknown>;
-    for (const key of Object.keys(record)) {
-      if (!KNOWN_FIELDS.has(key)) {
-        throw new BudgetsFileError(
-          `${where}, field "${key}": unknown field (value ${describe(record[key])}); expected match, name, rpm, itpm, otpm`,
-        );
-      }
-    }
-    const match = record['match'];
-    if (
-      typeof match !== 'string' ||
-      match.length === 0 ||
-      match.length > MAX_NAME_LENGTH ||
-      hasControl(match)
-    ) {
-      throw new BudgetsFileError(
-        `${where}, field "match": expected a non-empty glob on the model id (e.g. "claude-haiku-*"), got ${describe(match)}`,
-      );
-    }
-    const cls: BudgetClass = { match };
-    const name = record['name'];
-    if (name !== undefined) {
-      if (
-        typeof name !== 'string' ||
-        name.length === 0 ||
-        name.length > MAX_NAME_LENGTH ||
-        hasControl(name)
-      ) {
-        throw new BudgetsFileError(
-          `${where}, field "name": expected a non-empty string of at most ${MAX_NAME_LENGTH} characters, got ${describe(name)}`,
-        );
-      }
-      cls.name = name;
-    }
-    for (const field of LIMIT_FIELDS) {
-      const limit = record[field];
-      if (limit === undefined) continue;
-      if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 0) {
-        throw new BudgetsFileError(
-          `${where}, field "${field}": expected a non-negative integer (0 = no limit), got ${describe(limit)}`,
-        );
-      }
-      cls[field] = limit;
-    }
-    const className = cls.name ?? cls.match;
-    if (className === DEFAULT_CLASS_NAME) {
-      throw new BudgetsFileError(
-        `${where}, field "${cls.name !== undefined ? 'name' : 'match'}": "${DEFAULT_CLASS_NAME}" is the name of the class set by --rpm/--itpm/--otpm; choose another`,
-      );
-    }
-    const earlier = names.get(className);
-    if (earlier !== undefined) {
-      throw new BudgetsFileError(
-        `${where}, field "${cls.name !== undefined ? 'name' : 'match'}": class name ${JSON.stringify(className)} is already used by entry ${earlier}`,
-      );
-    }
-    names.set(className, index);
-    out.push(cls);
-  });
-  return out;
+  return parseFile(budgetClassesSchema, value, source, (message) => new BudgetsFileError(message));
 }
 
 export { globToRegExp };
@@ -164,12 +131,18 @@ export class ModelClassResolver {
       itpm: c.itpm ?? 0,
       otpm: c.otpm ?? 0,
     }));
+    const limits = parseFile(
+      budgetLimitsSchema,
+      defaults,
+      'default budget',
+      (message) => new BudgetsFileError(message),
+    );
     this.defaultClass = {
       name: DEFAULT_CLASS_NAME,
       match: null,
-      rpm: checkDefault('rpm', defaults.rpm),
-      itpm: checkDefault('itpm', defaults.itpm),
-      otpm: checkDefault('otpm', defaults.otpm),
+      rpm: limits.rpm ?? 0,
+      itpm: limits.itpm ?? 0,
+      otpm: limits.otpm ?? 0,
     };
     this.#patterns = this.classes.map((cls) => ({ re: globToRegExp(cls.match ?? ''), cls }));
   }
@@ -202,33 +175,4 @@ export function resolveModelClass(
 /** Whether a class limits anything (else it never touches Redis). */
 export function isLimited(cls: BudgetLimits): boolean {
   return (cls.rpm ?? 0) > 0 || (cls.itpm ?? 0) > 0 || (cls.otpm ?? 0) > 0;
-}
-
-function checkDefault(field: string, value: number | undefined): number {
-  if (value === undefined) return 0;
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw new BudgetsFileError(
-      `default budget, field "${field}": expected a non-negative integer, got ${describe(value)}`,
-    );
-  }
-  return value;
-}
-
-function hasControl(text: string): boolean {
-  for (const ch of text) {
-    const code = ch.charCodeAt(0);
-    if (code < 0x20 || code === 0x7f) return true;
-  }
-  return false;
-}
-
-function describe(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'object') return 'an object';
-  // String() only where JSON has no text (a symbol, a function); objects returned above.
-  // eslint-disable-next-line @typescript-eslint/no-base-to-string
-  const text = JSON.stringify(value) ?? String(value);
-  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }

@@ -1,17 +1,45 @@
 import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { nonEmptyString, nonNegativeNumber, parseFile, strictRecord } from '../config/file-schema.js';
 import { globToRegExp } from '../model-glob.js';
 import type { UsageTotals } from '../store/batch-record.js';
 
-/** USD per million tokens for the models whose id matches `match` (a glob: `*` any run, `?` one character). */
-export interface ModelPrice {
-  match: string;
-  input: number;
-  output: number;
-  /** Cache writes (`cache_creation_input_tokens`), 5-minute TTL. */
-  cache_write: number;
-  /** Cache reads (`cache_read_input_tokens`). */
-  cache_read: number;
-}
+const RATE = 'a number >= 0 (USD per million tokens)';
+
+/**
+ * One entry of a prices file: USD per million tokens for the models whose id matches `match` (a
+ * glob: `*` any run, `?` one character). Unknown fields are refused: a misspelt rate would
+ * otherwise be priced at its default.
+ */
+const modelPriceSchema = strictRecord({
+  match: nonEmptyString('a non-empty model id glob, e.g. "claude-sonnet-4*"'),
+  input: nonNegativeNumber(RATE),
+  output: nonNegativeNumber(RATE),
+  /** Cache writes (`cache_creation_input_tokens`), 5-minute TTL. Default 1.25 x input. */
+  cache_write: nonNegativeNumber(RATE).optional(),
+  /** Cache reads (`cache_read_input_tokens`). Default 0.1 x input. */
+  cache_read: nonNegativeNumber(RATE).optional(),
+}).transform((entry) => ({
+  match: entry.match,
+  input: entry.input,
+  output: entry.output,
+  cache_write: entry.cache_write ?? entry.input * 1.25,
+  cache_read: entry.cache_read ?? entry.input * 0.1,
+}));
+
+/** A price with every rate filled in. */
+export type ModelPrice = z.output<typeof modelPriceSchema>;
+
+const modelPricesSchema = z.array(modelPriceSchema, { error: 'an array of prices' });
+
+/** The object form of a prices file (see {@link PRICES_FILE_HELP}). */
+const pricesFileSchema = strictRecord(
+  {
+    models: modelPricesSchema,
+    include_defaults: z.boolean({ error: 'true or false' }).optional(),
+  },
+  'an array of prices or an object with a "models" array',
+);
 
 /** Prices in order: the first entry whose glob matches the whole model id applies. */
 export interface PriceTable {
@@ -54,7 +82,7 @@ where an entry is
   { "match": "claude-sonnet-4*", "input": 3, "output": 15, "cache_write": 3.75, "cache_read": 0.3 }
 in USD per million tokens (cache_write defaults to 1.25 x input, cache_read to 0.1 x input). The
 first entry whose glob matches the model id wins; the file's entries come before the built-in table,
-which still prices other models unless "include_defaults" is false.`;
+which still prices other models unless "include_defaults" is false. Unknown fields are refused.`;
 
 const matchers = new WeakMap<ModelPrice, RegExp>();
 
@@ -68,54 +96,15 @@ export function findPrice(table: PriceTable, model: string): ModelPrice | null {
   return null;
 }
 
-function rate(value: unknown, where: string, field: string, fallback?: number): number {
-  if (value === undefined && fallback !== undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw new PriceTableError(`${where}: "${field}" must be a number >= 0 (USD per million tokens)`);
-  }
-  return value;
-}
-
 /** Validates a parsed prices file (see {@link PRICES_FILE_HELP}) and builds the table. */
 function parsePriceTable(json: unknown, source: string): PriceTable {
-  let list: unknown;
-  let includeDefaults = true;
-  if (Array.isArray(json)) {
-    list = json;
-  } else if (json !== null && typeof json === 'object') {
-    const obj = json as Record<string, unknown>;
-    list = obj['models'];
-    if (obj['include_defaults'] !== undefined) {
-      if (typeof obj['include_defaults'] !== 'boolean') {
-        throw new PriceTableError(`${source}: "include_defaults" must be true or false`);
-      }
-      includeDefaults = obj['include_defaults'];
-    }
-  }
-  if (!Array.isArray(list)) {
-    throw new PriceTableError(`${source}: expected an array of prices or an object with a "models" array`);
-  }
-  const entries = list.map((item: unknown, i): ModelPrice => {
-    const where = `${source}: entry ${i}`;
-    if (item === null || typeof item !== 'object' || Array.isArray(item)) {
-      throw new PriceTableError(`${where}: expected an object`);
-    }
-    const e = item as Record<string, unknown>;
-    if (typeof e['match'] !== 'string' || e['match'] === '') {
-      throw new PriceTableError(
-        `${where}: "match" must be a non-empty model id glob, e.g. "claude-sonnet-4*"`,
-      );
-    }
-    const input = rate(e['input'], where, 'input');
-    return {
-      match: e['match'],
-      input,
-      output: rate(e['output'], where, 'output'),
-      cache_write: rate(e['cache_write'], where, 'cache_write', input * 1.25),
-      cache_read: rate(e['cache_read'], where, 'cache_read', input * 0.1),
-    };
-  });
-  return { entries: includeDefaults ? [...entries, ...DEFAULT_PRICES] : entries, source };
+  const fail = (message: string) => new PriceTableError(message);
+  // The array form has no top-level field, so its errors name entries only ("entry 2").
+  const file = Array.isArray(json)
+    ? { models: parseFile(modelPricesSchema, json, source, fail), include_defaults: undefined }
+    : parseFile(pricesFileSchema, json, source, fail);
+  const entries = file.models;
+  return { entries: (file.include_defaults ?? true) ? [...entries, ...DEFAULT_PRICES] : entries, source };
 }
 
 /** Reads `--prices FILE`. */

@@ -69,7 +69,9 @@ describe('claude-batch dashboard', () => {
     expect(await open.exit).toBe(2);
     expect(open.stderr()).toMatch(/refusing to listen on 0\.0\.0\.0.*CLAUDE_BATCH_DASHBOARD_TOKEN/);
     expect(await prices.exit).toBe(2);
-    expect(prices.stderr()).toContain('"input" must be a number');
+    expect(prices.stderr()).toContain(
+      'entry 0, field "input": expected a number >= 0 (USD per million tokens), got "cheap"',
+    );
   });
 
   it('prints the URL, serves with the token, and stops cleanly on SIGTERM', async () => {

@@ -75,6 +75,40 @@ describe('budgets file', () => {
       expect(() => parseBudgets(JSON.stringify(value), 'f.json')).toThrow(message);
     });
   }
+
+  // The whole message: the file, the entry and field, what the field takes and the value found.
+  const messages: Array<[string, unknown, string]> = [
+    [
+      'a wrong type',
+      [{ match: 'a', itpm: '2000' }],
+      'entry 0, field "itpm": expected a non-negative integer (0 = no limit), got "2000"',
+    ],
+    [
+      'a negative number',
+      [{ match: 'a' }, { match: 'b', rpm: -1 }],
+      'entry 1, field "rpm": expected a non-negative integer (0 = no limit), got -1',
+    ],
+    [
+      'an unknown field (a typo would silently mean no limit), before the problems it explains',
+      [
+        { match: 'a', rpm: 'x' },
+        { match: 'b', tpm: 10 },
+      ],
+      'entry 1, field "tpm": unknown field (value 10); expected match, name, rpm, itpm, otpm',
+    ],
+    [
+      'a control character in a name',
+      [{ match: 'a', name: 'x\ny' }],
+      'entry 0, field "name": expected a non-empty string of at most 100 characters, got "x\\u000ay"',
+    ],
+  ];
+  for (const [title, value, message] of messages) {
+    it(`refuses ${title}, in one message`, () => {
+      expect(() => parseBudgets(JSON.stringify(value), 'budgets.json')).toThrow(
+        new BudgetsFileError(`budgets.json: ${message}`),
+      );
+    });
+  }
 });
 
 describe('model classes', () => {
@@ -102,6 +136,8 @@ describe('model classes', () => {
   });
 
   it('validates default limits', () => {
-    expect(() => new ModelClassResolver([], { rpm: -5 })).toThrow(/default budget, field "rpm"/);
+    expect(() => new ModelClassResolver([], { rpm: -5 })).toThrow(
+      /default budget: field "rpm": expected a non-negative integer \(0 = no limit\), got -5/,
+    );
   });
 });
