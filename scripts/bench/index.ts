@@ -203,7 +203,7 @@ async function main(): Promise<number> {
   } finally {
     await cleanup();
   }
-  const out = isAbsolute(values.out ?? '') ? (values.out) : resolve(values.out ?? 'bench/RESULTS.md');
+  const out = isAbsolute(values.out ?? '') ? values.out : resolve(values.out ?? 'bench/RESULTS.md');
   const command = `npm run bench --${quick ? ' --quick' : ''}${wanted.length ? ` ${wanted.join(' ')}` : ''}`;
   await writeResults(
     out,
