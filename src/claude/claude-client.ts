@@ -42,7 +42,7 @@ export type CallResult =
   | { ok: false; failure: ApiFailure };
 
 /** What a caller may learn while a call is under way. */
-export interface CallHooks {
+interface CallHooks {
   /**
    * Called once, when the API has accepted the request and begun its answer (the stream's
    * `message_start`): key, credit and model are proven by then, long before a long generation

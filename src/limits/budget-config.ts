@@ -5,7 +5,7 @@ import { globToRegExp } from '../model-glob.js';
 
 const LIMIT = 'a non-negative integer (0 = no limit)';
 const MAX_NAME_LENGTH = 100;
-const DEFAULT_CLASS_NAME = 'default';
+export const DEFAULT_CLASS_NAME = 'default';
 
 const budgetLimitsShape = {
   /** Requests per minute. */

@@ -2,6 +2,7 @@ import { SharedRateBudget, type RateBudgetOptions, type SharedRateBudgetApi } fr
 
 export {
   BudgetsFileError,
+  DEFAULT_CLASS_NAME,
   ModelClassResolver,
   globToRegExp,
   loadBudgetsFile,

@@ -45,7 +45,7 @@ const SETTLE_RETRY_MS = 10_000;
  * How long limits learned from the API's headers are kept in Redis after they last changed: a
  * process starting later uses them from its first request. Every response re-teaches them.
  */
-export const LEARNED_TTL_MS = 24 * 3_600_000;
+const LEARNED_TTL_MS = 24 * 3_600_000;
 /** How often a process with nothing learned for a class looks in Redis for what another process learned. */
 const LEARNED_LOOK_MS = 2_000;
 /**
@@ -60,7 +60,7 @@ const BULK_MAX = 64;
 const CREDIT_TTL_MS = 100;
 
 /** Where the limit of one dimension comes from. */
-export type LimitSource = 'configured' | 'api';
+type LimitSource = 'configured' | 'api';
 
 export interface BudgetClock {
   /** Local wall time in ms (only for remembering when this process last saw a bucket). */

@@ -142,7 +142,7 @@ export class KeyLayout {
  * them in one slot and no script touches two slots; a prefix's own keys live in another slot, so
  * the code that joins both issues separate commands.
  */
-export const ACCOUNT_KEY_PREFIX = 'cb-key-';
+const ACCOUNT_KEY_PREFIX = 'cb-key-';
 
 /**
  * Hash: the key-wide breaker of the API key (the fields of the prefix-level one, plus `trip`, an

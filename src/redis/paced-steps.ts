@@ -6,7 +6,7 @@
  * 79 %), for about 2.5 times the wall time of an unpaced run (`bench/RESULTS.md`, section 7). The
  * round trip bounds the script's own time from above, so the share is at most 1 / (1 + ratio).
  */
-export const PACE_RATIO = 1.5;
+const PACE_RATIO = 1.5;
 
 /** Pauses shorter than this are skipped: a timer costs more than it gives back. */
 const MIN_PAUSE_MS = 0.2;

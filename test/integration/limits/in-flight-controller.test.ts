@@ -47,10 +47,10 @@ describe('in-flight controller', () => {
     clients.push(redis);
     let sent = 0;
     const send = redis.sendCommand.bind(redis);
-    redis.sendCommand = ((...args: Parameters<typeof send>) => {
+    redis.sendCommand = (...args: Parameters<typeof send>) => {
       sent += 1;
       return send(...args);
-    }) as typeof redis.sendCommand;
+    };
     const ctl = new InFlightController({ redis, accountId, watchMs: 100, pollMs: 50, ...extra });
     controllers.push(ctl);
     return { ctl, redis, commands: () => sent };
@@ -105,7 +105,7 @@ describe('in-flight controller', () => {
     const id = account('probe');
     const { ctl, redis } = controller(id, { probeQuietMs: 300 });
     const first = await Promise.all([ctl.acquire('c'), ctl.acquire('c')]);
-    await ctl.release(first[1]!, { concurrencyLimited: true }); // learned 1
+    await ctl.release(first[1], { concurrencyLimited: true }); // learned 1
     const start = Date.now();
     // A second request waits for a slot; after the quiet period it goes as the probe.
     const probe = await ctl.acquire('c');
@@ -117,7 +117,7 @@ describe('in-flight controller', () => {
       failedProbes: 1,
       quietMs: 600,
     });
-    await ctl.release(first[0]!);
+    await ctl.release(first[0]);
   });
 
   it('a lease whose holder vanished comes back by itself after the lease TTL', async () => {
