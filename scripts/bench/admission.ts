@@ -11,15 +11,14 @@
 import { Redis } from 'ioredis';
 import { startPrivateRedis } from '../../src/devtools/private-redis.js';
 import { budgetKey, createRateBudget } from '../../src/limits/index.js';
+import { commandStats, sumCalls } from './lib/harness.js';
 
 const [SECONDS = 5, CONCURRENCY = 64] = process.argv.slice(2).map(Number);
 const RPMS = [120_000, 240_000, 600_000];
 
+/** Commands the server has run so far (INFO commandstats), as the other sections count them. */
 async function commands(redis: Redis): Promise<number> {
-  const info = await redis.info('commandstats');
-  let total = 0;
-  for (const m of info.matchAll(/calls=(\d+)/g)) total += Number(m[1]);
-  return total;
+  return sumCalls(await commandStats(redis));
 }
 
 const server = await startPrivateRedis();
