@@ -221,6 +221,8 @@ export class SharedRateBudget implements SharedRateBudgetApi {
   readonly #configured = new Map<string, ResolvedClass>();
   /** Per class: limits the API's headers stated (0 where none), for the dimensions not configured. */
   readonly #learned = new Map<string, Limits>();
+  /** Per class: the configured class with its learned limits filled in (see #inForce). */
+  readonly #merged = new Map<string, ResolvedClass>();
   /** Per class with nothing learned: when this process last looked in Redis for another's. */
   readonly #learnedLookAt = new Map<string, number>();
 
@@ -696,12 +698,23 @@ export class SharedRateBudget implements SharedRateBudgetApi {
   #inForce(cls: ResolvedClass): ResolvedClass {
     const learned = this.#learned.get(cls.name);
     if (!learned || isFullyConfigured(cls)) return cls;
-    return {
-      ...cls,
-      rpm: cls.rpm || learned[0],
-      itpm: cls.itpm || learned[1],
-      otpm: cls.otpm || learned[2],
-    };
+    // Once per learning, not per request: this runs on every admission.
+    let merged = this.#merged.get(cls.name);
+    if (!merged) {
+      merged = {
+        ...cls,
+        rpm: cls.rpm || learned[0],
+        itpm: cls.itpm || learned[1],
+        otpm: cls.otpm || learned[2],
+      };
+      this.#merged.set(cls.name, merged);
+    }
+    return merged;
+  }
+
+  #setLearned(className: string, limits: Limits): void {
+    this.#learned.set(className, limits);
+    this.#merged.delete(className);
   }
 
   /** Learns the limits the response states for the dimensions of the class nobody configured. */
@@ -713,7 +726,7 @@ export class SharedRateBudget implements SharedRateBudgetApi {
     const before = this.#learned.get(className) ?? [0, 0, 0];
     const next = DIMENSIONS.map((dim, d) => (own[d] ? 0 : (stated[dim].limit ?? before[d] ?? 0))) as Limits;
     if (next.every((v, d) => v === before[d])) return;
-    this.#learned.set(className, next);
+    this.#setLearned(className, next);
     this.#logger.info(
       "learned the API's rate limits for a class with none configured; every worker uses them",
       {
@@ -764,7 +777,7 @@ export class SharedRateBudget implements SharedRateBudgetApi {
       'otpm',
     );
     const limits = fields.map((f) => Math.max(0, Math.floor(Number(f ?? 0)) || 0)) as Limits;
-    if (limits.some((v) => v > 0) && !this.#learned.has(className)) this.#learned.set(className, limits);
+    if (limits.some((v) => v > 0) && !this.#learned.has(className)) this.#setLearned(className, limits);
   }
 
   #noteTrouble(err: unknown): void {

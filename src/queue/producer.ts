@@ -123,6 +123,12 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
         const states = await runtime.store.canaryStates(batchId, modelNames);
         const held = new Map<string, string[]>();
         const canaryIds: string[] = [];
+        // The first chunk of a resumed submit may have been added, held, by the run that died, and
+        // died before recording the hold; if its canary has been released since, this run adds it
+        // as normal and BullMQ keeps the held job (same id): it would wait out the whole hold. So
+        // its jobs are recorded as held whatever their role; the release at the end promotes those
+        // still held and forgets the rest.
+        const recordAll = resumed && from === done && options.canary !== false;
         const adding = runtime.requests.addBulk(
           items.map((item) => {
             const model = item.request.params.model;
@@ -132,7 +138,7 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
                 ? 'held'
                 : 'normal';
             const job = toJob(batchId, created.incarnation, item, resumed, role);
-            if (role === 'held') {
+            if (role === 'held' || (recordAll && role === 'normal')) {
               const ids = held.get(model) ?? [];
               ids.push(requestJobId(batchId, item.request.custom_id, 0, created.incarnation));
               held.set(model, ids);
