@@ -24,7 +24,7 @@ export default defineConfig({
       reportsDirectory: 'coverage',
       reportOnFailure: true,
       // Floors a little under the figure measured on 2026-12-02 (see the README's Development section).
-      thresholds: { statements: 76, branches: 71, functions: 75, lines: 78 },
+      thresholds: { statements: 80, branches: 74, functions: 80, lines: 82 },
     },
   },
 });
