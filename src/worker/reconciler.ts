@@ -177,8 +177,13 @@ export class Reconciler {
     return next;
   }
 
+  /**
+   * Two intervals, at least 5 s: a worker killed mid-sweep holds the lock this long, and no batch is
+   * repaired meanwhile (30 s at least, as it was, let a crash-looping fleet starve the reconciler:
+   * soak seed 9105). A live sweep extends it after every page and every chunk of lost requests.
+   */
   private get lockTtlMs(): number {
-    return Math.max(30_000, this.options.intervalMs * 2);
+    return Math.max(5_000, this.options.intervalMs * 2);
   }
 
   private async sweepLocked(everyBatch: boolean): Promise<SweepReport> {
@@ -389,6 +394,7 @@ export class Reconciler {
   ): Promise<void> {
     const { runtime } = this;
     await sleep(this.options.confirmMs ?? 1_000);
+    await this.extendLock();
     const places = await locateRequests(runtime.redis, context, candidates);
     const lost = candidates.filter((_, i) => places[i] === -1);
     for (let i = 0; i < lost.length; i += 200) {
@@ -409,6 +415,7 @@ export class Reconciler {
       );
       const ended = statuses.filter((s) => s === 'written').length;
       if (ended > 0) repairs.lost = (repairs.lost ?? 0) + ended;
+      await this.extendLock();
     }
   }
 
