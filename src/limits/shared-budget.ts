@@ -717,7 +717,11 @@ export class SharedRateBudget implements SharedRateBudgetApi {
     this.#merged.delete(className);
   }
 
-  /** Learns the limits the response states for the dimensions of the class nobody configured. */
+  /**
+   * Learns the limits the response states for the dimensions of the class nobody configured: every
+   * response carries `anthropic-ratelimit-{requests,input-tokens,output-tokens}-limit`
+   * (anthropic-api.md, "Headers on responses"; the emulator sends them from its tier).
+   */
   async #learnFrom(className: string, headers: Readonly<Record<string, string>>): Promise<void> {
     const configured = this.#configured.get(className);
     if (!configured || isFullyConfigured(configured)) return;

@@ -45,8 +45,9 @@ const LATENCY_WEIGHT = 0.1;
 
 /**
  * Sizes this process's in-flight cap the way Little's law says it must be: requests in flight =
- * admitted rate x latency. It needs neither figure: it raises the cap gradually (x1.25 a tick,
- * the API punishes sharp ramps) while every slot is busy and nothing waits for the budget, and
+ * admitted rate x latency. It needs neither figure: it raises the cap gradually (x1.25 a tick:
+ * the API answers a sharp ramp with a 429, its "acceleration limit", anthropic-api.md's error
+ * table) while every slot is busy and nothing waits for the budget, and
  * lowers it to what is really being sent (plus headroom) while requests wait for the budget. A
  * process with `--rpm 600` and 3-8 s generations settles near 60 in flight; one with 4,000 RPM
  * and 10 s near 700, if `--concurrency` allows. The cap is BullMQ's worker concurrency (it takes
