@@ -47,6 +47,8 @@ export async function retryDeadLetters(
   for await (const { entry } of deadLetterEntries(runtime, options)) {
     if (selected(entry)) models.add(entry.params.model);
   }
+  // The model they are sent to instead: naming it is the operator's word that it works now.
+  if (options.model !== undefined && models.size > 0) models.add(options.model);
   await closeModelBreakers(runtime, [...models]);
   const taken: string[] = [];
   for await (const { jobId, entry } of deadLetterEntries(runtime, options)) {

@@ -5,6 +5,7 @@ import { retryDeadLetters } from '../../../src/operations/dlq-retry.js';
 import { submitBatch } from '../../../src/queue/producer.js';
 import { getBatchStatus, type BatchStatus } from '../../../src/operations/batch-status.js';
 import { waitForBatch } from '../../../src/operations/wait-for-batch.js';
+import { tripModelBreaker } from '../dashboard/fixtures.js';
 import { jsonlSource, MODEL, request, type TestRequest } from '../../helpers/batch.js';
 import { WorkerRig } from '../../helpers/worker-rig.js';
 
@@ -172,6 +173,25 @@ describe('model breaker and canary', () => {
     expect(retried.requeued).toBe(8);
     const final = await waitForBatch(r.runtime, batchId, { pollMs: 100 });
     expect(final.request_counts).toMatchObject({ succeeded: 18, errored: 0 });
+  });
+
+  it("dlq retry --model M also closes M's own breaker: the retried requests are sent, not dead-lettered again", async () => {
+    // Found by the soak (seed 9246): M's breaker had been tripped by an earlier 404 burst; the
+    // retry closed only the breakers of the entries' own (mistyped) model, so every retried
+    // request met M's open breaker and was dead-lettered unsent again.
+    const r = await setUp('retarget', {});
+    const typo = batchOf(6, 'retarget', 'claude-haiku-4-5-typo');
+    const { batchId } = await submitBatch(r.runtime, { input: jsonlSource(typo) });
+    await work(r);
+    expect((await waitForBatch(r.runtime, batchId, { pollMs: 100 })).request_counts).toMatchObject({
+      errored: 6,
+    });
+    await tripModelBreaker(r.runtime, MODEL);
+
+    const retried = await retryDeadLetters(r.runtime, { type: 'not_found_error', model: MODEL });
+    expect(retried.requeued).toBe(6);
+    const final = await waitForBatch(r.runtime, batchId, { pollMs: 100 });
+    expect(final.request_counts).toMatchObject({ succeeded: 6, errored: 0 });
   });
 
   it('permission_error without the canary: after K consecutive failures the rest of that model is not sent', async () => {
