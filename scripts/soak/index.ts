@@ -261,7 +261,11 @@ async function main(): Promise<void> {
         numRuns: 1,
         plugins: [fc.interruptAfterTimeLimit(Math.max(60_000, deadline - Date.now()))],
       });
-      if (details.failed) {
+      if (details.interrupted && details.numRuns === 0 && details.counterexample === null) {
+        // The deadline came while this sequence ran: neither a pass nor a counterexample.
+        runs -= 1;
+        console.log(`[soak] seed ${seed}: interrupted by the deadline, not counted`);
+      } else if (details.failed) {
         const report = `${fc.defaultReportMessage(details)}\n${String((details.errorInstance as Error | undefined)?.message ?? '')}`;
         failures.push({ seed, report });
         console.log(`[soak] seed ${seed}: COUNTEREXAMPLE (shrunk)\n${report}`);
