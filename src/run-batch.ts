@@ -22,6 +22,8 @@ export interface RunBatchOptions {
   maxErrors?: number | undefined;
   /** Default true: see SubmitOptions.canary. */
   canary?: boolean | undefined;
+  /** Fair-share weight against other batches: see SubmitOptions.priority. Default 1. */
+  priority?: number | undefined;
   /** Order of the results file: `any` (fastest) or `input`. Default `any`. */
   order?: 'any' | 'input' | undefined;
   /** Default: an SDK client from the config (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL). */
@@ -58,6 +60,7 @@ export async function runBatch(runtime: Runtime, options: RunBatchOptions): Prom
     defaults: options.defaults,
     maxErrors: options.maxErrors,
     canary: options.canary,
+    priority: options.priority,
     onBatchId: options.onBatchId,
   });
   const worker = await startWorker(runtime, {

@@ -38,6 +38,16 @@ export function formatBatchStatus(status: BatchStatus): string {
       `  canary      waiting for the first request of ${pendingCanaries.map(([m]) => m).join(', ')}`,
     );
   }
+  if (status.fair_share) {
+    const f = status.fair_share;
+    lines.push(
+      `  share       ${Math.round(f.share * 100)}% of what is sent now (priority ${status.priority}), ` +
+        `${f.rate_per_s.toFixed(1)} requests/s, ${f.waiting} waiting for a turn` +
+        `${f.eta_s === null ? '' : `, ETA ${formatDuration(f.eta_s)}`}`,
+    );
+  } else if (status.priority !== 1 && status.processing_status !== 'ended') {
+    lines.push(`  share       priority ${status.priority}`);
+  }
   if (status.workers.length > 0 && status.processing_status !== 'ended') {
     const cap = status.workers.reduce((n, w) => n + w.concurrency, 0);
     const ceiling = status.workers.reduce((n, w) => n + w.ceiling, 0);
@@ -110,7 +120,19 @@ export function formatBatchStatus(status: BatchStatus): string {
 /** Every batch, one row each. */
 export function formatBatchTable(statuses: readonly BatchStatus[]): string {
   if (statuses.length === 0) return 'no batches';
-  const header = ['BATCH', 'STATUS', 'TOTAL', 'SUCCEEDED', 'ERRORED', 'CANCELED', 'PROCESSING', 'CREATED'];
+  const header = [
+    'BATCH',
+    'STATUS',
+    'TOTAL',
+    'SUCCEEDED',
+    'ERRORED',
+    'CANCELED',
+    'PROCESSING',
+    'PRIORITY',
+    'SHARE',
+    'ETA',
+    'CREATED',
+  ];
   const rows = statuses.map((s) => [
     s.id,
     s.processing_status,
@@ -119,6 +141,9 @@ export function formatBatchTable(statuses: readonly BatchStatus[]): string {
     String(s.request_counts.errored),
     String(s.request_counts.canceled),
     String(s.request_counts.processing),
+    String(s.priority),
+    s.fair_share ? `${Math.round(s.fair_share.share * 100)}%` : '-',
+    s.fair_share?.eta_s != null ? formatDuration(s.fair_share.eta_s) : '-',
     s.created_at,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
@@ -158,4 +183,12 @@ export function formatBudget(snapshot: BudgetSnapshot): string {
     lines.push(`  ${c.name}${c.match ? ` (${c.match})` : ''}: ${parts.join('; ')}${hold}`);
   }
   return lines.join('\n');
+}
+
+/** Seconds as `45s`, `12m05s` or `3h20m`. */
+function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s}s`;
+  if (s < 3_600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3_600)}h${String(Math.floor((s % 3_600) / 60)).padStart(2, '0')}m`;
 }

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { runBatch } from '../run-batch.js';
-import { addSettingOptions, EXIT, EXIT_CODES_HELP, withRuntime } from './common.js';
+import { addSettingOptions, EXIT, EXIT_CODES_HELP, parseIntArg, withRuntime } from './common.js';
 import { formatBatchStatus } from './format-status.js';
 import { createProgressReporter } from './progress.js';
 
@@ -12,6 +12,11 @@ export function registerRunCommand(program: Command): void {
     .requiredOption('--out <file>', 'where to write the results JSONL')
     .option('--no-canary', 'send every request at once, without first sending one per model alone')
     .option('--batch-id <id>', 'name the batch (default: derived from the content)')
+    .option(
+      '--priority <n>',
+      'fair-share weight against other batches running at once (1-1000, default 1): priority 2 is sent twice as fast as 1; on a resubmit, re-weights the batch',
+      parseIntArg('--priority'),
+    )
     .option('--order <order>', 'results order: any or input', 'any')
     .addHelpText(
       'after',
@@ -48,6 +53,7 @@ ${EXIT_CODES_HELP}`,
         defaults: { model: config.model, maxTokens: config.maxTokens, system: config.system },
         maxErrors: config.maxErrors,
         canary: options['canary'] !== false,
+        priority: options['priority'] as number | undefined,
         onBatchId: (id) => process.stderr.write(`batch ${id}\n`),
         onStatus: (status) => progress.update(status),
       });

@@ -8,7 +8,7 @@ import {
   type PriceTable,
 } from '../pricing/price-table.js';
 import { submitBatch, type SubmitResult } from '../queue/producer.js';
-import { addSettingOptions, EXIT, EXIT_CODES_HELP, withRuntime } from './common.js';
+import { addSettingOptions, EXIT, EXIT_CODES_HELP, parseIntArg, withRuntime } from './common.js';
 
 export function registerSubmitCommand(program: Command): void {
   const command = program
@@ -17,6 +17,11 @@ export function registerSubmitCommand(program: Command): void {
     .argument('<file>', 'JSONL in the Message Batches request format, or - for standard input')
     .option('--no-canary', 'send every request at once, without first sending one per model alone')
     .option('--batch-id <id>', 'name the batch (default: derived from the content, so a resubmit resumes it)')
+    .option(
+      '--priority <n>',
+      'fair-share weight against other batches running at once (1-1000, default 1): priority 2 is sent twice as fast as 1; on a resubmit, re-weights the batch',
+      parseIntArg('--priority'),
+    )
     .option('--dry-run', 'validate, count requests and estimate tokens and cost per model; enqueue nothing')
     .option('--prices <file>', 'price table (JSON) for --dry-run; default: the built-in list prices')
     .addHelpText(
@@ -38,6 +43,7 @@ ${EXIT_CODES_HELP}`,
         defaults: { model: config.model, maxTokens: config.maxTokens, system: config.system },
         maxErrors: config.maxErrors,
         canary: options['canary'] !== false,
+        priority: options['priority'] as number | undefined,
         chunkSize: config.chunkSize,
         dryRun: options['dryRun'] === true,
         onBatchId: (id) => process.stderr.write(`batch ${id}: enqueuing...\n`),

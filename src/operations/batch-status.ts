@@ -3,6 +3,7 @@ import { readConcurrencyCaps } from '../limits/in-flight-controller.js';
 import type { Runtime } from '../runtime.js';
 import type { BatchRecord, UsageTotals } from '../store/batch-record.js';
 import type { InFlightLimiter, SizerState } from '../worker/concurrency-sizer.js';
+import type { ShareReport } from '../worker/dispatcher.js';
 
 /** Where a batch stands, in the Message Batches API's terms plus the runner's own. */
 export type ProcessingStatus = 'in_progress' | 'paused' | 'canceling' | 'ended';
@@ -62,6 +63,55 @@ export interface BatchStatus {
    * ramps, ceiling, idle).
    */
   workers: WorkerSizeStatus[];
+  /** Its fair-share weight against other batches (`--priority`, default 1). */
+  priority: number;
+  /**
+   * Its turn among the batches running at once, while it still holds requests waiting for one
+   * (null before a worker dispatched any, and once all are dispatched): its share of what was sent
+   * lately, its rate, how many still wait for a turn, and the time to send its open requests at
+   * that rate.
+   */
+  fair_share: FairShareStatus | null;
+}
+
+interface FairShareStatus {
+  /** Its fraction of the requests dispatched lately, across all batches (0 to 1). */
+  share: number;
+  /** Requests of it dispatched per second (moving average over ~20 s). */
+  rate_per_s: number;
+  /** Requests still held for its turn. */
+  waiting: number;
+  /** Seconds to send its open requests at that rate; null while the rate is 0. */
+  eta_s: number | null;
+}
+
+/** How long a dispatcher's report counts as current. */
+const SHARE_REPORT_MS = 10_000;
+
+/** The fair-share reports of the batches, by id, that are current (one HGETALL). */
+async function shareReports(runtime: Runtime): Promise<Map<string, ShareReport>> {
+  const all = await runtime.redis.hgetall(runtime.keys.shareState());
+  const now = Date.now();
+  const out = new Map<string, ShareReport>();
+  for (const [id, json] of Object.entries(all)) {
+    try {
+      const report = JSON.parse(json) as ShareReport;
+      if (now - report.at <= SHARE_REPORT_MS) out.set(id, report);
+    } catch {
+      // A damaged report is no report; the dispatcher writes it again within a second.
+    }
+  }
+  return out;
+}
+
+function fairShareOf(report: ShareReport | undefined, processing: number): FairShareStatus | null {
+  if (!report) return null;
+  return {
+    share: report.share,
+    rate_per_s: report.rate,
+    waiting: report.held,
+    eta_s: report.rate > 0 ? Math.ceil(processing / report.rate) : null,
+  };
 }
 
 export interface WorkerSizeStatus {
@@ -131,13 +181,17 @@ interface ReconcilerStatus {
   repaired: Record<string, number>;
 }
 
-function toBatchStatus(
-  record: BatchRecord,
-  paused: KeyBreakerState | null,
-  reconcilerRanAt: string | null = null,
-  concurrencyCaps: ConcurrencyCapStatus[] = [],
-  workers: WorkerSizeStatus[] = [],
-): BatchStatus {
+/** What the status of every batch shares: read once for `status` of all batches. */
+interface StatusContext {
+  paused: KeyBreakerState | null;
+  reconcilerRanAt: string | null;
+  concurrencyCaps: ConcurrencyCapStatus[];
+  workers: WorkerSizeStatus[];
+  shares: Map<string, ShareReport>;
+}
+
+function toBatchStatus(record: BatchRecord, context: StatusContext): BatchStatus {
+  const { paused } = context;
   const ended = record.submit_state === 'submitted' && record.counts.processing <= 0;
   const processingStatus: ProcessingStatus = ended
     ? 'ended'
@@ -166,12 +220,14 @@ function toBatchStatus(
     canceled_at: record.canceled_at,
     maybe_billed: record.maybe_billed,
     reconciler: {
-      last_run_at: reconcilerRanAt,
+      last_run_at: context.reconcilerRanAt,
       repaired_at: record.reconciled_at,
       repaired: record.repaired,
     },
-    concurrency_caps: concurrencyCaps,
-    workers,
+    concurrency_caps: context.concurrencyCaps,
+    workers: context.workers,
+    priority: record.priority,
+    fair_share: ended ? null : fairShareOf(context.shares.get(record.id), record.counts.processing),
   };
 }
 
@@ -212,29 +268,27 @@ async function pauseState(runtime: Runtime): Promise<KeyBreakerState | null> {
   );
 }
 
-/** The status of one batch (O(1): a few commands, whatever its size), or null if unknown. */
-export async function getBatchStatus(runtime: Runtime, batchId: string): Promise<BatchStatus | null> {
-  const [record, paused, ranAt, caps, workers] = await Promise.all([
-    runtime.store.get(batchId),
+/** What every batch's status shares, read once (a few O(1) commands). */
+async function statusContext(runtime: Runtime): Promise<StatusContext> {
+  const [paused, ranAt, caps, workers, shares] = await Promise.all([
     pauseState(runtime),
     reconcilerRanAt(runtime),
     concurrencyCaps(runtime),
     workerSizes(runtime),
+    shareReports(runtime),
   ]);
-  return record ? toBatchStatus(record, paused, ranAt, caps, workers) : null;
+  return { paused, reconcilerRanAt: ranAt, concurrencyCaps: caps, workers, shares };
+}
+
+/** The status of one batch (O(1): a few commands, whatever its size), or null if unknown. */
+export async function getBatchStatus(runtime: Runtime, batchId: string): Promise<BatchStatus | null> {
+  const [record, context] = await Promise.all([runtime.store.get(batchId), statusContext(runtime)]);
+  return record ? toBatchStatus(record, context) : null;
 }
 
 /** Every batch under the prefix, oldest first. */
 export async function listBatchStatuses(runtime: Runtime): Promise<BatchStatus[]> {
-  const [ids, paused, ranAt, caps, workers] = await Promise.all([
-    runtime.store.list(),
-    pauseState(runtime),
-    reconcilerRanAt(runtime),
-    concurrencyCaps(runtime),
-    workerSizes(runtime),
-  ]);
+  const [ids, context] = await Promise.all([runtime.store.list(), statusContext(runtime)]);
   const records = await Promise.all(ids.map((id) => runtime.store.get(id)));
-  return records
-    .filter((r): r is BatchRecord => r !== null)
-    .map((r) => toBatchStatus(r, paused, ranAt, caps, workers));
+  return records.filter((r): r is BatchRecord => r !== null).map((r) => toBatchStatus(r, context));
 }

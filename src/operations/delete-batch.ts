@@ -3,6 +3,7 @@ import { LuaScript } from '../redis/lua-script.js';
 import { runPaced } from '../redis/paced-steps.js';
 import { sweepDeadJobs } from '../queue/dead-job-sweep.js';
 import { DEAD_LETTER_QUEUE, REQUESTS_QUEUE } from '../queue/jobs.js';
+import { SHARE_REASON } from '../queue/holds.js';
 
 export interface DeleteBatchResult {
   existed: boolean;
@@ -153,9 +154,12 @@ export async function deleteBatch(runtime: Runtime, batchId: string): Promise<De
     keys.ids(batchId),
     keys.generations(batchId),
     keys.holds(batchId),
+    keys.held(batchId, SHARE_REASON),
     ...heldKeys,
   );
   await redis.hdel(keys.reconcilerSeen(), batchId);
+  await redis.srem(keys.shareBatches(), batchId);
+  await redis.hdel(keys.shareState(), batchId);
   await sweepDeadJobs(runtime);
   return { existed: true, removedRequests, removedDeadLetters };
 }

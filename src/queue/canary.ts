@@ -1,8 +1,5 @@
 import type { Runtime } from '../runtime.js';
-import { HOLD_MS, Holds } from './holds.js';
-
-/** How long non-canary requests are held until their canary has an outcome (see {@link HOLD_MS}). */
-export const CANARY_HOLD_MS = HOLD_MS;
+import { Holds } from './holds.js';
 
 /**
  * Batch-record field holding the canary state of a model (`pending` or `released`); also the hold
@@ -18,15 +15,15 @@ export function canaryIdField(model: string): string {
 }
 
 /**
- * Marks the model's canary as done and promotes the batch's held requests of that model into the
- * queue. Idempotent: safe to call from every worker that sees the canary end, and again from a
- * resumed submit or the reconciler.
+ * Marks the model's canary as done and releases the batch's held requests of that model to the
+ * batch's share (the dispatcher then sends them in its turn). Idempotent: safe to call from every
+ * worker that sees the canary end, and again from a resumed submit or the reconciler.
  */
 export async function releaseCanary(runtime: Runtime, batchId: string, model: string): Promise<number> {
   return new Holds(runtime).markReleasedAndRelease(batchId, canaryField(model));
 }
 
-/** Promotes the held requests of one model of a batch (exactly those recorded). Returns how many. */
+/** Releases the held requests of one model of a batch (exactly those recorded) to its share. Returns how many. */
 export async function releaseHeld(runtime: Runtime, batchId: string, model: string): Promise<number> {
   return new Holds(runtime).release(batchId, canaryField(model));
 }

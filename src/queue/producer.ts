@@ -7,9 +7,10 @@ import { openInput, scanInput, type InputSource, type ModelStats } from '../batc
 import { CUSTOM_ID_PATTERN } from '../batch/types.js';
 import type { RequestDefaults } from '../batch/validate-request.js';
 import type { Runtime } from '../runtime.js';
+import { MAX_PRIORITY } from '../store/batch-record.js';
 
-import { CANARY_HOLD_MS, canaryField, canaryIdField, releaseHeld } from './canary.js';
-import { Holds } from './holds.js';
+import { canaryField, canaryIdField, releaseHeld } from './canary.js';
+import { HOLD_MS, Holds, SHARE_REASON } from './holds.js';
 import { requestJobId, type RequestJobData } from './jobs.js';
 
 export interface SubmitOptions {
@@ -31,6 +32,13 @@ export interface SubmitOptions {
    * Default true.
    */
   canary?: boolean | undefined;
+  /**
+   * Fair-share weight against other batches running at the same time: requests are sent
+   * round-robin across batches, a batch of priority 2 getting twice the turns of one of priority 1.
+   * An integer from 1 to {@link MAX_PRIORITY}. Default 1; given on a resubmit, it re-weights the
+   * running batch.
+   */
+  priority?: number | undefined;
   /** Called with the batch id before anything is enqueued, so a killed submit can be resumed. */
   onBatchId?: ((batchId: string) => void) | undefined;
   /** Called after each chunk with the number of requests enqueued so far. */
@@ -59,6 +67,17 @@ const PROCESSOR_ATTEMPTS = 5;
 export async function submitBatch(runtime: Runtime, options: SubmitOptions): Promise<SubmitResult> {
   const source = typeof options.input === 'string' ? await openInput(options.input) : options.input;
   try {
+    const { priority } = options;
+    if (
+      priority !== undefined &&
+      !(Number.isInteger(priority) && priority >= 1 && priority <= MAX_PRIORITY)
+    ) {
+      throw new InputValidationError(
+        source.name,
+        [],
+        `--priority: must be an integer from 1 to ${MAX_PRIORITY}, got ${JSON.stringify(priority)}`,
+      );
+    }
     const defaults = options.defaults ?? {};
     const scan = await scanInput(source, { defaults, maxErrors: options.maxErrors ?? 20 });
     if (scan.errorCount > 0) {
@@ -93,6 +112,7 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
       source: source.name,
       models: Object.fromEntries(Object.entries(models).map(([model, stats]) => [model, stats.requests])),
       canaryModels: options.canary === false ? [] : Object.keys(models),
+      priority,
     });
     options.onBatchId?.(batchId);
     if (created.submitState === 'submitted') {
@@ -121,28 +141,27 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
       if (items.length > 0) {
         // Re-read per chunk: a canary may end while a large submit is still enqueuing.
         const states = await runtime.store.canaryStates(batchId, modelNames);
+        // Hold reason → job ids. Every request but a canary is added held: behind its model's
+        // canary while that is pending, else for its batch's share (the dispatcher's turn). A job
+        // the run that died added under another role keeps that role (BullMQ keeps the first job
+        // of an id): recorded under this run's reason, it is released or dispatched all the same,
+        // and one already in the queue is forgotten by the first promote that finds it there.
         const held = new Map<string, string[]>();
         const canaryIds: string[] = [];
-        // The first chunk of a resumed submit may have been added, held, by the run that died, and
-        // died before recording the hold; if its canary has been released since, this run adds it
-        // as normal and BullMQ keeps the held job (same id): it would wait out the whole hold. So
-        // its jobs are recorded as held whatever their role; the release at the end promotes those
-        // still held and forgets the rest.
-        const recordAll = resumed && from === done && options.canary !== false;
         const adding = runtime.requests.addBulk(
           items.map((item) => {
             const model = item.request.params.model;
-            const role = chunkCanaries.has(item.request.custom_id)
-              ? 'canary'
+            const reason = chunkCanaries.has(item.request.custom_id)
+              ? null
               : states.get(model) === 'pending'
-                ? 'held'
-                : 'normal';
-            const job = toJob(batchId, created.incarnation, item, resumed, role);
-            if (role === 'held' || (recordAll && role === 'normal')) {
-              const ids = held.get(model) ?? [];
+                ? canaryField(model)
+                : SHARE_REASON;
+            const job = toJob(batchId, created.incarnation, item, resumed, reason === null);
+            if (reason !== null) {
+              const ids = held.get(reason) ?? [];
               ids.push(requestJobId(batchId, item.request.custom_id, 0, created.incarnation));
-              held.set(model, ids);
-            } else if (role === 'canary') canaryIds.push(canaryIdField(model), item.request.custom_id);
+              held.set(reason, ids);
+            } else canaryIds.push(canaryIdField(model), item.request.custom_id);
             return job;
           }),
         );
@@ -150,7 +169,7 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
         await adding;
         // Recorded once the jobs exist (see Holds.record): a release that ran in between is
         // repeated at the end of this submit, or by the reconciler if this process dies.
-        for (const [model, ids] of held) await holds.record(batchId, canaryField(model), ids);
+        for (const [reason, ids] of held) await holds.record(batchId, reason, ids);
         if (canaryIds.length > 0) await runtime.redis.hset(runtime.keys.batch(batchId), ...canaryIds);
       } else sent();
       await runtime.store.commitChunk(
@@ -207,8 +226,8 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
       await flushing;
       throw err;
     }
-    // A canary that ended before its model's last chunk went in would leave those held: release
-    // them now (a no-op when nothing is held).
+    // A canary that ended before its model's last chunk went in would leave those held behind it:
+    // release them to the batch's share now (a no-op when nothing is held).
     const states = await runtime.store.canaryStates(batchId, modelNames);
     for (const [model, state] of states) if (state === 'released') await releaseHeld(runtime, batchId, model);
     return { batchId, outcome: created.outcome, total: scan.count, enqueued, models };
@@ -217,18 +236,19 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
   }
 }
 
+/** A request's job: a canary goes straight to the queue; every other request is added held. */
 function toJob(
   batchId: string,
   incarnation: number,
   item: IndexedRequest,
   resumed: boolean,
-  role: 'canary' | 'held' | 'normal',
+  canary: boolean,
 ): { name: string; data: RequestJobData; opts: JobsOptions } {
   const { custom_id, params } = item.request;
   const data: RequestJobData = { batch_id: batchId, custom_id, index: item.index, gen: 0, params };
   if (incarnation !== 0) data.inc = incarnation;
   if (resumed) data.resumed = true;
-  if (role === 'canary') data.canary = true;
+  if (canary) data.canary = true;
   return {
     // The model as the job's name: the canary release finds a model's held jobs by it.
     name: params.model,
@@ -237,7 +257,7 @@ function toJob(
       jobId: requestJobId(batchId, custom_id, 0, incarnation),
       attempts: PROCESSOR_ATTEMPTS,
       backoff: { type: 'exponential', delay: 1_000 },
-      ...(role === 'held' ? { delay: CANARY_HOLD_MS } : {}),
+      ...(canary ? {} : { delay: HOLD_MS }),
     },
   };
 }

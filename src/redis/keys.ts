@@ -52,6 +52,28 @@ export class KeyLayout {
     return `${this.base}:batch:${id}:held:${reason}`;
   }
 
+  /**
+   * Set: ids of the batches with requests held for their fair share (`held(id, 'share')`), which
+   * the dispatcher hands out round-robin (see `Dispatcher`). A batch enters when requests are
+   * recorded for its share and leaves once it holds none.
+   */
+  shareBatches(): string {
+    return `${this.base}:share:batches`;
+  }
+
+  /** String: the dispatcher's lock (its holder's id), expiring, so one worker at a time dispatches. */
+  dispatcherLock(): string {
+    return `${this.base}:share:lock`;
+  }
+
+  /**
+   * Hash: batch id → JSON of its recent dispatch (weight, rate per second, share of all
+   * dispatched, when), written by the dispatcher every second, for `status`.
+   */
+  shareState(): string {
+    return `${this.base}:share:state`;
+  }
+
   /** String: the reconciler's lock (its holder's id), expiring, so one worker at a time sweeps. */
   reconcilerLock(): string {
     return `${this.base}:reconciler:lock`;

@@ -42,6 +42,8 @@ export interface BatchRecord {
   repaired: Record<string, number>;
   /** Bumped by each `delete` of this id: part of the job ids (see requestJobId). */
   incarnation: number;
+  /** Fair-share weight against other batches (`--priority`, default 1). */
+  priority: number;
 }
 
 export function parseBatchRecord(hash: Record<string, string>): BatchRecord | null {
@@ -98,5 +100,15 @@ export function parseBatchRecord(hash: Record<string, string>): BatchRecord | nu
     reconciled_at: hash['reconciled_at'] || null,
     repaired,
     incarnation: int('incarnation'),
+    priority: parsePriority(hash['priority']),
   };
+}
+
+/** The most a batch's fair-share weight may be (`--priority`). */
+export const MAX_PRIORITY = 1_000;
+
+/** A stored priority as a weight: 1 when absent (records older than fair share) or unreadable. */
+export function parsePriority(value: string | null | undefined): number {
+  const n = Number(value ?? 1);
+  return Number.isInteger(n) && n >= 1 && n <= MAX_PRIORITY ? n : 1;
 }

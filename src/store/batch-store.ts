@@ -18,6 +18,12 @@ export interface NewBatch {
   models: Record<string, number>;
   /** Models whose first request goes alone, the rest held until it has an outcome. */
   canaryModels?: readonly string[];
+  /**
+   * Fair-share weight against other batches (`--priority`): a batch of priority 2 is sent twice as
+   * fast as one of priority 1 while both have requests waiting. Default: 1 when created; a resumed
+   * submit given one changes it.
+   */
+  priority?: number | undefined;
 }
 
 export type CreateResult = {
@@ -97,6 +103,7 @@ export class BatchStore {
         SCHEMA_VERSION,
         JSON.stringify(batch.models),
         JSON.stringify(batch.canaryModels ?? []),
+        batch.priority === undefined ? '' : String(batch.priority),
       ],
     )) as [number, string, string];
     const [status, detail, incarnation] = reply;

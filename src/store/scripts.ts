@@ -10,7 +10,8 @@
  * cached the id as gone, and must read it again before they judge its new jobs.
  * KEYS: batch, batches, schema, incarnations, epoch. ARGV: id, fingerprint, total, source, createdAt(ms),
  * createdAtIso, schemaVersion, models(json), canary models (json array; each gets
- * `canary:<model>` = pending).
+ * `canary:<model>` = pending), priority (its fair-share weight; '' = keep, or 1 when created).
+ * A resumed submit given a priority changes the batch's: that is how a running batch is re-weighted.
  * Returns {status, submitState, incarnation}: status 1 = created, 0 = resumed, -1 = id taken by
  * other content, -2 = schema of this prefix is newer than this runner, -3 = a delete of this id
  * is unfinished.
@@ -24,6 +25,7 @@ if fp then
   if redis.call('HEXISTS', KEYS[1], 'deleted_at') == 1 then return {-3, '', '0'} end
   local inc = redis.call('HGET', KEYS[1], 'incarnation') or '0'
   if fp ~= ARGV[2] then return {-1, fp, inc} end
+  if ARGV[10] ~= '' then redis.call('HSET', KEYS[1], 'priority', ARGV[10]) end
   return {0, redis.call('HGET', KEYS[1], 'submit_state') or 'submitting', inc}
 end
 local inc = redis.call('HGET', KEYS[4], ARGV[1]) or '0'
@@ -33,7 +35,8 @@ redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1],
   'id', ARGV[1], 'fingerprint', ARGV[2], 'total', ARGV[3], 'source', ARGV[4],
   'created_at', ARGV[6], 'processing', ARGV[3], 'succeeded', 0, 'errored', 0, 'canceled', 0,
-  'enqueued', 0, 'submit_state', 'submitting', 'models', ARGV[8], 'incarnation', inc)
+  'enqueued', 0, 'submit_state', 'submitting', 'models', ARGV[8], 'incarnation', inc,
+  'priority', ARGV[10] ~= '' and ARGV[10] or '1')
 for _, model in ipairs(cjson.decode(ARGV[9])) do
   redis.call('HSET', KEYS[1], 'canary:' .. model, 'pending')
 end

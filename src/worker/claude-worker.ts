@@ -13,6 +13,7 @@ import { finalizeDeadLetter, deadLetterEntry, releaseIfCanary } from './apply-ou
 import type { RetryPolicy } from './outcome.js';
 import { Reconciler } from './reconciler.js';
 import { ConcurrencySizer } from './concurrency-sizer.js';
+import { Dispatcher } from './dispatcher.js';
 import { RequestProcessor } from './request-processor.js';
 
 export interface ClaudeWorkerOptions {
@@ -67,6 +68,8 @@ export class ClaudeWorker {
   private readonly processor: RequestProcessor;
   /** Finds and finishes requests no event will finish (removed jobs, missed releases). */
   readonly reconciler: Reconciler;
+  /** Sends the batches' held requests into the queue in turn (one worker at a time does). */
+  readonly dispatcher: Dispatcher;
   private readonly inFlight = new Map<string, AbortController>();
   private sweeper: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
@@ -109,6 +112,7 @@ export class ClaudeWorker {
       stallMs: options.reconcileStallMs,
       giveFailedJobOutcome: (job) => this.giveFailedJobOutcome(job),
     });
+    this.dispatcher = new Dispatcher(runtime);
     this.worker = new Worker<RequestJobData>(REQUESTS_QUEUE, (job, token) => this.run(job, token), {
       connection: runtime.redis,
       prefix: runtime.keys.bullPrefix,
@@ -140,6 +144,7 @@ export class ClaudeWorker {
     this.sweeper = setInterval(() => void this.sweepFailed(), this.options.stalledIntervalMs);
     this.sweeper.unref();
     this.reconciler.start();
+    this.dispatcher.start();
     this.sizing = setInterval(() => void this.resize(), SIZE_EVERY_MS);
     this.sizing.unref();
   }
@@ -180,6 +185,8 @@ export class ClaudeWorker {
       clearInterval(this.sweeper);
       clearInterval(this.sizing);
       await this.runtime.redis.hdel(this.runtime.keys.workerSizes(), this.workerId).catch(() => undefined);
+      // First, so another worker takes over dispatching at once, not a lock's life later.
+      await this.dispatcher.stop();
       const reconciling = this.reconciler.stop();
       const closed = this.worker.close();
       const grace = setTimeout(() => {

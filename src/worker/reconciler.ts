@@ -1,8 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Job } from 'bullmq';
 import { canaryField, canaryIdField, releaseCanary } from '../queue/canary.js';
-import { Holds } from '../queue/holds.js';
+import { Holds, SHARE_REASON } from '../queue/holds.js';
+import { ExpiringLock } from '../redis/expiring-lock.js';
 import { requestJobId, type DeadLetterEntry, type RequestJobData } from '../queue/jobs.js';
 import type { Runtime } from '../runtime.js';
 import { LuaScript } from '../redis/lua-script.js';
@@ -75,16 +75,6 @@ export interface SweepReport {
 /** Lost requests confirmed at once, at most (bounds memory on a batch whose every job was removed). */
 const LOST_FLUSH = 10_000;
 
-/** Extends the lock if this worker still holds it. KEYS: lock. ARGV: token, ttl ms. */
-const EXTEND_LOCK = new LuaScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-`);
-/** Frees the lock if this worker holds it. KEYS: lock. ARGV: token. */
-const FREE_LOCK = new LuaScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-`);
 /**
  * Counts repairs in the batch record (only while it exists: a deleted batch is not resurrected)
  * and in the /metrics counters. KEYS: batch, stats. ARGV: now (ISO), then kind, n pairs.
@@ -131,7 +121,7 @@ const PROGRESS_FIELDS = ['id', 'processing', 'succeeded', 'errored', 'canceled',
 export class Reconciler {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<SweepReport> | undefined;
-  private readonly token = randomUUID();
+  private readonly lock: ExpiringLock;
   private readonly holds: Holds;
   /** Set while a sweep of this process holds the lock (examine() alone, e.g. in a bench, holds none). */
   private locked = false;
@@ -141,6 +131,7 @@ export class Reconciler {
     private readonly options: ReconcilerOptions,
   ) {
     this.holds = new Holds(runtime);
+    this.lock = new ExpiringLock(runtime.redis, runtime.keys.reconcilerLock());
   }
 
   start(): void {
@@ -188,8 +179,7 @@ export class Reconciler {
 
   private async sweepLocked(everyBatch: boolean): Promise<SweepReport> {
     const { redis, keys } = this.runtime;
-    const got = await redis.set(keys.reconcilerLock(), this.token, 'PX', this.lockTtlMs, 'NX');
-    if (got !== 'OK') return { ran: false, examined: [], repairs: {} };
+    if (!(await this.lock.acquire(this.lockTtlMs))) return { ran: false, examined: [], repairs: {} };
     this.locked = true;
     try {
       const report: SweepReport = { ran: true, examined: [], repairs: {} };
@@ -216,7 +206,7 @@ export class Reconciler {
       return report;
     } finally {
       this.locked = false;
-      await FREE_LOCK.run(redis, [keys.reconcilerLock()], [this.token]);
+      await this.lock.release();
     }
   }
 
@@ -238,9 +228,7 @@ export class Reconciler {
 
   private async extendLock(): Promise<void> {
     if (!this.locked) return;
-    const { redis, keys } = this.runtime;
-    const held = await EXTEND_LOCK.run(redis, [keys.reconcilerLock()], [this.token, this.lockTtlMs]);
-    if (Number(held) !== 1)
+    if (!(await this.lock.extend(this.lockTtlMs)))
       throw new Error('reconciler lock lost (a sweep outlived it): stopping this sweep');
   }
 
@@ -297,6 +285,9 @@ export class Reconciler {
     const canceled = Boolean(canceledAt);
     const inc = Number(incarnation ?? 0);
     const context = { keys, holdReasons: await this.holds.reasons(batchId) };
+    // Requests held for the batch's share are the dispatcher's to send: make sure it knows the
+    // batch (a set it lost, with Redis restored from an older snapshot, would strand them).
+    if (context.holdReasons.includes(SHARE_REASON)) await redis.sadd(keys.shareBatches(), batchId);
     let lost: OpenRequest[] = [];
     for (let start = 0; ; start += pageSize) {
       const page = (await OPEN_PAGE.run(

@@ -73,12 +73,18 @@ export class RequestGates {
    */
   async check(data: RequestJobData): Promise<Gate> {
     this.batches.set(data.batch_id, Date.now());
-    const known = this.state.get(data.batch_id);
-    if (!known || (data.inc ?? 0) > known.latest || Date.now() - this.refreshedAt >= this.backstopMs) {
-      await this.refresh();
-    }
+    // Bounded loop: a refresh already under way when this batch was added read without it, and
+    // judged alone its request would look `gone` (a deleted batch) and be dropped unsent. Two
+    // batches starting at once hit this: the second's canary was completed without a result.
+    for (let i = 0; i < 3 && this.stale(data); i += 1) await this.refresh();
     const gate = this.decide(data);
     return gate.kind === 'open' ? gate : this.confirm(data);
+  }
+
+  /** Whether the cached state cannot judge this request: its batch (or incarnation) is new here, or the cache is old. */
+  private stale(data: RequestJobData): boolean {
+    const known = this.state.get(data.batch_id);
+    return !known || (data.inc ?? 0) > known.latest || Date.now() - this.refreshedAt >= this.backstopMs;
   }
 
   /**

@@ -146,6 +146,7 @@ describe('the public API', () => {
       chunkSize?: number | undefined;
       dryRun?: boolean | undefined;
       canary?: boolean | undefined;
+      priority?: number | undefined;
       onBatchId?: ((batchId: string) => void) | undefined;
       onProgress?: ((enqueued: number, total: number) => void) | undefined;
     }>();
@@ -222,6 +223,8 @@ describe('the public API', () => {
     expectTypeOf<ProcessingStatus>().toEqualTypeOf<'in_progress' | 'paused' | 'canceling' | 'ended'>();
     expectTypeOf<keyof BatchStatus>().toEqualTypeOf<
       | 'id'
+      | 'priority'
+      | 'fair_share'
       | 'processing_status'
       | 'request_counts'
       | 'errored_by_type'
@@ -287,6 +290,7 @@ describe('the public API', () => {
       defaults?: RequestDefaults | undefined;
       maxErrors?: number | undefined;
       canary?: boolean | undefined;
+      priority?: number | undefined;
       order?: 'any' | 'input' | undefined;
       client?: ClaudeClient | undefined;
       budget?: RateBudget | undefined;

@@ -1,9 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { releaseCanary } from '../../../src/queue/canary.js';
+import { SHARE_REASON } from '../../../src/queue/holds.js';
 import { submitBatch } from '../../../src/queue/producer.js';
 import type { Runtime } from '../../../src/runtime.js';
 import { jsonlSource, request } from '../../helpers/batch.js';
 import { disposeRuntime, testRuntime } from '../../helpers/runtime.js';
+import { dispatchAll } from '../../helpers/dispatch.js';
 
 const HAIKU = 'claude-haiku-4-5';
 const SONNET = 'claude-sonnet-4-5';
@@ -19,7 +21,7 @@ afterEach(async () => {
 });
 
 describe('canary release', () => {
-  it('two models released at overlapping moments: every held request is released, none skipped', async () => {
+  it('two models released at overlapping moments: every held request is released to the share, none skipped', async () => {
     // Models alternate in the input, so their held jobs interleave in BullMQ's delayed set: the
     // release of one removes entries between those of the other.
     const N = 3_000;
@@ -30,21 +32,22 @@ describe('canary release', () => {
     const before = await runtime.requests.getJobCounts('wait', 'delayed');
     expect(before).toEqual({ wait: 2, delayed: N - 2 });
 
+    const share = runtime.keys.held(batchId, SHARE_REASON);
     const first = releaseCanary(runtime, batchId, HAIKU);
-    // The second release starts once the first is promoting (its model leaving the delayed set).
-    await expect
-      .poll(async () => (await runtime.requests.getJobCounts('wait'))['wait'], {
-        timeout: 30_000,
-        interval: 5,
-      })
-      .toBeGreaterThan(2);
+    // The second release starts once the first is moving its model's requests to the share.
+    await expect.poll(() => runtime.redis.scard(share), { timeout: 30_000, interval: 5 }).toBeGreaterThan(0);
     const second = releaseCanary(runtime, batchId, SONNET);
     const [a, b] = await Promise.all([first, second]);
 
     expect(a + b).toBe(N - 2);
-    expect(await runtime.requests.getJobCounts('wait', 'delayed')).toEqual({ wait: N, delayed: 0 });
-    // Released again (a resubmit, the reconciler): nothing more to do, and no hold left behind.
+    // Released to the batch's share, still held: the dispatcher sends them in the batch's turn.
+    expect(await runtime.redis.scard(share)).toBe(N - 2);
+    expect(await runtime.requests.getJobCounts('wait', 'delayed')).toEqual({ wait: 2, delayed: N - 2 });
+    expect(await runtime.redis.smembers(runtime.keys.holds(batchId))).toEqual([SHARE_REASON]);
+    expect(await runtime.redis.sismember(runtime.keys.shareBatches(), batchId)).toBe(1);
+    // Released again (a resubmit, the reconciler): nothing more to do.
     expect(await releaseCanary(runtime, batchId, HAIKU)).toBe(0);
-    expect(await runtime.redis.exists(runtime.keys.holds(batchId))).toBe(0);
+    expect(await dispatchAll(runtime, batchId)).toBe(N - 2);
+    expect(await runtime.requests.getJobCounts('wait', 'delayed')).toEqual({ wait: N, delayed: 0 });
   }, 120_000);
 });

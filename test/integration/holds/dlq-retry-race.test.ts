@@ -14,6 +14,7 @@ import type { ClaudeWorker } from '../../../src/worker/claude-worker.js';
 import { startWorker } from '../../../src/worker/start-worker.js';
 import { jsonlSource, request } from '../../helpers/batch.js';
 import { disposeRuntime, testRuntime } from '../../helpers/runtime.js';
+import { dispatchAll } from '../../helpers/dispatch.js';
 
 let emulator: EmulatorHandle | undefined;
 let runtime: Runtime | undefined;
@@ -36,6 +37,7 @@ describe('dlq retry', () => {
       input: jsonlSource([request('x', 'Dead-lettered, then retried')]),
       canary: false,
     });
+    await dispatchAll(r, batchId);
     // The request is in flight in a worker that dead-letters it: it adds the entry...
     foreign = new Worker<RequestJobData>(REQUESTS_QUEUE, null, {
       connection: r.redis,

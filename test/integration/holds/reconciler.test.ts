@@ -15,6 +15,7 @@ import { LOST_ERROR_TYPE } from '../../../src/worker/reconciler.js';
 import { startWorker } from '../../../src/worker/start-worker.js';
 import { workUntilIdle } from '../../../src/worker/until-idle.js';
 import { jsonlSource, request, resultsById } from '../../helpers/batch.js';
+import { dispatchAll } from '../../helpers/dispatch.js';
 import { disposeRuntime, testRuntime } from '../../helpers/runtime.js';
 
 let emulator: EmulatorHandle | undefined;
@@ -67,6 +68,7 @@ describe('reconciler', () => {
     const r = await setUp('reconcile-removed');
     const requests = Array.from({ length: 30 }, (_, i) => request(`q${i}`, `Removed maybe ${i}`));
     const { batchId } = await submitBatch(r, { input: jsonlSource(requests), canary: false });
+    await dispatchAll(r, batchId);
     // What an operator can do in Bull Board before any worker runs.
     await (await r.requests.getJob(requestJobId(batchId, 'q0', 0)))!.remove();
     await r.requests.clean(0, 5, 'wait');
@@ -94,7 +96,8 @@ describe('reconciler', () => {
     // Paused, so nothing is taken before the operator empties the queue.
     await r.requests.pause();
     const { batchId } = await submitBatch(r, { input: jsonlSource(requests), canary: false });
-    await r.requests.drain();
+    // The operator empties the queue, delayed jobs (held for the batch's share) too.
+    await r.requests.drain(true);
     await r.requests.resume();
     const removedAt = performance.now();
     const final = await ended(r, batchId);
@@ -157,7 +160,7 @@ describe('reconciler', () => {
     const r = await setUp('reconcile-idle', { reconcileIntervalMs: '600000', reconcileStallMs: '600000' });
     const requests = Array.from({ length: 12 }, (_, i) => request(`e${i}`, `Emptied ${i}`));
     const { batchId } = await submitBatch(r, { input: jsonlSource(requests), canary: false });
-    await r.requests.drain();
+    await r.requests.drain(true);
     const w = await work(r);
     const idle = await workUntilIdle(r, w.reconciler, 200, AbortSignal.timeout(60_000));
     expect(idle.kind).toBe('drained');
@@ -176,6 +179,7 @@ describe('reconciler', () => {
     });
     const requests = [request('f', 'Failed by BullMQ'), request('d', 'Dead-lettered halfway')];
     const { batchId } = await submitBatch(r, { input: jsonlSource(requests), canary: false });
+    await dispatchAll(r, batchId);
     const foreign = new Worker<RequestJobData>(REQUESTS_QUEUE, null, {
       connection: r.redis,
       prefix: r.keys.bullPrefix,
@@ -183,11 +187,16 @@ describe('reconciler', () => {
       autorun: false,
     });
     try {
-      const failed = await foreign.getNextJob('t1', { block: false });
-      const halfway = await foreign.getNextJob('t2', { block: false });
+      const taken = [
+        await foreign.getNextJob('t1', { block: false }),
+        await foreign.getNextJob('t2', { block: false }),
+      ];
+      // Dispatched in no particular order: tokens follow the jobs.
+      const failed = taken.find((j) => j?.data.custom_id === 'f')!;
+      const halfway = taken.find((j) => j?.data.custom_id === 'd')!;
       expect([failed?.data.custom_id, halfway?.data.custom_id]).toEqual(['f', 'd']);
       const w = await work(r);
-      await failed.moveToFailed(new UnrecoverableError('processor crashed'), 't1');
+      await failed.moveToFailed(new UnrecoverableError('processor crashed'), failed.token!);
       // A worker added the entry of `d`, then died before writing its errored line.
       const entry = deadLetterEntry(
         halfway.data,

@@ -13,6 +13,7 @@ import { startWorker } from '../../../src/worker/start-worker.js';
 import { jsonlSource, request, resultsById, type TestRequest } from '../../helpers/batch.js';
 import { cliEnv, runCli } from '../../helpers/cli.js';
 import { disposeRuntime, testRuntime } from '../../helpers/runtime.js';
+import { dispatchAll } from '../../helpers/dispatch.js';
 
 let emulator: EmulatorHandle;
 let runtime: Runtime;
@@ -159,12 +160,33 @@ describe('delete and cancel: the batch alone, and cheaply', () => {
     expect(await runtime.redis.keys(`${runtime.keys.bullPrefix}:dead-letter:${a.batchId}.*`)).toEqual([]);
   });
 
-  it('a canceled batch queued behind a live one is dropped when the worker reaches it, not job by job', async () => {
+  it('a canceled batch held beside a live one: its jobs go at the cancel, none is sent', async () => {
     const live = await submitBatch(runtime, { input: jsonlSource(batchOf(12, 'live')), canary: false });
     const dead = await submitBatch(runtime, { input: jsonlSource(batchOf(500, 'dead')), canary: false });
+    // Both held for their share until a worker's dispatcher gives them turns.
+    expect(await runtime.requests.getJobCounts('wait', 'delayed')).toEqual({ wait: 0, delayed: 512 });
     expect(await cancelBatch(runtime, dead.batchId)).toMatchObject({ canceled: 500, inFlight: 0 });
     const wait = `${runtime.keys.bullPrefix}:requests:wait`;
-    // The live batch is at the tail (taken first): nothing could be dropped yet.
+    expect(await runtime.requests.getJobCounts('wait', 'delayed')).toEqual({ wait: 0, delayed: 12 });
+
+    await work();
+    await ended(live.batchId);
+    await expect.poll(() => runtime.redis.llen(wait), { timeout: 20_000, interval: 50 }).toBe(0);
+    expect(sentMessages()).toHaveLength(12);
+    const status = await getBatchStatus(runtime, dead.batchId);
+    expect(status?.request_counts).toMatchObject({ canceled: 500, processing: 0 });
+    expect(await runtime.redis.keys(`${runtime.keys.bullPrefix}:requests:${dead.batchId}.*`)).toEqual([]);
+  });
+
+  it('a canceled batch already in the queue behind a live one is dropped when the worker reaches it, not job by job', async () => {
+    const live = await submitBatch(runtime, { input: jsonlSource(batchOf(12, 'live')), canary: false });
+    const dead = await submitBatch(runtime, { input: jsonlSource(batchOf(500, 'dead')), canary: false });
+    // Dispatched before the cancel: the live batch first, at the tail (taken first).
+    await dispatchAll(runtime, live.batchId);
+    await dispatchAll(runtime, dead.batchId);
+    expect(await cancelBatch(runtime, dead.batchId)).toMatchObject({ canceled: 500, inFlight: 0 });
+    const wait = `${runtime.keys.bullPrefix}:requests:wait`;
+    // Nothing could be dropped yet: the live batch's jobs are at the tail.
     expect(await runtime.redis.llen(wait)).toBe(512);
 
     await work();
@@ -187,10 +209,12 @@ describe('delete and cancel: the batch alone, and cheaply', () => {
     expect(await runtime.redis.llen(wait)).toBe(0);
     const again = await submitBatch(runtime, { input: jsonlSource(requests), canary: false });
     expect(again.enqueued).toBe(30);
-    const ids = await runtime.redis.lrange(wait, 0, -1);
-    expect(ids).toContain(`${batchId}.i0.0.1`);
+    // Held for the batch's share: in BullMQ's delayed set.
+    const delayed = `${runtime.keys.bullPrefix}:requests:delayed`;
+    expect(await runtime.redis.zrange(delayed, 0, -1)).toContain(`${batchId}.i0.0.1`);
     expect(await cancelBatch(runtime, batchId)).toEqual({ existed: true, canceled: 30, inFlight: 0 });
     expect(await runtime.redis.llen(wait)).toBe(0);
+    expect(await runtime.redis.zcard(delayed)).toBe(0);
     expect(await runtime.redis.keys(`${runtime.keys.bullPrefix}:requests:${batchId}.*`)).toEqual([]);
     expect((await getBatchStatus(runtime, batchId))?.request_counts).toMatchObject({ canceled: 30 });
   });
