@@ -5,7 +5,7 @@
  *   npm run bench                          every section, full sizes (the end-to-end one alone takes
  *                                          ~25 min at 100k prompts and 4,000 RPM)
  *   npm run bench -- --quick               every section, small sizes (under ~15 min)
- *   npm run bench -- submit worker         some sections: submit worker concurrency budget memory e2e cancel admission utilisation
+ *   npm run bench -- submit worker         some sections: submit worker concurrency budget memory e2e cancel admission utilisation fairshare
  *
  * Options:
  *   --out FILE                 default bench/RESULTS.md; sections not run keep their earlier block
@@ -33,6 +33,7 @@ import { Redis } from 'ioredis';
 import { runCancelSection } from './cancel-delete.js';
 import { runConcurrencySection } from './concurrency.js';
 import { runEndToEndSection } from './end-to-end.js';
+import { runFairShareSection } from './fair-share.js';
 import { infoField, load1, startPrivateRedis, REPO_ROOT, type BenchContext } from './lib/harness.js';
 import { machineInfo, renderSection, renderTable, writeResults, type SectionResult } from './lib/report.js';
 import { runMemorySection } from './memory.js';
@@ -53,6 +54,7 @@ const SECTIONS: ReadonlyArray<[string, SectionRunner]> = [
   ['cancel', runCancelSection],
   ['admission', runAdmissionSection],
   ['utilisation', runUtilisationSection],
+  ['fairshare', runFairShareSection],
 ];
 const ALIASES: Record<string, string> = {
   'worker-overhead': 'worker',
@@ -60,6 +62,7 @@ const ALIASES: Record<string, string> = {
   budgets: 'budget',
   delete: 'cancel',
   'cancel-delete': 'cancel',
+  'fair-share': 'fairshare',
 };
 
 /** Section "budget": another engineer's scripts/bench/budget.ts, run as it is, as a child process. */
