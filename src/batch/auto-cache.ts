@@ -28,16 +28,16 @@ import type { MessageParams } from './types.js';
 export const MAJORITY_SHARE = 0.5;
 
 /** Fewer than two requests sharing a prefix gain nothing: the write costs more than plain input. */
-export const MIN_SHARING_REQUESTS = 2;
+const MIN_SHARING_REQUESTS = 2;
 
 /** Blocks of a request looked at; a prefix longer than this is cached up to here. */
-export const MAX_PREFIX_BLOCKS = 128;
+const MAX_PREFIX_BLOCKS = 128;
 
 /**
  * Distinct prefixes counted per depth (see prefix-counter.ts): a count is exact while no more compete,
  * and a majority prefix is always found; its count may be under-reported by at most 1/64 of the requests.
  */
-export const TRACKED_PREFIXES_PER_DEPTH = 64;
+const TRACKED_PREFIXES_PER_DEPTH = 64;
 
 export type CacheTtl = '5m' | '1h';
 

@@ -7,7 +7,10 @@ import {
   cachedPrefixTokens,
   describeAutoCache,
   type AutoCacheDecision,
+  type AutoCacheOutcome,
+  type CacheTtl,
   type DecideOptions,
+  type ModelCachePlan,
 } from '../../../src/batch/auto-cache.js';
 import { DEFAULT_MIN_CACHEABLE_TOKENS, minCacheableTokens } from '../../../src/batch/min-cacheable-tokens.js';
 import { hasCacheControl, prefixBlocks } from '../../../src/batch/prefix-blocks.js';
@@ -126,7 +129,7 @@ const batchArb = fc
     template: shapeArb,
     follow: fc.integer({ min: 0, max: 10 }),
     minTokens: fc.integer({ min: 0, max: 2_000 }),
-    ttl: fc.constantFrom('5m' as const, '1h' as const),
+    ttl: fc.constantFrom<CacheTtl>('5m', '1h'),
   })
   .chain(({ template, follow, minTokens, ttl }) => {
     const follower = shapeArb.map((r) => ({ ...r, ...pick(template) }));
@@ -243,7 +246,7 @@ describe('applyAutoCache (property-based)', () => {
         const two = plan(shuffled, options);
         for (const [model, p] of Object.entries(one.models)) {
           const q = two.models[model];
-          const strict = (x: typeof p) => x.sharing * 2 > x.requests - x.ineligible;
+          const strict = (x: ModelCachePlan) => x.sharing * 2 > x.requests - x.ineligible;
           if (strict(p) && q !== undefined && strict(q)) expect(q).toEqual(p);
         }
       }),
@@ -352,13 +355,11 @@ describe('the plan', () => {
 
   it('needs half the eligible requests and at least two', () => {
     const other = (i: number) => ask('q', { system: `different system ${i}` });
-    expect(plan([ask('a')]).models['claude-sonnet-4-5']?.outcome).toBe('no_shared_prefix');
-    expect(
-      plan([ask('a'), ask('b'), other(1), other(2), other(3)]).models['claude-sonnet-4-5']?.outcome,
-    ).toBe('no_shared_prefix');
-    expect(plan([ask('a'), ask('b'), other(1), other(2)]).models['claude-sonnet-4-5']?.outcome).toBe(
-      'breakpoint',
-    );
+    const outcome = (requests: MessageParams[]): AutoCacheOutcome | undefined =>
+      plan(requests).models['claude-sonnet-4-5']?.outcome;
+    expect(outcome([ask('a')])).toBe('no_shared_prefix');
+    expect(outcome([ask('a'), ask('b'), other(1), other(2), other(3)])).toBe('no_shared_prefix');
+    expect(outcome([ask('a'), ask('b'), other(1), other(2)])).toBe('breakpoint');
     // Requests with their own cache_control are not counted either way.
     const own = ask('q', { cache_control: { type: 'ephemeral' } });
     expect(plan([ask('a'), ask('b'), other(1), own, own]).models['claude-sonnet-4-5']).toMatchObject({
