@@ -259,6 +259,15 @@ export const EMULATOR_FLAGS: readonly EmulatorFlagSpec[] = [
     doc: 'largest max_tokens accepted',
   },
   {
+    flags: '--min-cache-tokens <n>',
+    kind: 'int',
+    to: ['minCacheableTokens'],
+    schema: optionShape.minCacheableTokens,
+    unit: 'tokens',
+    defaultText: '1024; 2048 Sonnet 4.6, Haiku 3; 4096 Haiku 4.5, Opus 4.5/4.6',
+    doc: 'shortest prefix a cache_control breakpoint caches, for every model (shorter: ignored)',
+  },
+  {
     flags: '--log-size <n>',
     kind: 'int',
     to: ['requestLogSize'],

@@ -135,7 +135,9 @@ function createMessage(
     return;
   }
 
-  const cached = state.cache.peek(prompt.breakpoints);
+  // A breakpoint under the model's minimum is ignored, as the API does: no read, no write.
+  const breakpoints = state.cacheMinimums.cacheable(model, prompt.breakpoints);
+  const cached = state.cache.peek(breakpoints);
   const admission = state.limiter.admit(
     model,
     prompt.inputTokens - cached.cacheReadTokens,
@@ -150,7 +152,6 @@ function createMessage(
     ]);
     return;
   }
-  state.cache.commit(prompt.breakpoints);
   // In flight from admission until the response has ended (or the client went away). Counted only
   // while a limit is set, so the common unlimited case pays nothing; a limit set at run time thus
   // does not count requests already in flight.
@@ -192,6 +193,7 @@ function createMessage(
       { id, model, text: reply.text, stopReason: reply.stopReason, usage },
       { firstMs, perOutputTokenMs: l.perOutputTokenMs, later: (ms, fn) => state.later(ms, fn) },
       midStream === null ? null : streamFault(state, midStream, requestId),
+      () => state.cache.commit(breakpoints),
       () => state.limiter.settle(admission, reply.outputTokens),
     );
     return;
@@ -208,6 +210,9 @@ function createMessage(
   });
   state.later(latencyMs(state, prompt.promptHash, attempt, reply.outputTokens), () => {
     state.limiter.settle(admission, reply.outputTokens);
+    // The prefix is cached once the response has begun (anthropic-api.md, prompt caching): requests
+    // admitted before then missed it and pay the write too. A client already gone got nothing begun.
+    if (!res.destroyed) state.cache.commit(breakpoints);
     sendJson(res, 200, requestId, message, state.limiter.headers(model));
   });
 }

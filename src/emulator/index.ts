@@ -11,8 +11,9 @@
  *
  * Where each behaviour is specified: options.ts (options and defaults), markers.ts (per-prompt
  * markers), fault-plan.ts (faults), token-count.ts (token counting), replies.ts (reply text and
- * length), prompt-cache.ts (caching), rate-limiter.ts (limits and headers), api-routes.ts (order of
- * checks), control-routes.ts (control endpoints), request-log.ts (log entries and stats).
+ * length), prompt-cache.ts and cache-minimums.ts (caching), rate-limiter.ts (limits and headers),
+ * api-routes.ts (order of checks), control-routes.ts (control endpoints), request-log.ts (log
+ * entries and stats).
  */
 import { createControl, type EmulatorControl } from './control.js';
 import { resolveEmulatorOptions, type EmulatorOptions } from './options.js';

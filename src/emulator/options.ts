@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { BILLING_ERROR_STATUSES } from './api-error.js';
+import type { CacheMinimumRules } from './cache-minimums.js';
 import { faultPlanSchema } from './fault-plan.js';
 import {
   boolean,
@@ -148,6 +149,21 @@ export const maxConcurrentSchema = integer(1)
   .nullish()
   .transform((n) => n ?? null);
 
+/**
+ * The shortest prefix a breakpoint caches, in the emulator's tokens: one number for every model, or
+ * `{glob: tokens}` tried in order (`*` any run) before the default table (cache-minimums.ts).
+ */
+const minCacheableTokensSchema = z
+  .union([integer(0), z.record(nonEmptyString(), integer(0), { error: 'an object' })], {
+    error: 'an integer >= 0 or an object {model glob: integer >= 0}',
+  })
+  .optional()
+  .transform((value): CacheMinimumRules => {
+    if (value === undefined) return [];
+    if (typeof value === 'number') return [['*', value]];
+    return Object.entries(value);
+  });
+
 const clockSchema = z.custom<() => number>((v) => typeof v === 'function', {
   error: 'a function returning ms since the epoch',
 });
@@ -196,6 +212,13 @@ export const emulatorOptionsSchema = strictObject({
   credits: creditsSchema.nullish().transform((c) => c ?? null),
   /** Start with the spend cap reached (every request 429 enforced_spend_limit_reached). Default false. */
   spendCapReached: boolean().default(false),
+  /**
+   * Minimum cacheable prefix per model, in tokens: a breakpoint under it is ignored (no read, no write),
+   * as the API does. A number for every model, or `{"claude-haiku-*": 100}` (globs, first match wins)
+   * ahead of the default table: 1,024; 2,048 for Sonnet 4.6 and the Haiku 3 family; 4,096 for
+   * Haiku 4.5 and Opus 4.5/4.6. Tests with short prompts set it low.
+   */
+  minCacheableTokens: minCacheableTokensSchema,
   /** Seed for replies, jitter and fault draws; an integer. Default 0. */
   seed: integer(Number.MIN_SAFE_INTEGER).default(0),
   /** Entries kept in the request log ring; 0 turns the log off. Default 10,000. */

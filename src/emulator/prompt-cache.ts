@@ -5,8 +5,11 @@
  * (cache_read_input_tokens); the tokens from there up to the last breakpoint are written
  * (cache_creation_input_tokens); input_tokens counts the rest. Every breakpoint's entry then lives for
  * its TTL (5 minutes, or 1 hour with `ttl: "1h"`) from this use, i.e. a hit refreshes it.
- * No minimum prefix length is enforced (the API ignores prefixes under ~1,024 tokens; tests would
- * otherwise need long prompts).
+ *
+ * As the API (../shared/docs/anthropic-api.md, prompt caching): breakpoints under the model's minimum
+ * cacheable length never reach this cache (cache-minimums.ts drops them first), and a request's
+ * entries are committed once its response has begun (the headers of a reply, message_start of a
+ * stream), not at admission: requests admitted before then all miss, and all pay the write.
  */
 
 export interface CacheBreakpoint {

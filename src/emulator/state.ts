@@ -4,6 +4,7 @@
  */
 import type { BillingErrorStatus } from './api-error.js';
 import { AttemptCounter } from './attempts.js';
+import { CacheMinimums } from './cache-minimums.js';
 import { CreditLedger } from './credits.js';
 import { FaultInjector } from './fault-plan.js';
 import { IdSource } from './ids.js';
@@ -35,6 +36,7 @@ export class EmulatorState {
   readonly limiter: RateLimiter;
   readonly faults: FaultInjector;
   readonly cache: PromptCache;
+  readonly cacheMinimums: CacheMinimums;
   readonly attempts = new AttemptCounter();
   readonly log: RequestLog;
   readonly models: ModelCatalog;
@@ -59,6 +61,7 @@ export class EmulatorState {
     this.limiter = new RateLimiter(o.limits, o.clock);
     this.faults = new FaultInjector(o.faults, o.seed);
     this.cache = new PromptCache(o.clock);
+    this.cacheMinimums = new CacheMinimums(o.minCacheableTokens);
     this.log = new RequestLog(o.requestLogSize);
     this.models = new ModelCatalog(o.models);
     this.replies = new ReplyGenerator(o.seed);

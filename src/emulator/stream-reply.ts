@@ -108,7 +108,8 @@ function deltaTexts(text: string): string[] {
 }
 
 /**
- * Streams the message. `headers` are sent with the 200; `onEnd` runs once the stream is over (sent
+ * Streams the message. `headers` are sent with the 200; `onStart` runs as they and message_start go
+ * out (not if the client left before: nothing began); `onEnd` runs once the stream is over (sent
  * whole, cut by a fault, or abandoned by the client).
  */
 export function streamMessage(
@@ -117,6 +118,7 @@ export function streamMessage(
   m: StreamedMessage,
   timing: StreamTiming,
   fault: StreamFault | null,
+  onStart: () => void,
   onEnd: () => void,
 ): void {
   const deltas = deltaTexts(m.text);
@@ -151,6 +153,7 @@ export function streamMessage(
       'no-cache',
       ...headers,
     ]);
+    onStart();
     const first = head(m);
     if (timing.perOutputTokenMs <= 0) {
       // No pacing: one write.

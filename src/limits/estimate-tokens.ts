@@ -35,6 +35,24 @@ export function estimateRequest(params: MessageParams, outputEstimate?: number):
  */
 const IMAGE_TOKENS = 1_600;
 
+/**
+ * Characters the estimate counts for one piece of a prompt's prefix, so a caller summing pieces (the
+ * auto-cache's shared prefix, which the worker leaves out of its input estimate) agrees with
+ * {@link estimateRequest}: a system or message content block, a string content, a tool definition
+ * (its JSON and the comma that joins it to the next) or the framing of a message.
+ */
+export const prefixChars = {
+  content: (content: unknown): number => textLength(content),
+  block: (block: unknown): number => blockLength(block),
+  tool: (tool: unknown): number => JSON.stringify(tool).length + 1,
+  message: PER_MESSAGE_OVERHEAD * CHARS_PER_TOKEN,
+} as const;
+
+/** Tokens for a count of characters, rounded up as {@link estimateRequest} does. */
+export function charsToTokens(chars: number): number {
+  return Math.ceil(chars / CHARS_PER_TOKEN);
+}
+
 function textLength(content: unknown): number {
   if (content === undefined || content === null) return 0;
   if (typeof content === 'string') return content.length;

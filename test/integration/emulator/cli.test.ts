@@ -117,6 +117,7 @@ describe('claude-batch emulator (CLI)', () => {
       '--billing-status',
       '--max-body-bytes',
       '--max-concurrent',
+      '--min-cache-tokens',
       'CLAUDE_EMULATOR_KEYS',
       'text/event-stream',
       'ramp_limit_exceeded',

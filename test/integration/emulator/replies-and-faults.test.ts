@@ -1,8 +1,8 @@
 import type Anthropic from '@anthropic-ai/sdk';
 import { APIConnectionError, APIError, InternalServerError, OverloadedError } from '@anthropic-ai/sdk';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { REPLY_PREFIX, replyFingerprint, type EmulatorHandle } from '../../../src/emulator/index.js';
-import { MODEL, emulator, failure, manualClock, params, sdk } from './helpers.js';
+import { KEY, MODEL, emulator, failure, manualClock, params, sdk } from './helpers.js';
 
 function textOf(message: Anthropic.Message): string {
   const block = message.content[0];
@@ -91,10 +91,12 @@ describe('prompt caching', () => {
     params(question, {
       system: [{ type: 'text', text: system, cache_control: { type: 'ephemeral' } }],
     });
+  /** Short prompts cache here: the models' real minimums (1,024 to 4,096 tokens) are tested below. */
+  const NO_MINIMUM = { minCacheableTokens: 0 } as const;
 
   it('reports creation, then reads within the TTL (refreshed on use), then creation again after it', async () => {
     const clock = manualClock();
-    const emu = await emulator({ clock: clock.now });
+    const emu = await emulator({ ...NO_MINIMUM, clock: clock.now });
     const client = sdk(emu);
     const first = await client.messages.create(cachedParams('question one?')); // 13 chars = 4 tokens + 3
     expect(first.usage).toMatchObject({
@@ -126,7 +128,7 @@ describe('prompt caching', () => {
   });
 
   it('the longest cached prefix is read and the rest up to the last breakpoint written', async () => {
-    const emu = await emulator();
+    const emu = await emulator(NO_MINIMUM);
     const client = sdk(emu);
     const history = 'Earlier conversation. '.repeat(20); // 440 chars = 110 tokens
     await client.messages.create(cachedParams('first'));
@@ -150,13 +152,109 @@ describe('prompt caching', () => {
 
   it('ITPM counts input + cache creation but not cache reads', async () => {
     const clock = manualClock();
-    const emu = await emulator({ limits: { itpm: 1000 }, clock: clock.now });
+    const emu = await emulator({ ...NO_MINIMUM, limits: { itpm: 1000 }, clock: clock.now });
     const client = sdk(emu);
     await client.messages.create(cachedParams('q0?'));
     // "q0?" is 1 token + 3 for the message: 1000 - (290 + 4) = 706 left. Each cached repeat then costs
     // only its 4 uncached tokens; 20 of them would not fit if the 290 cached tokens counted too.
     for (let i = 1; i <= 20; i++) await client.messages.create(cachedParams(`q${i % 10}?`));
     expect(emu.control.stats().buckets[MODEL]?.input_tokens?.remaining).toBe(706 - 20 * 4);
+  });
+
+  it("a breakpoint under the model's minimum is ignored: no write, no read, all plain input", async () => {
+    // Defaults: 4,096 for Haiku 4.5, 2,048 for Sonnet 4.6, 1,024 for the rest.
+    const emu = await emulator();
+    const client = sdk(emu);
+    for (const model of ['claude-haiku-4-5', 'claude-sonnet-4-6', 'claude-opus-4-1']) {
+      for (const question of ['one', 'two']) {
+        const reply = await client.messages.create({ ...cachedParams(question), model });
+        expect(reply.usage).toMatchObject({
+          cache_creation_input_tokens: 0,
+          cache_read_input_tokens: 0,
+          input_tokens: 290 + 1 + 3,
+        });
+      }
+    }
+    expect(emu.control.stats().promptCacheEntries).toBe(0);
+
+    // Per model (globs, first match wins; others keep the table): 290 reaches 200 for Haiku only.
+    const tuned = await emulator({ minCacheableTokens: { 'claude-haiku-*': 200 } });
+    const tunedClient = sdk(tuned);
+    await tunedClient.messages.create(cachedParams('one'));
+    expect((await tunedClient.messages.create(cachedParams('two'))).usage.cache_read_input_tokens).toBe(290);
+    const sonnet = await tunedClient.messages.create({ ...cachedParams('two'), model: 'claude-opus-4-1' });
+    expect(sonnet.usage).toMatchObject({ cache_creation_input_tokens: 0, cache_read_input_tokens: 0 });
+  });
+
+  it('of two breakpoints, only the one whose prefix reaches the minimum caches', async () => {
+    const emu = await emulator({ minCacheableTokens: 300 });
+    const history = 'Earlier conversation. '.repeat(20); // 440 chars = 110 tokens
+    const twoMarks = params('ignored', {
+      system: [{ type: 'text', text: system, cache_control: { type: 'ephemeral' } }], // 290 < 300
+      messages: [
+        { role: 'user', content: [{ type: 'text', text: history, cache_control: { type: 'ephemeral' } }] },
+        { role: 'user', content: 'next' },
+      ],
+    });
+    const first = await sdk(emu).messages.create(twoMarks);
+    expect(first.usage).toMatchObject({
+      cache_creation_input_tokens: 290 + 3 + 110,
+      cache_read_input_tokens: 0,
+    });
+    // The system prefix alone was never cached.
+    const systemOnly = await sdk(emu).messages.create(cachedParams('other'));
+    expect(systemOnly.usage).toMatchObject({ cache_creation_input_tokens: 0, cache_read_input_tokens: 0 });
+    const again = await sdk(emu).messages.create(twoMarks);
+    expect(again.usage).toMatchObject({ cache_creation_input_tokens: 0, cache_read_input_tokens: 403 });
+  });
+
+  it("requests sent before the writer's response has begun all miss and all pay the write", async () => {
+    const emu = await emulator({ ...NO_MINIMUM, latency: { fixedMs: 300 } });
+    const client = sdk(emu);
+    const parallel = await Promise.all(
+      ['a', 'b', 'c', 'd', 'e'].map((q) => client.messages.create(cachedParams(`question ${q}`))),
+    );
+    for (const reply of parallel) {
+      expect(reply.usage).toMatchObject({ cache_creation_input_tokens: 290, cache_read_input_tokens: 0 });
+    }
+    const after = await client.messages.create(cachedParams('question f'));
+    expect(after.usage).toMatchObject({ cache_creation_input_tokens: 0, cache_read_input_tokens: 290 });
+    expect(emu.control.stats().tokens).toMatchObject({ cacheCreation: 5 * 290, cacheRead: 290 });
+  });
+
+  it("a streamed writer's prefix is readable once its message_start is out, before the stream ends", async () => {
+    // 100 output tokens at 20 ms each: the writer streams for about 2 s.
+    const emu = await emulator({ ...NO_MINIMUM, latency: { perOutputTokenMs: 20 } });
+    const client = sdk(emu, KEY, 60_000);
+    const writer = client.messages.stream(cachedParams('write it @@output_tokens:100@@'));
+    let ended = false;
+    const done = writer.finalMessage().finally(() => {
+      ended = true;
+    });
+    const started = await new Promise<Anthropic.Message>((resolve, reject) => {
+      writer.on('streamEvent', (event) => {
+        if (event.type === 'message_start') resolve(event.message);
+      });
+      writer.on('error', reject);
+    });
+    expect(started.usage).toMatchObject({ cache_creation_input_tokens: 290, cache_read_input_tokens: 0 });
+
+    const reader = await client.messages.create(cachedParams('read it @@output_tokens:1@@'));
+    expect(reader.usage).toMatchObject({ cache_creation_input_tokens: 0, cache_read_input_tokens: 290 });
+    expect(ended).toBe(false);
+    expect((await done).usage.cache_creation_input_tokens).toBe(290);
+  });
+
+  it('a streamed request admitted before the writer began still misses', async () => {
+    // The writer waits 500 ms before its headers; a second request admitted meanwhile pays the write too.
+    const emu = await emulator({ ...NO_MINIMUM, latency: { fixedMs: 500 } });
+    const client = sdk(emu, KEY, 60_000);
+    const writer = client.messages.stream(cachedParams('first'));
+    // Admitted (logged at admission), its response not yet begun.
+    await vi.waitFor(() => expect(emu.control.stats().lastSeq).toBe(1), { timeout: 5_000 });
+    const second = await client.messages.create(cachedParams('second'));
+    expect(second.usage).toMatchObject({ cache_creation_input_tokens: 290, cache_read_input_tokens: 0 });
+    expect((await writer.finalMessage()).usage.cache_creation_input_tokens).toBe(290);
   });
 });
 

@@ -7,6 +7,7 @@ import {
   startEmulator,
   type EmulatorOptions,
 } from '../../../src/emulator/index.js';
+import { CacheMinimums } from '../../../src/emulator/cache-minimums.js';
 
 function optionError(fn: () => unknown): EmulatorOptionsError {
   try {
@@ -66,6 +67,8 @@ describe('emulator options', () => {
     [{ spendCapReached: 'yes' }, 'spendCapReached', '"yes"'],
     [{ prot: 8080 }, 'prot', '8080'],
     [{ maxConcurrent: 0 }, 'maxConcurrent', '0'],
+    [{ minCacheableTokens: -1 }, 'minCacheableTokens', '-1'],
+    [{ minCacheableTokens: { 'claude-*': 1.5 } }, 'minCacheableTokens.claude-*', '1.5'],
     [
       { faults: { script: [{ type: 'api_error', errorCode: 'ramp_limit_exceeded' }] } },
       'faults.script.0.type',
@@ -78,6 +81,27 @@ describe('emulator options', () => {
     expect(err.message).toContain(option);
     expect(err.message).toContain(value);
     expect(err.message).toMatch(/expected /);
+  });
+
+  it('minimum cacheable lengths: the table by default, a number for every model, or globs ahead of the table', () => {
+    const minimums = (minCacheableTokens?: EmulatorOptions['minCacheableTokens']) => {
+      const m = new CacheMinimums(resolveEmulatorOptions({ minCacheableTokens }).minCacheableTokens);
+      return [
+        'claude-haiku-4-5',
+        'claude-opus-4-6',
+        'claude-sonnet-4-6',
+        'claude-3-5-haiku-20241022',
+        'claude-opus-4-1',
+      ].map((model) => m.minTokens(model));
+    };
+    expect(minimums()).toEqual([4_096, 4_096, 2_048, 2_048, 1_024]);
+    expect(minimums(0)).toEqual([0, 0, 0, 0, 0]);
+    expect(minimums({ 'claude-haiku-*': 10, 'claude-*-4-6': 20 })).toEqual([10, 20, 20, 2_048, 1_024]);
+    const m = new CacheMinimums([['*', 100]]);
+    const bps = [{ tokens: 50 }, { tokens: 100 }, { tokens: 150 }];
+    expect(m.cacheable('m', bps)).toEqual([{ tokens: 100 }, { tokens: 150 }]);
+    expect(m.cacheable('m', [{ tokens: 99 }])).toBeNull();
+    expect(m.cacheable('m', null)).toBeNull();
   });
 
   it('startEmulator rejects bad options before listening', async () => {
@@ -110,6 +134,7 @@ describe('CLI flags → options', () => {
         billingStatus: 402,
         versionCheck: false,
         maxConcurrent: 4,
+        minCacheTokens: 100,
       },
       { CLAUDE_EMULATOR_KEYS: ' a , b,,' },
       () => JSON.stringify({ probabilities: { api_error: 0.2 } }),
@@ -124,6 +149,7 @@ describe('CLI flags → options', () => {
       faults: { probabilities: { overloaded_error: 0.1 }, script: ['api_error', 'ok'] },
       credits: { balance: 5, perRequest: 2 },
       maxConcurrent: 4,
+      minCacheableTokens: 100,
     });
     expect(() => resolveEmulatorOptions(options)).not.toThrow();
   });
