@@ -28,6 +28,8 @@ export { openRuntime, type Runtime, type OpenRuntimeOptions } from './runtime.js
 
 // Submitting.
 export { submitBatch, type SubmitOptions, type SubmitResult } from './queue/producer.js';
+export type { AutoCacheDecision, ModelCachePlan, CacheTtl, AutoCacheOutcome } from './batch/auto-cache.js';
+export type { MinCacheableRule } from './batch/min-cacheable-tokens.js';
 export type { RequestDefaults } from './batch/validate-request.js';
 export type { InputError } from './batch/input-error.js';
 

@@ -24,6 +24,8 @@ export interface RunBatchOptions {
   canary?: boolean | undefined;
   /** Fair-share weight against other batches: see SubmitOptions.priority. Default 1. */
   priority?: number | undefined;
+  /** Automatic prompt caching of the shared prefix: see SubmitOptions.autoCache. Default true. */
+  autoCache?: boolean | undefined;
   /** Order of the results file: `any` (fastest) or `input`. Default `any`. */
   order?: 'any' | 'input' | undefined;
   /** Default: an SDK client from the config (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL). */
@@ -61,6 +63,7 @@ export async function runBatch(runtime: Runtime, options: RunBatchOptions): Prom
     maxErrors: options.maxErrors,
     canary: options.canary,
     priority: options.priority,
+    autoCache: options.autoCache,
     onBatchId: options.onBatchId,
   });
   const worker = await startWorker(runtime, {

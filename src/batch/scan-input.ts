@@ -35,6 +35,12 @@ export interface ScanOptions extends LineReaderOptions, ValidateOptions {
    * @default idHash (53 bits)
    */
   idHash?: (id: string) => number;
+  /**
+   * Called with each valid request's params in the first read (not again if the input is read a
+   * second time for repeated ids): what pass 2 needs to know of the whole input, e.g. the prefix
+   * most requests share (auto-caching).
+   */
+  observe?: (params: MessageParams) => void;
 }
 
 /** What one model's requests add up to, for a cost estimate before submitting. */
@@ -91,7 +97,8 @@ export async function scanInput(source: InputSource, options: ScanOptions = {}):
   const repeated = hashes.repeated();
   if (repeated.size === 0) return scanned;
   const firstLines = new Map<string, number>();
-  return scanOnce(source, options, (customId, line) => {
+  const { observe: _observedOnce, ...again } = options;
+  return scanOnce(source, again, (customId, line) => {
     if (!repeated.has(hashes.hash(customId))) return undefined;
     const first = firstLines.get(customId);
     if (first === undefined) firstLines.set(customId, line);
@@ -174,6 +181,7 @@ async function scanOnce(
       stats.requests++;
       stats.chars += textChars(request.params);
       stats.maxTokens += request.params.max_tokens;
+      options.observe?.(request.params);
     }
     options.onProgress?.(result.lines);
   }

@@ -11,6 +11,10 @@ export function registerRunCommand(program: Command): void {
     .argument('<file>', 'JSONL in the Message Batches request format, or - for standard input')
     .requiredOption('--out <file>', 'where to write the results JSONL')
     .option('--no-canary', 'send every request at once, without first sending one per model alone')
+    .option(
+      '--no-auto-cache',
+      "leave the requests' prompt caching as written (default: mark the prefix most requests of a model share with one cache_control breakpoint)",
+    )
     .option('--batch-id <id>', 'name the batch (default: derived from the content)')
     .option(
       '--priority <n>',
@@ -54,6 +58,7 @@ ${EXIT_CODES_HELP}`,
         maxErrors: config.maxErrors,
         canary: options['canary'] !== false,
         priority: options['priority'] as number | undefined,
+        autoCache: options['autoCache'] !== false,
         onBatchId: (id) => process.stderr.write(`batch ${id}\n`),
         onStatus: (status) => progress.update(status),
       });

@@ -5,6 +5,13 @@ export interface RequestEstimate {
   inputTokens: number;
   /** Output tokens to reserve (max_tokens, or a configured estimate). */
   outputTokens: number;
+  /**
+   * Fair share among this process's waiters (issue 16 item 4): its batch, whose waiting requests
+   * are served in turn with other batches', each batch in arrival order. Default: one shared lane.
+   */
+  lane?: string | undefined;
+  /** Its batch's weight (`--priority`) in those turns. Default 1. */
+  weight?: number | undefined;
 }
 
 /** Amounts per limit: requests (RPM), input tokens (ITPM), output tokens (OTPM). */

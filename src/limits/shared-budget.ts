@@ -19,6 +19,7 @@ import {
   type RateBudget,
   type RequestEstimate,
 } from './rate-budget.js';
+import { FairQueue } from './fair-queue.js';
 import {
   DIMENSIONS,
   DIMENSION_INFO,
@@ -171,7 +172,8 @@ interface ClassState {
   sleepUntil: number;
   readonly logged: Map<Dimension, number>;
   /** This process's requests waiting for the class, in arrival order. */
-  readonly waiters: Waiter[];
+  /** This process's requests waiting for the class, served round-robin across batches (their lanes). */
+  readonly waiters: FairQueue<Waiter>;
   /** Whether a gate job is serving the waiters. */
   serving: boolean;
   /** Charged to the shared bucket in bulk, not yet handed to a request: spent locally first. */
@@ -273,7 +275,7 @@ export class SharedRateBudget implements SharedRateBudgetApi {
     }
     state.queued += 1;
     const job = new Promise<BudgetLease>((resolve, reject) => {
-      state.waiters.push({ estimate, charge, signal, resolve, reject });
+      state.waiters.push({ estimate, charge, signal, resolve, reject }, estimate.lane, estimate.weight);
     }).finally(() => {
       state.queued -= 1;
     });
@@ -480,7 +482,7 @@ export class SharedRateBudget implements SharedRateBudgetApi {
         key: budgetKey(this.#accountId, cls.name),
         gate: new Bottleneck({ maxConcurrent: 1 }),
         queued: 0,
-        waiters: [],
+        waiters: new FairQueue<Waiter>(),
         serving: false,
         credit: null,
         creditTimer: null,
@@ -509,7 +511,8 @@ export class SharedRateBudget implements SharedRateBudgetApi {
   }
 
   /**
-   * Serves the class's waiters in FIFO order until none is left: each from the local credit when
+   * Serves the class's waiters in turn (round-robin across their batches, each batch first in,
+   * first out: {@link FairQueue}) until none is left: each from the local credit when
    * it covers it; else the head asks the shared bucket for itself and those behind it in bulk
    * ({@link #bulk}), sleeping exactly what the bucket says between looks. Bottleneck runs this once
    * per busy period: through Bottleneck one job at a time, admission stalled near 350 a second.
@@ -517,16 +520,16 @@ export class SharedRateBudget implements SharedRateBudgetApi {
   async #serve(state: ClassState): Promise<void> {
     let failures = 0;
     while (state.waiters.length > 0) {
-      const head = state.waiters[0]!;
+      const head = state.waiters.peek()!;
       if (this.#closer.signal.aborted) return this.#rejectAll(state, new Error('the rate budget is closed'));
       if (head.signal?.aborted) {
-        state.waiters.shift();
+        state.waiters.take(head);
         head.reject(abortError(head.signal));
         continue;
       }
       const fromCredit = this.#takeCredit(state, head.estimate, head.charge);
       if (fromCredit) {
-        state.waiters.shift();
+        state.waiters.take(head);
         head.resolve(fromCredit);
         continue;
       }
@@ -536,7 +539,7 @@ export class SharedRateBudget implements SharedRateBudgetApi {
         result = await this.#attempt(state, head.estimate, head.charge, this.#bulk(state, head.charge));
       } catch (err) {
         if (!isTransientRedisError(err)) {
-          state.waiters.shift();
+          state.waiters.take(head);
           head.reject(err instanceof Error ? err : new Error(String(err)));
           continue;
         }
@@ -551,7 +554,7 @@ export class SharedRateBudget implements SharedRateBudgetApi {
       this.#noteRecovered();
       if (typeof result !== 'number') {
         // A waiter whose signal aborted meanwhile gives its lease back (raceAbort in acquire).
-        state.waiters.shift();
+        state.waiters.take(head);
         head.resolve(result);
         continue;
       }
@@ -566,7 +569,7 @@ export class SharedRateBudget implements SharedRateBudgetApi {
 
   #rejectAll(state: ClassState, err: unknown): void {
     const error = err instanceof Error ? err : new Error(String(err));
-    for (const waiter of state.waiters.splice(0)) waiter.reject(error);
+    for (const waiter of state.waiters.drain()) waiter.reject(error);
   }
 
   /** Gives back everything a lease charged (the call was never sent). */

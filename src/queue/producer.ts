@@ -1,6 +1,10 @@
+import { createHash } from 'node:crypto';
 import { setImmediate } from 'node:timers/promises';
 import type { JobsOptions } from 'bullmq';
+import { AutoCachePlanner, applyAutoCache, type AutoCacheDecision } from '../batch/auto-cache.js';
 import { formatErrorSummary } from '../batch/input-error.js';
+import type { MinCacheableRule } from '../batch/min-cacheable-tokens.js';
+import type { MessageParams } from '../batch/types.js';
 import { InputValidationError } from '../errors/runner-errors.js';
 import { DEFAULT_CHUNK_SIZE, readRequestChunks, type IndexedRequest } from '../batch/read-requests.js';
 import { openInput, scanInput, type InputSource, type ModelStats } from '../batch/scan-input.js';
@@ -39,6 +43,15 @@ export interface SubmitOptions {
    * running batch.
    */
   priority?: number | undefined;
+  /**
+   * Automatic prompt caching (issue 15): find the prefix most of a model's requests share and mark
+   * its end with one `cache_control` breakpoint (5-minute TTL; the canary, sent first, writes it),
+   * leaving requests with their own cache_control, outliers and prefixes under the model's minimum
+   * cacheable length as written (src/batch/auto-cache.ts). Part of the batch id. Default true.
+   */
+  autoCache?: boolean | undefined;
+  /** Overrides of the models' minimum cacheable lengths, first match first (src/batch/min-cacheable-tokens.ts). */
+  cacheMinTokens?: readonly MinCacheableRule[] | undefined;
   /** Called with the batch id before anything is enqueued, so a killed submit can be resumed. */
   onBatchId?: ((batchId: string) => void) | undefined;
   /** Called after each chunk with the number of requests enqueued so far. */
@@ -53,6 +66,8 @@ export interface SubmitResult {
   /** Requests enqueued by this call (0 when a complete batch is submitted again). */
   enqueued: number;
   models: Record<string, ModelStats>;
+  /** What auto-caching did per model (null with autoCache false). */
+  autoCache: AutoCacheDecision | null;
 }
 
 /** Attempts BullMQ makes when our processor itself throws (Redis trouble); API retries are ours. */
@@ -79,7 +94,12 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
       );
     }
     const defaults = options.defaults ?? {};
-    const scan = await scanInput(source, { defaults, maxErrors: options.maxErrors ?? 20 });
+    const planner = options.autoCache === false ? null : new AutoCachePlanner();
+    const scan = await scanInput(source, {
+      defaults,
+      maxErrors: options.maxErrors ?? 20,
+      ...(planner ? { observe: (params: MessageParams) => planner.observe(params) } : {}),
+    });
     if (scan.errorCount > 0) {
       throw new InputValidationError(
         source.name,
@@ -94,7 +114,12 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
     if (scan.count === 0) {
       throw new InputValidationError(source.name, [], `${source.name}: no requests (the input is empty)`);
     }
-    const batchId = options.batchId ?? `batch_${scan.fingerprint.slice(0, 24)}`;
+    const autoCache = planner?.decide({ ttl: '5m', minTokens: options.cacheMinTokens ?? [] }) ?? null;
+    // The batch is the input as sent: with auto-caching, a batch of its own (its id and record).
+    const fingerprint = autoCache
+      ? createHash('sha256').update(`${scan.fingerprint}\nauto-cache:${autoCache.ttl}`).digest('hex')
+      : scan.fingerprint;
+    const batchId = options.batchId ?? `batch_${fingerprint.slice(0, 24)}`;
     if (!CUSTOM_ID_PATTERN.test(batchId)) {
       throw new InputValidationError(
         source.name,
@@ -103,11 +128,13 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
       );
     }
     const models = scan.models;
-    if (options.dryRun) return { batchId, outcome: 'dry-run', total: scan.count, enqueued: 0, models };
+    if (options.dryRun) {
+      return { batchId, outcome: 'dry-run', total: scan.count, enqueued: 0, models, autoCache };
+    }
 
     const created = await runtime.store.createOrResume({
       id: batchId,
-      fingerprint: scan.fingerprint,
+      fingerprint,
       total: scan.count,
       source: source.name,
       models: Object.fromEntries(Object.entries(models).map(([model, stats]) => [model, stats.requests])),
@@ -116,7 +143,7 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
     });
     options.onBatchId?.(batchId);
     if (created.submitState === 'submitted') {
-      return { batchId, outcome: 'resumed', total: scan.count, enqueued: 0, models };
+      return { batchId, outcome: 'resumed', total: scan.count, enqueued: 0, models, autoCache };
     }
 
     const resumed = created.outcome === 'resumed';
@@ -156,6 +183,7 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
               : states.get(model) === 'pending'
                 ? canaryField(model)
                 : SHARE_REASON;
+            if (autoCache) item.request.params = applyAutoCache(autoCache, item.request.params);
             const job = toJob(batchId, created.incarnation, item, resumed, reason === null);
             if (reason !== null) {
               const ids = held.get(reason) ?? [];
@@ -230,7 +258,7 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
     // release them to the batch's share now (a no-op when nothing is held).
     const states = await runtime.store.canaryStates(batchId, modelNames);
     for (const [model, state] of states) if (state === 'released') await releaseHeld(runtime, batchId, model);
-    return { batchId, outcome: created.outcome, total: scan.count, enqueued, models };
+    return { batchId, outcome: created.outcome, total: scan.count, enqueued, models, autoCache };
   } finally {
     await source.close();
   }

@@ -4,6 +4,7 @@ import { accountBreakerKey } from '../redis/keys.js';
 import { readEpoch } from '../queue/epoch.js';
 import type { RequestJobData } from '../queue/jobs.js';
 import type { Runtime } from '../runtime.js';
+import { parsePriority } from '../store/batch-record.js';
 
 /** Why a request must not be sent now. */
 export type Gate =
@@ -23,6 +24,8 @@ interface BatchGate {
   incarnation: number;
   /** The highest incarnation known for the id: a job of a lower one is a leftover. */
   latest: number;
+  /** Its fair-share weight (`--priority`). */
+  priority: number;
 }
 
 /** A batch not worked on for this long (ms) is no longer watched. */
@@ -79,6 +82,11 @@ export class RequestGates {
     for (let i = 0; i < 3 && this.stale(data); i += 1) await this.refresh();
     const gate = this.decide(data);
     return gate.kind === 'open' ? gate : this.confirm(data);
+  }
+
+  /** The batch's fair-share weight (`--priority`) as last read; 1 when not known here. */
+  priorityOf(batchId: string): number {
+    return this.state.get(batchId)?.priority ?? 1;
   }
 
   /** Whether the cached state cannot judge this request: its batch (or incarnation) is new here, or the cache is old. */
@@ -149,7 +157,7 @@ export class RequestGates {
           .hgetall(keys.modelBreakers())
           .hmget(keys.keyBreaker(), 'reason', 'trip');
         for (const id of batchIds) {
-          multi.hmget(keys.batch(id), 'id', 'canceled_at', 'deleted_at', 'incarnation');
+          multi.hmget(keys.batch(id), 'id', 'canceled_at', 'deleted_at', 'incarnation', 'priority');
           multi.hget(keys.incarnations(), id);
         }
         // The key-level record lives in another slot: its own command, beside the transaction.
@@ -179,7 +187,9 @@ export class RequestGates {
         );
         this.state.clear();
         batchIds.forEach((id, i) => {
-          const [recordId, canceledAt, deletedAt, incarnation] = value(3 + 2 * i) as Array<string | null>;
+          const [recordId, canceledAt, deletedAt, incarnation, priority] = value(3 + 2 * i) as Array<
+            string | null
+          >;
           const latest = Number(value(4 + 2 * i) ?? 0);
           const live = Boolean(recordId) && !deletedAt;
           this.state.set(id, {
@@ -187,6 +197,7 @@ export class RequestGates {
             canceled: Boolean(canceledAt),
             incarnation: Number(incarnation ?? 0),
             latest: Math.max(latest, live ? Number(incarnation ?? 0) : 0),
+            priority: parsePriority(priority),
           });
         });
         this.epoch = epoch;

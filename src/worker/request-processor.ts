@@ -98,6 +98,9 @@ export class RequestProcessor {
     const data = job.data;
     const calls = attempt.calls;
     const estimate = estimateRequest(data.params, this.deps.outputEstimate);
+    // Waiting for the budget, requests of batches running at once are served in turn (fair share).
+    estimate.lane = data.batch_id;
+    estimate.weight = this.apply.gates.priorityOf(data.batch_id);
     let lease: BudgetLease;
     const waitStart = Date.now();
     try {

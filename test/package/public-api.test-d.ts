@@ -8,6 +8,8 @@
  */
 import { describe, expectTypeOf, it } from 'vitest';
 import type {
+  AutoCacheDecision,
+  MinCacheableRule,
   Condition,
   BatchEvent,
   BatchStatus,
@@ -147,6 +149,8 @@ describe('the public API', () => {
       dryRun?: boolean | undefined;
       canary?: boolean | undefined;
       priority?: number | undefined;
+      autoCache?: boolean | undefined;
+      cacheMinTokens?: readonly MinCacheableRule[] | undefined;
       onBatchId?: ((batchId: string) => void) | undefined;
       onProgress?: ((enqueued: number, total: number) => void) | undefined;
     }>();
@@ -161,7 +165,9 @@ describe('the public API', () => {
       outcome: 'created' | 'resumed' | 'dry-run';
       total: number;
       enqueued: number;
+      autoCache: AutoCacheDecision | null;
     }>();
+    expectTypeOf<MinCacheableRule>().toEqualTypeOf<{ match: string; minTokens: number }>();
     expectTypeOf<InputValidationError>().toExtend<Error>();
     expectTypeOf<InputValidationError['errors']>().toEqualTypeOf<readonly InputError[]>();
     expectTypeOf<Pick<InputError, 'file' | 'line' | 'field' | 'reason'>>().toEqualTypeOf<{
@@ -291,6 +297,7 @@ describe('the public API', () => {
       maxErrors?: number | undefined;
       canary?: boolean | undefined;
       priority?: number | undefined;
+      autoCache?: boolean | undefined;
       order?: 'any' | 'input' | undefined;
       client?: ClaudeClient | undefined;
       budget?: RateBudget | undefined;
