@@ -5,7 +5,7 @@
  *   npm run bench                          every section, full sizes (the end-to-end one alone takes
  *                                          ~25 min at 100k prompts and 4,000 RPM)
  *   npm run bench -- --quick               every section, small sizes (under ~15 min)
- *   npm run bench -- submit worker         some sections: submit worker concurrency budget memory e2e cancel admission utilisation fairshare
+ *   npm run bench -- submit worker         some sections: submit worker concurrency budget memory e2e cancel admission utilisation fairshare autocache
  *
  * Options:
  *   --out FILE                 default bench/RESULTS.md; sections not run keep their earlier block
@@ -30,6 +30,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
+import { runAutoCacheSection } from './auto-cache.js';
 import { runCancelSection } from './cancel-delete.js';
 import { runConcurrencySection } from './concurrency.js';
 import { runEndToEndSection } from './end-to-end.js';
@@ -55,6 +56,7 @@ const SECTIONS: ReadonlyArray<[string, SectionRunner]> = [
   ['admission', runAdmissionSection],
   ['utilisation', runUtilisationSection],
   ['fairshare', runFairShareSection],
+  ['autocache', runAutoCacheSection],
 ];
 const ALIASES: Record<string, string> = {
   'worker-overhead': 'worker',
@@ -63,6 +65,7 @@ const ALIASES: Record<string, string> = {
   delete: 'cancel',
   'cancel-delete': 'cancel',
   'fair-share': 'fairshare',
+  'auto-cache': 'autocache',
 };
 
 /** Section "budget": another engineer's scripts/bench/budget.ts, run as it is, as a child process. */

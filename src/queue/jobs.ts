@@ -42,6 +42,12 @@ export interface RequestJobData {
   resumed?: boolean;
   /** The batch's first request of its model: the rest of the model is held until it has an outcome. */
   canary?: boolean;
+  /**
+   * Estimated tokens of the prefix auto-caching marked in this request (absent: none). Sent after
+   * its model's canary wrote the prefix, it reads it from the cache, and cache reads do not count
+   * against the input-token budget: the budget's estimate leaves them out (settled to real usage).
+   */
+  cached_prefix?: number;
 }
 
 /** Why a request ended in the dead-letter queue. */

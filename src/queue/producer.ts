@@ -183,8 +183,13 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
               : states.get(model) === 'pending'
                 ? canaryField(model)
                 : SHARE_REASON;
-            if (autoCache) item.request.params = applyAutoCache(autoCache, item.request.params);
+            const original = item.request.params;
+            if (autoCache) item.request.params = applyAutoCache(autoCache, original);
             const job = toJob(batchId, created.incarnation, item, resumed, reason === null);
+            // Not the canary: it writes the prefix, and pays for it in full.
+            if (reason !== null && item.request.params !== original) {
+              job.data.cached_prefix = autoCache?.models[model]?.prefixTokens ?? 0;
+            }
             if (reason !== null) {
               const ids = held.get(reason) ?? [];
               ids.push(requestJobId(batchId, item.request.custom_id, 0, created.incarnation));

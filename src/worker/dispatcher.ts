@@ -10,11 +10,13 @@ export interface DispatcherOptions {
   intervalMs?: number | undefined;
   /** How much sending the queue holds ahead, at the rate it is being emptied (ms). Default 500. */
   leadMs?: number | undefined;
-  /** The least it keeps queued while batches have requests held. Default 32. */
+  /** The least it keeps queued while batches have requests held. Default 16. */
   minDepth?: number | undefined;
   /**
-   * The share of the workers' in-flight caps kept queued too, so a worker that raises its cap
-   * (x1.25 a second) finds the jobs to fill it and is not mistaken for idle. Default 0.3.
+   * The share of the in-flight caps of workers that are ramping up kept queued too, so a worker
+   * that raises its cap (x1.25 a second) finds the jobs to fill it and is not mistaken for idle.
+   * Workers held by the budget are left out: what waits in the queue then only delays the turns of
+   * a batch submitted later. Default 0.3.
    */
   capShare?: number | undefined;
 }
@@ -86,7 +88,7 @@ export class Dispatcher {
     this.lock = new ExpiringLock(runtime.redis, runtime.keys.dispatcherLock());
     this.intervalMs = options.intervalMs ?? 100;
     this.leadMs = options.leadMs ?? 500;
-    this.minDepth = options.minDepth ?? 32;
+    this.minDepth = options.minDepth ?? 16;
     this.capShare = options.capShare ?? 0.3;
   }
 
@@ -239,14 +241,15 @@ export class Dispatcher {
     if (gone.length > 0) await this.dropReports(gone);
   }
 
-  /** The in-flight caps of the workers that reported lately, summed. */
+  /** The in-flight caps of the workers that reported lately and are ramping up, summed. */
   private async readWorkerCaps(now: number): Promise<void> {
     const reports = await this.runtime.redis.hvals(this.runtime.keys.workerSizes());
     let caps = 0;
     for (const json of reports) {
       try {
-        const r = JSON.parse(json) as { concurrency?: number; at?: number };
-        if (now - Number(r.at ?? 0) <= WORKER_REPORT_MS) caps += Number(r.concurrency ?? 0);
+        const r = JSON.parse(json) as { concurrency?: number; at?: number; limitedBy?: string };
+        const ramping = r.limitedBy === 'concurrency';
+        if (ramping && now - Number(r.at ?? 0) <= WORKER_REPORT_MS) caps += Number(r.concurrency ?? 0);
       } catch {
         // A damaged report counts for nothing; `status` deletes it.
       }

@@ -98,6 +98,12 @@ export class RequestProcessor {
     const data = job.data;
     const calls = attempt.calls;
     const estimate = estimateRequest(data.params, this.deps.outputEstimate);
+    if (data.cached_prefix) {
+      // Read from the cache (its canary wrote it): not input for the budget. The prefix estimate
+      // counts 3 characters a token like the rest; leaving out 3/4 of it keeps the estimate on the
+      // high side of the ~4 the API counts, and settlement corrects it to the real usage.
+      estimate.inputTokens = Math.max(1, estimate.inputTokens - Math.floor((data.cached_prefix * 3) / 4));
+    }
     // Waiting for the budget, requests of batches running at once are served in turn (fair share).
     estimate.lane = data.batch_id;
     estimate.weight = this.apply.gates.priorityOf(data.batch_id);
