@@ -173,9 +173,25 @@ export async function runProcessesSection(ctx: BenchContext): Promise<SectionRes
       `worker, ${fmt(workerN)} jobs: \`claude-batch worker\` / raw = **${workerRatio.toFixed(2)}×** ` +
         `(medians ${med(workerRuns, 'cb').toFixed(2)} s and ${med(workerRuns, 'raw').toFixed(2)} s; ${verdict(workerRatio, WORKER_GOAL)}).`,
       ...(ctx.quick ? ['Quick run: the issue states its goals at 300,000 lines and 30,000 jobs.'] : []),
+      ...FINDINGS,
     ],
   };
 }
+
+/** What a profile of the submit side found (kept with the figures, dated: rerun and update it). */
+const FINDINGS = [
+  'Profile of `claude-batch submit` at 300,000 lines (2026-12-02, --cpu-prof and /usr/bin/time, load 4-6, not part ' +
+    'of this run): ~20 s of CPU against the raw process\'s ~12 s. Start-up is not the gap (10 lines: 0.8-1.1 s ' +
+    'against 0.5-1.0 s; submit loads commander, bullmq and ioredis only). The extra ~8 s: validating everything ' +
+    'first (pass 1: read, parse, validate, canonical JSON, sha256) ~2.0 s; pass 2 re-validating and ' +
+    "re-fingerprinting each line ~1.0 s over the raw loop's parse; garbage collection ~2.6 s more " +
+    '(--heap-growing-percent 50, which keeps the peak RSS down for the 1M-line memory goal: without it ~1-2 s less ' +
+    'CPU and ~170 MB peak already at 300,000 lines); per-chunk round trips (canary states, the commit script, the ' +
+    'holds record) and the canary itself (held jobs are delayed: ~1.5 s CPU and ~5 s wall more than --no-canary).',
+  'On 2 cores that CPU also slows Redis: in a 30,000-line sample Redis ran the same addStandardJob script in 63 µs ' +
+    "during the CLI's submit and 37 µs during the raw one's (XADD 3.4 against 1.4 µs), since the CLI reads and " +
+    'validates the next chunk while Redis runs the current one.',
+];
 
 /** Raw first in odd rounds, the runner first in even ones. */
 function order(round: number): Side[] {
