@@ -109,7 +109,7 @@ export async function runAutoCacheSection(ctx: BenchContext): Promise<SectionRes
   const [off, on] = results as [{ wall: number; cost: number }, { wall: number; cost: number }];
   return {
     key: 'autocache',
-    title: '11. Automatic prompt caching: a templated batch with and without',
+    title: '12. Automatic prompt caching: a templated batch with and without',
     intro:
       `${fmt(n)} requests to ${MODEL} sharing a ~1,500-token system prompt, each with a short question; the ` +
       `emulator enforces ${fmt(RPM)} RPM and ${fmt(ITPM)} ITPM and answers after 0.5-1.5 s; one \`claude-batch worker\` ` +

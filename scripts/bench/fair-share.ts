@@ -116,7 +116,7 @@ export async function runFairShareSection(ctx: BenchContext): Promise<SectionRes
   const [alone, equal, weighted] = seconds as [number, number, number];
   return {
     key: 'fairshare',
-    title: '10. Fair share: a small batch submitted behind a big one',
+    title: '11. Fair share: a small batch submitted behind a big one',
     intro:
       `The emulator enforces ${fmt(RPM)} RPM and answers after 3-8 s (uniform). One \`claude-batch worker\` process ` +
       `with default flags. A ${fmt(bigN)}-request batch runs for ${headStartS} s at the whole budget, then a ` +

@@ -5,19 +5,23 @@
  *   npm run bench                          every section, full sizes (the end-to-end one alone takes
  *                                          ~25 min at 100k prompts and 4,000 RPM)
  *   npm run bench -- --quick               every section, small sizes (under ~15 min)
- *   npm run bench -- submit worker         some sections: submit worker concurrency budget memory e2e cancel admission utilisation fairshare autocache
+ *   npm run bench -- submit worker         some sections: submit worker concurrency budget memory e2e cancel admission utilisation
+ *                                          processes fairshare autocache
+ *   npm run bench -- --quick processes     the CLI's submit and worker processes against raw BullMQ processes
  *
  * Options:
  *   --out FILE                 default bench/RESULTS.md; sections not run keep their earlier block
  *   --redis-url URL            use this Redis (its keys under unique prefixes, deleted at the end)
  *                              instead of a private redis-server on a free port (the default: INFO
  *                              commandstats and used_memory then see only this run)
- *   --profile DIR              run the measured child processes (submit, e2e) under --cpu-prof into
+ *   --profile DIR              run the measured child processes (submit, e2e, processes) under --cpu-prof into
  *                              DIR; for in-process sections run node --cpu-prof yourself:
  *                              node --cpu-prof --cpu-prof-dir=DIR --import tsx scripts/bench/index.ts worker --variants full
  *   --worker-concurrency N     worker section (default 16)
  *   --variants raw,full,...    worker section: raw, full, nobudget (default all three), nogate (what-if)
  *   --e2e-concurrency N        end-to-end section (default 64)
+ *   --processes-rounds N       processes section: interleaved pairs per row (default 3)
+ *   --raw-concurrency N        processes section: the raw BullMQ Worker's concurrency (default 16)
  *   --baseline DIR             submit section: also run submitBatch and the CLI from another checkout
  *                              (e.g. the tree before a change; node_modules may be a symlink), side by side
  *
@@ -38,6 +42,7 @@ import { runFairShareSection } from './fair-share.js';
 import { infoField, load1, startPrivateRedis, REPO_ROOT, type BenchContext } from './lib/harness.js';
 import { machineInfo, renderSection, renderTable, writeResults, type SectionResult } from './lib/report.js';
 import { runMemorySection } from './memory.js';
+import { runProcessesSection } from './processes.js';
 import { runSubmitSection } from './submit.js';
 import { runUtilisationSection } from './utilisation.js';
 import { runWorkerSection } from './worker-overhead.js';
@@ -55,6 +60,7 @@ const SECTIONS: ReadonlyArray<[string, SectionRunner]> = [
   ['cancel', runCancelSection],
   ['admission', runAdmissionSection],
   ['utilisation', runUtilisationSection],
+  ['processes', runProcessesSection],
   ['fairshare', runFairShareSection],
   ['autocache', runAutoCacheSection],
 ];
@@ -131,6 +137,8 @@ async function main(): Promise<number> {
       variants: { type: 'string' },
       'e2e-concurrency': { type: 'string' },
       baseline: { type: 'string' },
+      'processes-rounds': { type: 'string' },
+      'raw-concurrency': { type: 'string' },
     },
   });
   const known = new Set(SECTIONS.map(([name]) => name));
