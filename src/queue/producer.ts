@@ -151,6 +151,9 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
     const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
     const modelNames = Object.keys(models);
     const holds = new Holds(runtime);
+    let states = new Map<string, string>();
+    // Until the first read, every model may have a pending canary (none with --no-canary).
+    let pendingModels = options.canary === false ? [] : modelNames;
     const seenModels = new Set<string>();
     let enqueued = 0;
     let pending: IndexedRequest[] = [];
@@ -166,8 +169,13 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
       sent: () => void,
     ): Promise<void> => {
       if (items.length > 0) {
-        // Re-read per chunk: a canary may end while a large submit is still enqueuing.
-        const states = await runtime.store.canaryStates(batchId, modelNames);
+        // Re-read per chunk while a canary is pending: it may end while a large submit is still
+        // enqueuing. A released canary never goes back to pending, so once none is, no more reads
+        // (with --no-canary, none at all): one round trip per chunk saved.
+        if (pendingModels.length > 0) {
+          states = await runtime.store.canaryStates(batchId, modelNames);
+          pendingModels = modelNames.filter((m) => states.get(m) === 'pending');
+        }
         // Hold reason → job ids. Every request but a canary is added held: behind its model's
         // canary while that is pending, else for its batch's share (the dispatcher's turn). A job
         // the run that died added under another role keeps that role (BullMQ keeps the first job
@@ -261,8 +269,8 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
     }
     // A canary that ended before its model's last chunk went in would leave those held behind it:
     // release them to the batch's share now (a no-op when nothing is held).
-    const states = await runtime.store.canaryStates(batchId, modelNames);
-    for (const [model, state] of states) if (state === 'released') await releaseHeld(runtime, batchId, model);
+    const final = await runtime.store.canaryStates(batchId, modelNames);
+    for (const [model, state] of final) if (state === 'released') await releaseHeld(runtime, batchId, model);
     return { batchId, outcome: created.outcome, total: scan.count, enqueued, models, autoCache };
   } finally {
     await source.close();
