@@ -9,8 +9,7 @@
  *
  *   npm run bench -- autocache [--quick]      (quick: 300 requests)
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import { type ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startPrivateRedis } from '../../src/devtools/private-redis.js';
@@ -18,15 +17,15 @@ import { waitForBatch } from '../../src/operations/wait-for-batch.js';
 import { costAt, DEFAULT_PRICE_TABLE, findPrice } from '../../src/pricing/price-table.js';
 import { submitBatch } from '../../src/queue/producer.js';
 import {
-  CLI_BIN,
   benchApiKey,
   benchPrefix,
   benchRuntime,
-  childEnv,
   fmt,
   load1,
   startEmulatorChild,
   type BenchContext,
+  spawnCliWorker,
+  stopChild,
 } from './lib/harness.js';
 import type { SectionResult } from './lib/report.js';
 
@@ -69,14 +68,11 @@ export async function runAutoCacheSection(ctx: BenchContext): Promise<SectionRes
       const { batchId } = await submitBatch(runtime, { input: file, autoCache });
       ctx.log(`auto-cache ${autoCache ? 'on' : 'off'}: ${fmt(n)} requests`);
       const t0 = performance.now();
-      worker = spawn(process.execPath, [CLI_BIN, 'worker', '--rpm', String(RPM), '--itpm', String(ITPM)], {
-        env: childEnv(local, {
-          CLAUDE_BATCH_PREFIX: runtime.keys.bullPrefix,
-          ANTHROPIC_API_KEY: apiKey.reveal(),
-          ANTHROPIC_BASE_URL: emulator.url,
-          CLAUDE_BATCH_LOG_LEVEL: 'warn',
-        }),
-        stdio: ['ignore', 'ignore', 'inherit'],
+      worker = spawnCliWorker(local, {
+        prefix: runtime.keys.bullPrefix,
+        apiKey,
+        baseURL: emulator.url,
+        args: ['--rpm', String(RPM), '--itpm', String(ITPM)],
       });
       const final = await waitForBatch(runtime, batchId, { pollMs: 250 });
       const wall = (performance.now() - t0) / 1_000;
@@ -97,10 +93,7 @@ export async function runAutoCacheSection(ctx: BenchContext): Promise<SectionRes
         load1(),
       ]);
     } finally {
-      if (worker && worker.exitCode === null) {
-        worker.kill('SIGTERM');
-        await once(worker, 'exit');
-      }
+      await stopChild(worker);
       await runtime.close();
       await emulator.close();
       await redis.stop({ removeDir: true });

@@ -15,8 +15,7 @@
  *
  *   npm run bench -- cancel [--quick]          (quick: 100k; full: 100k and 1M)
  */
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
+import type { ChildProcess } from 'node:child_process';
 import { startPrivateRedis } from '../../src/devtools/private-redis.js';
 import { cancelBatch } from '../../src/operations/cancel-batch.js';
 import { deleteBatch } from '../../src/operations/delete-batch.js';
@@ -24,17 +23,17 @@ import { REQUESTS_QUEUE } from '../../src/queue/jobs.js';
 import { submitBatch } from '../../src/queue/producer.js';
 import type { Runtime } from '../../src/runtime.js';
 import {
-  CLI_BIN,
   benchApiKey,
   benchPrefix,
   benchRuntime,
-  childEnv,
   fmt,
   load1,
   sleep,
   startEmulatorChild,
   writePromptsFile,
   type BenchContext,
+  spawnCliWorker,
+  stopChild,
 } from './lib/harness.js';
 import type { SectionResult } from './lib/report.js';
 
@@ -68,21 +67,18 @@ export async function runCancelSection(ctx: BenchContext): Promise<SectionResult
     const apiKey = benchApiKey();
     const big = await benchRuntime(local, benchPrefix('cancel-big'), apiKey);
     const small = await benchRuntime(local, benchPrefix('cancel-small'), apiKey);
-    let worker: ReturnType<typeof spawn> | undefined;
+    let worker: ChildProcess | undefined;
     try {
       // Enough small requests to outlast every step at full speed (16 / 50 ms = 320/s at most).
       const smallSize = Math.max(40_000, Math.ceil(n / 4));
       const smallFile = await writePromptsFile(ctx, `cancel-small-${smallSize}.jsonl`, smallSize);
       const bigFile = await writePromptsFile(ctx, `cancel-big-${n}.jsonl`, n);
       const { batchId: smallId } = await submitBatch(small, { input: smallFile, canary: false });
-      worker = spawn(process.execPath, [CLI_BIN, 'worker', '--concurrency', String(SMALL_CONCURRENCY)], {
-        env: childEnv(local, {
-          CLAUDE_BATCH_PREFIX: small.keys.bullPrefix,
-          ANTHROPIC_API_KEY: apiKey.reveal(),
-          ANTHROPIC_BASE_URL: emulator.url,
-          CLAUDE_BATCH_LOG_LEVEL: 'warn',
-        }),
-        stdio: ['ignore', 'ignore', 'inherit'],
+      worker = spawnCliWorker(local, {
+        prefix: small.keys.bullPrefix,
+        apiKey,
+        baseURL: emulator.url,
+        args: ['--concurrency', String(SMALL_CONCURRENCY)],
       });
       // Warm up, then the small batch alone.
       while ((await smallDone(small, smallId)) < 500) await sleep(100);
@@ -126,10 +122,7 @@ export async function runCancelSection(ctx: BenchContext): Promise<SectionResult
           `(goal ≥ 80 %); during the cancel ${fmt((canceled.smallRate / alone.smallRate) * 100)} %.`,
       );
     } finally {
-      if (worker && worker.exitCode === null) {
-        worker.kill('SIGTERM');
-        await once(worker, 'exit');
-      }
+      await stopChild(worker);
       await big.close();
       await small.close();
       await emulator.close();

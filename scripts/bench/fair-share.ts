@@ -12,25 +12,24 @@
  *
  *   npm run bench -- fairshare [--quick]      (quick: a 10,000-request big batch, 20 s head start)
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import { type ChildProcess } from 'node:child_process';
 import { startPrivateRedis } from '../../src/devtools/private-redis.js';
 import { cancelBatch } from '../../src/operations/cancel-batch.js';
 import { getBatchStatus } from '../../src/operations/batch-status.js';
 import { waitForBatch } from '../../src/operations/wait-for-batch.js';
 import { submitBatch } from '../../src/queue/producer.js';
 import {
-  CLI_BIN,
   benchApiKey,
   benchPrefix,
   benchRuntime,
-  childEnv,
   fmt,
   load1,
   sleep,
   startEmulatorChild,
   writePromptsFile,
   type BenchContext,
+  spawnCliWorker,
+  stopChild,
 } from './lib/harness.js';
 import type { SectionResult } from './lib/report.js';
 
@@ -71,14 +70,11 @@ export async function runFairShareSection(ctx: BenchContext): Promise<SectionRes
     try {
       const big = variant.big ? await submitBatch(runtime, { input: bigFile }) : undefined;
       ctx.log(`fair share, ${variant.label}`);
-      worker = spawn(process.execPath, [CLI_BIN, 'worker', '--rpm', String(variant.rpm)], {
-        env: childEnv(local, {
-          CLAUDE_BATCH_PREFIX: runtime.keys.bullPrefix,
-          ANTHROPIC_API_KEY: apiKey.reveal(),
-          ANTHROPIC_BASE_URL: emulator.url,
-          CLAUDE_BATCH_LOG_LEVEL: 'warn',
-        }),
-        stdio: ['ignore', 'ignore', 'inherit'],
+      worker = spawnCliWorker(local, {
+        prefix: runtime.keys.bullPrefix,
+        apiKey,
+        baseURL: emulator.url,
+        args: ['--rpm', String(variant.rpm)],
       });
       if (big) await sleep(headStartS * 1_000);
       const bigBefore = big ? await getBatchStatus(runtime, big.batchId) : null;
@@ -104,10 +100,7 @@ export async function runFairShareSection(ctx: BenchContext): Promise<SectionRes
       ]);
       if (big) await cancelBatch(runtime, big.batchId);
     } finally {
-      if (worker && worker.exitCode === null) {
-        worker.kill('SIGTERM');
-        await once(worker, 'exit');
-      }
+      await stopChild(worker);
       await runtime.close();
       await emulator.close();
       await redis.stop({ removeDir: true });

@@ -12,22 +12,21 @@
  *
  *   npm run bench -- utilisation [--quick]    (quick: 3 minutes of budget per run; full: 10)
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import { type ChildProcess } from 'node:child_process';
 import { startPrivateRedis } from '../../src/devtools/private-redis.js';
 import { waitForBatch } from '../../src/operations/wait-for-batch.js';
 import { submitBatch } from '../../src/queue/producer.js';
 import {
-  CLI_BIN,
   benchApiKey,
   benchPrefix,
   benchRuntime,
-  childEnv,
   fmt,
   load1,
   startEmulatorChild,
   writePromptsFile,
   type BenchContext,
+  spawnCliWorker,
+  stopChild,
 } from './lib/harness.js';
 import type { SectionResult } from './lib/report.js';
 
@@ -65,20 +64,10 @@ export async function runUtilisationSection(ctx: BenchContext): Promise<SectionR
     try {
       const { batchId } = await submitBatch(runtime, { input: file, canary: false });
       ctx.log(`utilisation, ${variant.label}: ${fmt(n)} requests`);
-      const args = ['worker', ...(variant.limits ? ['--rpm', String(RPM), '--itpm', String(ITPM)] : [])];
+      const args = [...(variant.limits ? ['--rpm', String(RPM), '--itpm', String(ITPM)] : [])];
       const t0 = performance.now();
       for (let i = 0; i < variant.processes; i++) {
-        workers.push(
-          spawn(process.execPath, [CLI_BIN, ...args], {
-            env: childEnv(local, {
-              CLAUDE_BATCH_PREFIX: runtime.keys.bullPrefix,
-              ANTHROPIC_API_KEY: apiKey.reveal(),
-              ANTHROPIC_BASE_URL: emulator.url,
-              CLAUDE_BATCH_LOG_LEVEL: 'warn',
-            }),
-            stdio: ['ignore', 'ignore', 'inherit'],
-          }),
-        );
+        workers.push(spawnCliWorker(local, { prefix: runtime.keys.bullPrefix, apiKey, baseURL: emulator.url, args }));
       }
       const final = await waitForBatch(runtime, batchId, { pollMs: 500 });
       const wall = (performance.now() - t0) / 1000;
@@ -94,12 +83,7 @@ export async function runUtilisationSection(ctx: BenchContext): Promise<SectionR
         load1(),
       ]);
     } finally {
-      for (const w of workers) {
-        if (w.exitCode === null) {
-          w.kill('SIGTERM');
-          await once(w, 'exit');
-        }
-      }
+      for (const w of workers) await stopChild(w);
       await runtime.close();
       await emulator.close();
       await redis.stop({ removeDir: true });

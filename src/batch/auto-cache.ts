@@ -226,7 +226,7 @@ export function cachedPrefixTokens(decision: AutoCacheDecision): Record<string, 
 
 const OUTCOME_WORDS: Record<AutoCacheOutcome, string> = {
   breakpoint: 'breakpoint added',
-  no_shared_prefix: 'no prefix shared by half the requests',
+  no_shared_prefix: 'no prefix that can carry a breakpoint is shared by half the requests',
   under_minimum: 'prefix under the minimum cacheable length: left as written',
   no_markable_block: 'the shared blocks cannot carry a breakpoint: left as written',
 };

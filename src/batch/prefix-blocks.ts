@@ -79,14 +79,39 @@ function blockCanon(block: unknown): string {
  * is a block of its own kind: it cannot take a breakpoint without rewriting the message.
  */
 export function prefixBlocks(params: MessageParams, limit: number): PrefixBlock[] | null {
+  const found = collectBlocks(params, limit);
+  if (found === null) return null;
+  // Blocks after the last markable one can never end a cached prefix (a breakpoint on them is not
+  // possible, and nothing markable follows): left out, unhashed. In a templated batch that is the
+  // varying question, typically a string content: one hash a request saved (8.5 -> ~1 µs a request
+  // on the benchmark's lines).
+  let end = found.length;
+  while (end > 0 && !found[end - 1]!.markable) end -= 1;
   const out: PrefixBlock[] = [];
   let key = '';
-  let chars = 0;
-  const push = (canon: string, blockChars: number, markable: boolean, location: BlockLocation): boolean => {
+  for (let i = 0; i < end; i++) {
+    const { canon, chars, markable, location } = found[i]!;
     const parentKey = key;
     key = chain(parentKey, canon);
-    chars += blockChars;
     out.push({ key, parentKey, chars, markable, location });
+  }
+  return out;
+}
+
+interface FoundBlock {
+  canon: string;
+  /** Characters from the start of the prompt up to and including this block. */
+  chars: number;
+  markable: boolean;
+  location: BlockLocation;
+}
+
+function collectBlocks(params: MessageParams, limit: number): FoundBlock[] | null {
+  const out: FoundBlock[] = [];
+  let chars = 0;
+  const push = (canon: string, blockChars: number, markable: boolean, location: BlockLocation): boolean => {
+    chars += blockChars;
+    out.push({ canon, chars, markable, location });
     return out.length < limit;
   };
 

@@ -373,6 +373,33 @@ export function childEnv(ctx: BenchContext, extra: Record<string, string> = {}):
   };
 }
 
+/**
+ * A `claude-batch worker` process (the built CLI) working `prefix` against the emulator at
+ * `baseURL`, with the API key in its environment only, logging warnings to this process's stderr.
+ */
+export function spawnCliWorker(
+  ctx: BenchContext,
+  worker: { prefix: string; apiKey: Secret; baseURL: string; args?: readonly string[] },
+): ChildProcess {
+  return spawn(process.execPath, [CLI_BIN, 'worker', ...(worker.args ?? [])], {
+    env: childEnv(ctx, {
+      CLAUDE_BATCH_PREFIX: worker.prefix,
+      ANTHROPIC_API_KEY: worker.apiKey.reveal(),
+      ANTHROPIC_BASE_URL: worker.baseURL,
+      CLAUDE_BATCH_LOG_LEVEL: 'warn',
+    }),
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+}
+
+/** Stops a child (SIGTERM: a worker finishes its in-flight requests) and waits for it to exit. */
+export async function stopChild(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  await exited;
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

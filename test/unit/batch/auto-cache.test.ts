@@ -321,13 +321,14 @@ describe('the plan', () => {
       });
     const decision = plan([history('x'), history('y')]);
     expect(decision.models['claude-sonnet-4-5']).toMatchObject({ prefixBlocks: 1, outcome: 'breakpoint' });
-    // With no system, nothing shared can carry one.
+    // With no system, nothing shared can carry one (blocks after the last markable one are not
+    // even compared: prefix-blocks.ts).
     const bare = (q: string): MessageParams => {
       const { system: _, ...rest } = history(q);
       return rest;
     };
     const none = plan([bare('x'), bare('y')]);
-    expect(none.models['claude-sonnet-4-5']?.outcome).toBe('no_markable_block');
+    expect(none.models['claude-sonnet-4-5']?.outcome).toBe('no_shared_prefix');
     expect(applyAutoCache(none, bare('x'))).toEqual(bare('x'));
   });
 
