@@ -1,7 +1,7 @@
 /**
  * Section "autocache" (issue 15 item 2): a templated batch with and without automatic prompt
- * caching, side by side under the same input-token budget. N requests share a ~1,500-token system
- * prompt (over claude-sonnet-4-5's 1,024-token minimum) before a short question; the emulator (a
+ * caching, side by side under the same input-token budget. N requests share a ~2,500-token system
+ * prompt (over claude-sonnet-4-6's 2,048-token minimum) before a short question; the emulator (a
  * child) enforces the ITPM and RPM given to the worker and answers after 0.5-1.5 s. One
  * `claude-batch worker` process with `--rpm/--itpm` as the emulator's. Cache reads do not count
  * against ITPM at the API (anthropic-api.md), and the worker's estimate leaves them out, so the
@@ -29,12 +29,12 @@ import {
 } from './lib/harness.js';
 import type { SectionResult } from './lib/report.js';
 
-const MODEL = 'claude-sonnet-4-5';
+const MODEL = 'claude-sonnet-4-6';
 const RPM = 4_000;
 const ITPM = 400_000;
 const LATENCY = { fixedMs: 500, jitterMs: 1_000 };
-/** ~6,000 characters: ~1,500 tokens at the emulator's 4 characters a token. */
-const SYSTEM = Array.from({ length: 130 }, (_, i) => `Rule ${i}: answer briefly and cite the source.`).join(' ');
+/** ~10,000 characters: ~2,500 tokens at the emulator's 4 characters a token (the model's minimum: 2,048). */
+const SYSTEM = Array.from({ length: 210 }, (_, i) => `Rule ${i}: answer briefly and cite the source.`).join(' ');
 
 export async function runAutoCacheSection(ctx: BenchContext): Promise<SectionResult> {
   const n = ctx.quick ? 300 : 1_000;
@@ -104,7 +104,7 @@ export async function runAutoCacheSection(ctx: BenchContext): Promise<SectionRes
     key: 'autocache',
     title: '12. Automatic prompt caching: a templated batch with and without',
     intro:
-      `${fmt(n)} requests to ${MODEL} sharing a ~1,500-token system prompt, each with a short question; the ` +
+      `${fmt(n)} requests to ${MODEL} sharing a ~2,500-token system prompt, each with a short question; the ` +
       `emulator enforces ${fmt(RPM)} RPM and ${fmt(ITPM)} ITPM and answers after 0.5-1.5 s; one \`claude-batch worker\` ` +
       'process with --rpm/--itpm as the emulator\'s. Cost at the built-in list prices from the batch\'s usage.',
     tables: [

@@ -298,7 +298,9 @@ function toJob(
       jobId: requestJobId(batchId, custom_id, 0, incarnation),
       attempts: PROCESSOR_ATTEMPTS,
       backoff: { type: 'exponential', delay: 1_000 },
-      ...(canary ? {} : { delay: HOLD_MS }),
+      // A canary goes to the front of the queue: the rest of its batch waits for it, and a batch
+      // submitted behind a busy one should not wait for the queue ahead before it can start.
+      ...(canary ? { lifo: true } : { delay: HOLD_MS }),
     },
   };
 }

@@ -37,8 +37,10 @@ export interface ShareReport {
 
 /** How often the batches' dispatch is reported, and the workers' caps read again (ms). */
 const REPORT_EVERY_MS = 1_000;
-/** Time constant of the per-batch rates and of the queue's drain rate (ms). */
+/** Time constant of the per-batch rates shown in `status` (ms). */
 const RATE_WINDOW_MS = 20_000;
+/** Time constant of the queue's drain rate, which sizes its depth (ms). */
+const DRAIN_WINDOW_MS = 3_000;
 /** A worker's size report older than this is ignored (as in `status`). */
 const WORKER_REPORT_MS = 10_000;
 
@@ -165,9 +167,15 @@ export class Dispatcher {
     const dt = now - last.at;
     const drained = Math.max(0, last.waiting + last.promoted - waiting);
     const instant = (drained * 1_000) / dt;
-    const smoothed = this.drainRate + (1 - Math.exp(-dt / RATE_WINDOW_MS)) * (instant - this.drainRate);
-    // Up at once (a queue emptied within a round says the workers can take more now), down slowly.
-    this.drainRate = Math.max(instant, smoothed);
+    if (waiting === 0) {
+      // Emptied within a round: the workers could take more than was there. Up at once.
+      this.drainRate = Math.max(instant, this.drainRate * 1.5);
+      return;
+    }
+    // Otherwise a moving average: workers take jobs in bursts (several slots free at once, bulk
+    // admission), and following each burst up would keep the queue deeper than needed, which only
+    // delays a batch submitted later.
+    this.drainRate += (1 - Math.exp(-dt / DRAIN_WINDOW_MS)) * (instant - this.drainRate);
   }
 
   /** The batches holding requests for their share, with their weights; forgets those done or gone. */

@@ -17,9 +17,10 @@ afterEach(async () => {
   rig = undefined;
 });
 
-const MODEL = 'claude-sonnet-4-5';
-/** ~1,500 tokens at the emulator's 4 characters a token: over the model's minimum of 1,024. */
-const SYSTEM = Array.from({ length: 120 }, (_, i) => `Rule ${i}: answer briefly and cite the source.`).join(
+// A current model (the SDK warns about deprecated ones: claude-sonnet-4-5 reached end of life on 2026-11-30).
+const MODEL = 'claude-sonnet-4-6';
+/** ~2,400 tokens at the emulator's 4 characters a token: over the model's minimum of 2,048. */
+const SYSTEM = Array.from({ length: 200 }, (_, i) => `Rule ${i}: answer briefly and cite the source.`).join(
   ' ',
 );
 const N = 2_000;
@@ -61,7 +62,7 @@ describe('automatic prompt caching', () => {
     expect(writers).toHaveLength(1);
     expect(readers).toHaveLength(N - 1);
     // The writer is the canary: the first request of the model.
-    expect(usageOf(cached.byId.get('q0')).cache_creation_input_tokens).toBeGreaterThan(1_024);
+    expect(usageOf(cached.byId.get('q0')).cache_creation_input_tokens).toBeGreaterThan(2_048);
     // The batch's usage totals say the same.
     expect(cached.final.usage.cache_read_input_tokens).toBe(
       readers.reduce((sum, u) => sum + u.cache_read_input_tokens, 0),
