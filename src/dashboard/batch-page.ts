@@ -4,6 +4,7 @@ import type { BatchStatus } from '../operations/batch-status.js';
 import type { DashboardSnapshot, QueueSnapshot } from './dashboard-data.js';
 import { html, raw, withCode, type SafeHtml } from './html.js';
 import { estimateCost, findPrice, type PriceTable } from '../pricing/price-table.js';
+import type { UsageTotals } from '../store/batch-record.js';
 
 export interface BatchPageInput {
   snapshot: DashboardSnapshot;
@@ -246,6 +247,16 @@ function batchCard(
           truncated (max_tokens) <b data-count="truncated">${n(batch.truncated)}</b> · refused
           <b data-count="refused">${n(batch.refused)}</b>
         </p>
+        <p data-share>
+          priority <b>${n(batch.priority)}</b>${
+            batch.fair_share
+              ? html` · share of what is sent now <b>${Math.round(batch.fair_share.share * 100)}%</b> ·
+                  ${batch.fair_share.rate_per_s.toFixed(1)} requests/s · ${n(batch.fair_share.waiting)}
+                  waiting for a
+                  turn${batch.fair_share.eta_s === null ? '' : ` · ETA ${Math.ceil(batch.fair_share.eta_s / 60)} min`}`
+              : ''
+          }
+        </p>
       </div>
       <div>
         <h3>Usage</h3>
@@ -265,6 +276,10 @@ function batchCard(
           <tr>
             <th>cache read tokens</th>
             <td class="num">${n(u.cache_read_input_tokens)}</td>
+          </tr>
+          <tr>
+            <th>read from the cache</th>
+            <td class="num" data-cache-hit>${cacheHitRate(u)}</td>
           </tr>
           <tr>
             <th>estimated cost</th>
@@ -362,4 +377,10 @@ export function renderBatchPage(input: BatchPageInput): string {
       </body>
     </html> `;
   return page.value;
+}
+
+/** The share of prompt tokens read from the cache (auto-caching's effect), or a dash before any. */
+function cacheHitRate(u: UsageTotals): string {
+  const prompt = u.input_tokens + u.cache_creation_input_tokens + u.cache_read_input_tokens;
+  return prompt === 0 ? '-' : `${Math.round((u.cache_read_input_tokens / prompt) * 100)}%`;
 }
