@@ -191,6 +191,12 @@ const FINDINGS = [
   'On 2 cores that CPU also slows Redis: in a 30,000-line sample Redis ran the same addStandardJob script in 63 µs ' +
     "during the CLI's submit and 37 µs during the raw one's (XADD 3.4 against 1.4 µs), since the CLI reads and " +
     'validates the next chunk while Redis runs the current one.',
+  'Since fair share (issue 16 item 4) every request is submitted held, with or without the canary: a BullMQ ' +
+    'delayed job. INFO commandstats at 100,000 lines (2026-12-02): addDelayedJob 59 µs of Redis a job against ' +
+    "addStandardJob's 27.5 µs (its ZADDs and the ZREVRANGEBYSCORE that orders jobs due the same millisecond), " +
+    '5.0 s of Redis CPU against 3.2 s for the raw process. Tried and reverted: two chunks in flight instead of one, ' +
+    'chunks of 1,000: no gain. What would close the gap: keep held requests out of BullMQ (a per-batch hash) and ' +
+    "add plain jobs when the dispatcher gives them their turn, on the worker's side.",
 ];
 
 /** Raw first in odd rounds, the runner first in even ones. */
