@@ -76,6 +76,8 @@ export class Dispatcher {
   private drainRate = 0;
   private workerCaps = 0;
   private reportedAt = 0;
+  /** When this process last tried for the lock without holding it (ms). */
+  private triedAt = 0;
   /** Per batch: dispatch rate (moving average, /s), and promoted since the last report. */
   private readonly batches = new Map<
     string,
@@ -130,6 +132,10 @@ export class Dispatcher {
   }
 
   private async round(): Promise<number> {
+    // A worker that does not hold the lock tries for it once a lock's half-life, not every round:
+    // with many workers, their tries would otherwise be most of the dispatcher's Redis traffic.
+    if (this.last === null && Date.now() - this.triedAt < this.lockTtlMs / 2) return 0;
+    this.triedAt = Date.now();
     if (!(await this.lock.hold(this.lockTtlMs))) {
       this.last = null;
       return 0;
