@@ -173,9 +173,11 @@ export class Dispatcher {
     const dt = now - last.at;
     const drained = Math.max(0, last.waiting + last.promoted - waiting);
     const instant = (drained * 1_000) / dt;
-    if (waiting === 0) {
-      // Emptied within a round: the workers could take more than was there. Up at once.
-      this.drainRate = Math.max(instant, this.drainRate * 1.5);
+    if (waiting === 0 && drained > 0) {
+      // Emptied within a round: the workers took all there was and could have taken more. Up at
+      // once, to twice what they took (not compounding on its own: a queue emptied with nothing
+      // new in it, or idle, changes nothing here, and the average below brings it down).
+      this.drainRate = Math.max(this.drainRate, instant * 2);
       return;
     }
     // Otherwise a moving average: workers take jobs in bursts (several slots free at once, bulk
