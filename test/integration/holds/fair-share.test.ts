@@ -6,6 +6,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { getBatchStatus, listBatchStatuses } from '../../../src/operations/batch-status.js';
+import { cancelBatch } from '../../../src/operations/cancel-batch.js';
 import { waitForBatch } from '../../../src/operations/wait-for-batch.js';
 import { submitBatch } from '../../../src/queue/producer.js';
 import { jsonlSource, request } from '../../helpers/batch.js';
@@ -110,6 +111,34 @@ describe('fair share between batches', () => {
       signal: AbortSignal.timeout(60_000),
     });
     expect(lowEnd.request_counts.succeeded).toBe(240);
+  }, 120_000);
+
+  it('the queue stays a moment deep: after an idle spell, a new batch is not dispatched whole', async () => {
+    rig = await WorkerRig.start({
+      name: 'fair-share-depth',
+      emulator: { latency: { fixedMs: 50 } },
+      overrides: { rpm: String(RPM) },
+    });
+    await rig.startWorker();
+    const first = await submitBatch(rig.runtime, { input: jsonlSource(batchOf('a', 60)), canary: false });
+    await waitForBatch(rig.runtime, first.batchId, { pollMs: 50, signal: AbortSignal.timeout(30_000) });
+    // An idle spell: the dispatcher keeps running rounds with nothing to take.
+    // eslint-disable-next-line no-restricted-syntax -- time itself must pass: the idle spell is the scenario
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    const second = await submitBatch(rig.runtime, { input: jsonlSource(batchOf('b', 2_000)), canary: false });
+    const wait = `${rig.runtime.keys.bullPrefix}:requests:wait`;
+    let deepest = 0;
+    const until = Date.now() + 3_000;
+    while (Date.now() < until) {
+      deepest = Math.max(deepest, await rig.runtime.redis.llen(wait));
+      // eslint-disable-next-line no-restricted-syntax -- sampling the queue's depth over a window, not waiting for an event
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    // About half a second of the drain (40 a second here) or the floor of 16; a batch dispatched
+    // whole would put its 2,000 requests in the queue, ahead of any batch submitted after it.
+    expect(deepest).toBeLessThan(200);
+    expect((await getBatchStatus(rig.runtime, second.batchId))?.fair_share?.waiting).toBeGreaterThan(1_000);
+    await cancelBatch(rig.runtime, second.batchId);
   }, 120_000);
 
   it('--priority out of range is refused before anything is enqueued', async () => {
