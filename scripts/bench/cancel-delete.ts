@@ -5,10 +5,10 @@
  *   small   a batch of S requests under a prefix of its own, worked by a `claude-batch worker`
  *           child (concurrency 16) against the emulator (a child, 50 ms latency): its throughput
  *           alone is measured first, then during each step below;
- *   submit  N requests, no canary (every job in the wait list), under another prefix with no
- *           worker, so nothing of it is sent; then `cancel` of that batch;
- *   submit  N requests again (another id), canary on (all but one held in the delayed set); then
- *           `delete` of that batch.
+ *   submit  N requests, no canary (every request held for its share), under another prefix with
+ *           no worker, so nothing of it is sent; then `cancel` of that batch;
+ *   submit  N requests again (another id), canary on (all but one held behind it); then `delete`
+ *           of that batch.
  * Wall time and Redis CPU of each step; the small batch's requests/s during it against alone.
  * Goals (issue 13): cancel and delete of 1M in about a minute, costing about what submit costs;
  * the small batch within 20 % of its throughput alone during the delete.
@@ -101,7 +101,7 @@ export async function runCancelSection(ctx: BenchContext): Promise<SectionResult
         return r;
       };
 
-      const { value: submitted } = await step('submit, no canary (all waiting)', () =>
+      const { value: submitted } = await step('submit, no canary (all held for the share)', () =>
         submitBatch(big, { input: bigFile, canary: false }),
       );
       const canceled = await step('cancel', () => cancelBatch(big, submitted.batchId));
@@ -109,7 +109,7 @@ export async function runCancelSection(ctx: BenchContext): Promise<SectionResult
       notes.push(
         `${fmt(n)}: cancel answered ${JSON.stringify(canceled.value)}; wait list after it: ${fmt(await big.redis.llen(wait))} jobs.`,
       );
-      const { value: second } = await step('submit, canary (held in delayed)', () =>
+      const { value: second } = await step('submit, canary (held behind it)', () =>
         submitBatch(big, { input: bigFile, batchId: 'bench-delete' }),
       );
       const deleted = await step('delete', () => deleteBatch(big, second.batchId));
@@ -138,7 +138,7 @@ export async function runCancelSection(ctx: BenchContext): Promise<SectionResult
       'submitted under another prefix with no worker (nothing of it is sent), then canceled; submitted again with the canary, then ' +
       'deleted. Cancel and delete mark the batch (and bump the send-time epoch) in one script, then walk its ids in pages of ' +
       '250, one script each; the jobs of a canceled or deleted batch at the tail of the wait list are popped by a sweep script ' +
-      '(500 per call), those held in the delayed set removed with ZREM. Each page is followed by a pause of 1.5 times its round ' +
+      '(500 per call), retries in the delayed set removed with ZREM, held requests (hash entries) dropped at the end. Each page is followed by a pause of 1.5 times its round ' +
       'trip (src/redis/paced-steps.ts), so the operation owns Redis at most 40 % of the time. Goal: about what submit costs; ' +
       'the small batch within 20 %.',
     tables: [

@@ -1,7 +1,8 @@
 /**
  * Section "memory": Redis memory per pending job and per stored result. INFO memory used_memory is
- * read before and after submitting N requests (~300-byte lines; every job waiting, --no-canary; then
- * again with the canary, every job but one held as a delayed job), then again once a worker (the
+ * read before and after submitting N requests (~300-byte lines; every request held for its batch's
+ * share, --no-canary; then again with the canary, every request but one held behind it), then again
+ * once a worker (the
  * emulator with no latency) has finished them all: per result. MEMORY USAGE of the results hash and
  * the input-order list splits the finished figure. On the shared Redis (--redis-url) other clients'
  * writes land in the same figure; the private one (default) has only this run.
@@ -9,6 +10,7 @@
  *   npm run bench -- memory [--quick]          (quick: 10k requests; full: 100k)
  */
 import type { Redis } from 'ioredis';
+import { SHARE_REASON } from '../../src/queue/holds.js';
 import { submitBatch } from '../../src/queue/producer.js';
 import { createClaudeClient } from '../../src/claude/claude-client.js';
 import { waitForBatch } from '../../src/operations/wait-for-batch.js';
@@ -45,7 +47,7 @@ export async function runMemorySection(ctx: BenchContext): Promise<SectionResult
   const notes: string[] = [];
   const emulator = await startEmulatorChild({ requestLogSize: 0 });
   try {
-    // With the canary: the held jobs are delayed jobs (a sorted-set entry instead of a list entry).
+    // With the canary: the rest are held behind it (the same hash entries, under its reason).
     {
       const prefix = benchPrefix('mem-canary');
       const apiKey = benchApiKey();
@@ -56,7 +58,7 @@ export async function runMemorySection(ctx: BenchContext): Promise<SectionResult
         await submitBatch(runtime, { input: file, canary: true });
         const after = await usedMemory(ctx.admin);
         rows.push([
-          'pending job, canary (held: delayed)',
+          'pending request, canary (held behind it)',
           fmt(n),
           fmt((after - before) / n),
           '—',
@@ -74,17 +76,16 @@ export async function runMemorySection(ctx: BenchContext): Promise<SectionResult
       const before = await usedMemory(ctx.admin);
       const { batchId } = await submitBatch(runtime, { input: file, canary: false });
       const pending = await usedMemory(ctx.admin);
-      const jobKey = `${runtime.keys.bullPrefix}:requests:${batchId}.req-0000000.0`;
-      const oneJob = await keyBytes(ctx.admin, jobKey);
+      const heldBytes = await keyBytes(ctx.admin, runtime.keys.held(batchId, SHARE_REASON));
       const idsBytes = await keyBytes(ctx.admin, runtime.keys.ids(batchId));
       rows.push([
-        'pending job, no canary (waiting)',
+        'pending request, no canary (held for its share)',
         fmt(n),
         fmt((pending - before) / n),
-        `job hash ${fmt(oneJob)}, ids list ${fmt(idsBytes / n, 1)}/req`,
+        `share hash ${fmt(heldBytes / n)}/req, ids list ${fmt(idsBytes / n, 1)}/req`,
         load1(),
       ]);
-      ctx.log(`memory: ${fmt((pending - before) / n)} bytes per pending job`);
+      ctx.log(`memory: ${fmt((pending - before) / n)} bytes per pending request`);
 
       const worker = await startWorker(runtime, {
         client: createClaudeClient({ apiKey, baseURL: emulator.url, timeoutMs: 60_000 }),
@@ -117,7 +118,7 @@ export async function runMemorySection(ctx: BenchContext): Promise<SectionResult
   }
   return {
     key: 'memory',
-    title: '5. Redis memory per pending job and per stored result',
+    title: '5. Redis memory per pending request and per stored result',
     intro:
       `INFO memory used_memory before and after, divided by N. Requests of ~300 bytes (one ~200-character ` +
       'user message, max_tokens 256); replies of 16-128 tokens from the emulator.',

@@ -3,8 +3,8 @@
  * process (so each has its own peak RSS), one after the other against the same Redis:
  *   raw addBulk  the floor: stream the file, JSON.parse each line, Queue.addBulk in chunks as submit's
  *                with the same job names, data, ids and options the producer uses; no validation;
- *   submitBatch  the library, --no-canary (like for like with the raw loop: every job waiting);
- *   submitBatch  the library with the canary (the default: all but one job per model held delayed);
+ *   submitBatch  the library, --no-canary (every request held for its share, a hash entry, until sent);
+ *   submitBatch  the library with the canary (the default: all but one request per model held behind it);
  *   CLI          `claude-batch submit FILE` (canary on) under /usr/bin/time -v: wall time and peak RSS
  *                of the real command, start-up included, built first as `npm ci` builds it.
  * Rates are requests/s over the work itself (child start-up excluded) except for the CLI row.

@@ -1,5 +1,6 @@
 import type { Queue } from 'bullmq';
 import { getBreakerState, type BreakerState } from '../breakers/breaker-state.js';
+import { Holds } from '../queue/holds.js';
 import { DEAD_LETTER_QUEUE, REQUESTS_QUEUE } from '../queue/jobs.js';
 import type { Runtime } from '../runtime.js';
 import {
@@ -33,6 +34,11 @@ export interface DashboardSnapshot {
   concurrency: ConcurrencyCapStatus[];
   /** The worker processes that reported lately, with their in-flight sizing. */
   workers: WorkerSizeStatus[];
+  /**
+   * Requests of the batches not ended that are held, not jobs yet (behind a model's canary, or
+   * waiting for their batch's turn): Bull Board shows only what was dispatched.
+   */
+  held: number;
 }
 
 async function queueSnapshot(queue: Queue, name: string): Promise<QueueSnapshot> {
@@ -49,6 +55,7 @@ export async function readSnapshot(runtime: Runtime): Promise<DashboardSnapshot>
     concurrencyCaps(runtime),
     workerSizes(runtime),
   ]);
+  const open = batches.filter((b) => b.processing_status !== 'ended').map((b) => b.id);
   return {
     at: new Date().toISOString(),
     batches,
@@ -56,5 +63,6 @@ export async function readSnapshot(runtime: Runtime): Promise<DashboardSnapshot>
     queues: { requests, deadLetters },
     concurrency,
     workers,
+    held: await new Holds(runtime).heldOf(open),
   };
 }

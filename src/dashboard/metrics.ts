@@ -107,6 +107,12 @@ function runnerFamilies(
       ),
     },
     {
+      name: 'claude_batch_requests_held',
+      help: "Requests submitted and not yet jobs in the requests queue: held behind their model's canary or for their batch's turn (fair share).",
+      type: 'gauge',
+      samples: [{ value: snapshot.held }],
+    },
+    {
       name: 'claude_batch_queue_paused',
       help: '1 while the queue is paused (by the key breaker or an operator).',
       type: 'gauge',

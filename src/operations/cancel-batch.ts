@@ -3,6 +3,7 @@ import { LuaScript } from '../redis/lua-script.js';
 import { runPaced } from '../redis/paced-steps.js';
 import { canceledLine } from '../store/result-line.js';
 import { sweepDeadJobs } from '../queue/dead-job-sweep.js';
+import { Holds } from '../queue/holds.js';
 import { REQUESTS_QUEUE } from '../queue/jobs.js';
 
 export interface CancelResult {
@@ -38,9 +39,11 @@ return {1, meta[3] or '0'}
  * Cancels one page of the batch's requests, in input order: each request with no results line
  * whose job no worker holds (BullMQ's `<job>:lock`) gets its `canceled` line, and the counts move,
  * all at once. A job held by a worker is in flight and ends with its own result. A job parked in
- * the delayed set (held behind a canary, or waiting for a retry) is removed there and then (ZREM,
- * O(log N)); a job in the wait list is left where it is, to be dropped when it comes up (see
- * dead-job-sweep.ts): removing it from the list would cost a scan of the whole list.
+ * the delayed set (waiting for a retry) is removed there and then (ZREM, O(log N)); a job in the
+ * wait list is left where it is, to be dropped when it comes up (see dead-job-sweep.ts): removing
+ * it from the list would cost a scan of the whole list. Held requests (not jobs yet) lose their
+ * holds at the end of the cancel. What can be read or written a page at a time is (HMGET,
+ * ZMSCORE, one HSET of the lines): the calls from Lua, not the commands, are most of the cost.
  * Idempotent: a request with a line is skipped, so a cancel killed midway is finished by rerunning.
  * KEYS: batch, ids, results, generations, stats, delayed set.
  * ARGV: first index, page size, batch id, incarnation, job key prefix, now (ISO), the canceled
@@ -49,23 +52,38 @@ return {1, meta[3] or '0'}
  */
 const CANCEL_PAGE = new LuaScript(`
 local ids = redis.call('LRANGE', KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[1]) + tonumber(ARGV[2]) - 1)
+if #ids == 0 then return {0, 0, 0} end
 local batch, inc, jobPrefix = ARGV[3], ARGV[4], ARGV[5]
-local canceled, inFlight = 0, 0
-for _, id in ipairs(ids) do
-  if redis.call('HEXISTS', KEYS[3], id) == 0 then
-    local jobId = batch .. '.' .. id .. '.' .. (redis.call('HGET', KEYS[4], id) or '0')
+local lines = redis.call('HMGET', KEYS[3], unpack(ids))
+local gens = redis.call('HMGET', KEYS[4], unpack(ids))
+local open, jobIds = {}, {}
+for i, id in ipairs(ids) do
+  if not lines[i] then
+    local jobId = batch .. '.' .. id .. '.' .. (gens[i] or '0')
     if inc ~= '0' then jobId = jobId .. '.' .. inc end
-    local jobKey = jobPrefix .. jobId
-    if redis.call('EXISTS', jobKey .. ':lock') == 1 then
-      inFlight = inFlight + 1
-    else
-      redis.call('HSET', KEYS[3], id, ARGV[7] .. id .. ARGV[8])
-      canceled = canceled + 1
-      if redis.call('ZREM', KEYS[6], jobId) == 1 then redis.call('DEL', jobKey, jobKey .. ':logs') end
+    open[#open + 1] = id
+    jobIds[#jobIds + 1] = jobId
+  end
+end
+if #open == 0 then return {0, 0, #ids} end
+local delayed = redis.call('ZMSCORE', KEYS[6], unpack(jobIds))
+local writes, canceled, inFlight = {}, 0, 0
+for j, id in ipairs(open) do
+  local jobKey = jobPrefix .. jobIds[j]
+  if redis.call('EXISTS', jobKey .. ':lock') == 1 then
+    inFlight = inFlight + 1
+  else
+    writes[#writes + 1] = id
+    writes[#writes + 1] = ARGV[7] .. id .. ARGV[8]
+    canceled = canceled + 1
+    if delayed[j] then
+      redis.call('ZREM', KEYS[6], jobIds[j])
+      redis.call('DEL', jobKey, jobKey .. ':logs')
     end
   end
 end
 if canceled > 0 then
+  redis.call('HSET', KEYS[3], unpack(writes))
   local left = redis.call('HINCRBY', KEYS[1], 'processing', -canceled)
   redis.call('HINCRBY', KEYS[1], 'canceled', canceled)
   redis.call('HINCRBY', KEYS[5], 'canceled', canceled)
@@ -117,6 +135,12 @@ export async function cancelBatch(runtime: Runtime, batchId: string): Promise<Ca
     start += PAGE;
     return read === PAGE;
   });
+  // Every held request has its canceled line now: what is left of the holds goes (requests held
+  // by a submit still running; none is sent: one the dispatcher took meanwhile becomes a job its
+  // worker drops, the batch being canceled).
+  const holds = new Holds(runtime);
+  await redis.unlink(...(await holds.keysOf(batchId)));
+  await redis.srem(keys.shareBatches(), batchId);
   await sweepDeadJobs(runtime);
   return { existed: true, canceled, inFlight };
 }

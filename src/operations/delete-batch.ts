@@ -3,7 +3,7 @@ import { LuaScript } from '../redis/lua-script.js';
 import { runPaced } from '../redis/paced-steps.js';
 import { sweepDeadJobs } from '../queue/dead-job-sweep.js';
 import { DEAD_LETTER_QUEUE, REQUESTS_QUEUE } from '../queue/jobs.js';
-import { SHARE_REASON } from '../queue/holds.js';
+import { Holds } from '../queue/holds.js';
 
 export interface DeleteBatchResult {
   existed: boolean;
@@ -42,8 +42,9 @@ return {1, inc}
 
 /**
  * One page of a delete, in input order: counts the requests without a result (held by a worker:
- * in flight; else never to be sent) and removes the jobs parked in the delayed set (held behind a
- * canary, or waiting for a retry: ZREM, O(log N)). Jobs in the wait list stay, to be dropped when
+ * in flight; else never to be sent) and removes the jobs parked in the delayed set (waiting for a
+ * retry: ZREM, O(log N)). Held requests are not jobs: their holds go with the batch's records.
+ * Reads go a page at a time (HMGET, ZMSCORE): the calls from Lua are most of the cost. Jobs in the wait list stay, to be dropped when
  * they come up (dead-job-sweep.ts).
  * KEYS: ids, results, generations, delayed set.
  * ARGV: first index, page size, batch id, incarnation, job key prefix.
@@ -51,18 +52,30 @@ return {1, inc}
  */
 const DELETE_PAGE = new LuaScript(`
 local ids = redis.call('LRANGE', KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[1]) + tonumber(ARGV[2]) - 1)
+if #ids == 0 then return {0, 0, 0} end
 local batch, inc, jobPrefix = ARGV[3], ARGV[4], ARGV[5]
-local unsent, inFlight = 0, 0
-for _, id in ipairs(ids) do
-  if redis.call('HEXISTS', KEYS[2], id) == 0 then
-    local jobId = batch .. '.' .. id .. '.' .. (redis.call('HGET', KEYS[3], id) or '0')
+local lines = redis.call('HMGET', KEYS[2], unpack(ids))
+local gens = redis.call('HMGET', KEYS[3], unpack(ids))
+local jobIds = {}
+for i, id in ipairs(ids) do
+  if not lines[i] then
+    local jobId = batch .. '.' .. id .. '.' .. (gens[i] or '0')
     if inc ~= '0' then jobId = jobId .. '.' .. inc end
-    local jobKey = jobPrefix .. jobId
-    if redis.call('EXISTS', jobKey .. ':lock') == 1 then
-      inFlight = inFlight + 1
-    else
-      unsent = unsent + 1
-      if redis.call('ZREM', KEYS[4], jobId) == 1 then redis.call('DEL', jobKey, jobKey .. ':logs') end
+    jobIds[#jobIds + 1] = jobId
+  end
+end
+if #jobIds == 0 then return {0, 0, #ids} end
+local delayed = redis.call('ZMSCORE', KEYS[4], unpack(jobIds))
+local unsent, inFlight = 0, 0
+for j, jobId in ipairs(jobIds) do
+  local jobKey = jobPrefix .. jobId
+  if redis.call('EXISTS', jobKey .. ':lock') == 1 then
+    inFlight = inFlight + 1
+  else
+    unsent = unsent + 1
+    if delayed[j] then
+      redis.call('ZREM', KEYS[4], jobId)
+      redis.call('DEL', jobKey, jobKey .. ':logs')
     end
   end
 end
@@ -146,16 +159,14 @@ export async function deleteBatch(runtime: Runtime, batchId: string): Promise<De
       ),
     );
   }
-  // Holds (the job ids held per reason) go too: their parked jobs were removed page by page above.
-  const heldKeys = (await redis.smembers(keys.holds(batchId))).map((reason) => keys.held(batchId, reason));
+  // Holds (the requests held per reason, not jobs yet) go with the records.
+  const holdKeys = await new Holds(runtime).keysOf(batchId);
   await redis.unlink(
     keys.batch(batchId),
     keys.results(batchId),
     keys.ids(batchId),
     keys.generations(batchId),
-    keys.holds(batchId),
-    keys.held(batchId, SHARE_REASON),
-    ...heldKeys,
+    ...holdKeys,
   );
   await redis.hdel(keys.reconcilerSeen(), batchId);
   await redis.srem(keys.shareBatches(), batchId);

@@ -3,7 +3,7 @@ import { getBreakerState, type KeyBreakerState } from '../breakers/breaker-state
 import { CONDITION_TYPE } from '../errors/error-table.js';
 import type { Runtime } from '../runtime.js';
 import { deadLetterEntries, type DeadLetterFilter } from '../queue/dead-letters.js';
-import { requestJobId, type RequestJobData } from '../queue/jobs.js';
+import { requestJob, type RequestJobData } from '../queue/jobs.js';
 
 export interface DeadLetterRetryOptions extends DeadLetterFilter {
   /** Only this custom_id. */
@@ -82,11 +82,8 @@ export async function retryDeadLetters(
       ...(inc !== 0 ? { inc } : {}),
       params,
     };
-    await runtime.requests.add(params.model, data, {
-      jobId: requestJobId(entry.batch_id, entry.custom_id, gen, inc),
-      attempts: 5,
-      backoff: { type: 'exponential', delay: 1_000 },
-    });
+    const job = requestJob(data);
+    await runtime.requests.add(job.name, job.data, job.opts);
     requeued += 1;
   }
   // Entries go last: until here, a rerun finds them and finishes the job.

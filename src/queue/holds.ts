@@ -1,57 +1,97 @@
-import { Job } from 'bullmq';
+import { LuaScript } from '../redis/lua-script.js';
 import type { Runtime } from '../runtime.js';
-import type { RequestJobData } from './jobs.js';
+import { requestJob, type RequestJobData } from './jobs.js';
 
-/**
- * How long held requests wait, as BullMQ delayed jobs, for their release. Far beyond any retry
- * delay; and a fail-safe: a release that somehow never comes (and no reconciler runs) lets them
- * run after this.
- */
-export const HOLD_MS = 7 * 24 * 3_600_000;
-
-/** Job ids promoted per round of a release. */
-const RELEASE_PAGE = 500;
-
-/** BullMQ's error code for "the job is not in the delayed set" (moved on, or removed). */
-const NOT_IN_STATE = -3;
+/** Requests moved per script of a release or a dispatch: each holds Redis for about a millisecond. */
+const PAGE = 500;
 
 /**
  * The hold reason of requests waiting for their batch's turn: every request is submitted held, and
- * the dispatcher (`Dispatcher`) promotes them round-robin across batches, weighted by priority.
+ * the dispatcher (`Dispatcher`) sends them round-robin across batches, weighted by priority.
  * Other reasons (a model's canary) release into this one, not into the queue.
  */
 export const SHARE_REASON = 'share';
 
+/** A held request: its job id and its job data as JSON, exactly what `requestJob` enqueues. */
+export type HeldEntry = readonly [jobId: string, dataJson: string];
+
+/**
+ * Moves up to a page of held requests from one reason's hash to the batch's share, and notes that
+ * the batch holds some for its share. One script: a request is always in one hash or the other.
+ * KEYS: from, share, holds, share batches. ARGV: page size, batch id, share reason.
+ * Returns how many moved.
+ */
+const RELEASE_PAGE = new LuaScript(`
+local entries = redis.call('HRANDFIELD', KEYS[1], tonumber(ARGV[1]), 'WITHVALUES')
+if #entries == 0 then return 0 end
+local fields = {}
+for i = 1, #entries, 2 do fields[#fields + 1] = entries[i] end
+redis.call('HSET', KEYS[2], unpack(entries))
+redis.call('HDEL', KEYS[1], unpack(fields))
+redis.call('SADD', KEYS[3], ARGV[3])
+redis.call('SADD', KEYS[4], ARGV[2])
+return #fields
+`);
+
+/**
+ * Takes up to a page of the batch's share to send: moves them to its dispatching hash, where they
+ * stay until their jobs exist. What a previous take left there (its dispatcher died or lost the
+ * lock before its jobs were added, or adding failed) is taken again first, flagged as such.
+ * KEYS: share, dispatching. ARGV: page size.
+ * Returns {1 (a take left over) or 0, job id, data, job id, data, ...}.
+ */
+const TAKE = new LuaScript(`
+local n = tonumber(ARGV[1])
+if redis.call('HLEN', KEYS[2]) > 0 then
+  local left = redis.call('HRANDFIELD', KEYS[2], n, 'WITHVALUES')
+  table.insert(left, 1, 1)
+  return left
+end
+local entries = redis.call('HRANDFIELD', KEYS[1], n, 'WITHVALUES')
+if #entries == 0 then return {0} end
+local fields = {}
+for i = 1, #entries, 2 do fields[#fields + 1] = entries[i] end
+redis.call('HSET', KEYS[2], unpack(entries))
+redis.call('HDEL', KEYS[1], unpack(fields))
+table.insert(entries, 1, 0)
+return entries
+`);
+
 /**
  * One hold-and-release mechanism for every reason a request waits behind something else: its
- * model's canary, its batch's fair share (a paused batch later). A held request is a BullMQ
- * delayed job due in {@link HOLD_MS}, AND a member of the set of its (batch, reason): release and
- * dispatch take exactly the set's members, never by paging a shared structure by offset, so jobs
- * that leave the delayed set meanwhile (another release, a cancel, a delete) cannot make it skip any.
+ * model's canary, its batch's fair share (a paused batch later). A held request is not a BullMQ
+ * job: it is an entry of the hash of its (batch, reason), job id → job data, and becomes a job
+ * only when the dispatcher sends it. Holding costs one field of a hash (a delayed job cost
+ * twice a plain job's Redis time at submit, and its promotion as much again); and release and
+ * dispatch take exactly the hash's entries, never by paging a shared structure by offset, so
+ * requests that leave meanwhile (a cancel, a delete) cannot make them skip any.
  *
- * Releasing a reason moves its members into the batch's {@link SHARE_REASON} set (same slot: one
- * MULTI per page, so a member is always in one set or the other); only {@link dispatch} promotes
- * jobs into the queue. The release state of a reason lives in the batch record, in the field
- * named by the reason (`canary:<model>` = `released`): the reconciler finds a reason marked
- * released whose set is not empty (a release that died midway) and releases it again.
+ * Releasing a reason moves its entries into the batch's {@link SHARE_REASON} hash (one script per
+ * page, so an entry is always in one hash or the other); only {@link dispatch} makes jobs of them.
+ * The release state of a reason lives in the batch record, in the field named by the reason
+ * (`canary:<model>` = `released`): the reconciler finds a reason marked released whose hash is not
+ * empty (a release that died midway) and releases it again.
+ *
+ * Every step keeps each request in at least one lawful place (src/worker/request-places.ts):
+ * held → dispatching (one script) → queued (its job is added before its dispatching entry goes).
  */
 export class Holds {
   constructor(private readonly runtime: Runtime) {}
 
   /**
-   * Records that these jobs (already added, delayed by {@link HOLD_MS}) are held for `reason`.
-   * Called after the jobs are added: a release running in between misses them, so the caller
-   * releases again afterwards if the reason was released meanwhile (the producer does).
+   * Holds these requests for `reason`. Re-holding a request already held overwrites its entry with
+   * the same job id. A release running at the same time misses them, so the caller releases again
+   * afterwards if the reason was released meanwhile (the producer does).
    */
-  async record(batchId: string, reason: string, jobIds: readonly string[]): Promise<void> {
-    if (jobIds.length === 0) return;
+  async hold(batchId: string, reason: string, entries: readonly HeldEntry[]): Promise<void> {
+    if (entries.length === 0) return;
     const { redis, keys } = this.runtime;
     const multi = redis
       .multi()
-      .sadd(keys.holds(batchId), reason)
-      .sadd(keys.held(batchId, reason), ...jobIds);
-    // After the members, so a dispatcher that drops the batch from the set as empty meanwhile
-    // either sees these members on its re-check or is followed by this SADD.
+      .hset(keys.held(batchId, reason), ...entries.flat())
+      .sadd(keys.holds(batchId), reason);
+    // After the entries, so a dispatcher that drops the batch from the set as empty meanwhile
+    // either sees these entries on its re-check or is followed by this SADD.
     if (reason === SHARE_REASON) multi.sadd(keys.shareBatches(), batchId);
     await multi.exec();
   }
@@ -59,6 +99,11 @@ export class Holds {
   /** Whether the batch record marks this reason released. */
   async isReleased(batchId: string, reason: string): Promise<boolean> {
     return (await this.runtime.redis.hget(this.runtime.keys.batch(batchId), reason)) === 'released';
+  }
+
+  /** Requests held for one reason. */
+  async count(batchId: string, reason: string): Promise<number> {
+    return this.runtime.redis.hlen(this.runtime.keys.held(batchId, reason));
   }
 
   /** Marks the reason released in the batch record (only if the record exists), then releases. */
@@ -72,71 +117,63 @@ export class Holds {
   }
 
   /**
-   * Releases every job held for (batch, reason) to the batch's share, where the dispatcher takes
-   * them in turn; and forgets the reason. Exact and idempotent: each page moves its members in one
-   * MULTI, so a release that dies midway leaves the rest in the set for the next one. Returns how
-   * many this call moved. Releasing {@link SHARE_REASON} itself is the dispatcher's business.
+   * Releases every request held for (batch, reason) to the batch's share, where the dispatcher
+   * takes them in turn; and forgets the reason. Exact and idempotent: a release that dies midway
+   * leaves the rest in the hash for the next one. Returns how many this call moved. Releasing
+   * {@link SHARE_REASON} itself is the dispatcher's business.
    */
   async release(batchId: string, reason: string): Promise<number> {
     if (reason === SHARE_REASON) return 0;
     const { redis, keys } = this.runtime;
     const key = keys.held(batchId, reason);
-    const share = keys.held(batchId, SHARE_REASON);
+    const scriptKeys = [key, keys.held(batchId, SHARE_REASON), keys.holds(batchId), keys.shareBatches()];
     let moved = 0;
     for (;;) {
-      const ids = await redis.srandmember(key, RELEASE_PAGE);
-      if (ids.length === 0) break;
-      await redis
-        .multi()
-        .sadd(share, ...ids)
-        .srem(key, ...ids)
-        .sadd(keys.holds(batchId), SHARE_REASON)
-        .sadd(keys.shareBatches(), batchId)
-        .exec();
-      moved += ids.length;
+      const n = Number(await RELEASE_PAGE.run(redis, scriptKeys, [PAGE, batchId, SHARE_REASON]));
+      if (n === 0) break;
+      moved += n;
     }
-    // A reason with nothing left held is forgotten (a later `record` adds it back).
+    // A reason with nothing left held is forgotten (a later `hold` adds it back).
     await redis.srem(keys.holds(batchId), reason);
-    if ((await redis.scard(key)) > 0) await redis.sadd(keys.holds(batchId), reason);
+    if ((await redis.hlen(key)) > 0) await redis.sadd(keys.holds(batchId), reason);
     return moved;
   }
 
   /**
-   * Promotes up to `count` of the batch's requests held for its share into the queue (behind what
-   * waits there), and forgets them: a member leaves the set only once promoted, or once known not
-   * to be delayed any more (promoted by another dispatcher, canceled, deleted, removed by an
-   * operator). Members are taken in no particular order. Returns how many were promoted.
+   * Sends up to `count` of the batch's requests held for its share into the queue (behind what
+   * waits there): each page is taken into the batch's dispatching hash, its jobs are added, then
+   * its entries go. A page left there by a dispatcher that died is sent first, its jobs flagged
+   * `resumed` (one may have run already: its worker looks for a result before sending). Job ids
+   * make adding idempotent. `stillHolds` is asked before each page's jobs are added: false (the
+   * dispatcher's lock was lost) leaves the page to the lock's next holder. Requests are taken in
+   * no particular order. Returns how many jobs were added.
    */
-  async dispatch(batchId: string, count: number): Promise<number> {
-    const { redis, keys } = this.runtime;
-    const key = keys.held(batchId, SHARE_REASON);
-    let promoted = 0;
-    // A few rounds at most: members found gone do not count, but must not keep the caller long.
-    for (let round = 0; round < 4 && promoted < count; round++) {
-      const ids = await redis.srandmember(key, Math.min(RELEASE_PAGE, count - promoted));
-      if (ids.length === 0) break;
-      promoted += await this.promote(ids);
-      await redis.srem(key, ...ids);
+  async dispatch(batchId: string, count: number, stillHolds?: () => Promise<boolean>): Promise<number> {
+    const { redis, keys, requests } = this.runtime;
+    const dispatching = keys.dispatching(batchId);
+    const scriptKeys = [keys.held(batchId, SHARE_REASON), dispatching];
+    let added = 0;
+    // A few pages at most: a page left over does not count, but must not keep the caller long.
+    for (let round = 0; round < 4 && added < count; round++) {
+      const reply = (await TAKE.run(redis, scriptKeys, [Math.min(PAGE, count - added)])) as Array<
+        number | string
+      >;
+      if (reply.length < 3) break;
+      const leftOver = Number(reply[0]) === 1;
+      const ids: string[] = [];
+      const jobs = [];
+      for (let i = 1; i + 1 < reply.length; i += 2) {
+        ids.push(String(reply[i]));
+        const data = JSON.parse(String(reply[i + 1])) as RequestJobData;
+        if (leftOver) data.resumed = true;
+        jobs.push(requestJob(data));
+      }
+      if (stillHolds && !(await stillHolds())) break;
+      await requests.addBulk(jobs);
+      await redis.hdel(dispatching, ...ids);
+      added += ids.length;
     }
-    return promoted;
-  }
-
-  /** Promotes these delayed jobs; those no longer delayed are skipped. Returns how many moved. */
-  private async promote(ids: readonly string[]): Promise<number> {
-    const { requests } = this.runtime;
-    const outcomes = await Promise.all(
-      ids.map((id) =>
-        // promote needs only the id: no need to read the job's (large) data first.
-        new Job<RequestJobData>(requests, '', {} as RequestJobData, {}, id).promote().then(
-          () => 1,
-          (err: unknown) => {
-            if ((err as { code?: number }).code === NOT_IN_STATE) return 0;
-            throw err;
-          },
-        ),
-      ),
-    );
-    return outcomes.reduce<number>((a, b) => a + b, 0);
+    return added;
   }
 
   /** The batch's reasons with requests still held. */
@@ -145,20 +182,58 @@ export class Holds {
   }
 
   /**
-   * Releases the batch's reasons that are marked released but still hold requests (a release
-   * that died, or a job recorded after the release ran). Returns requests moved to the share.
+   * Requests held for their share or being dispatched, over every batch with some: work the
+   * dispatcher will put in the queue, so a worker waiting for idleness must not stop before it.
+   * (Requests held behind a canary wait for the canary, which is in the queue or has ended.)
    */
-  async releaseOverdue(batchId: string): Promise<number> {
-    let promoted = 0;
-    for (const reason of await this.reasons(batchId)) {
-      if (await this.isReleased(batchId, reason)) promoted += await this.release(batchId, reason);
-    }
-    return promoted;
+  async waitingForShare(): Promise<number> {
+    const { redis, keys } = this.runtime;
+    const ids = await redis.smembers(keys.shareBatches());
+    if (ids.length === 0) return 0;
+    const pipeline = redis.pipeline();
+    for (const id of ids) pipeline.hlen(keys.held(id, SHARE_REASON)).hlen(keys.dispatching(id));
+    const replies = (await pipeline.exec()) ?? [];
+    return replies.reduce((sum, [, n]) => sum + Number(n ?? 0), 0);
   }
 
-  /** Keys of the batch's holds, for deleting its records. */
+  /**
+   * Requests held (behind a canary, for their share, or being dispatched) over these batches: those
+   * submitted that are not jobs yet, which Bull Board does not show. Two round trips.
+   */
+  async heldOf(batchIds: readonly string[]): Promise<number> {
+    if (batchIds.length === 0) return 0;
+    const { redis, keys } = this.runtime;
+    const reasons = redis.pipeline();
+    for (const id of batchIds) reasons.smembers(keys.holds(id));
+    const replies = (await reasons.exec()) ?? [];
+    const counts = redis.pipeline();
+    batchIds.forEach((id, i) => {
+      counts.hlen(keys.dispatching(id));
+      for (const reason of (replies[i]?.[1] ?? []) as string[]) counts.hlen(keys.held(id, reason));
+    });
+    return ((await counts.exec()) ?? []).reduce((sum, [, n]) => sum + Number(n ?? 0), 0);
+  }
+
+  /**
+   * Releases the batch's reasons that are marked released but still hold requests (a release
+   * that died, or a request held after the release ran). Returns requests moved to the share.
+   */
+  async releaseOverdue(batchId: string): Promise<number> {
+    let moved = 0;
+    for (const reason of await this.reasons(batchId)) {
+      if (await this.isReleased(batchId, reason)) moved += await this.release(batchId, reason);
+    }
+    return moved;
+  }
+
+  /** Keys of the batch's holds (its reasons' hashes, its share and dispatching), for removing them. */
   async keysOf(batchId: string): Promise<string[]> {
     const { keys } = this.runtime;
-    return [keys.holds(batchId), ...(await this.reasons(batchId)).map((r) => keys.held(batchId, r))];
+    const reasons = new Set([SHARE_REASON, ...(await this.reasons(batchId))]);
+    return [
+      keys.holds(batchId),
+      keys.dispatching(batchId),
+      ...[...reasons].map((r) => keys.held(batchId, r)),
+    ];
   }
 }

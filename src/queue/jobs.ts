@@ -1,3 +1,4 @@
+import type { JobsOptions } from 'bullmq';
 import type { MessageParams } from '../batch/types.js';
 import type { Condition } from '../errors/error-table.js';
 
@@ -101,4 +102,32 @@ export interface DeadLetterEntry {
  */
 export function requestJobId(batchId: string, customId: string, gen: number, inc = 0): string {
   return inc === 0 ? `${batchId}.${customId}.${gen}` : `${batchId}.${customId}.${gen}.${inc}`;
+}
+
+/** Attempts BullMQ makes when our processor itself throws (Redis trouble); API retries are ours. */
+const PROCESSOR_ATTEMPTS = 5;
+
+/** A request's BullMQ job, as `Queue.addBulk` takes it. */
+export interface RequestJob {
+  name: string;
+  data: RequestJobData;
+  opts: JobsOptions;
+}
+
+/**
+ * The job of a request, under its deterministic id (BullMQ ignores an id it already holds, which
+ * is what makes every enqueue idempotent). `front`: to the head of the queue (a canary).
+ */
+export function requestJob(data: RequestJobData, front = false): RequestJob {
+  return {
+    // The model as the job's name: shown in Bull Board, and what a model's requests are told by.
+    name: data.params.model,
+    data,
+    opts: {
+      jobId: requestJobId(data.batch_id, data.custom_id, data.gen, data.inc ?? 0),
+      attempts: PROCESSOR_ATTEMPTS,
+      backoff: { type: 'exponential', delay: 1_000 },
+      ...(front ? { lifo: true } : {}),
+    },
+  };
 }

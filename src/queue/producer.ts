@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { setImmediate } from 'node:timers/promises';
-import type { JobsOptions } from 'bullmq';
 import { AutoCachePlanner, applyAutoCache, type AutoCacheDecision } from '../batch/auto-cache.js';
 import { formatErrorSummary } from '../batch/input-error.js';
 import type { MinCacheableRule } from '../batch/min-cacheable-tokens.js';
@@ -14,8 +13,8 @@ import type { Runtime } from '../runtime.js';
 import { MAX_PRIORITY } from '../store/batch-record.js';
 
 import { canaryField, canaryIdField, releaseHeld } from './canary.js';
-import { HOLD_MS, Holds, SHARE_REASON } from './holds.js';
-import { requestJobId, type RequestJobData } from './jobs.js';
+import { Holds, SHARE_REASON, type HeldEntry } from './holds.js';
+import { requestJob, type RequestJob, type RequestJobData } from './jobs.js';
 
 export interface SubmitOptions {
   /** A path, or `-` for standard input; or an already opened source. */
@@ -70,14 +69,13 @@ export interface SubmitResult {
   autoCache: AutoCacheDecision | null;
 }
 
-/** Attempts BullMQ makes when our processor itself throws (Redis trouble); API retries are ours. */
-const PROCESSOR_ATTEMPTS = 5;
-
 /**
  * Submits a JSONL file as a batch: validates every line first (nothing is enqueued if any is
- * invalid), then enqueues in chunks under job ids derived from batch id + custom_id. Safe to run
- * again after a crash or on the same file: it resumes from the last committed chunk, and BullMQ
- * ignores a job id it already holds.
+ * invalid), then holds them in chunks (see Holds) under job ids derived from batch id + custom_id,
+ * for the dispatcher to send in the batch's turn. Safe to run again after a crash or on the same
+ * file: it resumes from the last committed chunk; the requests of the chunk that was being written
+ * are held again flagged `resumed`, and BullMQ ignores a job id it already holds, so none is sent
+ * twice.
  */
 export async function submitBatch(runtime: Runtime, options: SubmitOptions): Promise<SubmitResult> {
   const source = typeof options.input === 'string' ? await openInput(options.input) : options.input;
@@ -176,41 +174,45 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
           states = await runtime.store.canaryStates(batchId, modelNames);
           pendingModels = modelNames.filter((m) => states.get(m) === 'pending');
         }
-        // Hold reason → job ids. Every request but a canary is added held: behind its model's
-        // canary while that is pending, else for its batch's share (the dispatcher's turn). A job
-        // the run that died added under another role keeps that role (BullMQ keeps the first job
-        // of an id): recorded under this run's reason, it is released or dispatched all the same,
-        // and one already in the queue is forgotten by the first promote that finds it there.
-        const held = new Map<string, string[]>();
+        // Hold reason → held entries. Every request but a canary is held: behind its model's
+        // canary while that is pending, else for its batch's share (the dispatcher's turn). Held,
+        // a request is a hash entry, not yet a job (see Holds). A request the run that died
+        // enqueued under another role is enqueued again under this one's, flagged `resumed`: its
+        // job id is the same, so BullMQ ignores it while the first exists, and once that has run,
+        // its worker finds the result and does not send it again.
+        const held = new Map<string, HeldEntry[]>();
+        const canaryJobs: RequestJob[] = [];
         const canaryIds: string[] = [];
-        const adding = runtime.requests.addBulk(
-          items.map((item) => {
-            const model = item.request.params.model;
-            const reason = chunkCanaries.has(item.request.custom_id)
-              ? null
-              : states.get(model) === 'pending'
-                ? canaryField(model)
-                : SHARE_REASON;
-            const original = item.request.params;
-            if (autoCache) item.request.params = applyAutoCache(autoCache, original);
-            const job = toJob(batchId, created.incarnation, item, resumed, reason === null);
-            // Not the canary: it writes the prefix, and pays for it in full.
-            if (reason !== null && item.request.params !== original) {
-              job.data.cached_prefix = autoCache?.models[model]?.prefixTokens ?? 0;
-            }
-            if (reason !== null) {
-              const ids = held.get(reason) ?? [];
-              ids.push(requestJobId(batchId, item.request.custom_id, 0, created.incarnation));
-              held.set(reason, ids);
-            } else canaryIds.push(canaryIdField(model), item.request.custom_id);
-            return job;
-          }),
+        for (const item of items) {
+          const model = item.request.params.model;
+          const reason = chunkCanaries.has(item.request.custom_id)
+            ? null
+            : states.get(model) === 'pending'
+              ? canaryField(model)
+              : SHARE_REASON;
+          const original = item.request.params;
+          if (autoCache) item.request.params = applyAutoCache(autoCache, original);
+          const data = jobData(batchId, created.incarnation, item, resumed, reason === null);
+          if (reason === null) {
+            canaryJobs.push(requestJob(data, true));
+            canaryIds.push(canaryIdField(model), item.request.custom_id);
+            continue;
+          }
+          // Not the canary: it writes the prefix, and pays for it in full.
+          if (item.request.params !== original)
+            data.cached_prefix = autoCache?.models[model]?.prefixTokens ?? 0;
+          const entries = held.get(reason) ?? [];
+          entries.push([requestJob(data).opts.jobId!, JSON.stringify(data)]);
+          held.set(reason, entries);
+        }
+        const writes: Promise<unknown>[] = [...held].map(([reason, entries]) =>
+          holds.hold(batchId, reason, entries),
         );
+        // A canary goes to the front of the queue: the rest of its batch waits for it, and a batch
+        // submitted behind a busy one should not wait for the queue ahead before it can start.
+        if (canaryJobs.length > 0) writes.push(runtime.requests.addBulk(canaryJobs));
         sent();
-        await adding;
-        // Recorded once the jobs exist (see Holds.record): a release that ran in between is
-        // repeated at the end of this submit, or by the reconciler if this process dies.
-        for (const [reason, ids] of held) await holds.record(batchId, reason, ids);
+        await Promise.all(writes);
         if (canaryIds.length > 0) await runtime.redis.hset(runtime.keys.batch(batchId), ...canaryIds);
       } else sent();
       await runtime.store.commitChunk(
@@ -277,30 +279,18 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
   }
 }
 
-/** A request's job: a canary goes straight to the queue; every other request is added held. */
-function toJob(
+/** A request's job data (a canary goes straight to the queue; every other request is held). */
+function jobData(
   batchId: string,
   incarnation: number,
   item: IndexedRequest,
   resumed: boolean,
   canary: boolean,
-): { name: string; data: RequestJobData; opts: JobsOptions } {
+): RequestJobData {
   const { custom_id, params } = item.request;
   const data: RequestJobData = { batch_id: batchId, custom_id, index: item.index, gen: 0, params };
   if (incarnation !== 0) data.inc = incarnation;
   if (resumed) data.resumed = true;
   if (canary) data.canary = true;
-  return {
-    // The model as the job's name: the canary release finds a model's held jobs by it.
-    name: params.model,
-    data,
-    opts: {
-      jobId: requestJobId(batchId, custom_id, 0, incarnation),
-      attempts: PROCESSOR_ATTEMPTS,
-      backoff: { type: 'exponential', delay: 1_000 },
-      // A canary goes to the front of the queue: the rest of its batch waits for it, and a batch
-      // submitted behind a busy one should not wait for the queue ahead before it can start.
-      ...(canary ? { lifo: true } : { delay: HOLD_MS }),
-    },
-  };
+  return data;
 }

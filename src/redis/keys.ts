@@ -47,9 +47,20 @@ export class KeyLayout {
     return `${this.base}:batch:${id}:holds`;
   }
 
-  /** Set: job ids of the batch's requests held for one reason, until that reason is released. */
+  /**
+   * Hash: job id → job data (JSON) of the batch's requests held for one reason, until that reason
+   * is released (see `Holds`): a held request is not yet a BullMQ job.
+   */
   held(id: string, reason: string): string {
     return `${this.base}:batch:${id}:held:${reason}`;
+  }
+
+  /**
+   * Hash: job id → job data of the batch's requests the dispatcher took from its share and is
+   * adding to the queue; left non-empty only by a dispatcher that died or failed midway.
+   */
+  dispatching(id: string): string {
+    return `${this.base}:batch:${id}:dispatching`;
   }
 
   /**

@@ -232,7 +232,7 @@ export async function releaseIfCanary(deps: Pick<ApplyDeps, 'runtime'>, data: Re
   const state = await runtime.redis.hget(runtime.keys.batch(data.batch_id), canaryField(data.params.model));
   if (state === 'released') {
     // Released by a run that died midway (this job is being redelivered): finish that release.
-    const left = await runtime.redis.scard(runtime.keys.held(data.batch_id, canaryField(data.params.model)));
+    const left = await runtime.redis.hlen(runtime.keys.held(data.batch_id, canaryField(data.params.model)));
     if (left > 0) await releaseHeld(runtime, data.batch_id, data.params.model);
     return;
   }

@@ -45,17 +45,19 @@ const DRAIN_WINDOW_MS = 3_000;
 const WORKER_REPORT_MS = 10_000;
 
 /**
- * Fair share between batches (issue 16, docs/fair-share.md). Every submitted request is held, a
- * delayed job recorded in its batch's `share` set; the dispatcher promotes them into the queue a
- * few at a time, round-robin across the batches that hold some, weighted by their `--priority`
- * ({@link allocateTurns}). It keeps the queue only a little deeper than the workers can take
- * (`leadMs` of its drain rate, a share of their in-flight caps), so a batch submitted behind a
- * million requests waits behind a moment's work, not behind the million.
+ * Fair share between batches (issue 16, docs/fair-share.md). Every submitted request is held, an
+ * entry of its batch's `share` hash (see {@link Holds}); the dispatcher turns them into jobs in the
+ * queue a few at a time, round-robin across the batches that hold some, weighted by their
+ * `--priority` ({@link allocateTurns}). It keeps the queue only a little deeper than the workers
+ * can take (`leadMs` of its drain rate, a share of their in-flight caps), so a batch submitted
+ * behind a million requests waits behind a moment's work, not behind the million.
  *
  * One worker at a time dispatches, under an expiring lock; the others try to take it over each
- * interval, so a dispatcher killed with -9 is replaced within the lock's life (2 intervals, at
- * least 2 s). Promotion is BullMQ's own (see {@link Holds.dispatch}): exact and idempotent, so two
- * dispatchers (a lock that expired under a stalled holder) cannot send a request twice.
+ * lock half-life, so a dispatcher killed with -9 is replaced within the lock's life (2 intervals,
+ * at least 2 s), and its last take, left in the batch's dispatching hash, is sent by the next
+ * holder (see {@link Holds.dispatch}). A holder checks the lock before adding each page's jobs,
+ * and job ids make adding idempotent: two dispatchers (a lock that expired under a stalled
+ * holder) do not send a request twice.
  *
  * Not charged to a batch's share: retries (BullMQ moves them from delayed to the queue when due),
  * `dlq retry` (enqueued directly: an operator's explicit action goes first) and canaries.
@@ -95,6 +97,9 @@ export class Dispatcher {
     this.minDepth = options.minDepth ?? 16;
     this.capShare = options.capShare ?? 0.3;
   }
+
+  /** Whether this process still holds the lock (extending it): asked before each page is added. */
+  private readonly stillHolds = (): Promise<boolean> => this.lock.extend(this.lockTtlMs);
 
   private get lockTtlMs(): number {
     return Math.max(2_000, this.intervalMs * 2);
@@ -155,7 +160,7 @@ export class Dispatcher {
       const claims = await this.claims();
       const turns = allocateTurns(target - waiting, claims, this.deficits);
       for (const [batchId, n] of turns) {
-        const sent = await this.holds.dispatch(batchId, n);
+        const sent = await this.holds.dispatch(batchId, n, this.stillHolds);
         promoted += sent;
         const b = this.batches.get(batchId);
         if (b) b.recent += sent;
@@ -194,17 +199,18 @@ export class Dispatcher {
     const pipeline = redis.pipeline();
     for (const id of ids) {
       pipeline.hmget(keys.batch(id), 'id', 'canceled_at', 'deleted_at', 'priority');
-      pipeline.scard(keys.held(id, SHARE_REASON));
+      // A take left in dispatching by a dispatcher that died is this batch's to send too.
+      pipeline.hlen(keys.held(id, SHARE_REASON)).hlen(keys.dispatching(id));
     }
     const replies = (await pipeline.exec()) ?? [];
     const claims: ShareClaim[] = [];
     const ended: string[] = [];
     const empty: string[] = [];
     ids.forEach((id, i) => {
-      const [exists, canceledAt, deletedAt, priority] = (replies[2 * i]?.[1] ?? []) as Array<string | null>;
-      const held = Number(replies[2 * i + 1]?.[1] ?? 0);
-      // A canceled or deleted batch's held jobs are removed by its cancel or delete, page by page:
-      // promoting them would only race that.
+      const [exists, canceledAt, deletedAt, priority] = (replies[3 * i]?.[1] ?? []) as Array<string | null>;
+      const held = Number(replies[3 * i + 1]?.[1] ?? 0) + Number(replies[3 * i + 2]?.[1] ?? 0);
+      // A canceled or deleted batch's held requests are ended by its cancel or removed by its
+      // delete: sending them would only race that.
       if (!exists || canceledAt || deletedAt) {
         ended.push(id);
         return;
@@ -245,9 +251,11 @@ export class Dispatcher {
     for (const id of ids) drop.srem(keys.holds(id), SHARE_REASON);
     await drop.exec();
     const recheck = redis.pipeline();
-    for (const id of ids) recheck.scard(keys.held(id, SHARE_REASON));
+    for (const id of ids) recheck.hlen(keys.held(id, SHARE_REASON)).hlen(keys.dispatching(id));
     const replies = (await recheck.exec()) ?? [];
-    const back = ids.filter((_, i) => Number(replies[i]?.[1] ?? 0) > 0);
+    const back = ids.filter(
+      (_, i) => Number(replies[2 * i]?.[1] ?? 0) + Number(replies[2 * i + 1]?.[1] ?? 0) > 0,
+    );
     if (back.length > 0) {
       const restore = redis.pipeline().sadd(keys.shareBatches(), ...back);
       for (const id of back) restore.sadd(keys.holds(id), SHARE_REASON);

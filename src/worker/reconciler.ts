@@ -212,8 +212,9 @@ export class Reconciler {
 
   /**
    * Whether the requests queue has no job that a worker could still take or that is running:
-   * wait (which holds a paused queue's jobs in BullMQ 6), active, delayed (retries and canary
-   * holds), prioritized and waiting-children are all empty. A few O(1) reads, once per sweep.
+   * wait (which holds a paused queue's jobs in BullMQ 6), active, delayed (retries), prioritized
+   * and waiting-children are all empty, and no batch holds requests for the dispatcher to send. A
+   * few O(1) reads per batch with requests held, once per sweep.
    */
   private async nothingToRun(): Promise<boolean> {
     const counts = await this.runtime.requests.getJobCounts(
@@ -223,7 +224,7 @@ export class Reconciler {
       'prioritized',
       'waiting-children',
     );
-    return Object.values(counts).every((n) => n === 0);
+    return Object.values(counts).every((n) => n === 0) && (await this.holds.waitingForShare()) === 0;
   }
 
   private async extendLock(): Promise<void> {
@@ -287,7 +288,9 @@ export class Reconciler {
     const context = { keys, holdReasons: await this.holds.reasons(batchId) };
     // Requests held for the batch's share are the dispatcher's to send: make sure it knows the
     // batch (a set it lost, with Redis restored from an older snapshot, would strand them).
-    if (context.holdReasons.includes(SHARE_REASON)) await redis.sadd(keys.shareBatches(), batchId);
+    if (context.holdReasons.includes(SHARE_REASON) || (await redis.hlen(keys.dispatching(batchId))) > 0) {
+      await redis.sadd(keys.shareBatches(), batchId);
+    }
     let lost: OpenRequest[] = [];
     for (let start = 0; ; start += pageSize) {
       const page = (await OPEN_PAGE.run(

@@ -26,7 +26,7 @@ export interface PlaceContext {
 type Probe =
   | { cmd: 'exists'; key: string }
   | { cmd: 'zscore'; key: string; member: string }
-  | { cmd: 'sismember'; key: string; member: string };
+  | { cmd: 'hexists'; key: string; field: string };
 
 /**
  * What the reconciler does with a request found in a place: `none` (a lawful place: leave it);
@@ -39,7 +39,7 @@ export type PlaceRecovery = 'none' | 'failed-outcome' | 'requeue-finished' | 'fi
 
 /** The request is in the place iff every `all` read and (when given) at least one `any` read is truthy. */
 interface PlaceTest {
-  all: Probe[];
+  all: readonly Probe[];
   any?: Probe[];
 }
 
@@ -56,8 +56,8 @@ const set = (keys: KeyLayout, queue: string, state: string) => `${keys.bullPrefi
 
 /**
  * Every place a pending request (no results line) may lawfully be, or be recovered from, in the
- * order they are tested: the first that holds it wins. Adding a place (a paused batch's parking,
- * a hosted batch, fair-share waiting) is one row here. The BullMQ states wait, active, delayed (a
+ * order they are tested: the first that holds it wins. Adding a place (a hosted batch, say) is
+ * one row here. The BullMQ states wait, active, delayed (a
  * retry), prioritized and paused are one place (`queued`): the job exists and is not finished
  * (telling the lists apart would cost a scan of each). A dead-letter entry whose errored line is
  * missing wins over a live job: writing that line from the entry is what the job's own worker
@@ -83,19 +83,29 @@ export const REQUEST_PLACES: readonly RequestPlace[] = [
     probe: ({ keys }, r) => ({ all: [{ cmd: 'exists', key: job(keys, 'dead-letter', r.jobId) }] }),
     recovery: 'finalize-dead-letter',
   },
+  // Held, then dispatching, then queued: the order a request moves in (each move creates the next
+  // place before it leaves the last), so probes in this order cannot miss one moving meanwhile.
   {
     name: 'held',
     probe: ({ keys, holdReasons }, r) =>
       holdReasons.length === 0
         ? null
         : {
-            all: [{ cmd: 'exists', key: job(keys, 'requests', r.jobId) }],
+            all: [],
             any: holdReasons.map((reason) => ({
-              cmd: 'sismember',
+              cmd: 'hexists',
               key: keys.held(r.batchId, reason),
-              member: r.jobId,
+              field: r.jobId,
             })),
           },
+    recovery: 'none',
+  },
+  {
+    // Taken by the dispatcher, its job being added; a dispatcher that died left it for the next.
+    name: 'dispatching',
+    probe: ({ keys }, r) => ({
+      all: [{ cmd: 'hexists', key: keys.dispatching(r.batchId), field: r.jobId }],
+    }),
     recovery: 'none',
   },
   {
@@ -127,7 +137,7 @@ export async function locateRequests(
   const add = (probe: Probe): number => {
     if (probe.cmd === 'exists') pipeline.exists(probe.key);
     else if (probe.cmd === 'zscore') pipeline.zscore(probe.key, probe.member);
-    else pipeline.sismember(probe.key, probe.member);
+    else pipeline.hexists(probe.key, probe.field);
     return n++;
   };
   // Per request, per place: the reply indexes of its `all` and `any` probes (null: never there).

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Holds } from '../queue/holds.js';
 import type { Runtime } from '../runtime.js';
 import type { Reconciler, RepairKind } from './reconciler.js';
 
@@ -12,29 +13,44 @@ const PENDING_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-
 export type IdleReason = { kind: 'drained' } | { kind: 'paused'; pending: number };
 
 /**
- * Resolves once there is nothing this worker could do: the main queue holds nothing pending, or it
- * is paused with nothing in flight. Each is seen twice in a row, since a retry moves a job from
- * active to delayed between two looks and must not be mistaken for idleness.
+ * Resolves once there is nothing this worker could do: the main queue holds nothing pending and no
+ * batch holds requests for the dispatcher to send, or the queue is paused with nothing in flight.
+ * Each is seen twice in a row, since a retry moves a job from active to delayed between two looks
+ * and must not be mistaken for idleness.
  */
 export async function waitUntilIdle(
   runtime: Runtime,
   pollMs = 500,
   signal?: AbortSignal,
 ): Promise<IdleReason> {
+  const holds = new Holds(runtime);
   let looks = 0;
   let reason: IdleReason = { kind: 'drained' };
   while (looks < 2) {
     await sleep(pollMs, undefined, { signal });
-    const [counts, paused] = await Promise.all([
+    const [counts, paused, held] = await Promise.all([
       runtime.requests.getJobCounts(...PENDING_STATES),
       runtime.requests.isPaused(),
+      holds.waitingForShare(),
     ]);
-    const pending = Object.values(counts).reduce((sum, n) => sum + n, 0);
+    const pending = Object.values(counts).reduce((sum, n) => sum + n, held);
     const idle = pending === 0 || (paused && (counts['active'] ?? 0) === 0);
     reason = pending === 0 ? { kind: 'drained' } : { kind: 'paused', pending };
     looks = idle ? looks + 1 : 0;
   }
-  return reason;
+  // Paused: say how many requests wait, held behind a canary too (the queue holds only some).
+  return reason.kind === 'paused' ? { kind: 'paused', pending: await openRequests(runtime) } : reason;
+}
+
+/** Requests with no results line, over every batch: with nothing in flight, what waits. */
+async function openRequests(runtime: Runtime): Promise<number> {
+  const { redis, keys, store } = runtime;
+  const ids = await store.list();
+  if (ids.length === 0) return 0;
+  const pipeline = redis.pipeline();
+  for (const id of ids) pipeline.hget(keys.batch(id), 'processing');
+  const replies = (await pipeline.exec()) ?? [];
+  return replies.reduce((sum, [, n]) => sum + Math.max(0, Number(n ?? 0)), 0);
 }
 
 /** Repairs that put work back in the queue: the worker has more to do after them. */

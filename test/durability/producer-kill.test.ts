@@ -5,6 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type EmulatorHandle } from '../../src/emulator/index.js';
+import { canaryField } from '../../src/queue/canary.js';
+import { SHARE_REASON } from '../../src/queue/holds.js';
+import { MODEL } from '../helpers/batch.js';
 import {
   batchIdOf,
   callsByRequest,
@@ -54,18 +57,23 @@ describe('the producer killed mid-submit', () => {
       20_000,
       5,
     );
-    // Committed requests, and jobs BullMQ holds for the batch: more jobs than committed requests
-    // means a chunk was added and not yet committed, the window a kill should hit.
+    // Committed requests, and requests written for the batch (held, or jobs BullMQ holds): more
+    // written than committed means a chunk was added and not yet committed, the window a kill
+    // should hit.
     const bull = (list: string) => `${runtime.keys.bullPrefix}:requests:${list}`;
+    const { keys } = runtime;
     const progress = async () => {
       const replies = (await runtime.redis
         .multi()
-        .hget(runtime.keys.batch(batchId), 'enqueued')
+        .hget(keys.batch(batchId), 'enqueued')
         .llen(bull('wait'))
         .llen(bull('active'))
         .zcard(bull('delayed'))
         .zcard(bull('completed'))
         .zcard(bull('prioritized'))
+        .hlen(keys.held(batchId, SHARE_REASON))
+        .hlen(keys.held(batchId, canaryField(MODEL)))
+        .hlen(keys.dispatching(batchId))
         .exec())!.map(([, v]) => Number(v));
       const [committed = 0, ...lists] = replies;
       return { committed, jobs: lists.reduce((a, b) => a + b, 0) };

@@ -10,6 +10,7 @@ import {
   deadLetterEntries,
   getBatchStatus,
   getBreakerState,
+  Holds,
   LOST_ERROR_TYPE,
   replyFingerprint,
   requestJobId,
@@ -152,20 +153,21 @@ export async function quiesce(w: World, deadlineMs: number): Promise<void> {
 }
 
 /**
- * Whether no job can make progress by itself: nothing waiting or active, and every delayed job is
- * held far in the future (a canary's held requests), not a retry due soon.
+ * Whether no job can make progress by itself: nothing waiting or active, nothing held for a
+ * batch's share (the dispatcher sends it), and no delayed job (a retry) due soon.
  */
 async function nothingRunnable(w: World): Promise<boolean> {
   const counts = await w.runtime.requests.getJobCounts('waiting', 'active', 'prioritized');
   if (Object.values(counts).some((n) => n > 0)) return false;
+  if ((await new Holds(w.runtime).waitingForShare()) > 0) return false;
   const soon = Date.now() + 60_000;
   const delayed = await w.runtime.requests.getDelayed(0, 999);
   return delayed.every((job) => job.timestamp + (job.delay ?? 0) > soon);
 }
 
 /**
- * Where the requests of a batch without a results line are in BullMQ: e.g. `completed x3` (a job id
- * BullMQ still held swallowed the new one), `unknown x5` (removed), `delayed x4` (held).
+ * Where the requests of a batch without a results line are: e.g. `completed x3` (a job id BullMQ
+ * still held swallowed the new one), `unknown x5` (removed), `held share x4`.
  */
 async function openJobStates(w: World, id: string): Promise<string> {
   const inc = w.model.live(id);
@@ -180,8 +182,15 @@ async function openJobStates(w: World, id: string): Promise<string> {
   for (const r of inc.requests) {
     if (lines[r.custom_id] !== undefined) continue;
     const gen = Number(gens[r.custom_id] ?? 0);
-    const job = await requests.getJob(requestJobId(id, r.custom_id, gen, Number(incarnation ?? 0)));
-    let state = job ? await job.getState() : 'unknown';
+    const jobId = requestJobId(id, r.custom_id, gen, Number(incarnation ?? 0));
+    const job = await requests.getJob(jobId);
+    let state: string = job ? await job.getState() : 'unknown';
+    if (!job) {
+      for (const key of await new Holds(w.runtime).keysOf(id)) {
+        if ((await redis.type(key)) === 'hash' && (await redis.hexists(key, jobId)))
+          state = key.slice(key.lastIndexOf(`${id}:`) + id.length + 1);
+      }
+    }
     if (job?.data.canary) state += ' canary';
     states.set(state, (states.get(state) ?? 0) + 1);
   }

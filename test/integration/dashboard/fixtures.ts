@@ -1,9 +1,11 @@
+import { releaseCanary } from '../../../src/queue/canary.js';
 import { inputSource } from '../../../src/batch/input-source.js';
 import type { Alerter } from '../../../src/breakers/alert.js';
 import { countModelFailure, tripKeyBreaker } from '../../../src/breakers/breakers.js';
 import { RULES_BY_TYPE } from '../../../src/errors/error-table.js';
 import { requestJobId, type DeadLetterEntry } from '../../../src/queue/jobs.js';
 import { submitBatch } from '../../../src/queue/producer.js';
+import { dispatchAll } from '../../helpers/dispatch.js';
 import type { Runtime } from '../../../src/runtime.js';
 import { canceledLine, erroredLine, succeededLine } from '../../../src/store/result-line.js';
 
@@ -67,6 +69,10 @@ export async function seedBatch(runtime: Runtime, batchId = 'batch_dashboard_dem
     batchId,
   });
   const id = submitted.batchId;
+  // Jobs, as the canary's release and a worker's dispatcher would make them: the states below are
+  // set job by job.
+  await releaseCanary(runtime, id, MODEL);
+  await dispatchAll(runtime, id);
   const done = async (i: number) => {
     await runtime.requests.remove(requestJobId(id, `req-${i}`, 0));
   };

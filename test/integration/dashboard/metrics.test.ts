@@ -182,12 +182,14 @@ describe('/metrics', () => {
     expect(sample(families, 'claude_batch_truncated_total')).toBe(EXPECTED.truncated);
     expect(sample(families, 'claude_batch_refused_total')).toBe(EXPECTED.refused);
 
-    // The 3 open requests sit in the main queue (waiting, paused or, held behind a canary, delayed).
+    // The 3 open requests sit in the main queue (waiting, or paused).
     const mainQueue = byName
       .get('claude_batch_queue_jobs')!
       .metrics.filter((m) => m.labels?.['queue'] === 'requests')
       .reduce((sum, m) => sum + Number(m.value), 0);
     expect(mainQueue).toBe(EXPECTED.processing);
+    // None of them held: the fixture released the canary's model and dispatched it all.
+    expect(sample(families, 'claude_batch_requests_held')).toBe(0);
     expect(sample(families, 'claude_batch_queue_jobs', { queue: 'dead-letter', state: 'waiting' })).toBe(2);
     expect(sample(families, 'claude_batch_queue_jobs', { queue: 'requests', state: 'active' })).toBe(0);
     expect(sample(families, 'claude_batch_queue_paused', { queue: 'requests' })).toBe(1);

@@ -96,7 +96,9 @@ describe('reconciler', () => {
     // Paused, so nothing is taken before the operator empties the queue.
     await r.requests.pause();
     const { batchId } = await submitBatch(r, { input: jsonlSource(requests), canary: false });
-    // The operator empties the queue, delayed jobs (held for the batch's share) too.
+    // All dispatched into the paused queue (as the worker's dispatcher would in time); then the
+    // operator empties it.
+    await dispatchAll(r, batchId);
     await r.requests.drain(true);
     await r.requests.resume();
     const removedAt = performance.now();
@@ -112,6 +114,7 @@ describe('reconciler', () => {
     const r = await setUp('reconcile-mixed');
     const requests = Array.from({ length: 20 }, (_, i) => request(`m${i}`, `Mixed ${i}`));
     const { batchId } = await submitBatch(r, { input: jsonlSource(requests), canary: false });
+    await dispatchAll(r, batchId);
     await (await r.requests.getJob(requestJobId(batchId, 'm7', 0)))!.remove();
 
     await work(r);
@@ -160,6 +163,7 @@ describe('reconciler', () => {
     const r = await setUp('reconcile-idle', { reconcileIntervalMs: '600000', reconcileStallMs: '600000' });
     const requests = Array.from({ length: 12 }, (_, i) => request(`e${i}`, `Emptied ${i}`));
     const { batchId } = await submitBatch(r, { input: jsonlSource(requests), canary: false });
+    await dispatchAll(r, batchId);
     await r.requests.drain(true);
     const w = await work(r);
     const idle = await workUntilIdle(r, w.reconciler, 200, AbortSignal.timeout(60_000));

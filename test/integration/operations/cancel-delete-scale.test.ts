@@ -11,8 +11,13 @@ import { testRuntime } from '../../helpers/runtime.js';
 /**
  * Issue 13, finding 10: cancel and delete removed jobs one by one from the shared wait list (an
  * LREM, a scan of the list, per job), so their cost grew with the square of the batch. Here, on a
- * private Redis whose CPU time is read from /proc, they must cost less than submitting the batch.
+ * private Redis whose CPU time is read from /proc (10 ms ticks), they must cost about what
+ * submitting the batch cost. Since issue 16 a submitted request is a hash entry, not a BullMQ job,
+ * and submit costs about a third of what it did; a cancel still writes a line per request. So:
+ * at most 1.5 times the submit, plus a tick each side (measured: 0.8 to 1.1 times). A cost that
+ * grew with the square of the batch would be hundreds of times the submit's at this size.
  */
+const AT_MOST = (submitMs: number) => submitMs * 1.5 + 20;
 const N = 20_000;
 
 let redis: PrivateRedis;
@@ -46,7 +51,7 @@ function requests(tag: string) {
 const requestKeys = (batchId: string) =>
   runtime.redis.keys(`${runtime.keys.bullPrefix}:requests:${batchId}.*`).then((k) => k.length);
 
-describe(`cancel and delete of a ${N}-request batch cost less than its submit`, () => {
+describe(`cancel and delete of a ${N}-request batch cost about what its submit cost`, () => {
   it('cancel: every request canceled, its jobs dropped, no scan of the wait list per job', async () => {
     const submit = await measured(() =>
       submitBatch(runtime, { input: jsonlSource(requests('c')), canary: false }),
@@ -56,7 +61,9 @@ describe(`cancel and delete of a ${N}-request batch cost less than its submit`, 
     const cancel = await measured(() => cancelBatch(runtime, batchId));
     expect(cancel.value).toEqual({ existed: true, canceled: N, inFlight: 0 });
     expect(await lremCalls()).toBe(lrem);
-    expect(cancel.cpuMs, `Redis CPU ms of cancel (submit: ${submit.cpuMs})`).toBeLessThan(submit.cpuMs);
+    expect(cancel.cpuMs, `Redis CPU ms of cancel (submit: ${submit.cpuMs})`).toBeLessThan(
+      AT_MOST(submit.cpuMs),
+    );
     const status = await getBatchStatus(runtime, batchId);
     expect(status).toMatchObject({ processing_status: 'ended' });
     expect(status?.request_counts).toMatchObject({ canceled: N, processing: 0 });
@@ -65,14 +72,16 @@ describe(`cancel and delete of a ${N}-request batch cost less than its submit`, 
     expect(await requestKeys(batchId)).toBe(0);
   });
 
-  it('delete with the canary on (jobs held in the delayed set): everything gone, no scan per job', async () => {
+  it('delete with the canary on (the rest held behind it): everything gone, no scan per job', async () => {
     const submit = await measured(() => submitBatch(runtime, { input: jsonlSource(requests('d')) }));
     const { batchId } = submit.value;
     const lrem = await lremCalls();
     const removal = await measured(() => deleteBatch(runtime, batchId));
     expect(removal.value).toEqual({ existed: true, removedRequests: N, removedDeadLetters: 0 });
     expect(await lremCalls()).toBe(lrem);
-    expect(removal.cpuMs, `Redis CPU ms of delete (submit: ${submit.cpuMs})`).toBeLessThan(submit.cpuMs);
+    expect(removal.cpuMs, `Redis CPU ms of delete (submit: ${submit.cpuMs})`).toBeLessThan(
+      AT_MOST(submit.cpuMs),
+    );
     expect(await getBatchStatus(runtime, batchId)).toBeNull();
     expect(await runtime.redis.zcard(`${runtime.keys.bullPrefix}:requests:delayed`)).toBe(0);
     expect(await runtime.redis.llen(`${runtime.keys.bullPrefix}:requests:wait`)).toBe(0);

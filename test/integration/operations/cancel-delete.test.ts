@@ -3,6 +3,7 @@ import { createClaudeClient } from '../../../src/claude/claude-client.js';
 import { replyFingerprint, startEmulator, type EmulatorHandle } from '../../../src/emulator/index.js';
 import { cancelBatch } from '../../../src/operations/cancel-batch.js';
 import { listDeadLetters } from '../../../src/queue/dead-letters.js';
+import { SHARE_REASON } from '../../../src/queue/holds.js';
 import { deleteBatch } from '../../../src/operations/delete-batch.js';
 import { submitBatch } from '../../../src/queue/producer.js';
 import type { Runtime } from '../../../src/runtime.js';
@@ -163,11 +164,19 @@ describe('delete and cancel: the batch alone, and cheaply', () => {
   it('a canceled batch held beside a live one: its jobs go at the cancel, none is sent', async () => {
     const live = await submitBatch(runtime, { input: jsonlSource(batchOf(12, 'live')), canary: false });
     const dead = await submitBatch(runtime, { input: jsonlSource(batchOf(500, 'dead')), canary: false });
-    // Both held for their share until a worker's dispatcher gives them turns.
-    expect(await runtime.requests.getJobCounts('wait', 'delayed')).toEqual({ wait: 0, delayed: 512 });
+    // Both held for their share until a worker's dispatcher gives them turns: not jobs yet.
+    const share = (id: string) => runtime.keys.held(id, SHARE_REASON);
+    expect(await runtime.requests.getJobCounts('wait', 'delayed')).toEqual({ wait: 0, delayed: 0 });
+    expect([
+      await runtime.redis.hlen(share(live.batchId)),
+      await runtime.redis.hlen(share(dead.batchId)),
+    ]).toEqual([12, 500]);
     expect(await cancelBatch(runtime, dead.batchId)).toMatchObject({ canceled: 500, inFlight: 0 });
     const wait = `${runtime.keys.bullPrefix}:requests:wait`;
-    expect(await runtime.requests.getJobCounts('wait', 'delayed')).toEqual({ wait: 0, delayed: 12 });
+    // The canceled batch holds nothing any more, and is no longer one the dispatcher serves.
+    expect(await runtime.redis.exists(share(dead.batchId))).toBe(0);
+    expect(await runtime.redis.smembers(runtime.keys.shareBatches())).toEqual([live.batchId]);
+    expect(await runtime.redis.hlen(share(live.batchId))).toBe(12);
 
     await work();
     await ended(live.batchId);
@@ -209,12 +218,12 @@ describe('delete and cancel: the batch alone, and cheaply', () => {
     expect(await runtime.redis.llen(wait)).toBe(0);
     const again = await submitBatch(runtime, { input: jsonlSource(requests), canary: false });
     expect(again.enqueued).toBe(30);
-    // Held for the batch's share: in BullMQ's delayed set.
-    const delayed = `${runtime.keys.bullPrefix}:requests:delayed`;
-    expect(await runtime.redis.zrange(delayed, 0, -1)).toContain(`${batchId}.i0.0.1`);
+    // Held for the batch's share under the new incarnation's job ids.
+    const share = runtime.keys.held(batchId, SHARE_REASON);
+    expect(await runtime.redis.hexists(share, `${batchId}.i0.0.1`)).toBe(1);
     expect(await cancelBatch(runtime, batchId)).toEqual({ existed: true, canceled: 30, inFlight: 0 });
     expect(await runtime.redis.llen(wait)).toBe(0);
-    expect(await runtime.redis.zcard(delayed)).toBe(0);
+    expect(await runtime.redis.exists(share)).toBe(0);
     expect(await runtime.redis.keys(`${runtime.keys.bullPrefix}:requests:${batchId}.*`)).toEqual([]);
     expect((await getBatchStatus(runtime, batchId))?.request_counts).toMatchObject({ canceled: 30 });
   });

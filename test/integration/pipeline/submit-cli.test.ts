@@ -28,9 +28,14 @@ async function keysUnder(p: string): Promise<string[]> {
   return redis.keys(`${p}:*`);
 }
 
-/** Jobs queued: waiting, plus delayed (the canary holds all but one request per model). */
+/**
+ * Requests enqueued: jobs waiting (a model's canary), plus requests held (behind the canary, or for
+ * their batch's share: entries of the batch's hold hashes, one per job id).
+ */
 async function queued(p: string): Promise<number> {
-  return (await redis.llen(`${p}:requests:wait`)) + (await redis.zcard(`${p}:requests:delayed`));
+  let held = 0;
+  for (const key of await redis.keys(`${p}:cb:batch:*:held:*`)) held += await redis.hlen(key);
+  return (await redis.llen(`${p}:requests:wait`)) + (await redis.zcard(`${p}:requests:delayed`)) + held;
 }
 
 beforeAll(async () => {
