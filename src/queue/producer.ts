@@ -14,7 +14,7 @@ import { MAX_PRIORITY } from '../store/batch-record.js';
 
 import { canaryField, canaryIdField, releaseHeld } from './canary.js';
 import { Holds, SHARE_REASON, type HeldEntry } from './holds.js';
-import { requestJob, type RequestJob, type RequestJobData } from './jobs.js';
+import { requestJob, requestJobId, type RequestJob, type RequestJobData } from './jobs.js';
 
 export interface SubmitOptions {
   /** A path, or `-` for standard input; or an already opened source. */
@@ -202,7 +202,10 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
           if (item.request.params !== original)
             data.cached_prefix = autoCache?.models[model]?.prefixTokens ?? 0;
           const entries = held.get(reason) ?? [];
-          entries.push([requestJob(data).opts.jobId!, JSON.stringify(data)]);
+          entries.push([
+            requestJobId(batchId, item.request.custom_id, 0, created.incarnation),
+            JSON.stringify(data),
+          ]);
           held.set(reason, entries);
         }
         const writes: Promise<unknown>[] = [...held].map(([reason, entries]) =>
