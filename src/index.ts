@@ -32,6 +32,8 @@ export type { AutoCacheDecision, ModelCachePlan, CacheTtl, AutoCacheOutcome } fr
 export type { MinCacheableRule } from './batch/min-cacheable-tokens.js';
 export type { RequestDefaults } from './batch/validate-request.js';
 export type { InputError } from './batch/input-error.js';
+export type { SubmitCost } from './pricing/batch-cost.js';
+export { loadPriceTable, PriceTableError, type PriceTable, type ModelPrice } from './pricing/price-table.js';
 
 // Working.
 export type { StartWorkerOptions } from './worker/start-worker.js';

@@ -2,6 +2,7 @@ import { Option, type Command } from 'commander';
 import { ConfigError, loadConfig, type ClaudeBatchConfig } from '../config/load-config.js';
 import { SETTINGS, type SettingName, type SettingSpec } from '../config/settings.js';
 import { BatchConflictError, InputValidationError, MissingApiKeyError } from '../errors/runner-errors.js';
+import { PriceTableError } from '../pricing/price-table.js';
 import { createLogger } from '../logger.js';
 import { RedisUnavailableError } from '../redis/connection.js';
 import { openRuntime, type Runtime } from '../runtime.js';
@@ -33,7 +34,8 @@ export function addSettingOptions(command: Command, names: readonly SettingName[
   for (const name of names) {
     const spec: SettingSpec = SETTINGS[name];
     if (!spec.flag) continue;
-    const arg = spec.kind === 'boolean' ? '' : spec.kind === 'int' ? ' <n>' : ' <value>';
+    const arg =
+      spec.kind === 'boolean' ? '' : spec.kind === 'int' ? ' <n>' : spec.kind === 'usd' ? ' <usd>' : ' <value>';
     const unit = spec.unit ? ` [${spec.unit}]` : '';
     const env = spec.env ? ` (env ${spec.env})` : '';
     command.addOption(new Option(`${spec.flag}${arg}`, `${spec.doc}${unit}${env}`));
@@ -79,7 +81,12 @@ function reportError(err: unknown): number {
     process.stderr.write(`${err.summary}\n`);
     return EXIT.usage;
   }
-  if (err instanceof ConfigError || err instanceof BatchConflictError || err instanceof MissingApiKeyError) {
+  if (
+    err instanceof ConfigError ||
+    err instanceof BatchConflictError ||
+    err instanceof MissingApiKeyError ||
+    err instanceof PriceTableError
+  ) {
     process.stderr.write(`claude-batch: ${err.message}\n`);
     return EXIT.usage;
   }

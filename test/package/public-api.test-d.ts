@@ -43,6 +43,8 @@ import type {
   Secret,
   StartWorkerOptions,
   SubmitOptions,
+  SubmitCost,
+  PriceTable,
   SubmitResult,
   WaitForBatchOptions,
   WatchBatchOptions,
@@ -126,6 +128,7 @@ describe('the public API', () => {
       | 'model'
       | 'maxTokens'
       | 'system'
+      | 'maxCost'
       | 'maxErrors'
       | 'chunkSize'
       | 'logLevel'
@@ -151,6 +154,8 @@ describe('the public API', () => {
       priority?: number | undefined;
       autoCache?: boolean | undefined;
       cacheMinTokens?: readonly MinCacheableRule[] | undefined;
+      maxCost?: number | undefined;
+      prices?: PriceTable | undefined;
       onBatchId?: ((batchId: string) => void) | undefined;
       onProgress?: ((enqueued: number, total: number) => void) | undefined;
     }>();
@@ -166,6 +171,7 @@ describe('the public API', () => {
       total: number;
       enqueued: number;
       autoCache: AutoCacheDecision | null;
+      cost: SubmitCost;
     }>();
     expectTypeOf<MinCacheableRule>().toEqualTypeOf<{ match: string; minTokens: number }>();
     expectTypeOf<InputValidationError>().toExtend<Error>();
@@ -298,6 +304,8 @@ describe('the public API', () => {
       canary?: boolean | undefined;
       priority?: number | undefined;
       autoCache?: boolean | undefined;
+      maxCost?: number | undefined;
+      prices?: PriceTable | undefined;
       order?: 'any' | 'input' | undefined;
       client?: ClaudeClient | undefined;
       budget?: RateBudget | undefined;
