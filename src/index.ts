@@ -52,6 +52,7 @@ export {
   getBatchStatus,
   listBatchStatuses,
   type BatchStatus,
+  type BatchPause,
   type ProcessingStatus,
 } from './operations/batch-status.js';
 export type { UsageTotals } from './store/batch-record.js';
@@ -79,6 +80,7 @@ export {
   type DeadLetterRetryResult,
 } from './operations/dlq-retry.js';
 export { pauseQueue, resumeQueue } from './breakers/breakers.js';
+export { resumeBatch, type ResumeBatchOptions, type ResumeBatchResult } from './operations/resume-batch.js';
 
 // Errors a caller may want to tell apart (`instanceof`).
 export { InputValidationError, BatchConflictError, MissingApiKeyError } from './errors/runner-errors.js';

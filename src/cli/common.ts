@@ -35,7 +35,13 @@ export function addSettingOptions(command: Command, names: readonly SettingName[
     const spec: SettingSpec = SETTINGS[name];
     if (!spec.flag) continue;
     const arg =
-      spec.kind === 'boolean' ? '' : spec.kind === 'int' ? ' <n>' : spec.kind === 'usd' ? ' <usd>' : ' <value>';
+      spec.kind === 'boolean'
+        ? ''
+        : spec.kind === 'int'
+          ? ' <n>'
+          : spec.kind === 'usd'
+            ? ' <usd>'
+            : ' <value>';
     const unit = spec.unit ? ` [${spec.unit}]` : '';
     const env = spec.env ? ` (env ${spec.env})` : '';
     command.addOption(new Option(`${spec.flag}${arg}`, `${spec.doc}${unit}${env}`));
@@ -96,6 +102,19 @@ function reportError(err: unknown): number {
   }
   process.stderr.write(`claude-batch: ${err instanceof Error ? err.message : String(err)}\n`);
   return EXIT.failure;
+}
+
+/** A flag's value as a positive number of US dollars; the error names the flag, the value and its type. */
+export function parseUsdArg(name: string) {
+  return (value: string): number => {
+    const n = Number(value.trim());
+    if (value.trim() === '' || !Number.isFinite(n) || n <= 0) {
+      throw new Error(
+        `${name}: expected a positive number of US dollars (e.g. 25 or 0.5), got ${JSON.stringify(value)} (string)`,
+      );
+    }
+    return n;
+  };
 }
 
 export function parseIntArg(name: string) {

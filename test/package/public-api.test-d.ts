@@ -13,6 +13,9 @@ import type {
   Condition,
   BatchEvent,
   BatchStatus,
+  BatchPause,
+  ResumeBatchOptions,
+  ResumeBatchResult,
   BatchWorker,
   CancelBatchResult,
   ClaudeBatchConfig,
@@ -73,6 +76,8 @@ import {
   purgeDeadLetters,
   RedisUnavailableError,
   resumeQueue,
+  resumeBatch,
+  loadPriceTable,
   retryDeadLetters,
   runBatch,
   startEmulator,
@@ -224,7 +229,7 @@ describe('the public API', () => {
     }>();
     expectTypeOf<BatchEvent>().toEqualTypeOf<
       | { type: 'progress'; status: BatchStatus }
-      | { type: 'paused'; status: BatchStatus; reason: KeyBreakerState }
+      | { type: 'paused'; status: BatchStatus; reason: BatchPause }
       | { type: 'resumed'; status: BatchStatus }
       | { type: 'ended'; status: BatchStatus }
     >();
@@ -250,6 +255,7 @@ describe('the public API', () => {
       | 'ended_at'
       | 'models'
       | 'paused'
+      | 'cost'
       | 'canary'
       | 'canceled_at'
       | 'errored_by_condition'
@@ -266,7 +272,39 @@ describe('the public API', () => {
       expired: number;
     }>();
     expectTypeOf(getBreakerState).toEqualTypeOf<(runtime: Runtime) => Promise<BreakerState>>();
-    expectTypeOf<BatchStatus['paused']>().toEqualTypeOf<KeyBreakerState | null>();
+    expectTypeOf<BatchStatus['paused']>().toEqualTypeOf<BatchPause[]>();
+    expectTypeOf<BatchPause>().toEqualTypeOf<
+      | ({ scope: 'queue' } & KeyBreakerState)
+      | {
+          scope: 'batch';
+          reason: 'cost_ceiling';
+          message: string;
+          since: string;
+          fix: string;
+          spent_usd: number;
+          ceiling_usd: number;
+        }
+    >();
+    expectTypeOf<BatchStatus['cost']>().toEqualTypeOf<{
+      ceiling_usd: number | null;
+      spent_usd: number;
+      reserved_usd: number;
+    } | null>();
+    expectTypeOf(resumeBatch).toEqualTypeOf<
+      (runtime: Runtime, batchId: string, options?: ResumeBatchOptions) => Promise<ResumeBatchResult>
+    >();
+    expectTypeOf<ResumeBatchOptions>().toEqualTypeOf<{ maxCost?: number | undefined }>();
+    expectTypeOf<ResumeBatchResult>().toEqualTypeOf<{
+      lifted: string[];
+      ceilingUsd: number | null;
+      spentUsd: number;
+    }>();
+    expectTypeOf<SubmitCost>().toEqualTypeOf<{
+      maxCostUsd: number | null;
+      pricesSource: string;
+      worstCaseUsd: Record<string, { total: number; largest: number }>;
+    }>();
+    expectTypeOf(loadPriceTable).toEqualTypeOf<(file: string) => Promise<PriceTable>>();
     expectTypeOf<KeyBreakerState>().toEqualTypeOf<{
       reason: 'key_breaker' | 'manual';
       type: string;
