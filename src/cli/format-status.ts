@@ -51,7 +51,7 @@ export function formatBatchStatus(status: BatchStatus): string {
       lines.push(`              ${p.message}`);
     } else {
       lines.push(
-        `  PAUSED      the queue, ${p.reason === 'manual' ? 'by hand' : `${p.condition ? `${CONDITION_SUMMARY[p.condition]}: ` : ''}key-wide breaker on ${p.type}${p.error_code ? ` (${p.error_code})` : ''}`}${p.since ? ` since ${p.since}` : ''}`,
+        `  PAUSED      ${p.reason === 'manual' ? 'by hand' : `${p.condition ? `${CONDITION_SUMMARY[p.condition]}: ` : ''}key-wide breaker on ${p.type}${p.error_code ? ` (${p.error_code})` : ''}`}${p.since ? ` since ${p.since}` : ''}`,
       );
       if (p.message)
         lines.push(`              ${p.message}${p.request_id ? ` (request ${p.request_id})` : ''}`);
