@@ -23,7 +23,10 @@ export function registerRunCommand(program: Command): void {
       parseIntArg('--priority'),
     )
     .option('--order <order>', 'results order: any or input', 'any')
-    .option('--prices <file>', 'price table (JSON) frozen into the batch for --max-cost; default: the built-in list prices')
+    .option(
+      '--prices <file>',
+      'price table (JSON) frozen into the batch for --max-cost; default: the built-in list prices',
+    )
     .addHelpText(
       'after',
       `

@@ -30,7 +30,7 @@ export function registerSubmitCommand(program: Command): void {
     .option('--dry-run', 'validate, count requests and estimate tokens and cost per model; enqueue nothing')
     .option(
       '--prices <file>',
-      "price table (JSON) frozen into the batch for --max-cost, and used by --dry-run; default: the built-in list prices",
+      'price table (JSON) frozen into the batch for --max-cost, and used by --dry-run; default: the built-in list prices',
     )
     .addHelpText(
       'after',
@@ -51,7 +51,9 @@ ${EXIT_CODES_HELP}`,
     limitHeapGrowth();
     await withRuntime(options, async (runtime) => {
       const { config } = runtime;
-      const prices = options['prices'] ? await loadPriceTable(options['prices'] as string) : DEFAULT_PRICE_TABLE;
+      const prices = options['prices']
+        ? await loadPriceTable(options['prices'] as string)
+        : DEFAULT_PRICE_TABLE;
       const result = await submitBatch(runtime, {
         input: file,
         batchId: options['batchId'] as string | undefined,
@@ -173,7 +175,10 @@ const NO_USAGE = {
  * least the batch costs) and every reply at its max_tokens (the most), typical case, caching as
  * submitted; and whether one request's worst case (what the ledger reserves) exceeds it.
  */
-function formatCeilingOutlook(result: SubmitResult, estimate: { input: number; full: number }): string | null {
+function formatCeilingOutlook(
+  result: SubmitResult,
+  estimate: { input: number; full: number },
+): string | null {
   const ceiling = result.cost.maxCostUsd;
   if (ceiling === null) return null;
   const worst = Object.values(result.cost.worstCaseUsd);

@@ -219,7 +219,11 @@ function parseSetting(name: string, spec: SettingSpec, raw: unknown, source: str
     }
     case 'usd': {
       const value =
-        typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw.trim()) : NaN;
+        typeof raw === 'number'
+          ? raw
+          : typeof raw === 'string' && raw.trim() !== ''
+            ? Number(raw.trim())
+            : NaN;
       if (!Number.isFinite(value) || value <= 0) {
         throw new ConfigError(
           name,

@@ -360,7 +360,7 @@ export class CostLedger {
 
   #hold(reservation: CostReservation): void {
     let batch = this.#held.get(reservation.batchId);
-    if (!batch) this.#held.set(reservation.batchId, (batch = new Map()));
+    if (!batch) this.#held.set(reservation.batchId, (batch = new Map<string, CostReservation>()));
     batch.set(reservation.id, reservation);
   }
 

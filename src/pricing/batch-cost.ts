@@ -41,7 +41,7 @@ export function checkMaxCost(value: unknown, source: string): number | undefined
     throw new InputValidationError(
       source,
       [],
-      `--max-cost: must be a positive number of US dollars, got ${JSON.stringify(value) ?? String(value)} (${typeof value})`,
+      `--max-cost: must be a positive number of US dollars, got ${typeof value === 'number' ? String(value) : (JSON.stringify(value) ?? typeof value)} (${typeof value})`,
     );
   }
   return value;

@@ -148,7 +148,15 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
     }
     const models = scan.models;
     if (options.dryRun) {
-      return { batchId, outcome: 'dry-run', total: scan.count, enqueued: 0, models, autoCache, cost: cost.summary() };
+      return {
+        batchId,
+        outcome: 'dry-run',
+        total: scan.count,
+        enqueued: 0,
+        models,
+        autoCache,
+        cost: cost.summary(),
+      };
     }
 
     const created = await runtime.store.createOrResume({
@@ -163,7 +171,15 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
     await cost.apply(runtime, batchId);
     options.onBatchId?.(batchId);
     if (created.submitState === 'submitted') {
-      return { batchId, outcome: 'resumed', total: scan.count, enqueued: 0, models, autoCache, cost: cost.summary() };
+      return {
+        batchId,
+        outcome: 'resumed',
+        total: scan.count,
+        enqueued: 0,
+        models,
+        autoCache,
+        cost: cost.summary(),
+      };
     }
 
     const resumed = created.outcome === 'resumed';
@@ -291,7 +307,15 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
     // release them to the batch's share now (a no-op when nothing is held).
     const final = await runtime.store.canaryStates(batchId, modelNames);
     for (const [model, state] of final) if (state === 'released') await releaseHeld(runtime, batchId, model);
-    return { batchId, outcome: created.outcome, total: scan.count, enqueued, models, autoCache, cost: cost.summary() };
+    return {
+      batchId,
+      outcome: created.outcome,
+      total: scan.count,
+      enqueued,
+      models,
+      autoCache,
+      cost: cost.summary(),
+    };
   } finally {
     await source.close();
   }
