@@ -1,4 +1,5 @@
 import type { Runtime } from '../runtime.js';
+import { SHARE_REASON } from './holds.js';
 
 /**
  * The batches paused on their own (issue 15: a cost ceiling reached), as opposed to the queue-wide
@@ -21,4 +22,18 @@ export async function withoutPausedBatches<T extends { id: string }>(
   if (paused.length === 0) return claims;
   const skip = new Set(paused);
   return claims.filter((claim) => !skip.has(claim.id));
+}
+
+/**
+ * Requests held for the share of the batches paused on their own: BullMQ delayed jobs today, which
+ * wait for `resume BATCH`, not for a worker (`worker --until-idle` must not wait for them). One
+ * SMEMBERS, and one SCARD per paused batch.
+ */
+export async function heldOfPausedBatches(runtime: Pick<Runtime, 'redis' | 'keys'>): Promise<number> {
+  const ids = await runtime.redis.smembers(runtime.keys.pausedBatches());
+  if (ids.length === 0) return 0;
+  const pipeline = runtime.redis.pipeline();
+  for (const id of ids) pipeline.scard(runtime.keys.held(id, SHARE_REASON));
+  const replies = (await pipeline.exec()) ?? [];
+  return replies.reduce((sum, [, n]) => sum + Number(n ?? 0), 0);
 }

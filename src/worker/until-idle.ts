@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { heldOfPausedBatches } from '../queue/batch-pauses.js';
 import type { Runtime } from '../runtime.js';
 import type { Reconciler, RepairKind } from './reconciler.js';
 
@@ -8,7 +9,10 @@ import type { Reconciler, RepairKind } from './reconciler.js';
  */
 const PENDING_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'failed'] as const;
 
-/** Why the work stopped: nothing left, or a paused queue (by `pause` or a breaker) with this much left. */
+/**
+ * Why the work stopped: nothing left, or a paused queue (by `pause` or a breaker) with this much
+ * left, or only requests of batches paused at their cost ceiling left (`paused` too).
+ */
 export type IdleReason = { kind: 'drained' } | { kind: 'paused'; pending: number };
 
 /**
@@ -30,7 +34,10 @@ export async function waitUntilIdle(
       runtime.requests.isPaused(),
     ]);
     const pending = Object.values(counts).reduce((sum, n) => sum + n, 0);
-    const idle = pending === 0 || (paused && (counts['active'] ?? 0) === 0);
+    const active = counts['active'] ?? 0;
+    // Requests parked by a batch paused at its cost ceiling wait for `resume BATCH`, not for us.
+    const parked = pending > 0 && active === 0 && !paused ? await heldOfPausedBatches(runtime) : 0;
+    const idle = pending === 0 || (paused && active === 0) || (parked > 0 && pending <= parked);
     reason = pending === 0 ? { kind: 'drained' } : { kind: 'paused', pending };
     looks = idle ? looks + 1 : 0;
   }

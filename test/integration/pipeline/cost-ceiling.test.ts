@@ -201,5 +201,37 @@ describe('cost ceiling across two worker processes', () => {
     expect(CEILING / total).toBeGreaterThan(0.3);
     expect(CEILING / total).toBeLessThan(0.7);
     expect(finalA?.cost?.spent_usd).toBeGreaterThanOrEqual(total - 1e-6);
+    // Done with them: the next test runs its own worker alone.
+    for (const child of children)
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   }, 120_000);
+
+  it('worker --until-idle exits once only requests of a batch paused at its ceiling are left', async () => {
+    const env = cliEnv({
+      CLAUDE_BATCH_PREFIX: runtime.keys.bullPrefix,
+      ANTHROPIC_API_KEY: 'sk-test-cost-ceiling-key',
+      ANTHROPIC_BASE_URL: emulator.url,
+      CLAUDE_BATCH_LOG_LEVEL: 'warn',
+    });
+    const requests = Array.from({ length: 20 }, (_, i) =>
+      request(`idle-${i}`, `Idle item ${i}`, { model: MODEL, max_tokens: MAX_TOKENS }),
+    );
+    // About three worst cases ($0.006 each): a few requests go, then the batch pauses.
+    const submitted = await runCli(
+      ['submit', await writeBatch('idle', requests), '--max-cost', '0.02', '--no-auto-cache'],
+      env,
+    );
+    expect(submitted.code).toBe(0);
+    const id = submitted.stdout.trim().split('\n').pop()!;
+    const worker = await runCli(['worker', '--until-idle'], env);
+    expect(worker.code).toBe(0);
+    expect(worker.stderr).toMatch(
+      /the batches left are paused at their cost ceiling with \d+ requests waiting/,
+    );
+    const status = await getBatchStatus(runtime, id);
+    expect(status?.paused.map((p) => p.reason)).toEqual(['cost_ceiling']);
+    expect(status?.request_counts.succeeded).toBeGreaterThan(0);
+    expect(status?.cost?.spent_usd).toBeLessThanOrEqual(0.02);
+    expect(spentOn(requests)).toBeLessThanOrEqual(0.02);
+  }, 60_000);
 });
