@@ -1,4 +1,4 @@
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { ConfigError, loadConfig, type ClaudeBatchConfig } from '../config/load-config.js';
 import { SETTINGS, type SettingName, type SettingSpec } from '../config/settings.js';
 import { BatchConflictError, InputValidationError, MissingApiKeyError } from '../errors/runner-errors.js';
@@ -109,7 +109,8 @@ export function parseUsdArg(name: string) {
   return (value: string): number => {
     const n = Number(value.trim());
     if (value.trim() === '' || !Number.isFinite(n) || n <= 0) {
-      throw new Error(
+      // Commander's own error: reported as a usage error (exit 2), not thrown out of the parser.
+      throw new InvalidArgumentError(
         `${name}: expected a positive number of US dollars (e.g. 25 or 0.5), got ${JSON.stringify(value)} (string)`,
       );
     }
@@ -121,7 +122,7 @@ export function parseIntArg(name: string) {
   return (value: string): number => {
     const n = Number(value);
     if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) {
-      throw new Error(`${name}: expected a whole number, got ${JSON.stringify(value)}`);
+      throw new InvalidArgumentError(`${name}: expected a whole number, got ${JSON.stringify(value)}`);
     }
     return n;
   };
