@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatBatchStatus } from '../../../src/cli/format-status.js';
+import { createProgressReporter } from '../../../src/cli/progress.js';
 import { formatDryRun } from '../../../src/cli/submit-command.js';
 import { renderBatchPage } from '../../../src/dashboard/batch-page.js';
 import { readSnapshot } from '../../../src/dashboard/dashboard-data.js';
@@ -155,6 +156,15 @@ describe('a batch paused at its ceiling', () => {
     expect(formatBatchStatus(status!)).toMatch(
       /PAUSED {6}this batch, at its cost ceiling: \$0\.0040 spent of \$0\.01/,
     );
+
+    // status --watch and run: the progress line carries the spend and the pause with its fix.
+    let line = '';
+    const progress = createProgressReporter(
+      { isTTY: false, write: (t: string) => ((line += t), true) } as never,
+      0,
+    );
+    progress.update(status!);
+    expect(line).toMatch(/\$0\.00\/\$0\.01 paused \(cost_ceiling: resume it\)/);
 
     const snapshot = await readSnapshot(runtime);
     const page = renderBatchPage({
