@@ -10,16 +10,21 @@ import type { RequestJobData } from './jobs.js';
  * once `resume BATCH` lifts the pause. No one-second re-delays.
  *
  * Today a held request is a BullMQ delayed job due in {@link HOLD_MS} that is a member of the
- * batch's share set: moved first, then recorded, so a dispatcher that sees the member finds the job
- * delayed (a crash in between leaves a delayed job that is in no set: the reconciler's business,
- * and due by itself after HOLD_MS). Throws BullMQ's DelayedError, as the processor must.
+ * batch's share set. Recorded before the move and again after it (SADD is idempotent): a crash
+ * between the two leaves an active job whose lock expires, redelivered and parked again; and a
+ * `resume BATCH` landing in between, whose dispatcher found the job still active and forgot the
+ * member, finds it again. Throws BullMQ's DelayedError, as the processor must.
  */
 export async function parkRequest(
   runtime: Runtime,
   job: Job<RequestJobData>,
   token: string | undefined,
 ): Promise<never> {
+  const holds = new Holds(runtime);
+  const record = () =>
+    job.id === undefined ? Promise.resolve() : holds.record(job.data.batch_id, SHARE_REASON, [job.id]);
+  await record();
   await job.moveToDelayed(Date.now() + HOLD_MS, token);
-  if (job.id !== undefined) await new Holds(runtime).record(job.data.batch_id, SHARE_REASON, [job.id]);
+  await record();
   throw new DelayedError();
 }
