@@ -32,6 +32,8 @@ export type { AutoCacheDecision, ModelCachePlan, CacheTtl, AutoCacheOutcome } fr
 export type { MinCacheableRule } from './batch/min-cacheable-tokens.js';
 export type { RequestDefaults } from './batch/validate-request.js';
 export type { InputError } from './batch/input-error.js';
+export type { SubmitCost } from './pricing/batch-cost.js';
+export { loadPriceTable, PriceTableError, type PriceTable, type ModelPrice } from './pricing/price-table.js';
 
 // Working.
 export type { StartWorkerOptions } from './worker/start-worker.js';
@@ -50,6 +52,7 @@ export {
   getBatchStatus,
   listBatchStatuses,
   type BatchStatus,
+  type BatchPause,
   type ProcessingStatus,
 } from './operations/batch-status.js';
 export type { UsageTotals } from './store/batch-record.js';
@@ -77,6 +80,7 @@ export {
   type DeadLetterRetryResult,
 } from './operations/dlq-retry.js';
 export { pauseQueue, resumeQueue } from './breakers/breakers.js';
+export { resumeBatch, type ResumeBatchOptions, type ResumeBatchResult } from './operations/resume-batch.js';
 
 // Errors a caller may want to tell apart (`instanceof`).
 export { InputValidationError, BatchConflictError, MissingApiKeyError } from './errors/runner-errors.js';

@@ -8,6 +8,7 @@ import { exportResults } from './operations/export-results.js';
 import { waitForBatch } from './operations/wait-for-batch.js';
 import { startWorker } from './worker/start-worker.js';
 import type { Secret } from './secret.js';
+import type { PriceTable } from './pricing/price-table.js';
 
 export interface RunBatchOptions {
   /** The JSONL file to submit (see SubmitOptions.input); `-` for standard input. */
@@ -26,6 +27,10 @@ export interface RunBatchOptions {
   priority?: number | undefined;
   /** Automatic prompt caching of the shared prefix: see SubmitOptions.autoCache. Default true. */
   autoCache?: boolean | undefined;
+  /** Hard cost ceiling in USD: see SubmitOptions.maxCost. Default: the config's (CLAUDE_BATCH_MAX_COST), else none. */
+  maxCost?: number | undefined;
+  /** Prices frozen into the batch: see SubmitOptions.prices. Default: the built-in list prices. */
+  prices?: PriceTable | undefined;
   /** Order of the results file: `any` (fastest) or `input`. Default `any`. */
   order?: 'any' | 'input' | undefined;
   /** Default: an SDK client from the config (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL). */
@@ -64,6 +69,8 @@ export async function runBatch(runtime: Runtime, options: RunBatchOptions): Prom
     canary: options.canary,
     priority: options.priority,
     autoCache: options.autoCache,
+    maxCost: options.maxCost ?? runtime.config.maxCost,
+    prices: options.prices,
     onBatchId: options.onBatchId,
   });
   const worker = await startWorker(runtime, {

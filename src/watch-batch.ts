@@ -1,21 +1,22 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { KeyBreakerState } from './breakers/breaker-state.js';
 import { BatchNotFoundError } from './errors/batch-not-found-error.js';
 import type { Runtime } from './runtime.js';
-import { getBatchStatus, type BatchStatus } from './operations/batch-status.js';
+import { getBatchStatus, type BatchPause, type BatchStatus } from './operations/batch-status.js';
 
 /**
  * What {@link watchBatch} yields. Every event carries the status it was derived from.
  * - `progress`: first, with the status as it stands (even if the batch has already ended), and
  *   then whenever the counts or the processing status change.
  * - `paused`: the queue was paused (a key-wide breaker such as a wrong key or an empty balance,
- *   or `claude-batch pause`); `reason` says why and what to do. Nothing is sent until it resumes.
- * - `resumed`: the queue runs again after a `paused` event.
+ *   or `claude-batch pause`: `scope: 'queue'`), or the batch alone (its cost ceiling reached:
+ *   `scope: 'batch'`); `reason` is the first of `status.paused`: why, and what to do. Nothing of
+ *   the batch is sent until every pause is lifted.
+ * - `resumed`: the batch runs again after a `paused` event.
  * - `ended`: every request has its results line; the last event.
  */
 export type BatchEvent =
   | { type: 'progress'; status: BatchStatus }
-  | { type: 'paused'; status: BatchStatus; reason: KeyBreakerState }
+  | { type: 'paused'; status: BatchStatus; reason: BatchPause }
   | { type: 'resumed'; status: BatchStatus }
   | { type: 'ended'; status: BatchStatus };
 
@@ -69,9 +70,10 @@ export async function* watchBatch(
     }
     // From the queue's pause state, not processing_status: a batch canceled while paused is
     // `canceling`, yet its queue is still paused.
-    if (status.paused && !paused) yield { type: 'paused', status, reason: status.paused };
-    else if (!status.paused && paused) yield { type: 'resumed', status };
-    paused = status.paused !== null;
+    const [reason] = status.paused;
+    if (reason && !paused) yield { type: 'paused', status, reason };
+    else if (!reason && paused) yield { type: 'resumed', status };
+    paused = reason !== undefined;
     await sleep(intervalMs, undefined, { signal: options.signal });
   }
 }

@@ -40,7 +40,7 @@ export interface ScanOptions extends LineReaderOptions, ValidateOptions {
    * second time for repeated ids): what pass 2 needs to know of the whole input, e.g. the prefix
    * most requests share (auto-caching).
    */
-  observe?: (params: MessageParams) => void;
+  observe?: (params: MessageParams, line: number, customId: string) => void;
 }
 
 /** What one model's requests add up to, for a cost estimate before submitting. */
@@ -181,7 +181,7 @@ async function scanOnce(
       stats.requests++;
       stats.chars += textChars(request.params);
       stats.maxTokens += request.params.max_tokens;
-      options.observe?.(request.params);
+      options.observe?.(request.params, item.line, request.custom_id);
     }
     options.onProgress?.(result.lines);
   }

@@ -1,7 +1,8 @@
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { ConfigError, loadConfig, type ClaudeBatchConfig } from '../config/load-config.js';
 import { SETTINGS, type SettingName, type SettingSpec } from '../config/settings.js';
 import { BatchConflictError, InputValidationError, MissingApiKeyError } from '../errors/runner-errors.js';
+import { PriceTableError } from '../pricing/price-table.js';
 import { createLogger } from '../logger.js';
 import { RedisUnavailableError } from '../redis/connection.js';
 import { openRuntime, type Runtime } from '../runtime.js';
@@ -33,7 +34,14 @@ export function addSettingOptions(command: Command, names: readonly SettingName[
   for (const name of names) {
     const spec: SettingSpec = SETTINGS[name];
     if (!spec.flag) continue;
-    const arg = spec.kind === 'boolean' ? '' : spec.kind === 'int' ? ' <n>' : ' <value>';
+    const arg =
+      spec.kind === 'boolean'
+        ? ''
+        : spec.kind === 'int'
+          ? ' <n>'
+          : spec.kind === 'usd'
+            ? ' <usd>'
+            : ' <value>';
     const unit = spec.unit ? ` [${spec.unit}]` : '';
     const env = spec.env ? ` (env ${spec.env})` : '';
     command.addOption(new Option(`${spec.flag}${arg}`, `${spec.doc}${unit}${env}`));
@@ -79,7 +87,12 @@ function reportError(err: unknown): number {
     process.stderr.write(`${err.summary}\n`);
     return EXIT.usage;
   }
-  if (err instanceof ConfigError || err instanceof BatchConflictError || err instanceof MissingApiKeyError) {
+  if (
+    err instanceof ConfigError ||
+    err instanceof BatchConflictError ||
+    err instanceof MissingApiKeyError ||
+    err instanceof PriceTableError
+  ) {
     process.stderr.write(`claude-batch: ${err.message}\n`);
     return EXIT.usage;
   }
@@ -91,11 +104,25 @@ function reportError(err: unknown): number {
   return EXIT.failure;
 }
 
+/** A flag's value as a positive number of US dollars; the error names the flag, the value and its type. */
+export function parseUsdArg(name: string) {
+  return (value: string): number => {
+    const n = Number(value.trim());
+    if (value.trim() === '' || !Number.isFinite(n) || n <= 0) {
+      // Commander's own error: reported as a usage error (exit 2), not thrown out of the parser.
+      throw new InvalidArgumentError(
+        `${name}: expected a positive number of US dollars (e.g. 25 or 0.5), got ${JSON.stringify(value)} (string)`,
+      );
+    }
+    return n;
+  };
+}
+
 export function parseIntArg(name: string) {
   return (value: string): number => {
     const n = Number(value);
     if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) {
-      throw new Error(`${name}: expected a whole number, got ${JSON.stringify(value)}`);
+      throw new InvalidArgumentError(`${name}: expected a whole number, got ${JSON.stringify(value)}`);
     }
     return n;
   };

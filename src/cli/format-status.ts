@@ -33,13 +33,29 @@ export function formatBatchStatus(status: BatchStatus): string {
         `saved the price of ~${savedTokens} input tokens`,
     );
   }
-  if (status.paused) {
-    const p = status.paused;
+  if (status.cost) {
+    const k = status.cost;
     lines.push(
-      `  PAUSED      ${p.reason === 'manual' ? 'by hand' : `${p.condition ? `${CONDITION_SUMMARY[p.condition]}: ` : ''}key-wide breaker on ${p.type}${p.error_code ? ` (${p.error_code})` : ''}`}${p.since ? ` since ${p.since}` : ''}`,
+      `  cost        $${k.spent_usd.toFixed(4)} spent` +
+        (k.reserved_usd > 0 ? `, $${k.reserved_usd.toFixed(4)} reserved in flight` : '') +
+        (k.ceiling_usd === null
+          ? ', no ceiling'
+          : ` of a $${k.ceiling_usd} ceiling (${Math.floor((k.spent_usd / k.ceiling_usd) * 100)}%)`),
     );
-    if (p.message)
-      lines.push(`              ${p.message}${p.request_id ? ` (request ${p.request_id})` : ''}`);
+  }
+  for (const p of status.paused) {
+    if (p.scope === 'batch') {
+      lines.push(
+        `  PAUSED      this batch, at its cost ceiling: $${p.spent_usd.toFixed(4)} spent of $${p.ceiling_usd}${p.since ? ` since ${p.since}` : ''}`,
+      );
+      lines.push(`              ${p.message}`);
+    } else {
+      lines.push(
+        `  PAUSED      ${p.reason === 'manual' ? 'by hand' : `${p.condition ? `${CONDITION_SUMMARY[p.condition]}: ` : ''}key-wide breaker on ${p.type}${p.error_code ? ` (${p.error_code})` : ''}`}${p.since ? ` since ${p.since}` : ''}`,
+      );
+      if (p.message)
+        lines.push(`              ${p.message}${p.request_id ? ` (request ${p.request_id})` : ''}`);
+    }
     lines.push(`              fix: ${p.fix}`);
   }
   const pendingCanaries = Object.entries(status.canary).filter(([, state]) => state === 'pending');
@@ -141,6 +157,7 @@ export function formatBatchTable(statuses: readonly BatchStatus[]): string {
     'PRIORITY',
     'SHARE',
     'ETA',
+    'COST',
     'CREATED',
   ];
   const rows = statuses.map((s) => [
@@ -154,6 +171,9 @@ export function formatBatchTable(statuses: readonly BatchStatus[]): string {
     String(s.priority),
     s.fair_share ? `${Math.round(s.fair_share.share * 100)}%` : '-',
     s.fair_share?.eta_s != null ? formatDuration(s.fair_share.eta_s) : '-',
+    s.cost
+      ? `$${s.cost.spent_usd.toFixed(2)}${s.cost.ceiling_usd === null ? '' : `/$${s.cost.ceiling_usd}`}${s.paused.some((p) => p.scope === 'batch') ? ' (ceiling)' : ''}`
+      : '-',
     s.created_at,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));

@@ -32,7 +32,12 @@ export function createProgressReporter(
     return (
       `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${s.total} ` +
       `${rate.toFixed(1)}/s ETA ${eta === null ? '?' : `${eta}s`} ` +
-      `ok=${c.succeeded} err=${c.errored}${errors ? ` (${errors})` : ''} ${s.processing_status}`
+      `ok=${c.succeeded} err=${c.errored}${errors ? ` (${errors})` : ''}` +
+      (s.cost
+        ? ` $${s.cost.spent_usd.toFixed(2)}${s.cost.ceiling_usd === null ? '' : `/$${s.cost.ceiling_usd}`}`
+        : '') +
+      ` ${s.processing_status}` +
+      (s.paused.length > 0 ? ` (${s.paused.map((p) => p.reason).join(', ')}: ${s.paused[0]?.fix ?? ''})` : '')
     );
   };
   return {

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { loadPriceTable } from '../pricing/price-table.js';
 import { runBatch } from '../run-batch.js';
 import { addSettingOptions, EXIT, EXIT_CODES_HELP, parseIntArg, withRuntime } from './common.js';
 import { formatBatchStatus } from './format-status.js';
@@ -22,6 +23,10 @@ export function registerRunCommand(program: Command): void {
       parseIntArg('--priority'),
     )
     .option('--order <order>', 'results order: any or input', 'any')
+    .option(
+      '--prices <file>',
+      'price table (JSON) frozen into the batch for --max-cost; default: the built-in list prices',
+    )
     .addHelpText(
       'after',
       `
@@ -32,6 +37,7 @@ ${EXIT_CODES_HELP}`,
     'model',
     'maxTokens',
     'system',
+    'maxCost',
     'maxErrors',
     'concurrency',
     'rpm',
@@ -59,6 +65,8 @@ ${EXIT_CODES_HELP}`,
         canary: options['canary'] !== false,
         priority: options['priority'] as number | undefined,
         autoCache: options['autoCache'] !== false,
+        maxCost: config.maxCost,
+        ...(options['prices'] ? { prices: await loadPriceTable(options['prices'] as string) } : {}),
         onBatchId: (id) => process.stderr.write(`batch ${id}\n`),
         onStatus: (status) => progress.update(status),
       });

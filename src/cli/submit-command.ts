@@ -28,20 +28,32 @@ export function registerSubmitCommand(program: Command): void {
       parseIntArg('--priority'),
     )
     .option('--dry-run', 'validate, count requests and estimate tokens and cost per model; enqueue nothing')
-    .option('--prices <file>', 'price table (JSON) for --dry-run; default: the built-in list prices')
+    .option(
+      '--prices <file>',
+      'price table (JSON) frozen into the batch for --max-cost, and used by --dry-run; default: the built-in list prices',
+    )
     .addHelpText(
       'after',
       `
+With --max-cost USD (or CLAUDE_BATCH_MAX_COST) the batch gets a hard cost ceiling: workers reserve
+each call's worst case at the prices frozen here, and at the ceiling the batch pauses (reason
+cost_ceiling) until \`claude-batch resume BATCH --max-cost N\`. Every model needs a price; server
+tools (web search, code execution, web fetch, MCP) are refused. The ceiling is set when the batch is
+created: a resubmit asking for another one is refused (use resume).
+
 Prints the batch id on stderr before enqueuing (so a killed submit can be resumed by running it
 again) and alone on stdout's last line at the end. Invalid input: one FILE:LINE: field: reason
 per bad line on stderr, exit 2, nothing enqueued.
 ${EXIT_CODES_HELP}`,
     );
-  addSettingOptions(command, ['model', 'maxTokens', 'system', 'maxErrors', 'logLevel']);
+  addSettingOptions(command, ['model', 'maxTokens', 'system', 'maxCost', 'maxErrors', 'logLevel']);
   command.action(async (file: string, options: Record<string, unknown>) => {
     limitHeapGrowth();
     await withRuntime(options, async (runtime) => {
       const { config } = runtime;
+      const prices = options['prices']
+        ? await loadPriceTable(options['prices'] as string)
+        : DEFAULT_PRICE_TABLE;
       const result = await submitBatch(runtime, {
         input: file,
         batchId: options['batchId'] as string | undefined,
@@ -52,12 +64,11 @@ ${EXIT_CODES_HELP}`,
         autoCache: options['autoCache'] !== false,
         chunkSize: config.chunkSize,
         dryRun: options['dryRun'] === true,
+        maxCost: config.maxCost,
+        prices,
         onBatchId: (id) => process.stderr.write(`batch ${id}: enqueuing...\n`),
       });
       if (result.outcome === 'dry-run') {
-        const prices = options['prices']
-          ? await loadPriceTable(options['prices'] as string)
-          : DEFAULT_PRICE_TABLE;
         process.stderr.write(`${formatDryRun(result, prices)}\n`);
       } else {
         process.stderr.write(
@@ -96,6 +107,8 @@ export function formatDryRun(result: SubmitResult, prices: PriceTable): string {
   const lines = [`${result.total} valid requests; nothing enqueued (--dry-run)`];
   let total = 0;
   let cachedTotal = 0;
+  /** Input side only (no output), with caching as submitted: the least the batch costs. */
+  let inputTotal = 0;
   let unpriced = false;
   for (const [model, stats] of Object.entries(result.models)) {
     const input = Math.ceil(stats.chars / TYPICAL_CHARS_PER_TOKEN);
@@ -123,10 +136,11 @@ export function formatDryRun(result: SubmitResult, prices: PriceTable): string {
             cache_read_input_tokens: prefix * (plan.sharing - 1),
           })
         : cost;
-    if (cost === null) unpriced = true;
+    if (cost === null || price === null) unpriced = true;
     else {
       total += cost;
       cachedTotal += cachedCost ?? cost;
+      inputTotal += (cachedCost ?? cost) - costAt(price, { ...NO_USAGE, output_tokens: stats.maxTokens });
     }
     lines.push(
       `  ${model}: ${stats.requests} requests, ~${input} input tokens, at most ${stats.maxTokens} output tokens` +
@@ -144,5 +158,42 @@ export function formatDryRun(result: SubmitResult, prices: PriceTable): string {
       ` at ${prices.source} prices, if every reply used its whole max_tokens` +
       (cachedTotal < total ? `; ~$${cachedTotal.toFixed(2)} with auto-caching (as submitted)` : ''),
   );
+  const ceiling = formatCeilingOutlook(result, { input: inputTotal, full: cachedTotal });
+  if (ceiling) lines.push(`  ${ceiling}`);
   return lines.join('\n');
+}
+
+const NO_USAGE = {
+  input_tokens: 0,
+  output_tokens: 0,
+  cache_creation_input_tokens: 0,
+  cache_read_input_tokens: 0,
+};
+
+/**
+ * Whether `--max-cost` is likely to be reached (issue 15 item 4): between the input side alone (the
+ * least the batch costs) and every reply at its max_tokens (the most), typical case, caching as
+ * submitted; and whether one request's worst case (what the ledger reserves) exceeds it.
+ */
+function formatCeilingOutlook(
+  result: SubmitResult,
+  estimate: { input: number; full: number },
+): string | null {
+  const ceiling = result.cost.maxCostUsd;
+  if (ceiling === null) return null;
+  const worst = Object.values(result.cost.worstCaseUsd);
+  const largest = Math.max(0, ...worst.map((w) => w.largest));
+  const head = `ceiling $${ceiling}:`;
+  if (largest > ceiling) {
+    return `${head} one request may cost up to $${largest.toFixed(4)} at worst, more than the whole ceiling: the batch would pause before sending it`;
+  }
+  if (estimate.full <= ceiling) {
+    return `${head} not expected to be reached (~$${estimate.full.toFixed(2)} even if every reply used its whole max_tokens)`;
+  }
+  if (estimate.input >= ceiling) {
+    const fit = Math.floor((result.total * ceiling) / Math.max(estimate.input, 1e-9));
+    return `${head} will be reached: the input alone costs ~$${estimate.input.toFixed(2)}; about ${fit} of ${result.total} requests fit before the batch pauses (cost_ceiling)`;
+  }
+  const share = Math.round(((ceiling - estimate.input) / (estimate.full - estimate.input)) * 100);
+  return `${head} reached if replies average more than ~${share} % of their max_tokens (input ~$${estimate.input.toFixed(2)}, at most ~$${estimate.full.toFixed(2)}); then the batch pauses (cost_ceiling)`;
 }

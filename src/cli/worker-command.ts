@@ -60,8 +60,11 @@ ${EXIT_CODES_HELP}`,
             },
           );
           if (reason?.kind === 'paused') {
+            const what = (await runtime.requests.isPaused())
+              ? 'the queue is paused'
+              : 'the batches left are paused at their cost ceiling';
             runtime.logger.warn(
-              `the queue is paused with ${reason.pending} requests waiting: nothing to do until it is resumed ` +
+              `${what} with ${reason.pending} requests waiting: nothing to do until it is resumed ` +
                 '(see `claude-batch status` for why, and the fix)',
             );
           }

@@ -65,6 +65,8 @@ export interface ClaudeBatchConfig {
   maxTokens: number | undefined;
   /** Default none. */
   system: string | undefined;
+  /** Default none: batches are submitted without a cost ceiling (USD). */
+  maxCost: number | undefined;
   /** Default 20 lines. */
   maxErrors: number;
   /** Default {@link DEFAULT_CHUNK_SIZE} (250) requests. */
@@ -111,6 +113,7 @@ export const DEFAULT_CONFIG: Omit<ClaudeBatchConfig, 'apiKey' | 'alertWebhookUrl
   model: undefined,
   maxTokens: undefined,
   system: undefined,
+  maxCost: undefined,
   maxErrors: 20,
   chunkSize: DEFAULT_CHUNK_SIZE,
   logLevel: 'info',
@@ -213,6 +216,22 @@ function parseSetting(name: string, spec: SettingSpec, raw: unknown, source: str
     case 'list': {
       const items = Array.isArray(raw) ? raw.map(String) : String(raw).split(',');
       return items.map((item) => item.trim()).filter((item) => item.length > 0);
+    }
+    case 'usd': {
+      const value =
+        typeof raw === 'number'
+          ? raw
+          : typeof raw === 'string' && raw.trim() !== ''
+            ? Number(raw.trim())
+            : NaN;
+      if (!Number.isFinite(value) || value <= 0) {
+        throw new ConfigError(
+          name,
+          source,
+          `expected a positive number of US dollars (e.g. 25 or 0.5), got ${shown} (${typeof raw})`,
+        );
+      }
+      return value;
     }
     case 'string': {
       if (typeof raw !== 'string') throw new ConfigError(name, source, `expected a string, got ${shown}`);

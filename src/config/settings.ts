@@ -6,7 +6,8 @@
  * The API key is deliberately not here: it is read from ANTHROPIC_API_KEY alone and never
  * accepted as a flag (see `load-config.ts`).
  */
-type SettingKind = 'int' | 'string' | 'boolean' | 'list';
+/** `usd`: a positive, finite amount of US dollars (a decimal number). */
+type SettingKind = 'int' | 'string' | 'boolean' | 'list' | 'usd';
 
 export interface SettingSpec {
   kind: SettingKind;
@@ -211,6 +212,13 @@ export const SETTINGS = {
     min: 1,
     unit: 'tokens',
     doc: 'max_tokens for shorthand lines.',
+  },
+  maxCost: {
+    kind: 'usd',
+    env: 'CLAUDE_BATCH_MAX_COST',
+    flag: '--max-cost',
+    unit: 'USD',
+    doc: "Hard cost ceiling of a batch (submit, run): its calls' worst cases are reserved before sending and settled to real usage; at the ceiling the batch (not the queue) pauses with reason cost_ceiling until `resume BATCH --max-cost N`. Set when the batch is created.",
   },
   system: { kind: 'string', flag: '--system', doc: 'System prompt for shorthand lines.' },
   maxErrors: {

@@ -179,8 +179,17 @@ function batchCard(
       <span class="badge st-${batch.processing_status}">${batch.processing_status}</span>
       ${batch.submit_state === 'submitting' ? html`<span class="badge st-canceling">submitting</span>` : ''}
     </h2>
+    ${batch.paused
+      .filter((p) => p.scope === 'batch')
+      .map(
+        (p) =>
+          html`<p class="alert" data-batch-pause="${p.reason}">
+            <b>Paused at its cost ceiling</b> (this batch only) since ${p.since}: $${p.spent_usd.toFixed(4)}
+            spent of $${p.ceiling_usd}. ${p.message}. <b>Fix:</b> ${withCode(p.fix)}
+          </p>`,
+      )}
     ${
-      batch.processing_status === 'paused'
+      batch.processing_status === 'paused' && batch.paused.some((p) => p.scope === 'queue')
         ? html`<p>
             <b>Paused:</b> ${
               key?.reason === 'manual'
@@ -285,6 +294,26 @@ function batchCard(
             <th>estimated cost</th>
             <td class="num" data-cost>${usd(cost.usd)}${cost.exact ? '' : ' (approx.)'}</td>
           </tr>
+          ${
+            batch.cost
+              ? html`<tr>
+                    <th>spent (cost ledger)</th>
+                    <td class="num" data-cost-spent>
+                      $${batch.cost.spent_usd.toFixed(4)}${batch.cost.reserved_usd > 0 ? ` + $${batch.cost.reserved_usd.toFixed(4)} reserved` : ''}
+                    </td>
+                  </tr>
+                  <tr>
+                    <th>cost ceiling</th>
+                    <td class="num" data-cost-ceiling>
+                      ${
+                        batch.cost.ceiling_usd === null
+                          ? 'none'
+                          : `$${batch.cost.ceiling_usd} (${Math.floor((batch.cost.spent_usd / batch.cost.ceiling_usd) * 100)}% spent)`
+                      }
+                    </td>
+                  </tr>`
+              : ''
+          }
         </table>
         ${cost.unpriced.length > 0 ? html`<p class="muted">No price for ${cost.unpriced.join(', ')}: left out of the estimate (see --prices).</p>` : ''}
         ${!cost.exact && cost.unpriced.length === 0 ? html`<p class="muted">Mixed models: rates averaged by each model's share of the requests.</p>` : ''}
@@ -351,7 +380,7 @@ export function renderBatchPage(input: BatchPageInput): string {
               </section>`
             : ''
         }
-        ${modelBreakers(snapshot.breakers.models)}
+        ${modelBreakers(snapshot.breakers.models)} ${ceilingPauses(batches)}
         <section class="card grid" id="queues">
           ${queueCard(snapshot.queues.requests, input.boardPath, 'Main queue')}
           ${queueCard(snapshot.queues.deadLetters, input.boardPath, 'Dead-letter queue')}
@@ -377,6 +406,28 @@ export function renderBatchPage(input: BatchPageInput): string {
       </body>
     </html> `;
   return page.value;
+}
+
+/** The batches paused at their cost ceiling, listed at the top: the rest of the queue runs. */
+function ceilingPauses(batches: readonly BatchStatus[]): SafeHtml | string {
+  const held = batches.filter((b) => b.paused.some((p) => p.scope === 'batch'));
+  if (held.length === 0) return '';
+  return html`<section class="alert" id="cost-ceilings">
+    <h2>${n(held.length)} batch${held.length > 1 ? 'es' : ''} paused at their cost ceiling</h2>
+    <table>
+      ${held.map(
+        (b) =>
+          html`<tr data-ceiling-paused="${b.id}">
+            <td>
+              <a href="#batch-${b.id}"><code>${b.id}</code></a>
+            </td>
+            <td class="num">$${(b.cost?.spent_usd ?? 0).toFixed(4)} of $${b.cost?.ceiling_usd ?? 0}</td>
+            <td><code>claude-batch resume ${b.id} --max-cost N</code></td>
+          </tr>`,
+      )}
+    </table>
+    <p class="muted">Other batches keep running.</p>
+  </section>`;
 }
 
 /** The share of prompt tokens read from the cache (auto-caching's effect), or a dash before any. */

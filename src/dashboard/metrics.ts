@@ -210,6 +210,32 @@ function runnerFamilies(
       type: 'gauge',
       samples: [{ value: Math.round(cost * 1e6) / 1e6 }],
     },
+    {
+      name: 'claude_batch_cost_usd',
+      help: 'The cost ledger of each batch with a ceiling (USD): kind spent (settled), reserved (worst cases in flight), ceiling.',
+      type: 'gauge',
+      samples: snapshot.batches.flatMap((batch) =>
+        batch.cost
+          ? [
+              { labels: { batch: batch.id, kind: 'spent' }, value: batch.cost.spent_usd },
+              { labels: { batch: batch.id, kind: 'reserved' }, value: batch.cost.reserved_usd },
+              ...(batch.cost.ceiling_usd === null
+                ? []
+                : [{ labels: { batch: batch.id, kind: 'ceiling' }, value: batch.cost.ceiling_usd }]),
+            ]
+          : [],
+      ),
+    },
+    {
+      name: 'claude_batch_batch_paused',
+      help: "1 while a batch is paused on its own, by reason (cost_ceiling); the queue's pause is claude_batch_queue_paused.",
+      type: 'gauge',
+      samples: snapshot.batches.flatMap((batch) =>
+        batch.paused
+          .filter((p) => p.scope === 'batch')
+          .map((p) => ({ labels: { batch: batch.id, reason: p.reason }, value: 1 })),
+      ),
+    },
   );
   return families;
 }

@@ -1,5 +1,6 @@
 import { getBreakerState, type KeyBreakerState } from '../breakers/breaker-state.js';
 import { readConcurrencyCaps } from '../limits/in-flight-controller.js';
+import { nanoToUsd } from '../pricing/request-cost.js';
 import type { Runtime } from '../runtime.js';
 import type { BatchRecord, UsageTotals } from '../store/batch-record.js';
 import type { InFlightLimiter, SizerState } from '../worker/concurrency-sizer.js';
@@ -37,8 +38,19 @@ export interface BatchStatus {
   created_at: string;
   ended_at: string | null;
   models: Record<string, number>;
-  /** Why the queue is paused (a key-wide breaker or `pause`), while it is. */
-  paused: KeyBreakerState | null;
+  /**
+   * Why nothing of the batch is sent now, while something holds it: the queue's pause (`scope:
+   * 'queue'`: a key-wide breaker or `pause`; `resume` lifts it) and the batch's own (`scope:
+   * 'batch'`: its cost ceiling; `resume BATCH --max-cost N` lifts it), each with its reason, since
+   * when and the fix. Empty while it runs (and once it has ended).
+   */
+  paused: BatchPause[];
+  /**
+   * Its cost ceiling and spend (issue 15), in USD: settled spend (real usage of the calls that
+   * ended; worst case for calls that may have been billed without an answer) and the worst cases
+   * reserved by calls in flight. Null for a batch submitted without a ceiling.
+   */
+  cost: CostStatus | null;
   /** Canary state per model: `pending` (the rest held until it has an outcome) or `released`. */
   canary: Record<string, string>;
   canceled_at: string | null;
@@ -72,6 +84,28 @@ export interface BatchStatus {
    * that rate.
    */
   fair_share: FairShareStatus | null;
+}
+
+/** One reason nothing of a batch is sent now: see {@link BatchStatus.paused}. */
+export type BatchPause =
+  | ({ scope: 'queue' } & KeyBreakerState)
+  | {
+      scope: 'batch';
+      reason: 'cost_ceiling';
+      message: string;
+      /** RFC 3339. */
+      since: string;
+      fix: string;
+      /** Settled spend when it paused (USD). */
+      spent_usd: number;
+      /** The ceiling it reached (USD). */
+      ceiling_usd: number;
+    };
+
+interface CostStatus {
+  ceiling_usd: number | null;
+  spent_usd: number;
+  reserved_usd: number;
 }
 
 interface FairShareStatus {
@@ -191,13 +225,15 @@ interface StatusContext {
 }
 
 function toBatchStatus(record: BatchRecord, context: StatusContext): BatchStatus {
-  const { paused } = context;
   const ended = record.submit_state === 'submitted' && record.counts.processing <= 0;
+  const paused: BatchPause[] = ended
+    ? []
+    : [...(context.paused ? [{ scope: 'queue' as const, ...context.paused }] : []), ...batchPauses(record)];
   const processingStatus: ProcessingStatus = ended
     ? 'ended'
     : record.canceled_at
       ? 'canceling'
-      : paused
+      : paused.length > 0
         ? 'paused'
         : 'in_progress';
   return {
@@ -215,7 +251,14 @@ function toBatchStatus(record: BatchRecord, context: StatusContext): BatchStatus
     created_at: record.created_at,
     ended_at: ended ? record.ended_at : null,
     models: record.models,
-    paused: ended ? null : paused,
+    paused,
+    cost: record.cost
+      ? {
+          ceiling_usd: record.cost.ceiling === null ? null : nanoToUsd(record.cost.ceiling),
+          spent_usd: nanoToUsd(record.cost.spent),
+          reserved_usd: nanoToUsd(record.cost.reserved),
+        }
+      : null,
     canary: record.canary,
     canceled_at: record.canceled_at,
     maybe_billed: record.maybe_billed,
@@ -229,6 +272,25 @@ function toBatchStatus(record: BatchRecord, context: StatusContext): BatchStatus
     priority: record.priority,
     fair_share: ended ? null : fairShareOf(context.shares.get(record.id), record.counts.processing),
   };
+}
+
+/** The batch's own pauses, from its record (`pause:<reason>` fields). */
+function batchPauses(record: BatchRecord): BatchPause[] {
+  const out: BatchPause[] = [];
+  const cost = record.pauses['cost_ceiling'];
+  if (cost) {
+    const text = (v: unknown, fallback: string) => (typeof v === 'string' ? v : fallback);
+    out.push({
+      scope: 'batch',
+      reason: 'cost_ceiling',
+      message: text(cost['message'], 'the batch reached its cost ceiling'),
+      since: text(cost['since'], ''),
+      fix: text(cost['fix'], `claude-batch resume ${record.id} --max-cost N`),
+      spent_usd: nanoToUsd(Number(cost['spent_nano'] ?? 0)),
+      ceiling_usd: nanoToUsd(Number(cost['ceiling_nano'] ?? 0)),
+    });
+  }
+  return out;
 }
 
 /** The learned in-flight caps of the API keys used under this prefix (a few commands; none when no key learned one). */

@@ -171,6 +171,9 @@ export async function deleteBatch(runtime: Runtime, batchId: string): Promise<De
   await redis.hdel(keys.reconcilerSeen(), batchId);
   await redis.srem(keys.shareBatches(), batchId);
   await redis.hdel(keys.shareState(), batchId);
+  // Its cost ledger's reservations and its own pause (issue 15; the rest is in the record).
+  await redis.unlink(keys.costLeases(batchId));
+  await redis.srem(keys.pausedBatches(), batchId);
   await sweepDeadJobs(runtime);
   return { existed: true, removedRequests, removedDeadLetters };
 }

@@ -19,16 +19,33 @@ const modelPriceSchema = strictRecord({
   cache_write: nonNegativeNumber(RATE).optional(),
   /** Cache reads (`cache_read_input_tokens`). Default 0.1 x input. */
   cache_read: nonNegativeNumber(RATE).optional(),
-}).transform((entry) => ({
+  /** Cache writes with the 1-hour TTL (`usage.cache_creation.ephemeral_1h_input_tokens`). Default 2 x input. */
+  cache_write_1h: nonNegativeNumber(RATE).optional(),
+}).transform((entry): ModelPrice => ({
   match: entry.match,
   input: entry.input,
   output: entry.output,
   cache_write: entry.cache_write ?? entry.input * 1.25,
   cache_read: entry.cache_read ?? entry.input * 0.1,
+  ...(entry.cache_write_1h !== undefined ? { cache_write_1h: entry.cache_write_1h } : {}),
 }));
 
-/** A price with every rate filled in. */
-export type ModelPrice = z.output<typeof modelPriceSchema>;
+/** A price with every rate filled in (USD per million tokens). */
+export interface ModelPrice {
+  match: string;
+  input: number;
+  output: number;
+  /** Cache writes at the 5-minute TTL. */
+  cache_write: number;
+  cache_read: number;
+  /** Cache writes at the 1-hour TTL; absent: 2 x input (see {@link cacheWrite1h}). */
+  cache_write_1h?: number;
+}
+
+/** The 1-hour cache write rate of a price: its own, else 2 x input (Anthropic's published ratio). */
+export function cacheWrite1h(price: Omit<ModelPrice, 'match'>): number {
+  return price.cache_write_1h ?? price.input * 2;
+}
 
 const modelPricesSchema = z.array(modelPriceSchema, { error: 'an array of prices' });
 
@@ -80,7 +97,8 @@ export const PRICES_FILE_HELP = `A prices file is JSON: either an array of entri
   { "models": [entries], "include_defaults": true }
 where an entry is
   { "match": "claude-sonnet-4*", "input": 3, "output": 15, "cache_write": 3.75, "cache_read": 0.3 }
-in USD per million tokens (cache_write defaults to 1.25 x input, cache_read to 0.1 x input). The
+in USD per million tokens (cache_write, the 5-minute cache write, defaults to 1.25 x input;
+cache_write_1h to 2 x input; cache_read to 0.1 x input). The
 first entry whose glob matches the model id wins; the file's entries come before the built-in table,
 which still prices other models unless "include_defaults" is false. Unknown fields are refused.`;
 

@@ -182,13 +182,18 @@ export class Holds {
   }
 
   /**
-   * Requests held for their share or being dispatched, over every batch with some: work the
-   * dispatcher will put in the queue, so a worker waiting for idleness must not stop before it.
-   * (Requests held behind a canary wait for the canary, which is in the queue or has ended.)
+   * Requests held for their share or being dispatched, over every batch with some that is not
+   * paused on its own (issue 15: those wait for `resume BATCH`): work the dispatcher will put in
+   * the queue, so a worker waiting for idleness must not stop before it. (Requests held behind a
+   * canary wait for the canary, which is in the queue or has ended.)
    */
   async waitingForShare(): Promise<number> {
     const { redis, keys } = this.runtime;
-    const ids = await redis.smembers(keys.shareBatches());
+    const [batches, paused] = await Promise.all([
+      redis.smembers(keys.shareBatches()),
+      redis.smembers(keys.pausedBatches()),
+    ]);
+    const ids = batches.filter((id) => !paused.includes(id));
     if (ids.length === 0) return 0;
     const pipeline = redis.pipeline();
     for (const id of ids) pipeline.hlen(keys.held(id, SHARE_REASON)).hlen(keys.dispatching(id));

@@ -11,6 +11,8 @@ import { CUSTOM_ID_PATTERN } from '../batch/types.js';
 import type { RequestDefaults } from '../batch/validate-request.js';
 import type { Runtime } from '../runtime.js';
 import { MAX_PRIORITY } from '../store/batch-record.js';
+import { BatchCostPlan, type SubmitCost } from '../pricing/batch-cost.js';
+import type { PriceTable } from '../pricing/price-table.js';
 
 import { canaryField, canaryIdField, releaseHeld } from './canary.js';
 import { Holds, SHARE_REASON, type HeldEntry } from './holds.js';
@@ -51,6 +53,16 @@ export interface SubmitOptions {
   autoCache?: boolean | undefined;
   /** Overrides of the models' minimum cacheable lengths, first match first (src/batch/min-cacheable-tokens.ts). */
   cacheMinTokens?: readonly MinCacheableRule[] | undefined;
+  /**
+   * Hard cost ceiling of the batch in USD (issue 15; a positive number): before each call a worker
+   * reserves the request's worst case at the prices frozen into the batch at submit, and at the
+   * ceiling the batch pauses (reason `cost_ceiling`) until `resume BATCH --max-cost N`. Requires a
+   * price for every model and refuses requests the price table cannot price (server tools). Set
+   * when the batch is created: a resubmit asking for another ceiling is refused. Default none.
+   */
+  maxCost?: number | undefined;
+  /** Prices frozen into the batch (`--prices FILE`). Default: the built-in list prices. */
+  prices?: PriceTable | undefined;
   /** Called with the batch id before anything is enqueued, so a killed submit can be resumed. */
   onBatchId?: ((batchId: string) => void) | undefined;
   /** Called after each chunk with the number of requests enqueued so far. */
@@ -67,6 +79,8 @@ export interface SubmitResult {
   models: Record<string, ModelStats>;
   /** What auto-caching did per model (null with autoCache false). */
   autoCache: AutoCacheDecision | null;
+  /** The cost side: the ceiling asked for, the prices' source and each model's worst case (for the dry run). */
+  cost: SubmitCost;
 }
 
 /**
@@ -93,10 +107,14 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
     }
     const defaults = options.defaults ?? {};
     const planner = options.autoCache === false ? null : new AutoCachePlanner();
+    const cost = new BatchCostPlan(source.name, options.maxCost, options.prices);
     const scan = await scanInput(source, {
       defaults,
       maxErrors: options.maxErrors ?? 20,
-      ...(planner ? { observe: (params: MessageParams) => planner.observe(params) } : {}),
+      observe: (params: MessageParams, line: number, customId: string) => {
+        planner?.observe(params);
+        cost.observe(params, line, customId);
+      },
     });
     if (scan.errorCount > 0) {
       throw new InputValidationError(
@@ -112,6 +130,7 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
     if (scan.count === 0) {
       throw new InputValidationError(source.name, [], `${source.name}: no requests (the input is empty)`);
     }
+    cost.check(Object.keys(scan.models));
     const autoCache = planner?.decide({ ttl: '5m', minTokens: options.cacheMinTokens ?? [] }) ?? null;
     // The batch is the input as sent: with auto-caching, a batch of its own (its id and record).
     const fingerprint = autoCache
@@ -127,7 +146,15 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
     }
     const models = scan.models;
     if (options.dryRun) {
-      return { batchId, outcome: 'dry-run', total: scan.count, enqueued: 0, models, autoCache };
+      return {
+        batchId,
+        outcome: 'dry-run',
+        total: scan.count,
+        enqueued: 0,
+        models,
+        autoCache,
+        cost: cost.summary(),
+      };
     }
 
     const created = await runtime.store.createOrResume({
@@ -139,9 +166,18 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
       canaryModels: options.canary === false ? [] : Object.keys(models),
       priority,
     });
+    await cost.apply(runtime, batchId);
     options.onBatchId?.(batchId);
     if (created.submitState === 'submitted') {
-      return { batchId, outcome: 'resumed', total: scan.count, enqueued: 0, models, autoCache };
+      return {
+        batchId,
+        outcome: 'resumed',
+        total: scan.count,
+        enqueued: 0,
+        models,
+        autoCache,
+        cost: cost.summary(),
+      };
     }
 
     const resumed = created.outcome === 'resumed';
@@ -276,7 +312,15 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
     // release them to the batch's share now (a no-op when nothing is held).
     const final = await runtime.store.canaryStates(batchId, modelNames);
     for (const [model, state] of final) if (state === 'released') await releaseHeld(runtime, batchId, model);
-    return { batchId, outcome: created.outcome, total: scan.count, enqueued, models, autoCache };
+    return {
+      batchId,
+      outcome: created.outcome,
+      total: scan.count,
+      enqueued,
+      models,
+      autoCache,
+      cost: cost.summary(),
+    };
   } finally {
     await source.close();
   }

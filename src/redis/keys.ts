@@ -72,6 +72,24 @@ export class KeyLayout {
     return `${this.base}:share:batches`;
   }
 
+  /**
+   * Sorted set: the batch's cost reservations in flight (issue 15), member `<nano-USD>:<id>`,
+   * scored by when its lease expires (ms, Redis time). See src/limits/cost-ledger.ts; the ceiling
+   * and the settled and reserved totals live in the batch record (`max_cost`, `cost_spent`,
+   * `cost_reserved`), which the same scripts touch (one slot).
+   */
+  costLeases(id: string): string {
+    return `${this.base}:batch:${id}:cost-leases`;
+  }
+
+  /**
+   * Set: ids of the batches paused on their own (a `pause:<reason>` field in their record, e.g.
+   * `pause:cost_ceiling`), which the dispatcher does not dispatch; `resume BATCH` lifts them.
+   */
+  pausedBatches(): string {
+    return `${this.base}:paused-batches`;
+  }
+
   /** String: the dispatcher's lock (its holder's id), expiring, so one worker at a time dispatches. */
   dispatcherLock(): string {
     return `${this.base}:share:lock`;

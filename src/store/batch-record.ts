@@ -44,6 +44,13 @@ export interface BatchRecord {
   incarnation: number;
   /** Fair-share weight against other batches (`--priority`, default 1). */
   priority: number;
+  /**
+   * Its cost ledger (issue 15, src/limits/cost-ledger.ts), in nano-dollars: the ceiling (null:
+   * none), settled spend and reservations in flight. Null when the batch never had a ceiling.
+   */
+  cost: { ceiling: number | null; spent: number; reserved: number } | null;
+  /** Its own pauses by reason (`cost_ceiling`), each the JSON its `pause:<reason>` field holds. */
+  pauses: Record<string, Record<string, unknown>>;
 }
 
 export function parseBatchRecord(hash: Record<string, string>): BatchRecord | null {
@@ -54,12 +61,21 @@ export function parseBatchRecord(hash: Record<string, string>): BatchRecord | nu
   const erroredByCondition: Record<string, number> = {};
   const canary: Record<string, string> = {};
   const repaired: Record<string, number> = {};
+  const pauses: Record<string, Record<string, unknown>> = {};
   for (const [field, value] of Object.entries(hash)) {
     if (field.startsWith('err:') && Number(value) > 0) erroredByType[field.slice(4)] = Number(value);
     else if (field.startsWith('cond:') && Number(value) > 0)
       erroredByCondition[field.slice(5)] = Number(value);
     else if (field.startsWith('canary:')) canary[field.slice(7)] = value;
     else if (field.startsWith('repaired:')) repaired[field.slice(9)] = Number(value);
+    else if (field.startsWith('pause:')) {
+      try {
+        pauses[field.slice(6)] = JSON.parse(value) as Record<string, unknown>;
+      } catch {
+        // A damaged record still says the batch is paused, and why.
+        pauses[field.slice(6)] = { reason: field.slice(6) };
+      }
+    }
   }
   let models: Record<string, number>;
   try {
@@ -101,6 +117,15 @@ export function parseBatchRecord(hash: Record<string, string>): BatchRecord | nu
     repaired,
     incarnation: int('incarnation'),
     priority: parsePriority(hash['priority']),
+    cost:
+      hash['max_cost'] !== undefined || hash['cost_spent'] !== undefined
+        ? {
+            ceiling: hash['max_cost'] ? Number(hash['max_cost']) : null,
+            spent: int('cost_spent'),
+            reserved: int('cost_reserved'),
+          }
+        : null,
+    pauses,
   };
 }
 

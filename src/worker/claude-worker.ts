@@ -106,6 +106,8 @@ export class ClaudeWorker {
       // renewal has not yet let another worker take the job (which would check for the result
       // first anyway, but might come before it was written).
       writeRetryMs: Math.floor(options.lockDurationMs / 2),
+      // A cost reservation of a dead worker comes back when its job does.
+      costLeaseMs: options.lockDurationMs,
     });
     this.reconciler = new Reconciler(runtime, {
       intervalMs: options.reconcileIntervalMs,
@@ -204,6 +206,7 @@ export class ClaudeWorker {
       // The worker owns its budget: its waiters are gone now, and its timers must not keep the process.
       await this.options.budget.close();
       this.options.inFlight.close();
+      this.processor.cost.close();
     })();
     return this.closing;
   }

@@ -1,3 +1,4 @@
+import { withoutPausedBatches } from '../queue/batch-pauses.js';
 import { Holds, SHARE_REASON } from '../queue/holds.js';
 import { REQUESTS_QUEUE } from '../queue/jobs.js';
 import { ExpiringLock } from '../redis/expiring-lock.js';
@@ -157,7 +158,7 @@ export class Dispatcher {
     );
     let promoted = 0;
     if (waiting < target) {
-      const claims = await this.claims();
+      const claims = await withoutPausedBatches(this.runtime, await this.claims());
       const turns = allocateTurns(target - waiting, claims, this.deficits);
       for (const [batchId, n] of turns) {
         const sent = await this.holds.dispatch(batchId, n, this.stillHolds);

@@ -1,16 +1,18 @@
 import { DelayedError, Job, WaitingError } from 'bullmq';
 import type { Alerter } from '../breakers/alert.js';
-import type { ClaudeClient } from '../claude/claude-client.js';
+import type { CallResult, ClaudeClient } from '../claude/claude-client.js';
 import type { StormOptions } from '../breakers/storm.js';
 import { classHoldMs, ruleFor } from '../errors/classify.js';
 import type { InFlightController, InFlightLease } from '../limits/in-flight-controller.js';
 import { estimateRequest } from '../limits/estimate-tokens.js';
 import { OverBudgetError, type BudgetLease, type RateBudget } from '../limits/rate-budget.js';
 import { DeadJobSweeper } from '../queue/dead-job-sweep.js';
+import { parkRequest } from '../queue/park.js';
 import { requestJobId, type DeadLetterEntry, type RequestJobData } from '../queue/jobs.js';
 import type { Runtime } from '../runtime.js';
 import { applyOutcome, finalizeDeadLetter, releaseIfCanary, type ApplyDeps } from './apply-outcome.js';
 import { decideOutcome, type Outcome, type RetryPolicy } from './outcome.js';
+import { CostGuard } from './cost-guard.js';
 import { RequestGates, type Gate } from './request-gates.js';
 
 export interface RequestProcessorDeps {
@@ -32,6 +34,11 @@ export interface RequestProcessorDeps {
   observeLatency?: ((ms: number) => void) | undefined;
   /** The model class of a model id (the budget's classes). */
   classOf: (model: string) => string;
+  /**
+   * How long a cost reservation outlives a worker that stopped renewing it (ms): the job lock
+   * duration, after which the job itself is taken back. Default 30,000.
+   */
+  costLeaseMs?: number | undefined;
 }
 
 /**
@@ -44,6 +51,8 @@ export class RequestProcessor {
   private readonly apply: ApplyDeps;
   /** Clears the run of dead jobs behind the first one a worker meets. */
   readonly sweeper: DeadJobSweeper;
+  /** The batches' cost ceilings: reserve before the call, settle after (issue 15). */
+  readonly cost: CostGuard;
 
   constructor(private readonly deps: RequestProcessorDeps) {
     this.apply = {
@@ -55,6 +64,7 @@ export class RequestProcessor {
       writeRetryMs: deps.writeRetryMs,
     };
     this.sweeper = new DeadJobSweeper(deps.runtime);
+    this.cost = new CostGuard(deps.runtime, deps.costLeaseMs ?? 30_000);
   }
 
   async process(job: Job<RequestJobData>, token: string | undefined, signal?: AbortSignal): Promise<void> {
@@ -66,24 +76,34 @@ export class RequestProcessor {
     const gate = await this.apply.gates.check(data);
     if (gate.kind !== 'open') return this.stop(job, token, gate, attempt);
 
-    // A slot first: a request waiting for one holds no budget it cannot use yet.
-    let slot: InFlightLease;
+    // Its worst case reserved against its batch's cost ceiling first (see CostGuard for why
+    // before the slot and the budget); a batch paused at its ceiling parks it, unsent.
+    const cost = await this.cost.admit(data, signal);
+    if (cost.kind === 'aborted') return this.handBack(job, token);
+    if (cost.kind === 'park') return parkRequest(this.deps.runtime, job, token);
     try {
-      slot = await this.deps.inFlight.acquire(this.deps.classOf(data.params.model), signal);
-    } catch (err) {
-      if (signal?.aborted) return this.handBack(job, token);
-      throw err;
-    }
-    let slotHeld = true;
-    const releaseSlot = async (concurrencyLimited: boolean) => {
-      if (!slotHeld) return;
-      slotHeld = false;
-      await this.deps.inFlight.release(slot, { concurrencyLimited });
-    };
-    try {
-      return await this.sendInSlot(job, token, signal, attempt, releaseSlot);
+      // A slot first: a request waiting for one holds no budget it cannot use yet.
+      let slot: InFlightLease;
+      try {
+        slot = await this.deps.inFlight.acquire(this.deps.classOf(data.params.model), signal);
+      } catch (err) {
+        if (signal?.aborted) return this.handBack(job, token);
+        throw err;
+      }
+      let slotHeld = true;
+      const releaseSlot = async (concurrencyLimited: boolean) => {
+        if (!slotHeld) return;
+        slotHeld = false;
+        await this.deps.inFlight.release(slot, { concurrencyLimited });
+      };
+      try {
+        return await this.sendInSlot(job, token, signal, attempt, releaseSlot, cost.settle);
+      } finally {
+        await releaseSlot(false);
+      }
     } finally {
-      await releaseSlot(false);
+      // Not sent (a closed gate, over budget, a stop): nothing was spent. A no-op once settled.
+      await cost.settle(null);
     }
   }
 
@@ -94,6 +114,7 @@ export class RequestProcessor {
     signal: AbortSignal | undefined,
     attempt: { calls: number; firstAt: number | null },
     releaseSlot: (concurrencyLimited: boolean) => Promise<void>,
+    settleCost: (result: CallResult | null) => Promise<void>,
   ): Promise<void> {
     const data = job.data;
     const calls = attempt.calls;
@@ -144,6 +165,7 @@ export class RequestProcessor {
     const result = await this.deps.client.call(data.params, signal, hooks);
     this.deps.observeLatency?.(performance.now() - sentAt);
     await releaseSlot(!result.ok && ruleFor(result.failure).rule.concurrencyLimit === true);
+    await settleCost(result);
     await early;
     await this.deps.budget.settle(lease, {
       usage: result.ok ? result.usage : null,

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { heldOfPausedBatches } from '../queue/batch-pauses.js';
 import { Holds } from '../queue/holds.js';
 import type { Runtime } from '../runtime.js';
 import type { Reconciler, RepairKind } from './reconciler.js';
@@ -9,7 +10,10 @@ import type { Reconciler, RepairKind } from './reconciler.js';
  */
 const PENDING_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'failed'] as const;
 
-/** Why the work stopped: nothing left, or a paused queue (by `pause` or a breaker) with this much left. */
+/**
+ * Why the work stopped: nothing left, or a paused queue (by `pause` or a breaker) with this much
+ * left, or only requests of batches paused at their cost ceiling left (`paused` too).
+ */
 export type IdleReason = { kind: 'drained' } | { kind: 'paused'; pending: number };
 
 /**
@@ -33,13 +37,16 @@ export async function waitUntilIdle(
       runtime.requests.isPaused(),
       holds.waitingForShare(),
     ]);
+    // Held for the share of batches not paused on their own: the dispatcher will send them.
     const pending = Object.values(counts).reduce((sum, n) => sum + n, held);
     const idle = pending === 0 || (paused && (counts['active'] ?? 0) === 0);
     reason = pending === 0 ? { kind: 'drained' } : { kind: 'paused', pending };
     looks = idle ? looks + 1 : 0;
   }
+  // Requests held by a batch paused at its cost ceiling wait for `resume BATCH`, not for a worker.
+  if (reason.kind === 'drained' && (await heldOfPausedBatches(runtime)) === 0) return reason;
   // Paused: say how many requests wait, held behind a canary too (the queue holds only some).
-  return reason.kind === 'paused' ? { kind: 'paused', pending: await openRequests(runtime) } : reason;
+  return { kind: 'paused', pending: await openRequests(runtime) };
 }
 
 /** Requests with no results line, over every batch: with nothing in flight, what waits. */

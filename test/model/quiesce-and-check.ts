@@ -142,7 +142,7 @@ export async function quiesce(w: World, deadlineMs: number): Promise<void> {
           processing_status: s!.processing_status,
           request_counts: s!.request_counts,
           canary: s!.canary,
-          paused: s!.paused?.reason ?? null,
+          paused: s!.paused[0]?.reason ?? null,
           canceled_at: s!.canceled_at,
           submit_state: s!.submit_state,
         },

@@ -13,6 +13,9 @@ import type {
   Condition,
   BatchEvent,
   BatchStatus,
+  BatchPause,
+  ResumeBatchOptions,
+  ResumeBatchResult,
   BatchWorker,
   CancelBatchResult,
   ClaudeBatchConfig,
@@ -43,6 +46,8 @@ import type {
   Secret,
   StartWorkerOptions,
   SubmitOptions,
+  SubmitCost,
+  PriceTable,
   SubmitResult,
   WaitForBatchOptions,
   WatchBatchOptions,
@@ -71,6 +76,8 @@ import {
   purgeDeadLetters,
   RedisUnavailableError,
   resumeQueue,
+  resumeBatch,
+  loadPriceTable,
   retryDeadLetters,
   runBatch,
   startEmulator,
@@ -126,6 +133,7 @@ describe('the public API', () => {
       | 'model'
       | 'maxTokens'
       | 'system'
+      | 'maxCost'
       | 'maxErrors'
       | 'chunkSize'
       | 'logLevel'
@@ -151,6 +159,8 @@ describe('the public API', () => {
       priority?: number | undefined;
       autoCache?: boolean | undefined;
       cacheMinTokens?: readonly MinCacheableRule[] | undefined;
+      maxCost?: number | undefined;
+      prices?: PriceTable | undefined;
       onBatchId?: ((batchId: string) => void) | undefined;
       onProgress?: ((enqueued: number, total: number) => void) | undefined;
     }>();
@@ -166,6 +176,7 @@ describe('the public API', () => {
       total: number;
       enqueued: number;
       autoCache: AutoCacheDecision | null;
+      cost: SubmitCost;
     }>();
     expectTypeOf<MinCacheableRule>().toEqualTypeOf<{ match: string; minTokens: number }>();
     expectTypeOf<InputValidationError>().toExtend<Error>();
@@ -218,7 +229,7 @@ describe('the public API', () => {
     }>();
     expectTypeOf<BatchEvent>().toEqualTypeOf<
       | { type: 'progress'; status: BatchStatus }
-      | { type: 'paused'; status: BatchStatus; reason: KeyBreakerState }
+      | { type: 'paused'; status: BatchStatus; reason: BatchPause }
       | { type: 'resumed'; status: BatchStatus }
       | { type: 'ended'; status: BatchStatus }
     >();
@@ -244,6 +255,7 @@ describe('the public API', () => {
       | 'ended_at'
       | 'models'
       | 'paused'
+      | 'cost'
       | 'canary'
       | 'canceled_at'
       | 'errored_by_condition'
@@ -260,7 +272,39 @@ describe('the public API', () => {
       expired: number;
     }>();
     expectTypeOf(getBreakerState).toEqualTypeOf<(runtime: Runtime) => Promise<BreakerState>>();
-    expectTypeOf<BatchStatus['paused']>().toEqualTypeOf<KeyBreakerState | null>();
+    expectTypeOf<BatchStatus['paused']>().toEqualTypeOf<BatchPause[]>();
+    expectTypeOf<BatchPause>().toEqualTypeOf<
+      | ({ scope: 'queue' } & KeyBreakerState)
+      | {
+          scope: 'batch';
+          reason: 'cost_ceiling';
+          message: string;
+          since: string;
+          fix: string;
+          spent_usd: number;
+          ceiling_usd: number;
+        }
+    >();
+    expectTypeOf<BatchStatus['cost']>().toEqualTypeOf<{
+      ceiling_usd: number | null;
+      spent_usd: number;
+      reserved_usd: number;
+    } | null>();
+    expectTypeOf(resumeBatch).toEqualTypeOf<
+      (runtime: Runtime, batchId: string, options?: ResumeBatchOptions) => Promise<ResumeBatchResult>
+    >();
+    expectTypeOf<ResumeBatchOptions>().toEqualTypeOf<{ maxCost?: number | undefined }>();
+    expectTypeOf<ResumeBatchResult>().toEqualTypeOf<{
+      lifted: string[];
+      ceilingUsd: number | null;
+      spentUsd: number;
+    }>();
+    expectTypeOf<SubmitCost>().toEqualTypeOf<{
+      maxCostUsd: number | null;
+      pricesSource: string;
+      worstCaseUsd: Record<string, { total: number; largest: number }>;
+    }>();
+    expectTypeOf(loadPriceTable).toEqualTypeOf<(file: string) => Promise<PriceTable>>();
     expectTypeOf<KeyBreakerState>().toEqualTypeOf<{
       reason: 'key_breaker' | 'manual';
       type: string;
@@ -298,6 +342,8 @@ describe('the public API', () => {
       canary?: boolean | undefined;
       priority?: number | undefined;
       autoCache?: boolean | undefined;
+      maxCost?: number | undefined;
+      prices?: PriceTable | undefined;
       order?: 'any' | 'input' | undefined;
       client?: ClaudeClient | undefined;
       budget?: RateBudget | undefined;

@@ -65,12 +65,12 @@ describe('key-wide breaker', () => {
     const billing = r.emulator.control.log().filter((e) => e.billing);
     expect(billing.length).toBeGreaterThan(0);
     expect(billing.length).toBeLessThanOrEqual(CONCURRENCY);
-    expect(paused.paused).toMatchObject({
+    expect(paused.paused[0]).toMatchObject({
       reason: 'key_breaker',
       type: 'invalid_request_error',
       condition: 'billing',
     });
-    expect(Date.parse(paused.paused!.since)).not.toBeNaN();
+    expect(Date.parse(paused.paused[0]!.since)).not.toBeNaN();
     expect(paused.request_counts.errored).toBe(billing.length);
 
     const alert = r.logger.lines.find((l) => l['level'] === 'error' && l['event'] === 'key_breaker_tripped');
@@ -106,7 +106,7 @@ describe('key-wide breaker', () => {
     await work(r);
     const paused = await pausedAndQuiet(r, batchId);
     expect(r.emulator.control.log().filter((e) => e.path === '/v1/messages')).toHaveLength(1);
-    expect(paused.paused).toMatchObject({ type: 'authentication_error' });
+    expect(paused.paused[0]).toMatchObject({ type: 'authentication_error' });
     expect(paused.request_counts).toMatchObject({ errored: 1, processing: 19 });
 
     await work(r, 'sk-test-new-key-0002');
@@ -127,7 +127,7 @@ describe('key-wide breaker', () => {
     const paused = await pausedAndQuiet(r, batchId);
     const sent = r.emulator.control.log().filter((e) => e.path === '/v1/messages');
     expect(sent).toHaveLength(1);
-    expect(paused.paused).toMatchObject({
+    expect(paused.paused[0]).toMatchObject({
       type: 'rate_limit_error',
       error_code: 'enforced_spend_limit_reached',
     });

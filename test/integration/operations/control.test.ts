@@ -88,14 +88,18 @@ describe('pause and resume', () => {
     const { drained } = await work();
     const status = await getBatchStatus(runtime, batchId);
     expect(status?.processing_status).toBe('paused');
-    expect(status?.paused).toMatchObject({ reason: 'manual', fix: expect.stringContaining('resume') });
+    expect(status?.paused[0]).toMatchObject({
+      scope: 'queue',
+      reason: 'manual',
+      fix: expect.stringContaining('resume'),
+    });
     await drained; // the worker looked, and found nothing it may take
     expect(sentMessages()).toHaveLength(0);
 
     expect(await resumeQueue(runtime)).toBe(true);
     const final = await waitForBatch(runtime, batchId, { pollMs: 50 });
     expect(final.request_counts).toMatchObject({ succeeded: 16, processing: 0 });
-    expect(final.paused).toBeNull();
+    expect(final.paused).toEqual([]);
   });
 });
 

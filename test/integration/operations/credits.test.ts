@@ -169,7 +169,7 @@ describe('credits exhausted mid-batch, in every shape: pause, alert, fix, every 
         expect(refused.length).toBeGreaterThan(0);
         expect(refused.length).toBeLessThanOrEqual(WORKERS * CONCURRENCY);
         for (const e of refused) expect(e).toMatchObject({ status: shape.status, errorType: shape.type });
-        expect(paused.paused).toMatchObject({
+        expect(paused.paused[0]).toMatchObject({
           reason: 'key_breaker',
           type: shape.type,
           condition: shape.condition,
@@ -217,7 +217,7 @@ describe('credits exhausted mid-batch, in every shape: pause, alert, fix, every 
         const final = await waitForBatch(r.runtime, batchId, { pollMs: 100 });
         expect(final.request_counts).toMatchObject({ succeeded: TOTAL, errored: 0, processing: 0 });
         expect(final.errored_by_condition).toEqual({});
-        expect(final.paused).toBeNull();
+        expect(final.paused).toEqual([]);
         await r.expectAllSucceededOnce(batchId, requests);
         expect(await listDeadLetters(r.runtime, { batch: batchId })).toEqual([]);
         r.expectNoKey();

@@ -73,7 +73,7 @@ describe('the key-wide breaker stops every prefix that uses the key', () => {
       await vi.waitFor(
         async () => {
           expect(await b.runtime.requests.isPaused()).toBe(true);
-          expect((await getBatchStatus(b.runtime, idB))?.paused).toMatchObject({
+          expect((await getBatchStatus(b.runtime, idB))?.paused[0]).toMatchObject({
             reason: 'key_breaker',
             condition: 'billing',
           });
@@ -105,8 +105,8 @@ describe('the key-wide breaker stops every prefix that uses the key', () => {
         waitForBatch(b.runtime, idB, { pollMs: 100 }),
       ]);
       expect(finalB.request_counts).toMatchObject({ succeeded: reqB.length, errored: 0 });
-      expect(finalB.paused).toBeNull();
-      expect(finalA.paused).toBeNull();
+      expect(finalB.paused).toEqual([]);
+      expect(finalA.paused).toEqual([]);
       await b.expectAllSucceededOnce(idB, reqB);
       // A's refused requests are dead-lettered (billing); the fix under A requeues them too.
       if (fixUnder === 'a') {

@@ -53,7 +53,7 @@ describe('failure-storm breaker', () => {
     expect(refused.length).toBeGreaterThanOrEqual(K);
     // K to trip it, plus what was already in flight in the other slots.
     expect(refused.length).toBeLessThanOrEqual(K + WORKERS * CONCURRENCY - 1);
-    expect(status!.paused).toMatchObject({
+    expect(status!.paused[0]).toMatchObject({
       reason: 'key_breaker',
       condition: 'storm',
       type: 'invalid_request_error',
@@ -101,7 +101,7 @@ describe('failure-storm breaker', () => {
     for (let i = 0; i < WORKERS; i++) await r.startWorker();
     const final = await waitForBatch(r.runtime, batchId, { pollMs: 100 });
     expect(final.request_counts).toMatchObject({ errored: 200, succeeded: 0 });
-    expect(final.paused).toBeNull();
+    expect(final.paused).toEqual([]);
     expect(await r.runtime.requests.isPaused()).toBe(false);
     const dead = await listDeadLetters(r.runtime, { batch: batchId });
     expect(dead).toHaveLength(200);
