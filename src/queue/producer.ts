@@ -46,7 +46,8 @@ export interface SubmitOptions {
   priority?: number | undefined;
   /**
    * Automatic prompt caching (issue 15): find the prefix most of a model's requests share and mark
-   * its end with one `cache_control` breakpoint (5-minute TTL; the canary, sent first, writes it),
+   * its end with one `cache_control` breakpoint (5-minute TTL, 1-hour with `maxCost`; the canary,
+   * sent first, writes it),
    * leaving requests with their own cache_control, outliers and prefixes under the model's minimum
    * cacheable length as written (src/batch/auto-cache.ts). Part of the batch id. Default true.
    */
@@ -131,10 +132,19 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
       throw new InputValidationError(source.name, [], `${source.name}: no requests (the input is empty)`);
     }
     cost.check(Object.keys(scan.models));
-    const autoCache = planner?.decide({ ttl: '5m', minTokens: options.cacheMinTokens ?? [] }) ?? null;
+    // A batch with a cost ceiling may pause until an operator raises it: its prefix is written with
+    // the 1-hour TTL (2x input instead of 1.25x, once per model and hour), so a pause of up to an
+    // hour does not lose it. Otherwise 5 minutes, each hit refreshing it.
+    const ttl = options.maxCost === undefined ? '5m' : '1h';
+    const autoCache = planner?.decide({ ttl, minTokens: options.cacheMinTokens ?? [] }) ?? null;
     // The batch is the input as sent: with auto-caching, a batch of its own (its id and record).
+    // The TTL counts only where a breakpoint is placed: the same file with and without --max-cost
+    // is one batch when nothing is cached (a resubmit then says the ceiling differs).
+    const placed = autoCache && Object.values(autoCache.models).some((m) => m.outcome === 'breakpoint');
     const fingerprint = autoCache
-      ? createHash('sha256').update(`${scan.fingerprint}\nauto-cache:${autoCache.ttl}`).digest('hex')
+      ? createHash('sha256')
+          .update(`${scan.fingerprint}\nauto-cache:${placed ? autoCache.ttl : '5m'}`)
+          .digest('hex')
       : scan.fingerprint;
     const batchId = options.batchId ?? `batch_${fingerprint.slice(0, 24)}`;
     if (!CUSTOM_ID_PATTERN.test(batchId)) {

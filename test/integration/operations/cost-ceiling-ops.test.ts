@@ -15,6 +15,8 @@ import { CostLedger } from '../../../src/limits/cost-ledger.js';
 import { getBatchStatus } from '../../../src/operations/batch-status.js';
 import { resumeBatch } from '../../../src/operations/resume-batch.js';
 import { DEFAULT_PRICE_TABLE } from '../../../src/pricing/price-table.js';
+import { SHARE_REASON } from '../../../src/queue/holds.js';
+import type { RequestJobData } from '../../../src/queue/jobs.js';
 import { submitBatch } from '../../../src/queue/producer.js';
 import type { Runtime } from '../../../src/runtime.js';
 import { jsonlSource, request } from '../../helpers/batch.js';
@@ -117,6 +119,26 @@ describe('submit with --max-cost', () => {
     const moved = await submitBatch(runtime, { input: input(), maxCost: 3 }).catch((e: unknown) => e);
     expect(moved).toBeInstanceOf(BatchConflictError);
     expect((moved as Error).message).toContain(`\`claude-batch resume ${batchId} --max-cost 3\``);
+  });
+
+  it('writes an auto-cached prefix with the 1-hour TTL, so a pause of up to an hour keeps it', async () => {
+    // Well over claude-sonnet-4-6's minimum cacheable length (2,048 tokens).
+    const system = Array.from({ length: 400 }, (_, i) => `Rule ${i}: answer briefly and exactly.`).join(' ');
+    const input = () => jsonlSource(lines(20, { system }), 'ttl.jsonl');
+    const breakpointOf = async (batchId: string) => {
+      const [[, json]] = Object.entries(
+        await runtime.redis.hgetall(runtime.keys.held(batchId, SHARE_REASON)),
+      );
+      const data = JSON.parse(json!) as RequestJobData;
+      return (data.params.system as Array<{ cache_control?: unknown }>).at(-1)?.cache_control;
+    };
+    const capped = await submitBatch(runtime, { input: input(), maxCost: 5, canary: false });
+    expect(capped.autoCache?.ttl).toBe('1h');
+    expect(await breakpointOf(capped.batchId)).toEqual({ type: 'ephemeral', ttl: '1h' });
+    // Without a ceiling: the 5-minute TTL, and so a batch of its own (the TTL is part of the input sent).
+    const live = await submitBatch(runtime, { input: input(), canary: false });
+    expect(live.batchId).not.toBe(capped.batchId);
+    expect(await breakpointOf(live.batchId)).toEqual({ type: 'ephemeral' });
   });
 });
 
