@@ -60,7 +60,10 @@ ${EXIT_CODES_HELP}`,
         const ceiling = result.ceilingUsd === null ? 'no cost ceiling' : `cost ceiling $${result.ceilingUsd}`;
         process.stderr.write(
           `batch ${batch}: ${result.lifted.length > 0 ? `resumed (lifted: ${result.lifted.join(', ')})` : 'was not paused'}; ` +
-            `${ceiling}, $${result.spentUsd.toFixed(4)} spent so far\n`,
+            `${ceiling}, $${result.spentUsd.toFixed(4)} spent so far` +
+            (result.rewarmed.length > 0
+              ? `; paused longer than its cache TTL: one request of ${result.rewarmed.join(', ')} writes the cached prefix again before the rest\n`
+              : '\n'),
         );
         return EXIT.ok;
       } catch (err) {

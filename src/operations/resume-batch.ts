@@ -3,6 +3,7 @@ import { BatchConflictError } from '../errors/runner-errors.js';
 import { CostLedger } from '../limits/cost-ledger.js';
 import { checkMaxCost } from '../pricing/batch-cost.js';
 import { nanoToUsd, parseFrozenPrices, usdToNano } from '../pricing/request-cost.js';
+import { rewarmAfterPause } from '../queue/rewarm.js';
 import type { Runtime } from '../runtime.js';
 
 export interface ResumeBatchOptions {
@@ -16,6 +17,11 @@ export interface ResumeBatchOptions {
 export interface ResumeBatchResult {
   /** The batch-scoped pause reasons lifted (e.g. `cost_ceiling`); empty when it was not paused. */
   lifted: string[];
+  /**
+   * Auto-cached models whose prefix had outlived its cache TTL during the pause: one request of
+   * each goes first and writes it again, the rest follow at its first token (src/queue/rewarm.ts).
+   */
+  rewarmed: string[];
   /** The ceiling now (USD), or null when the batch has none. */
   ceilingUsd: number | null;
   /** Settled spend so far (USD). */
@@ -52,6 +58,10 @@ export async function resumeBatch(
       );
     }
   }
+  // Paused longer than its prefix's cache TTL: one request per auto-cached model writes the prefix
+  // again before the rest go (they would all miss it at once).
+  const since = pausedSince(record);
+  const rewarmed = since === null ? [] : await rewarmAfterPause(runtime, batchId, since);
   const ledger = new CostLedger({ redis, keys });
   try {
     const state = await ledger.resume(batchId, ceiling);
@@ -59,16 +69,33 @@ export async function resumeBatch(
     runtime.logger.info('batch resumed', {
       batch_id: batchId,
       lifted,
+      ...(rewarmed.length > 0 ? { cache_rewarmed: rewarmed } : {}),
       ceiling_usd: state.ceiling === null ? null : nanoToUsd(state.ceiling),
     });
     return {
       lifted,
+      rewarmed,
       ceilingUsd: state.ceiling === null ? null : nanoToUsd(state.ceiling),
       spentUsd: nanoToUsd(state.spent),
     };
   } finally {
     ledger.close();
   }
+}
+
+/** When the batch's earliest own pause began (ms), or null when it is not paused. */
+function pausedSince(record: Record<string, string>): number | null {
+  let since: number | null = null;
+  for (const [field, json] of Object.entries(record)) {
+    if (!field.startsWith('pause:')) continue;
+    try {
+      const at = Date.parse((JSON.parse(json) as { since?: string }).since ?? '');
+      if (Number.isFinite(at)) since = since === null ? at : Math.min(since, at);
+    } catch {
+      // An unreadable pause says nothing of when: no re-warm for it.
+    }
+  }
+  return since;
 }
 
 /** A ceiling needs a frozen price for every model of the batch and nothing the prices cannot price. */

@@ -16,6 +16,7 @@ import type { PriceTable } from '../pricing/price-table.js';
 
 import { canaryField, canaryIdField, releaseHeld } from './canary.js';
 import { Holds, SHARE_REASON, type HeldEntry } from './holds.js';
+import { AUTO_CACHE_FIELD, type AutoCacheNote } from './rewarm.js';
 import { requestJob, requestJobId, type RequestJob, type RequestJobData } from './jobs.js';
 
 export interface SubmitOptions {
@@ -177,6 +178,12 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
       priority,
     });
     await cost.apply(runtime, batchId);
+    if (autoCache && placed) {
+      // What a resume after a long pause reads to write the prefix again first (src/queue/rewarm.ts).
+      const cached = Object.entries(autoCache.models).filter(([, m]) => m.outcome === 'breakpoint');
+      const note: AutoCacheNote = { ttl: autoCache.ttl, models: cached.map(([model]) => model) };
+      await runtime.redis.hset(runtime.keys.batch(batchId), AUTO_CACHE_FIELD, JSON.stringify(note));
+    }
     options.onBatchId?.(batchId);
     if (created.submitState === 'submitted') {
       return {

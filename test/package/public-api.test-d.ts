@@ -296,6 +296,7 @@ describe('the public API', () => {
     expectTypeOf<ResumeBatchOptions>().toEqualTypeOf<{ maxCost?: number | undefined }>();
     expectTypeOf<ResumeBatchResult>().toEqualTypeOf<{
       lifted: string[];
+      rewarmed: string[];
       ceilingUsd: number | null;
       spentUsd: number;
     }>();

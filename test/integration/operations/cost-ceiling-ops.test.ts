@@ -15,6 +15,7 @@ import { CostLedger } from '../../../src/limits/cost-ledger.js';
 import { getBatchStatus } from '../../../src/operations/batch-status.js';
 import { resumeBatch } from '../../../src/operations/resume-batch.js';
 import { DEFAULT_PRICE_TABLE } from '../../../src/pricing/price-table.js';
+import { canaryField, canaryIdField, releaseCanary } from '../../../src/queue/canary.js';
 import { SHARE_REASON } from '../../../src/queue/holds.js';
 import type { RequestJobData } from '../../../src/queue/jobs.js';
 import { submitBatch } from '../../../src/queue/producer.js';
@@ -126,9 +127,7 @@ describe('submit with --max-cost', () => {
     const system = Array.from({ length: 400 }, (_, i) => `Rule ${i}: answer briefly and exactly.`).join(' ');
     const input = () => jsonlSource(lines(20, { system }), 'ttl.jsonl');
     const breakpointOf = async (batchId: string) => {
-      const [[, json]] = Object.entries(
-        await runtime.redis.hgetall(runtime.keys.held(batchId, SHARE_REASON)),
-      );
+      const json = Object.values(await runtime.redis.hgetall(runtime.keys.held(batchId, SHARE_REASON)))[0];
       const data = JSON.parse(json!) as RequestJobData;
       return (data.params.system as Array<{ cache_control?: unknown }>).at(-1)?.cache_control;
     };
@@ -211,6 +210,7 @@ describe('a batch paused at its ceiling', () => {
     );
     await expect(resumeBatch(runtime, batchId, { maxCost: 1 })).resolves.toEqual({
       lifted: ['cost_ceiling'],
+      rewarmed: [],
       ceilingUsd: 1,
       spentUsd: 0.004,
     });
@@ -222,5 +222,48 @@ describe('a batch paused at its ceiling', () => {
     await expect(resumeBatch(runtime, other.batchId, { maxCost: 5 })).resolves.toMatchObject({
       ceilingUsd: 5,
     });
+  });
+
+  it('resumed after longer than its cache TTL: one request per model writes the prefix again before the rest', async () => {
+    const system = Array.from({ length: 400 }, (_, i) => `Rule ${i}: reply in one line.`).join(' ');
+    const pauseAndResume = async (file: string, pausedMsAgo: number) => {
+      const { batchId } = await submitBatch(runtime, {
+        input: jsonlSource(lines(30, { system }), file),
+        maxCost: 0.05,
+      });
+      // Its canary ran and released the rest to the batch's share; then it reached its ceiling.
+      await releaseCanary(runtime, batchId, MODEL);
+      const ledger = new CostLedger({ redis: runtime.redis, keys: runtime.keys });
+      try {
+        const since = new Date(Date.now() - pausedMsAgo).toISOString();
+        expect((await ledger.tryReserve(batchId, 60_000_000, { ...PAUSE, since })).kind).toBe('exceeded');
+      } finally {
+        ledger.close();
+      }
+      return { batchId, resumed: await resumeBatch(runtime, batchId) };
+    };
+    const held = (batchId: string, reason: string) => runtime.redis.hlen(runtime.keys.held(batchId, reason));
+
+    // Paused a minute: its 1-hour entry still holds; nothing changes.
+    const short = await pauseAndResume('short-pause.jsonl', 60_000);
+    expect(short.resumed.rewarmed).toEqual([]);
+    expect(await held(short.batchId, SHARE_REASON)).toBe(29);
+
+    // Paused two hours: the entry is gone. One held request goes first as the model's canary (at
+    // the head of the queue), the other 28 wait behind it, as at submit.
+    const long = await pauseAndResume('long-pause.jsonl', 2 * 3_600_000);
+    expect(long.resumed.rewarmed).toEqual([MODEL]);
+    const record = await runtime.redis.hgetall(runtime.keys.batch(long.batchId));
+    expect(record[canaryField(MODEL)]).toBe('pending');
+    const writer = (await runtime.requests.getWaiting(0, -1)).find(
+      (job) => job.data.batch_id === long.batchId && job.data.custom_id === record[canaryIdField(MODEL)],
+    );
+    expect(writer?.data).toMatchObject({ canary: true });
+    expect(writer?.data.cached_prefix).toBeUndefined();
+    expect(await held(long.batchId, SHARE_REASON)).toBe(0);
+    expect(await held(long.batchId, canaryField(MODEL))).toBe(28);
+    // Its response begins: the rest are released to the share, for the dispatcher.
+    expect(await releaseCanary(runtime, long.batchId, MODEL)).toBe(28);
+    expect(await held(long.batchId, SHARE_REASON)).toBe(28);
   });
 });
