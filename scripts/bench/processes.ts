@@ -178,25 +178,20 @@ export async function runProcessesSection(ctx: BenchContext): Promise<SectionRes
   };
 }
 
-/** What a profile of the submit side found (kept with the figures, dated: rerun and update it). */
+/** What was found measuring the submit side (kept with the figures, dated: rerun and update it). */
 const FINDINGS = [
-  'Profile of `claude-batch submit` at 300,000 lines (2026-12-02, --cpu-prof and /usr/bin/time, load 4-6, not part ' +
-    'of this run): ~20 s of CPU against the raw process\'s ~12 s. Start-up is not the gap (10 lines: 0.8-1.1 s ' +
-    'against 0.5-1.0 s; submit loads commander, bullmq and ioredis only). The extra ~8 s: validating everything ' +
-    'first (pass 1: read, parse, validate, canonical JSON, sha256) ~2.0 s; pass 2 re-validating and ' +
-    "re-fingerprinting each line ~1.0 s over the raw loop's parse; garbage collection ~2.6 s more " +
-    '(--heap-growing-percent 50, which keeps the peak RSS down for the 1M-line memory goal: without it ~1-2 s less ' +
-    'CPU and ~170 MB peak already at 300,000 lines); per-chunk round trips (canary states, the commit script, the ' +
-    'holds record) and the canary itself (held jobs are delayed: ~1.5 s CPU and ~5 s wall more than --no-canary).',
-  'On 2 cores that CPU also slows Redis: in a 30,000-line sample Redis ran the same addStandardJob script in 63 µs ' +
-    "during the CLI's submit and 37 µs during the raw one's (XADD 3.4 against 1.4 µs), since the CLI reads and " +
-    'validates the next chunk while Redis runs the current one.',
-  'Since fair share (issue 16 item 4) every request is submitted held, with or without the canary: a BullMQ ' +
-    'delayed job. INFO commandstats at 100,000 lines (2026-12-02): addDelayedJob 59 µs of Redis a job against ' +
-    "addStandardJob's 27.5 µs (its ZADDs and the ZREVRANGEBYSCORE that orders jobs due the same millisecond), " +
-    '5.0 s of Redis CPU against 3.2 s for the raw process. Tried and reverted: two chunks in flight instead of one, ' +
-    'chunks of 1,000: no gain. What would close the gap: keep held requests out of BullMQ (a per-batch hash) and ' +
-    "add plain jobs when the dispatcher gives them their turn, on the worker's side.",
+  'Since 2026-12-02 (issue 16 item 6) `claude-batch submit` creates no BullMQ job: every request but a model\'s canary ' +
+    "is held as an entry of its batch's `share` hash (one HSET per chunk of 250), and the workers' dispatcher turns " +
+    'held requests into plain jobs (`addBulk`) a moment before they are sent. The raw process creates its jobs at ' +
+    'submit. So the submit row compares validation plus hash entries with job creation, and the cost of creating ' +
+    "the jobs moved to the worker row: the runner's worker creates every job it sends, the raw worker finds them " +
+    'made. Redis time per request at submit (INFO commandstats, 20,000 lines): ~3.5 µs (HSET and the commit ' +
+    'script) against 27.5 µs for a plain job and 59 µs for the delayed job each held request used to be (then ' +
+    '0.66× raw).',
+  'Before that change the profile of `claude-batch submit` at 300,000 lines (--cpu-prof, load 4-6) showed ~20 s of ' +
+    "CPU against the raw process's ~12 s: validating everything first ~2.0 s, re-validating and re-fingerprinting " +
+    'in pass 2 ~1.0 s, garbage collection ~2.6 s more (--heap-growing-percent 50, kept for the 1M-line memory goal). ' +
+    'Those costs remain; they are now smaller than the job creation the raw process pays.',
 ];
 
 /** Raw first in odd rounds, the runner first in even ones. */
