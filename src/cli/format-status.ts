@@ -23,14 +23,15 @@ export function formatBatchStatus(status: BatchStatus): string {
     `  requests    ${status.total} total: ${c.succeeded} succeeded, ${c.errored} errored, ${c.canceled} canceled, ${c.processing} processing (${pct}% done)`,
     `  usage       ${status.usage.input_tokens} input, ${status.usage.output_tokens} output, ${status.usage.cache_creation_input_tokens} cache write, ${status.usage.cache_read_input_tokens} cache read tokens`,
   ];
-  const u = status.usage;
-  const prompt = u.input_tokens + u.cache_creation_input_tokens + u.cache_read_input_tokens;
-  if (u.cache_read_input_tokens + u.cache_creation_input_tokens > 0 && prompt > 0) {
-    // Reads cost a tenth of input, writes 1.25x (5-minute entries): what caching saved, in input tokens' worth.
-    const savedTokens = Math.round(u.cache_read_input_tokens * 0.9 - u.cache_creation_input_tokens * 0.25);
+  if (status.cache) {
+    const { read_share: share, saved_usd: saved } = status.cache;
     lines.push(
-      `  cache       ${Math.round((u.cache_read_input_tokens / prompt) * 100)}% of prompt tokens read from the cache; ` +
-        `saved the price of ~${savedTokens} input tokens`,
+      `  cache       ${Math.round(share * 100)}% of prompt tokens read from the cache` +
+        (saved === null
+          ? ''
+          : saved >= 0
+            ? `; saved $${saved.toFixed(4)}`
+            : `; cost $${(-saved).toFixed(4)} more`),
     );
   }
   if (status.cost) {

@@ -288,8 +288,16 @@ function batchCard(
           </tr>
           <tr>
             <th>read from the cache</th>
-            <td class="num" data-cache-hit>${cacheHitRate(u)}</td>
+            <td class="num" data-cache-hit>${cacheHitRate(batch.cache)}</td>
           </tr>
+          ${
+            batch.cache?.saved_usd != null
+              ? html`<tr>
+                  <th>saved by caching</th>
+                  <td class="num" data-cache-saved>${usd(batch.cache.saved_usd)}</td>
+                </tr>`
+              : ''
+          }
           <tr>
             <th>estimated cost</th>
             <td class="num" data-cost>${usd(cost.usd)}${cost.exact ? '' : ' (approx.)'}</td>
@@ -431,7 +439,6 @@ function ceilingPauses(batches: readonly BatchStatus[]): SafeHtml | string {
 }
 
 /** The share of prompt tokens read from the cache (auto-caching's effect), or a dash before any. */
-function cacheHitRate(u: UsageTotals): string {
-  const prompt = u.input_tokens + u.cache_creation_input_tokens + u.cache_read_input_tokens;
-  return prompt === 0 ? '-' : `${Math.round((u.cache_read_input_tokens / prompt) * 100)}%`;
+function cacheHitRate(cache: BatchStatus['cache']): string {
+  return cache === null ? '-' : `${Math.round(cache.read_share * 100)}%`;
 }

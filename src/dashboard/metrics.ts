@@ -227,6 +227,22 @@ function runnerFamilies(
       ),
     },
     {
+      name: 'claude_batch_cache_saved_usd',
+      help: 'What prompt caching saved each batch that used it, at its frozen prices (USD; negative while writes outweigh reads).',
+      type: 'gauge',
+      samples: snapshot.batches.flatMap((batch) =>
+        batch.cache?.saved_usd != null ? [{ labels: { batch: batch.id }, value: batch.cache.saved_usd }] : [],
+      ),
+    },
+    {
+      name: 'claude_batch_cache_read_share',
+      help: "Of each batch's prompt tokens, the share read from the cache (0 to 1).",
+      type: 'gauge',
+      samples: snapshot.batches.flatMap((batch) =>
+        batch.cache ? [{ labels: { batch: batch.id }, value: batch.cache.read_share }] : [],
+      ),
+    },
+    {
       name: 'claude_batch_batch_paused',
       help: "1 while a batch is paused on its own, by reason (cost_ceiling); the queue's pause is claude_batch_queue_paused.",
       type: 'gauge',

@@ -1,6 +1,6 @@
 import { getBreakerState, type KeyBreakerState } from '../breakers/breaker-state.js';
 import { readConcurrencyCaps } from '../limits/in-flight-controller.js';
-import { nanoToUsd } from '../pricing/request-cost.js';
+import { nanoToUsd, parseFrozenPrices } from '../pricing/request-cost.js';
 import type { Runtime } from '../runtime.js';
 import type { BatchRecord, UsageTotals } from '../store/batch-record.js';
 import type { InFlightLimiter, SizerState } from '../worker/concurrency-sizer.js';
@@ -51,6 +51,11 @@ export interface BatchStatus {
    * reserved by calls in flight. Null for a batch submitted without a ceiling.
    */
   cost: CostStatus | null;
+  /**
+   * Prompt caching (issue 15): the share of prompt tokens read from the cache, and what caching
+   * saved. Null before any token was read from or written to the cache.
+   */
+  cache: CacheStatus | null;
   /** Canary state per model: `pending` (the rest held until it has an outcome) or `released`. */
   canary: Record<string, string>;
   canceled_at: string | null;
@@ -117,6 +122,47 @@ interface FairShareStatus {
   waiting: number;
   /** Seconds to send its open requests at that rate; null while the rate is 0. */
   eta_s: number | null;
+}
+
+interface CacheStatus {
+  /** Of the prompt tokens (input, cache writes, cache reads), the share read from the cache (0 to 1). */
+  read_share: number;
+  /**
+   * What caching saved against sending the same prompts uncached, at the batch's frozen prices
+   * (USD): reads at the cache price instead of the input price, less the writes' premium (at the
+   * TTL auto-caching used; 5 minutes otherwise). Rates are averaged by each model's share of the
+   * requests when the batch mixes models (usage is kept per batch). Null when a model of the batch
+   * has no frozen price.
+   */
+  saved_usd: number | null;
+}
+
+function cacheStatusOf(record: BatchRecord): CacheStatus | null {
+  const u = record.usage;
+  const prompt = u.input_tokens + u.cache_creation_input_tokens + u.cache_read_input_tokens;
+  if (u.cache_read_input_tokens + u.cache_creation_input_tokens === 0 || prompt === 0) return null;
+  const prices = parseFrozenPrices(record.prices_json);
+  const models = Object.entries(record.models);
+  const total = models.reduce((sum, [, n]) => sum + Math.max(0, n), 0);
+  let perRead = 0;
+  let perWrite = 0;
+  let priced = models.length > 0 && total > 0;
+  for (const [model, n] of models) {
+    const price = prices[model];
+    if (!price) {
+      priced = false;
+      break;
+    }
+    const share = Math.max(0, n) / total;
+    const write = record.auto_cache_ttl === '1h' ? price.cache_write_1h : price.cache_write;
+    perRead += share * (price.input - price.cache_read);
+    perWrite += share * (write - price.input);
+  }
+  const saved = (u.cache_read_input_tokens * perRead - u.cache_creation_input_tokens * perWrite) / 1_000_000;
+  return {
+    read_share: Math.round((u.cache_read_input_tokens / prompt) * 1_000) / 1_000,
+    saved_usd: priced ? Math.round(saved * 1e6) / 1e6 : null,
+  };
 }
 
 /** How long a dispatcher's report counts as current. */
@@ -259,6 +305,7 @@ function toBatchStatus(record: BatchRecord, context: StatusContext): BatchStatus
           reserved_usd: nanoToUsd(record.cost.reserved),
         }
       : null,
+    cache: cacheStatusOf(record),
     canary: record.canary,
     canceled_at: record.canceled_at,
     maybe_billed: record.maybe_billed,

@@ -51,6 +51,10 @@ export interface BatchRecord {
   cost: { ceiling: number | null; spent: number; reserved: number } | null;
   /** Its own pauses by reason (`cost_ceiling`), each the JSON its `pause:<reason>` field holds. */
   pauses: Record<string, Record<string, unknown>>;
+  /** The prices frozen at submit (JSON, src/pricing/request-cost.ts `parseFrozenPrices`), or null. */
+  prices_json: string | null;
+  /** The prefix TTL auto-caching marked (src/queue/rewarm.ts), or null when it marked none. */
+  auto_cache_ttl: '5m' | '1h' | null;
 }
 
 export function parseBatchRecord(hash: Record<string, string>): BatchRecord | null {
@@ -126,7 +130,18 @@ export function parseBatchRecord(hash: Record<string, string>): BatchRecord | nu
           }
         : null,
     pauses,
+    prices_json: hash['prices'] ?? null,
+    auto_cache_ttl: autoCacheTtl(hash['auto_cache']),
   };
+}
+
+function autoCacheTtl(json: string | undefined): '5m' | '1h' | null {
+  if (json === undefined) return null;
+  try {
+    return (JSON.parse(json) as { ttl?: unknown }).ttl === '1h' ? '1h' : '5m';
+  } catch {
+    return null;
+  }
 }
 
 /** The most a batch's fair-share weight may be (`--priority`). */

@@ -242,6 +242,7 @@ describe('the public API', () => {
       | 'id'
       | 'priority'
       | 'fair_share'
+      | 'cache'
       | 'processing_status'
       | 'request_counts'
       | 'errored_by_type'

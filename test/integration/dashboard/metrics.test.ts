@@ -188,6 +188,16 @@ describe('/metrics', () => {
       .metrics.filter((m) => m.labels?.['queue'] === 'requests')
       .reduce((sum, m) => sum + Number(m.value), 0);
     expect(mainQueue).toBe(EXPECTED.processing);
+    // Caching, at the batch's frozen prices (claude-haiku-4-5: input $1, reads $0.10, writes $1.25).
+    const reads = 4 * USAGE.cache_read_input_tokens;
+    const writes = 4 * USAGE.cache_creation_input_tokens;
+    const prompt = 4 * USAGE.input_tokens + reads + writes;
+    const batchLabel = { batch: batchId };
+    expect(sample(families, 'claude_batch_cache_read_share', batchLabel)).toBeCloseTo(reads / prompt, 3);
+    expect(sample(families, 'claude_batch_cache_saved_usd', batchLabel)).toBeCloseTo(
+      (reads * 0.9 - writes * 0.25) / 1e6,
+      6,
+    );
     // None of them held: the fixture released the canary's model and dispatched it all.
     expect(sample(families, 'claude_batch_requests_held')).toBe(0);
     expect(sample(families, 'claude_batch_queue_jobs', { queue: 'dead-letter', state: 'waiting' })).toBe(2);

@@ -5,6 +5,7 @@
  * minimum cacheable length and makes an entry readable once its writer's response has begun
  * (../shared/docs/anthropic-api.md, prompt caching). Real Redis, the real SDK over HTTP.
  */
+import { formatBatchStatus } from '../../../src/cli/format-status.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitForBatch } from '../../../src/operations/wait-for-batch.js';
 import { submitBatch } from '../../../src/queue/producer.js';
@@ -67,12 +68,22 @@ describe('automatic prompt caching', () => {
     expect(cached.final.usage.cache_read_input_tokens).toBe(
       readers.reduce((sum, u) => sum + u.cache_read_input_tokens, 0),
     );
+    // Status: the share read from the cache, and the money saved at the batch's frozen prices
+    // (claude-sonnet-4-6: input $3, reads $0.30, 5-minute writes $3.75 per million tokens).
+    const u = cached.final.usage;
+    const prompt = u.input_tokens + u.cache_creation_input_tokens + u.cache_read_input_tokens;
+    const saved = (u.cache_read_input_tokens * (3 - 0.3) - u.cache_creation_input_tokens * (3.75 - 3)) / 1e6;
+    expect(cached.final.cache?.read_share).toBeCloseTo(u.cache_read_input_tokens / prompt, 3);
+    expect(cached.final.cache?.read_share).toBeGreaterThan(0.5);
+    expect(cached.final.cache?.saved_usd).toBeCloseTo(saved, 5);
+    expect(formatBatchStatus(cached.final)).toContain(`saved $${saved.toFixed(4)}`);
 
     // The same file without auto-caching: another batch (the flag is part of its id), no cache
     // tokens at all, and otherwise the same results.
     const plain = await runAndRead(rig, false);
     expect(plain.submitted.batchId).not.toBe(cached.submitted.batchId);
     expect(plain.submitted.autoCache).toBeNull();
+    expect(plain.final.cache).toBeNull();
     const plainUsages = [...plain.byId.values()].map(usageOf);
     expect(
       plainUsages.every((u) => u.cache_creation_input_tokens === 0 && u.cache_read_input_tokens === 0),
