@@ -4,7 +4,6 @@ import type { BatchStatus } from '../operations/batch-status.js';
 import type { DashboardSnapshot, QueueSnapshot } from './dashboard-data.js';
 import { html, raw, withCode, type SafeHtml } from './html.js';
 import { estimateCost, findPrice, type PriceTable } from '../pricing/price-table.js';
-import type { UsageTotals } from '../store/batch-record.js';
 
 export interface BatchPageInput {
   snapshot: DashboardSnapshot;
