@@ -4,6 +4,8 @@
  */
 import type { z } from 'zod';
 import { validateFaultPlan, type FaultPlan } from './fault-plan.js';
+import type { HostedBatchStats } from './hosted-batches.js';
+import { advanceBatches } from './hosted-process.js';
 import { EmulatorOptionsError } from './option-error.js';
 import { boolean, finite, nonEmptyString, parseOption, strictObject } from './option-schema.js';
 import {
@@ -32,6 +34,8 @@ export interface EmulatorStats extends RequestCounters {
   promptCacheEntries: number;
   /** Current bucket levels per model (only models that have been used and have limits). */
   buckets: Record<string, Partial<Record<LimitName, { limit: number; remaining: number }>>>;
+  /** Hosted Message Batches: created and deleted (counters), held by status, requests waiting. */
+  hostedBatches: HostedBatchStats;
 }
 
 /** The bodies (and query) of the control calls, declared once for the method and its HTTP route. */
@@ -51,7 +55,10 @@ export interface EmulatorControl {
   stats(): EmulatorStats;
   /** Copies of the log entries, oldest first. */
   log(query?: LogQuery): RequestLogEntry[];
-  /** Clears counters, log, buckets (refilled), attempt counts and the prompt cache. Keeps keys, credits, spend cap, faults, limits. */
+  /**
+   * Clears counters (hosted batches created/deleted included), log, buckets (refilled), attempt counts
+   * and the prompt cache. Keeps keys, credits, spend cap, faults, limits and the hosted batches.
+   */
   reset(): void;
   faults(): FaultPlan;
   /** Replaces the fault plan (its script starts from its first step). Throws EmulatorOptionsError. */
@@ -76,19 +83,25 @@ export interface EmulatorControl {
 
 export function createControl(state: EmulatorState): EmulatorControl {
   return {
-    stats: () => ({
-      ...state.log.counters(),
-      lastSeq: state.log.lastSeq,
-      creditBalance: state.credits?.balance ?? null,
-      spendCapReached: state.spendCapReached,
-      maxConcurrent: state.maxConcurrent,
-      inFlight: state.inFlight,
-      revokedKeys: state.revokedKeyCount,
-      promptCacheEntries: state.cache.size,
-      buckets: state.limiter.snapshot(),
-    }),
+    stats: () => {
+      // Hosted batches advance when observed (hosted-batches.ts): bring them up to the clock first.
+      advanceBatches(state);
+      return {
+        ...state.log.counters(),
+        lastSeq: state.log.lastSeq,
+        creditBalance: state.credits?.balance ?? null,
+        spendCapReached: state.spendCapReached,
+        maxConcurrent: state.maxConcurrent,
+        inFlight: state.inFlight,
+        revokedKeys: state.revokedKeyCount,
+        promptCacheEntries: state.cache.size,
+        buckets: state.limiter.snapshot(),
+        hostedBatches: state.batches.stats(),
+      };
+    },
     log: (query = {}) => {
       const q = parseOption(logQuerySchema, query, 'log');
+      advanceBatches(state);
       return state.log.entries(q.sinceSeq, q.limit);
     },
     reset: () => state.reset(),
