@@ -4,11 +4,12 @@
  */
 import type { z } from 'zod';
 import { validateFaultPlan, type FaultPlan } from './fault-plan.js';
-import type { HostedBatchStats } from './hosted-batches.js';
+import type { HostedBatchSettings, HostedBatchStats } from './hosted-batches.js';
 import { advanceBatches } from './hosted-process.js';
 import { EmulatorOptionsError } from './option-error.js';
-import { boolean, finite, nonEmptyString, parseOption, strictObject } from './option-schema.js';
+import { boolean, finite, integer, nonEmptyString, parseOption, strictObject } from './option-schema.js';
 import {
+  emulatorOptionsSchema,
   maxConcurrentSchema,
   validateCredits,
   validateLatency,
@@ -50,6 +51,18 @@ export const topUpBodySchema = strictObject({ amount: finite(0) });
 export const keyBodySchema = strictObject({ key: nonEmptyString() });
 export const spendCapBodySchema = strictObject({ on: boolean() });
 export const maxConcurrentBodySchema = strictObject({ maxConcurrent: maxConcurrentSchema });
+const o = emulatorOptionsSchema.shape;
+/** The hosted batches' settings, each checked as its `batches*` option is; absent ones are kept. */
+export const batchesBodySchema = strictObject({
+  startDelayMs: o.batchesStartDelayMs.unwrap().optional(),
+  processingMs: o.batchesProcessingMs.unwrap().optional(),
+  maxRequests: o.batchesMaxRequests.unwrap().optional(),
+  maxBytes: o.batchesMaxBytes.unwrap().optional(),
+  /** null: no limit. */
+  queueLimit: integer(1).nullable().optional(),
+  expiryMs: o.batchesExpiryMs.unwrap().optional(),
+});
+type BatchesSettingsChange = z.input<typeof batchesBodySchema>;
 
 export interface EmulatorControl {
   stats(): EmulatorStats;
@@ -79,6 +92,12 @@ export interface EmulatorControl {
   setSpendCap(on: boolean): void;
   /** Sets the concurrency limit (null: none); requests already in flight are not affected. */
   setMaxConcurrent(n: number | null): void;
+  /**
+   * Changes the hosted batches' settings (the `batches*` options without the prefix); fields left out
+   * keep their value. Timing applies to batches created afterwards, limits to the next create.
+   * Returns the settings now in force. Throws EmulatorOptionsError.
+   */
+  setBatches(change: BatchesSettingsChange): HostedBatchSettings;
 }
 
 export function createControl(state: EmulatorState): EmulatorControl {
@@ -123,6 +142,15 @@ export function createControl(state: EmulatorState): EmulatorControl {
     restoreKey: (key) => state.restoreKey(parseOption(nonEmptyString(), key, 'key', true)),
     setMaxConcurrent: (n) => {
       state.maxConcurrent = parseOption(maxConcurrentSchema, n, 'maxConcurrent');
+    },
+    setBatches: (change) => {
+      const c = parseOption(batchesBodySchema, change, 'batches');
+      const next = { ...state.batches.settings };
+      for (const [k, v] of Object.entries(c) as Array<[keyof HostedBatchSettings, number | null]>) {
+        if (v !== undefined) (next as Record<string, number | null>)[k] = v;
+      }
+      state.batches.settings = next;
+      return { ...next };
     },
     setSpendCap: (on) => {
       state.spendCapReached = parseOption(boolean(), on, 'on');

@@ -160,6 +160,7 @@ describe('hosted Message Batches', () => {
       ids.push((await client.messages.batches.create({ requests: [request(`r${i}`, `p${i}`)] })).id);
     }
     const newest = [...ids].reverse();
+    const nth = (i: number): string => newest[i] ?? '';
     const first = await client.messages.batches.list({ limit: 2 });
     expect(first.data.map((b) => b.id)).toEqual(newest.slice(0, 2));
     expect(first).toMatchObject({ has_more: true, first_id: newest[0], last_id: newest[1] });
@@ -168,13 +169,13 @@ describe('hosted Message Batches', () => {
     for await (const b of client.messages.batches.list({ limit: 2 })) all.push(b.id);
     expect(all).toEqual(newest);
 
-    const after = await client.messages.batches.list({ after_id: newest[2], limit: 5 });
+    const after = await client.messages.batches.list({ after_id: nth(2), limit: 5 });
     expect(after.data.map((b) => b.id)).toEqual(newest.slice(3));
     expect(after.has_more).toBe(false);
-    const before = await client.messages.batches.list({ before_id: newest[3], limit: 2 });
+    const before = await client.messages.batches.list({ before_id: nth(3), limit: 2 });
     expect(before.data.map((b) => b.id)).toEqual(newest.slice(1, 3));
     expect(before.has_more).toBe(true);
-    const empty = await client.messages.batches.list({ after_id: newest[4] });
+    const empty = await client.messages.batches.list({ after_id: nth(4) });
     expect(empty).toMatchObject({ data: [], has_more: false, first_id: null, last_id: null });
 
     const bad = await failure(client.messages.batches.list({ limit: 0 }));
@@ -326,5 +327,26 @@ describe('hosted Message Batches', () => {
     const [newest] = (await client.messages.batches.list()).data;
     await client.messages.batches.cancel(newest?.id ?? '');
     expect((await client.messages.batches.create(batch(2, 'c'))).request_counts.processing).toBe(2);
+  });
+
+  it('take new settings from the control API for batches created afterwards', async () => {
+    const clock = manualClock();
+    const emu = await emulator({ clock: clock.now, batchesStartDelayMs: 0, batchesProcessingMs: 1 });
+    const client = sdk(emu);
+    const answer = await fetch(`${emu.url}/_emulator/batches`, {
+      method: 'PUT',
+      body: JSON.stringify({ processingMs: 100, queueLimit: 10 }),
+    });
+    expect(await answer.json()).toMatchObject({ startDelayMs: 0, processingMs: 100, queueLimit: 10 });
+    const created = await client.messages.batches.create({
+      requests: [request('a', 'x'), request('b', 'y')],
+    });
+    clock.advance(199);
+    expect((await client.messages.batches.retrieve(created.id)).processing_status).toBe('in_progress');
+    clock.advance(1);
+    expect((await client.messages.batches.retrieve(created.id)).processing_status).toBe('ended');
+    expect(() => emu.control.setBatches({ processingMs: -1 })).toThrow(/batches\.processingMs: got -1/);
+    const bad = await fetch(`${emu.url}/_emulator/batches`, { method: 'PUT', body: '{"queueLimit":0}' });
+    expect(bad.status).toBe(400);
   });
 });
