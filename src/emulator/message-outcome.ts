@@ -30,7 +30,7 @@ export interface Refusal {
   details?: Readonly<Record<string, unknown>>;
 }
 
-export const SPEND_LIMIT_DETAILS = { error_code: 'enforced_spend_limit_reached' } as const;
+const SPEND_LIMIT_DETAILS = { error_code: 'enforced_spend_limit_reached' } as const;
 const SPEND_LIMIT_MESSAGE = ERROR_CODES.enforced_spend_limit_reached.message;
 
 /**

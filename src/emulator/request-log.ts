@@ -53,7 +53,7 @@ export interface RequestLogEntry {
 }
 
 /** Requests processed inside hosted batches (canceled and expired ones never were, so are not here). */
-export interface HostedRequestCounters {
+interface HostedRequestCounters {
   /** Processed: succeeded plus errored. */
   requests: number;
   succeeded: number;
