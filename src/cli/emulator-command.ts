@@ -277,6 +277,58 @@ export const EMULATOR_FLAGS: readonly EmulatorFlagSpec[] = [
     doc: 'request log entries kept; 0 turns the log off',
   },
   {
+    flags: '--batches-start-delay <ms>',
+    kind: 'number',
+    to: ['batchesStartDelayMs'],
+    schema: optionShape.batchesStartDelayMs,
+    unit: 'ms',
+    defaultText: '1000',
+    doc: "hosted Message Batches: time from a batch's creation to the start of its processing",
+  },
+  {
+    flags: '--batches-processing <ms>',
+    kind: 'number',
+    to: ['batchesProcessingMs'],
+    schema: optionShape.batchesProcessingMs,
+    unit: 'ms',
+    defaultText: '1',
+    doc: 'hosted Message Batches: processing time per request (one after another within a batch; 0: all at once)',
+  },
+  {
+    flags: '--batches-max-requests <n>',
+    kind: 'int',
+    to: ['batchesMaxRequests'],
+    schema: optionShape.batchesMaxRequests,
+    defaultText: '100000',
+    doc: 'hosted Message Batches: most requests in one batch (more: 400 invalid_request_error)',
+  },
+  {
+    flags: '--batches-max-bytes <n>',
+    kind: 'int',
+    to: ['batchesMaxBytes'],
+    schema: optionShape.batchesMaxBytes,
+    unit: 'bytes',
+    defaultText: '256000000',
+    doc: 'hosted Message Batches: largest create body (more: 413 request_too_large)',
+  },
+  {
+    flags: '--batches-queue-limit <n>',
+    kind: 'int',
+    to: ['batchesQueueLimit'],
+    schema: optionShape.batchesQueueLimit,
+    defaultText: 'none',
+    doc: 'hosted Message Batches: most requests waiting across batches in progress (more: 429 rate_limit_error with retry-after)',
+  },
+  {
+    flags: '--batches-expiry <ms>',
+    kind: 'number',
+    to: ['batchesExpiryMs'],
+    schema: optionShape.batchesExpiryMs,
+    unit: 'ms',
+    defaultText: '86400000 (24 h)',
+    doc: 'hosted Message Batches: requests unprocessed this long after creation end expired',
+  },
+  {
     flags: '--spend-cap',
     kind: 'switch',
     to: ['spendCapReached'],
@@ -500,10 +552,15 @@ Faults file (--faults): JSON {"probabilities": {"overloaded_error": 0.05, ...},
 Per-prompt markers in message text: @@fault:TYPE@@, @@fault:TYPE:K@@ (first K attempts fail),
   @@fault:rate_limit_error:K:SECONDS@@, @@stream_fault:TYPE:D@@ (a stream fails after D deltas;
   @@stream_fault:TYPE:D:K@@ on the first K attempts), @@stop:max_tokens@@, @@stop:refusal@@,
-  @@output_tokens:N@@.
+  @@output_tokens:N@@. Markers and the fault plan apply to requests in hosted batches too.
+Hosted Message Batches (the SDK's messages.batches.*): POST/GET /v1/messages/batches, GET and
+  DELETE /v1/messages/batches/ID, POST .../ID/cancel, GET .../ID/results (JSONL). A batch starts
+  --batches-start-delay after creation and processes its requests one by one, --batches-processing
+  each, through the same checks, faults and replies as /v1/messages (usage.service_tier "batch").
 Control API (no key needed): GET /_emulator/stats, GET /_emulator/log, POST /_emulator/reset,
   PUT /_emulator/faults, PUT /_emulator/limits, PUT /_emulator/latency, POST /_emulator/credits/top-up,
-  POST /_emulator/revoke, POST /_emulator/spend-cap, PUT /_emulator/max-concurrent {"maxConcurrent": N}.
+  POST /_emulator/revoke, POST /_emulator/spend-cap, PUT /_emulator/max-concurrent {"maxConcurrent": N},
+  PUT /_emulator/batches {"processingMs": N, "startDelayMs": N, "queueLimit": N | null, ...}.
 
 Exit codes: 0 closed by a signal; 2 bad flag or value; 3 could not start (e.g. port in use).`;
 

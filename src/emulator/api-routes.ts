@@ -11,27 +11,35 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import {
   DEFAULT_MESSAGES,
   EDGE_FAULTS,
-  ERROR_CODES,
   edgePage,
   errorBody,
   errorCodeRetries,
   isApiErrorType,
-  wireShape,
   type ApiErrorType,
   type ErrorCode,
 } from './api-error.js';
+import { handleBatches, isBatchesPath } from './batch-routes.js';
 import { uniformFromKey, type InjectedFault, type MidStreamFault } from './fault-plan.js';
-import { parseMarkers, type Markers } from './markers.js';
+import type { Markers } from './markers.js';
+import {
+  accountRefusal,
+  beginAttempt,
+  buildReply,
+  checkParams,
+  decideFault,
+  errorShape,
+  lookUpCache,
+  messageJson,
+  newEntry,
+} from './message-outcome.js';
 import { analyzePrompt } from './prompt-analysis.js';
 import { isRefusal } from './rate-limiter.js';
 import type { RequestLogEntry } from './request-log.js';
-import { sendError, sendJson } from './respond.js';
+import { ok, reject, sendError, sendJson } from './respond.js';
 import type { EmulatorState } from './state.js';
 import { streamMessage, type StreamFault } from './stream-reply.js';
-import { validateMessagesRequest, type MessagesRequest } from './validate-request.js';
+import type { MessagesRequest } from './validate-request.js';
 
-const SPEND_LIMIT_DETAILS = { error_code: 'enforced_spend_limit_reached' } as const;
-const SPEND_LIMIT_MESSAGE = ERROR_CODES.enforced_spend_limit_reached.message;
 /**
  * The live API's words for a concurrency limit (public reports: anthropics/anthropic-sdk-python#496,
  * 2024; cline/cline#4351, 2025): the cure is fewer requests in flight, not fewer per minute.
@@ -73,6 +81,7 @@ export function handleApi(
   if (path === '/v1/messages' && method === 'POST') createMessage(state, req, res, entry, key, body);
   else if (path === '/v1/messages/count_tokens' && method === 'POST')
     countTokens(state, res, entry, key, body);
+  else if (isBatchesPath(path)) handleBatches(state, req, res, entry, key, path, query, body);
   else if (path === '/v1/models' && method === 'GET') {
     ok(state, res, entry, state.models.list(query === null ? null : new URLSearchParams(query)));
   } else if (path.startsWith(MODELS_PREFIX) && method === 'GET') {
@@ -96,26 +105,19 @@ function createMessage(
   const request = parseRequest(state, res, entry, key, body, 'create');
   if (request === null) return;
   const model = request.model;
-  const prompt = analyzePrompt(request);
-  const attempt = state.attempts.next(prompt.promptHash);
-  entry.promptHash = prompt.promptHash;
-  entry.attempt = attempt;
+  const a = beginAttempt(state, request, entry);
+  const { prompt, attempt } = a;
 
-  if (state.spendCapReached) {
-    entry.rateLimit = 'spend_cap';
-    // No retry-after: waiting does not lift a spend cap.
-    reject(state, res, entry, 'rate_limit_error', SPEND_LIMIT_MESSAGE, null, SPEND_LIMIT_DETAILS);
-    return;
-  }
-  if (state.credits?.exhausted() === true) {
-    reject(state, res, entry, 'billing_error', DEFAULT_MESSAGES.billing_error);
+  const refusal = accountRefusal(state, entry);
+  if (refusal !== null) {
+    // No retry-after on a spend cap: waiting does not lift it.
+    reject(state, res, entry, refusal.type, refusal.message, null, refusal.details);
     return;
   }
 
   const streamed = request.stream === true;
-  const markers = prompt.markerTexts === null ? null : parseMarkers(prompt.markerTexts);
-  const fault = markerFault(state, markers, attempt) ?? state.faults.decide(prompt.promptHash, attempt);
-  let midStream: InjectedFault | null = streamed ? markerStreamFault(state, markers, attempt) : null;
+  const fault = decideFault(state, a);
+  let midStream: InjectedFault | null = streamed ? markerStreamFault(state, a.markers, attempt) : null;
   if (fault !== null) {
     if (streamed && fault.afterDeltas !== null) {
       midStream ??= fault;
@@ -135,9 +137,7 @@ function createMessage(
     return;
   }
 
-  // A breakpoint under the model's minimum is ignored, as the API does: no read, no write.
-  const breakpoints = state.cacheMinimums.cacheable(model, prompt.breakpoints);
-  const cached = state.cache.peek(breakpoints);
+  const { breakpoints, cached } = lookUpCache(state, request, a);
   const admission = state.limiter.admit(
     model,
     prompt.inputTokens - cached.cacheReadTokens,
@@ -160,29 +160,7 @@ function createMessage(
     res.once('close', () => state.inFlight--);
   }
 
-  const reply = state.replies.build(
-    prompt.promptHash,
-    request.max_tokens,
-    markers?.stop ?? null,
-    markers?.outputTokens ?? null,
-  );
-  const inputTokens = prompt.inputTokens - cached.cacheReadTokens - cached.cacheCreationTokens;
-  state.credits?.charge(prompt.inputTokens, reply.outputTokens);
-  entry.status = 200;
-  entry.inputTokens = inputTokens;
-  entry.outputTokens = reply.outputTokens;
-  entry.cacheCreationInputTokens = cached.cacheCreationTokens;
-  entry.cacheReadInputTokens = cached.cacheReadTokens;
-  entry.stopReason = reply.stopReason;
-  state.log.record(entry);
-
-  const id = state.ids.next('msg');
-  const usage = {
-    input_tokens: inputTokens,
-    cache_creation_input_tokens: cached.cacheCreationTokens,
-    cache_read_input_tokens: cached.cacheReadTokens,
-    output_tokens: reply.outputTokens,
-  };
+  const { id, reply, usage } = buildReply(state, request, a, cached, entry, null);
   const requestId = entry.requestId;
   if (streamed) {
     const l = state.latency;
@@ -198,16 +176,7 @@ function createMessage(
     );
     return;
   }
-  const message = JSON.stringify({
-    id,
-    type: 'message',
-    role: 'assistant',
-    model,
-    content: [{ type: 'text', text: reply.text }],
-    stop_reason: reply.stopReason,
-    stop_sequence: null,
-    usage,
-  });
+  const message = JSON.stringify(messageJson(id, model, reply, usage));
   state.later(latencyMs(state, prompt.promptHash, attempt, reply.outputTokens), () => {
     state.limiter.settle(admission, reply.outputTokens);
     // The prefix is cached once the response has begun (anthropic-api.md, prompt caching): requests
@@ -254,35 +223,15 @@ function parseRequest(
     );
     return null;
   }
-  const request = validateMessagesRequest(parsed, kind, state.maxOutputTokens);
-  if (typeof request === 'string') {
-    if (typeof (parsed as { model?: unknown } | null)?.model === 'string') {
-      entry.model = (parsed as { model: string }).model;
-    }
-    reject(state, res, entry, 'invalid_request_error', request);
+  const checked = checkParams(state, key, parsed, kind);
+  if (typeof (parsed as { model?: unknown } | null)?.model === 'string') {
+    entry.model = (parsed as { model: string }).model;
+  }
+  if ('refusal' in checked) {
+    reject(state, res, entry, checked.refusal.type, checked.refusal.message);
     return null;
   }
-  entry.model = request.model;
-  if (!state.models.has(request.model)) {
-    reject(state, res, entry, 'not_found_error', `model: ${request.model}`);
-    return null;
-  }
-  if (state.modelForbidden(key, request.model)) {
-    reject(state, res, entry, 'permission_error', DEFAULT_MESSAGES.permission_error);
-    return null;
-  }
-  return request;
-}
-
-function markerFault(state: EmulatorState, markers: Markers | null, attempt: number): InjectedFault | null {
-  const marker = markers?.fault;
-  if (marker == null || (marker.failFirst !== null && attempt > marker.failFirst)) return null;
-  return {
-    type: marker.type,
-    retryAfterSeconds: marker.retryAfterSeconds ?? state.faults.retryAfterSeconds,
-    afterDeltas: null,
-    source: 'marker',
-  };
+  return checked.request;
 }
 
 function markerStreamFault(
@@ -309,17 +258,6 @@ function streamFault(state: EmulatorState, fault: InjectedFault, requestId: stri
     afterDeltas: fault.afterDeltas ?? 0,
     errorBody: errorBody(shape.type, shape.message, requestId, shape.details),
   };
-}
-
-/** Status, type, message and details of an API error type or an error code. */
-function errorShape(
-  state: EmulatorState,
-  type: ApiErrorType | ErrorCode,
-): { status: number; type: ApiErrorType; message: string; details?: { error_code: ErrorCode } } {
-  if (isApiErrorType(type))
-    return { ...wireShape(type, state.billingErrorStatus), message: DEFAULT_MESSAGES[type] };
-  const code = ERROR_CODES[type];
-  return { status: code.status, type: code.type, message: code.message, details: { error_code: type } };
 }
 
 function injectFault(
@@ -393,32 +331,6 @@ function injectFault(
   );
 }
 
-/** Answers an error; the rate-limit headers of the request's model (if known) go with it, as the API's do. */
-function reject(
-  state: EmulatorState,
-  res: ServerResponse,
-  entry: RequestLogEntry,
-  type: ApiErrorType,
-  message: string,
-  extraHeaders?: readonly string[] | null,
-  details?: Readonly<Record<string, unknown>>,
-): void {
-  const wire = wireShape(type, state.billingErrorStatus);
-  entry.status = wire.status;
-  entry.errorType = wire.type;
-  entry.billing = type === 'billing_error';
-  state.log.record(entry);
-  const limits = state.limiter.headers(entry.model);
-  const headers = extraHeaders == null ? limits : [...limits, ...extraHeaders];
-  sendError(res, wire.status, entry.requestId, wire.type, message, headers, details);
-}
-
-function ok(state: EmulatorState, res: ServerResponse, entry: RequestLogEntry, body: string): void {
-  entry.status = 200;
-  state.log.record(entry);
-  sendJson(res, 200, entry.requestId, body, state.limiter.headers(entry.model));
-}
-
 function latencyMs(state: EmulatorState, promptHash: string, attempt: number, outputTokens: number): number {
   const l = state.latency;
   let ms = l.fixedMs + l.perOutputTokenMs * outputTokens;
@@ -449,28 +361,4 @@ function safeDecode(text: string): string {
   } catch {
     return text;
   }
-}
-
-function newEntry(state: EmulatorState, method: string, path: string): RequestLogEntry {
-  return {
-    seq: 0,
-    at: state.clock(),
-    requestId: state.ids.next('req'),
-    method,
-    path,
-    model: null,
-    status: 0,
-    errorType: null,
-    billing: false,
-    rateLimit: null,
-    retryAfterSeconds: null,
-    promptHash: null,
-    attempt: null,
-    inputTokens: 0,
-    outputTokens: 0,
-    cacheCreationInputTokens: 0,
-    cacheReadInputTokens: 0,
-    stopReason: null,
-    fault: null,
-  };
 }

@@ -17,9 +17,12 @@
  *   POST /_emulator/restore      { key }       → { ok: true }
  *   POST /_emulator/spend-cap    { on }        → { spendCapReached }
  *   PUT  /_emulator/max-concurrent { maxConcurrent: N | null } → { maxConcurrent }
+ *   PUT  /_emulator/batches      { startDelayMs?, processingMs?, maxRequests?, maxBytes?, queueLimit?, expiryMs? }
+ *                                              → the hosted batches' settings now in force
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
+  batchesBodySchema,
   keyBodySchema,
   maxConcurrentBodySchema,
   spendCapBodySchema,
@@ -127,6 +130,8 @@ function dispatch(
     case 'POST spend-cap':
       control.setSpendCap(parseOption(spendCapBodySchema, parse(body), 'body').on);
       return JSON.stringify({ spendCapReached: control.stats().spendCapReached });
+    case 'PUT batches':
+      return JSON.stringify(control.setBatches(parseOption(batchesBodySchema, parse(body), 'body')));
     case 'PUT max-concurrent':
       control.setMaxConcurrent(parseOption(maxConcurrentBodySchema, parse(body), 'body').maxConcurrent);
       return JSON.stringify({ maxConcurrent: control.stats().maxConcurrent });

@@ -4,9 +4,12 @@
  */
 import type { z } from 'zod';
 import { validateFaultPlan, type FaultPlan } from './fault-plan.js';
+import type { HostedBatchSettings, HostedBatchStats } from './hosted-batches.js';
+import { advanceBatches } from './hosted-process.js';
 import { EmulatorOptionsError } from './option-error.js';
-import { boolean, finite, nonEmptyString, parseOption, strictObject } from './option-schema.js';
+import { boolean, finite, integer, nonEmptyString, parseOption, strictObject } from './option-schema.js';
 import {
+  emulatorOptionsSchema,
   maxConcurrentSchema,
   validateCredits,
   validateLatency,
@@ -32,6 +35,8 @@ export interface EmulatorStats extends RequestCounters {
   promptCacheEntries: number;
   /** Current bucket levels per model (only models that have been used and have limits). */
   buckets: Record<string, Partial<Record<LimitName, { limit: number; remaining: number }>>>;
+  /** Hosted Message Batches: created and deleted (counters), held by status, requests waiting. */
+  hostedBatches: HostedBatchStats;
 }
 
 /** The bodies (and query) of the control calls, declared once for the method and its HTTP route. */
@@ -46,12 +51,27 @@ export const topUpBodySchema = strictObject({ amount: finite(0) });
 export const keyBodySchema = strictObject({ key: nonEmptyString() });
 export const spendCapBodySchema = strictObject({ on: boolean() });
 export const maxConcurrentBodySchema = strictObject({ maxConcurrent: maxConcurrentSchema });
+const o = emulatorOptionsSchema.shape;
+/** The hosted batches' settings, each checked as its `batches*` option is; absent ones are kept. */
+export const batchesBodySchema = strictObject({
+  startDelayMs: o.batchesStartDelayMs.unwrap().optional(),
+  processingMs: o.batchesProcessingMs.unwrap().optional(),
+  maxRequests: o.batchesMaxRequests.unwrap().optional(),
+  maxBytes: o.batchesMaxBytes.unwrap().optional(),
+  /** null: no limit. */
+  queueLimit: integer(1).nullable().optional(),
+  expiryMs: o.batchesExpiryMs.unwrap().optional(),
+});
+type BatchesSettingsChange = z.input<typeof batchesBodySchema>;
 
 export interface EmulatorControl {
   stats(): EmulatorStats;
   /** Copies of the log entries, oldest first. */
   log(query?: LogQuery): RequestLogEntry[];
-  /** Clears counters, log, buckets (refilled), attempt counts and the prompt cache. Keeps keys, credits, spend cap, faults, limits. */
+  /**
+   * Clears counters (hosted batches created/deleted included), log, buckets (refilled), attempt counts
+   * and the prompt cache. Keeps keys, credits, spend cap, faults, limits and the hosted batches.
+   */
   reset(): void;
   faults(): FaultPlan;
   /** Replaces the fault plan (its script starts from its first step). Throws EmulatorOptionsError. */
@@ -72,23 +92,35 @@ export interface EmulatorControl {
   setSpendCap(on: boolean): void;
   /** Sets the concurrency limit (null: none); requests already in flight are not affected. */
   setMaxConcurrent(n: number | null): void;
+  /**
+   * Changes the hosted batches' settings (the `batches*` options without the prefix); fields left out
+   * keep their value. Timing applies to batches created afterwards, limits to the next create.
+   * Returns the settings now in force. Throws EmulatorOptionsError.
+   */
+  setBatches(change: BatchesSettingsChange): HostedBatchSettings;
 }
 
 export function createControl(state: EmulatorState): EmulatorControl {
   return {
-    stats: () => ({
-      ...state.log.counters(),
-      lastSeq: state.log.lastSeq,
-      creditBalance: state.credits?.balance ?? null,
-      spendCapReached: state.spendCapReached,
-      maxConcurrent: state.maxConcurrent,
-      inFlight: state.inFlight,
-      revokedKeys: state.revokedKeyCount,
-      promptCacheEntries: state.cache.size,
-      buckets: state.limiter.snapshot(),
-    }),
+    stats: () => {
+      // Hosted batches advance when observed (hosted-batches.ts): bring them up to the clock first.
+      advanceBatches(state);
+      return {
+        ...state.log.counters(),
+        lastSeq: state.log.lastSeq,
+        creditBalance: state.credits?.balance ?? null,
+        spendCapReached: state.spendCapReached,
+        maxConcurrent: state.maxConcurrent,
+        inFlight: state.inFlight,
+        revokedKeys: state.revokedKeyCount,
+        promptCacheEntries: state.cache.size,
+        buckets: state.limiter.snapshot(),
+        hostedBatches: state.batches.stats(),
+      };
+    },
     log: (query = {}) => {
       const q = parseOption(logQuerySchema, query, 'log');
+      advanceBatches(state);
       return state.log.entries(q.sinceSeq, q.limit);
     },
     reset: () => state.reset(),
@@ -110,6 +142,15 @@ export function createControl(state: EmulatorState): EmulatorControl {
     restoreKey: (key) => state.restoreKey(parseOption(nonEmptyString(), key, 'key', true)),
     setMaxConcurrent: (n) => {
       state.maxConcurrent = parseOption(maxConcurrentSchema, n, 'maxConcurrent');
+    },
+    setBatches: (change) => {
+      const c = parseOption(batchesBodySchema, change, 'batches');
+      const next = { ...state.batches.settings };
+      for (const [k, v] of Object.entries(c) as Array<[keyof HostedBatchSettings, number | null]>) {
+        if (v !== undefined) (next as Record<string, number | null>)[k] = v;
+      }
+      state.batches.settings = next;
+      return { ...next };
     },
     setSpendCap: (on) => {
       state.spendCapReached = parseOption(boolean(), on, 'on');

@@ -1,6 +1,7 @@
 /**
- * A Messages API emulator for tests, demos and benchmarks: the API's endpoints, errors, rate-limit
- * buckets, prompt caching, credits and spend caps, plus injectable faults, all offline.
+ * A Messages API emulator for tests, demos and benchmarks: the API's endpoints (hosted Message
+ * Batches included), errors, rate-limit buckets, prompt caching, credits and spend caps, plus
+ * injectable faults, all offline.
  *
  * ```ts
  * const emulator = await startEmulator({ limits: { rpm: 50 } });
@@ -12,8 +13,9 @@
  * Where each behaviour is specified: options.ts (options and defaults), markers.ts (per-prompt
  * markers), fault-plan.ts (faults), token-count.ts (token counting), replies.ts (reply text and
  * length), prompt-cache.ts and cache-minimums.ts (caching), rate-limiter.ts (limits and headers),
- * api-routes.ts (order of checks), control-routes.ts (control endpoints), request-log.ts (log
- * entries and stats).
+ * api-routes.ts (order of checks), message-outcome.ts (the decisions shared by live and hosted
+ * requests), batch-routes.ts and hosted-batches.ts (hosted Message Batches), control-routes.ts
+ * (control endpoints), request-log.ts (log entries and stats).
  */
 import { createControl, type EmulatorControl } from './control.js';
 import { resolveEmulatorOptions, type EmulatorOptions } from './options.js';

@@ -35,6 +35,17 @@ export const DEFAULT_MODELS: readonly string[] = [
 const DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024;
 const DEFAULT_MAX_OUTPUT_TOKENS = 64_000;
 const DEFAULT_REQUEST_LOG_SIZE = 10_000;
+/** The hosted API's documented limits (anthropic-api.md, "Message Batches API"). */
+const DEFAULT_BATCHES_MAX_REQUESTS = 100_000;
+/**
+ * 256 MB read as decimal megabytes (256,000,000 bytes), the stricter of the two readings: a client
+ * that splits under it is accepted by an API that meant 256 MiB as well.
+ */
+const DEFAULT_BATCHES_MAX_BYTES = 256_000_000;
+/** "Requests unprocessed after 24 h expire" (anthropic-api.md). */
+const DEFAULT_BATCHES_EXPIRY_MS = 24 * 60 * 60 * 1000;
+const DEFAULT_BATCHES_START_DELAY_MS = 1_000;
+const DEFAULT_BATCHES_PROCESSING_MS = 1;
 
 const OTPM_MODES = ['reserve', 'produced'] as const;
 export type OtpmMode = (typeof OTPM_MODES)[number];
@@ -223,6 +234,33 @@ export const emulatorOptionsSchema = strictObject({
   seed: integer(Number.MIN_SAFE_INTEGER).default(0),
   /** Entries kept in the request log ring; 0 turns the log off. Default 10,000. */
   requestLogSize: integer(0, 10_000_000).default(DEFAULT_REQUEST_LOG_SIZE),
+  /**
+   * Hosted Message Batches (`/v1/messages/batches`, hosted-batches.ts): how long after its creation a
+   * batch starts processing, in ms. Default 1,000.
+   */
+  batchesStartDelayMs: finite(0, 7 * 24 * 3_600_000).default(DEFAULT_BATCHES_START_DELAY_MS),
+  /**
+   * Processing time of each request of a hosted batch, in ms: a batch processes its requests one
+   * after another, batches side by side. 0: all at once when the batch starts. Default 1
+   * (10,000 requests in 10 s after the start delay).
+   */
+  batchesProcessingMs: finite(0, 3_600_000).default(DEFAULT_BATCHES_PROCESSING_MS),
+  /** Most requests in one hosted batch; more get 400 invalid_request_error. Default 100,000 (the API's). */
+  batchesMaxRequests: integer(1).default(DEFAULT_BATCHES_MAX_REQUESTS),
+  /**
+   * Largest `POST /v1/messages/batches` body, in bytes; larger gets 413 request_too_large (the API's
+   * answer to a body over its size limit). Default 256,000,000 (the API's 256 MB, read as decimal).
+   */
+  batchesMaxBytes: integer(1).default(DEFAULT_BATCHES_MAX_BYTES),
+  /**
+   * Most requests waiting (not yet processed) across hosted batches in progress; a create that would
+   * take the total over it gets 429 rate_limit_error with retry-after. null: no limit. Default null.
+   */
+  batchesQueueLimit: integer(1)
+    .nullish()
+    .transform((n) => n ?? null),
+  /** A hosted batch's requests still unprocessed this long after its creation end `expired`. Default 24 h. */
+  batchesExpiryMs: finite(1).default(DEFAULT_BATCHES_EXPIRY_MS),
   /** Time source in ms since the epoch, for buckets, cache TTLs and log times (inject for tests). Default `Date.now`. */
   clock: clockSchema.default(() => Date.now),
 });

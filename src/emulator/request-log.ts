@@ -1,11 +1,16 @@
 /**
  * The request log: a bounded ring of one entry per answered API request (control requests are not
- * logged), and the running counters behind `stats`. No entry holds an API key or a header: only the
- * path (without query string), the model and figures derived from the prompt.
+ * logged) and one per request a hosted Message Batch processed (`batchId` set), and the running
+ * counters behind `stats`. No entry holds an API key or a header: only the path (without query
+ * string), the model and figures derived from the prompt.
+ *
+ * A hosted request is not an HTTP request: it is counted under `hosted`, never in `requests`,
+ * `byStatus`, `byPath` or `tokens`, so a test counting live calls is not misled by a hosted batch.
  */
 import type { LimitName } from './rate-limiter.js';
 
-type RateLimitCause = LimitName | 'injected' | 'spend_cap' | 'concurrency';
+/** `batch_queue`: a hosted batch refused by `batchesQueueLimit`. */
+type RateLimitCause = LimitName | 'injected' | 'spend_cap' | 'concurrency' | 'batch_queue';
 
 export interface RequestLogEntry {
   /** 1, 2, 3... in the order outcomes were decided; survives wrap-around, restarts at reset. */
@@ -40,6 +45,23 @@ export interface RequestLogEntry {
   stopReason: string | null;
   /** Where an injected fault came from. */
   fault: 'marker' | 'script' | 'probability' | null;
+  /**
+   * The hosted Message Batch (`msgbatch_...`) this request was processed in; null for an HTTP
+   * request. A hosted entry's `path` is `/v1/messages/batches`, its `at` when it was processed.
+   */
+  batchId: string | null;
+}
+
+/** Requests processed inside hosted batches (canceled and expired ones never were, so are not here). */
+interface HostedRequestCounters {
+  /** Processed: succeeded plus errored. */
+  requests: number;
+  succeeded: number;
+  errored: number;
+  /** Errored requests by the API error type of their result line. */
+  byErrorType: Record<string, number>;
+  /** Token usage of succeeded hosted requests. */
+  tokens: { input: number; output: number; cacheCreation: number; cacheRead: number };
 }
 
 export interface RequestCounters {
@@ -55,11 +77,18 @@ export interface RequestCounters {
   tokens: { input: number; output: number; cacheCreation: number; cacheRead: number };
   /** 429s by cause. */
   rateLimited: Record<RateLimitCause, number>;
-  /** Faults injected by markers, scripts and probabilities. */
+  /** Faults injected by markers, scripts and probabilities (hosted requests included). */
   faultsInjected: number;
+  hostedRequests: HostedRequestCounters;
 }
 
-const KNOWN_PATHS = new Set(['/v1/messages', '/v1/messages/count_tokens', '/v1/models']);
+const KNOWN_PATHS = new Set([
+  '/v1/messages',
+  '/v1/messages/count_tokens',
+  '/v1/messages/batches',
+  '/v1/models',
+]);
+const BATCHES_PREFIX = '/v1/messages/batches/';
 
 function emptyCounters(): RequestCounters {
   return {
@@ -75,8 +104,16 @@ function emptyCounters(): RequestCounters {
       injected: 0,
       spend_cap: 0,
       concurrency: 0,
+      batch_queue: 0,
     },
     faultsInjected: 0,
+    hostedRequests: {
+      requests: 0,
+      succeeded: 0,
+      errored: 0,
+      byErrorType: {},
+      tokens: { input: 0, output: 0, cacheCreation: 0, cacheRead: 0 },
+    },
   };
 }
 
@@ -94,6 +131,11 @@ export class RequestLog {
     entry.seq = ++this.#seq;
     if (this.capacity > 0) this.#ring[entry.seq % this.capacity] = entry;
     const s = this.#stats;
+    if (entry.fault !== null) s.faultsInjected++;
+    if (entry.batchId !== null) {
+      countHosted(s.hostedRequests, entry);
+      return;
+    }
     s.requests++;
     const status = String(entry.status);
     s.byStatus[status] = (s.byStatus[status] ?? 0) + 1;
@@ -102,10 +144,11 @@ export class RequestLog {
       ? entry.path
       : entry.path.startsWith('/v1/models/')
         ? '/v1/models'
-        : 'other';
+        : entry.path.startsWith(BATCHES_PREFIX)
+          ? '/v1/messages/batches'
+          : 'other';
     s.byPath[path] = (s.byPath[path] ?? 0) + 1;
     if (entry.rateLimit !== null) s.rateLimited[entry.rateLimit]++;
-    if (entry.fault !== null) s.faultsInjected++;
     if (entry.status === 200 && entry.path === '/v1/messages') {
       s.tokens.input += entry.inputTokens;
       s.tokens.output += entry.outputTokens;
@@ -139,5 +182,19 @@ export class RequestLog {
     this.#ring = new Array<RequestLogEntry | undefined>(this.capacity);
     this.#seq = 0;
     this.#stats = emptyCounters();
+  }
+}
+
+function countHosted(h: HostedRequestCounters, entry: RequestLogEntry): void {
+  h.requests++;
+  if (entry.errorType === null) {
+    h.succeeded++;
+    h.tokens.input += entry.inputTokens;
+    h.tokens.output += entry.outputTokens;
+    h.tokens.cacheCreation += entry.cacheCreationInputTokens;
+    h.tokens.cacheRead += entry.cacheReadInputTokens;
+  } else {
+    h.errored++;
+    h.byErrorType[entry.errorType] = (h.byErrorType[entry.errorType] ?? 0) + 1;
   }
 }

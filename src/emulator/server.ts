@@ -6,6 +6,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { handleApi } from './api-routes.js';
+import { isBatchCreate } from './batch-routes.js';
 import type { EmulatorControl } from './control.js';
 import { CONTROL_MAX_BODY_BYTES, CONTROL_PREFIX, handleControl } from './control-routes.js';
 import type { EmulatorState } from './state.js';
@@ -59,7 +60,9 @@ function onRequest(
       handleControl(control, state.ids.next('req'), req, res, path, query, body),
     );
   } else {
-    readBody(req, state.maxBodyBytes, (body) => handleApi(state, req, res, path, query, body));
+    // A batch create has its own size limit (256 MB at the API, against 32 MB for a message).
+    const max = isBatchCreate(req.method, path) ? state.batches.settings.maxBytes : state.maxBodyBytes;
+    readBody(req, max, (body) => handleApi(state, req, res, path, query, body));
   }
 }
 

@@ -7,6 +7,7 @@ import { AttemptCounter } from './attempts.js';
 import { CacheMinimums } from './cache-minimums.js';
 import { CreditLedger } from './credits.js';
 import { FaultInjector } from './fault-plan.js';
+import { HostedBatches, hostedSettings } from './hosted-batches.js';
 import { IdSource } from './ids.js';
 import { ModelCatalog } from './models.js';
 import type { ResolvedCredits, ResolvedLatency, ResolvedOptions } from './options.js';
@@ -42,6 +43,7 @@ export class EmulatorState {
   readonly models: ModelCatalog;
   readonly replies: ReplyGenerator;
   readonly ids = new IdSource();
+  readonly batches: HostedBatches;
   /** Replies waiting out their latency, so close() can cancel them. */
   readonly timers = new Set<NodeJS.Timeout>();
 
@@ -65,6 +67,7 @@ export class EmulatorState {
     this.log = new RequestLog(o.requestLogSize);
     this.models = new ModelCatalog(o.models);
     this.replies = new ReplyGenerator(o.seed);
+    this.batches = new HostedBatches(hostedSettings(o));
   }
 
   keyAccepted(key: string): boolean {
@@ -105,8 +108,12 @@ export class EmulatorState {
     this.timers.add(timer);
   }
 
-  /** Counters, log, buckets, attempt counts and caches; not keys, credits, faults or limits. */
+  /**
+   * Counters, log, buckets, attempt counts and caches; not keys, credits, faults, limits or the hosted
+   * batches themselves (only their created/deleted counters).
+   */
   reset(): void {
+    this.batches.resetCounters();
     this.log.clear();
     this.limiter.reset();
     this.attempts.clear();

@@ -22,6 +22,7 @@ function entry(status: number, extra: Partial<RequestLogEntry> = {}): RequestLog
     cacheReadInputTokens: 3,
     stopReason: null,
     fault: null,
+    batchId: null,
     ...extra,
   };
 }
