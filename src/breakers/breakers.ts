@@ -3,6 +3,7 @@ import { Queue } from 'bullmq';
 import type { ErrorRule } from '../errors/error-table.js';
 import { bumpEpoch } from '../queue/epoch.js';
 import { REQUESTS_QUEUE, type LastError, type RequestJobData } from '../queue/jobs.js';
+import { rewarmAfterPause } from '../queue/rewarm.js';
 import type { Runtime } from '../runtime.js';
 import { accountBreakerKey, accountPrefixesKey, KeyLayout } from '../redis/keys.js';
 import { LuaScript } from '../redis/lua-script.js';
@@ -230,6 +231,7 @@ export async function pauseQueue(runtime: Runtime): Promise<void> {
  */
 export async function resumeQueue(runtime: Runtime): Promise<boolean> {
   const wasPaused = await runtime.requests.isPaused();
+  const since = Date.parse((await runtime.redis.hget(runtime.keys.keyBreaker(), 'since')) ?? '');
   for (const accountId of await runtime.redis.smembers(runtime.keys.accounts())) {
     // The key's record goes first: a prefix that registers meanwhile does not adopt it again.
     await runtime.redis.del(accountBreakerKey(accountId));
@@ -238,6 +240,12 @@ export async function resumeQueue(runtime: Runtime): Promise<boolean> {
         await releasePrefix({ redis: runtime.redis, keys: new KeyLayout(prefix) }, accountId);
       }
     }
+  }
+  // Paused longer than an auto-cached prefix's cache TTL: one request per model writes it again
+  // before the rest of its held requests go (src/queue/rewarm.ts). Those already in the queue when
+  // it paused (a moment's work) go at once and miss the cache.
+  if (wasPaused && Number.isFinite(since)) {
+    for (const batchId of await runtime.store.list()) await rewarmAfterPause(runtime, batchId, since);
   }
   await runtime.requests.resume();
   await runtime.redis.del(runtime.keys.keyBreaker());

@@ -11,6 +11,7 @@ import { renderBatchPage } from '../../../src/dashboard/batch-page.js';
 import { readSnapshot } from '../../../src/dashboard/dashboard-data.js';
 import { renderMetrics } from '../../../src/dashboard/metrics.js';
 import { BatchConflictError, InputValidationError } from '../../../src/errors/runner-errors.js';
+import { pauseQueue, resumeQueue } from '../../../src/breakers/breakers.js';
 import { CostLedger } from '../../../src/limits/cost-ledger.js';
 import { getBatchStatus } from '../../../src/operations/batch-status.js';
 import { resumeBatch } from '../../../src/operations/resume-batch.js';
@@ -265,5 +266,14 @@ describe('a batch paused at its ceiling', () => {
     // Its response begins: the rest are released to the share, for the dispatcher.
     expect(await releaseCanary(runtime, long.batchId, MODEL)).toBe(28);
     expect(await held(long.batchId, SHARE_REASON)).toBe(28);
+
+    // The same after a queue-wide pause (a breaker, \`claude-batch pause\`) of two hours.
+    await pauseQueue(runtime);
+    const twoHoursAgo = new Date(Date.now() - 2 * 3_600_000).toISOString();
+    await runtime.redis.hset(runtime.keys.keyBreaker(), 'since', twoHoursAgo);
+    expect(await resumeQueue(runtime)).toBe(true);
+    expect(await runtime.redis.hget(runtime.keys.batch(long.batchId), canaryField(MODEL))).toBe('pending');
+    expect(await held(long.batchId, canaryField(MODEL))).toBe(27);
+    expect(await held(long.batchId, SHARE_REASON)).toBe(0);
   });
 });
