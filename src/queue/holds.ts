@@ -182,23 +182,15 @@ export class Holds {
   }
 
   /**
-   * Requests held for their share or being dispatched, over every batch with some that is not
-   * paused on its own (issue 15: those wait for `resume BATCH`): work the dispatcher will put in
-   * the queue, so a worker waiting for idleness must not stop before it. (Requests held behind a
-   * canary wait for the canary, which is in the queue or has ended.)
+   * Requests held (behind a canary, for their share, or being dispatched) over every batch not
+   * paused on its own (issue 15: those wait for `resume BATCH`): work that will be sent, so a worker
+   * waiting for idleness must not stop before it. Requests held behind a canary count too: a canary
+   * removed by an operator leaves them for the reconciler to release, as a delayed job would have.
    */
-  async waitingForShare(): Promise<number> {
-    const { redis, keys } = this.runtime;
-    const [batches, paused] = await Promise.all([
-      redis.smembers(keys.shareBatches()),
-      redis.smembers(keys.pausedBatches()),
-    ]);
-    const ids = batches.filter((id) => !paused.includes(id));
-    if (ids.length === 0) return 0;
-    const pipeline = redis.pipeline();
-    for (const id of ids) pipeline.hlen(keys.held(id, SHARE_REASON)).hlen(keys.dispatching(id));
-    const replies = (await pipeline.exec()) ?? [];
-    return replies.reduce((sum, [, n]) => sum + Number(n ?? 0), 0);
+  async waitingToSend(): Promise<number> {
+    const { redis, keys, store } = this.runtime;
+    const [ids, paused] = await Promise.all([store.list(), redis.smembers(keys.pausedBatches())]);
+    return this.heldOf(ids.filter((id) => !paused.includes(id)));
   }
 
   /**

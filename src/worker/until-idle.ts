@@ -35,9 +35,9 @@ export async function waitUntilIdle(
     const [counts, paused, held] = await Promise.all([
       runtime.requests.getJobCounts(...PENDING_STATES),
       runtime.requests.isPaused(),
-      holds.waitingForShare(),
+      holds.waitingToSend(),
     ]);
-    // Held for the share of batches not paused on their own: the dispatcher will send them.
+    // Held by batches not paused on their own: the dispatcher (or a canary's release) will send them.
     const pending = Object.values(counts).reduce((sum, n) => sum + n, held);
     const idle = pending === 0 || (paused && (counts['active'] ?? 0) === 0);
     reason = pending === 0 ? { kind: 'drained' } : { kind: 'paused', pending };
