@@ -182,10 +182,28 @@ export class Holds {
   }
 
   /**
+   * Requests held for their share or being dispatched, over every batch with some that is not
+   * paused on its own (issue 15: those wait for `resume BATCH`): work the dispatcher will put in
+   * the queue by itself, so a worker waiting for idleness must not stop before it.
+   */
+  async waitingForShare(): Promise<number> {
+    const { redis, keys } = this.runtime;
+    const [batches, paused] = await Promise.all([
+      redis.smembers(keys.shareBatches()),
+      redis.smembers(keys.pausedBatches()),
+    ]);
+    const ids = batches.filter((id) => !paused.includes(id));
+    if (ids.length === 0) return 0;
+    const pipeline = redis.pipeline();
+    for (const id of ids) pipeline.hlen(keys.held(id, SHARE_REASON)).hlen(keys.dispatching(id));
+    const replies = (await pipeline.exec()) ?? [];
+    return replies.reduce((sum, [, n]) => sum + Number(n ?? 0), 0);
+  }
+
+  /**
    * Requests held (behind a canary, for their share, or being dispatched) over every batch not
-   * paused on its own (issue 15: those wait for `resume BATCH`): work that will be sent, so a worker
-   * waiting for idleness must not stop before it. Requests held behind a canary count too: a canary
-   * removed by an operator leaves them for the reconciler to release, as a delayed job would have.
+   * paused on its own: work still to be sent. Those behind a canary wait for it; a canary removed
+   * by an operator leaves them for the reconciler to release.
    */
   async waitingToSend(): Promise<number> {
     const { redis, keys, store } = this.runtime;

@@ -224,7 +224,7 @@ export class Reconciler {
       'prioritized',
       'waiting-children',
     );
-    return Object.values(counts).every((n) => n === 0) && (await this.holds.waitingToSend()) === 0;
+    return Object.values(counts).every((n) => n === 0) && (await this.holds.waitingForShare()) === 0;
   }
 
   private async extendLock(): Promise<void> {

@@ -35,9 +35,9 @@ export async function waitUntilIdle(
     const [counts, paused, held] = await Promise.all([
       runtime.requests.getJobCounts(...PENDING_STATES),
       runtime.requests.isPaused(),
-      holds.waitingToSend(),
+      holds.waitingForShare(),
     ]);
-    // Held by batches not paused on their own: the dispatcher (or a canary's release) will send them.
+    // Held for the share of batches not paused on their own: the dispatcher will send them.
     const pending = Object.values(counts).reduce((sum, n) => sum + n, held);
     const idle = pending === 0 || (paused && (counts['active'] ?? 0) === 0);
     reason = pending === 0 ? { kind: 'drained' } : { kind: 'paused', pending };
@@ -79,7 +79,14 @@ export async function workUntilIdle(
     const reason = await waitUntilIdle(runtime, pollMs, signal);
     if (reason.kind === 'paused') return reason;
     const report = await reconciler.sweep({ everyBatch: true });
-    // Not run: another worker holds the lock and sweeps. Nothing requeued: done.
+    // Not run: another worker holds the lock (or a dead one, until it expires). While requests
+    // are still held (behind a canary an operator removed, say), only a sweep sends them: wait for
+    // one, another worker's or ours once the lock is free, instead of leaving them unsent.
+    if (!report.ran && (await new Holds(runtime).waitingToSend()) > 0) {
+      await sleep(pollMs, undefined, { signal });
+      continue;
+    }
+    // Nothing requeued: done.
     if (!report.ran || !REQUEUING.some((kind) => (report.repairs[kind] ?? 0) > 0)) return reason;
   }
 }

@@ -159,7 +159,7 @@ export async function quiesce(w: World, deadlineMs: number): Promise<void> {
 async function nothingRunnable(w: World): Promise<boolean> {
   const counts = await w.runtime.requests.getJobCounts('waiting', 'active', 'prioritized');
   if (Object.values(counts).some((n) => n > 0)) return false;
-  if ((await new Holds(w.runtime).waitingToSend()) > 0) return false;
+  if ((await new Holds(w.runtime).waitingForShare()) > 0) return false;
   const soon = Date.now() + 60_000;
   const delayed = await w.runtime.requests.getDelayed(0, 999);
   return delayed.every((job) => job.timestamp + (job.delay ?? 0) > soon);

@@ -174,6 +174,28 @@ describe('reconciler', () => {
     expect(status?.request_counts).toMatchObject({ processing: 0, errored: 12 });
   }, 90_000);
 
+  it('worker --until-idle: requests held behind a removed canary keep it working while the sweep is locked by a dead worker', async () => {
+    // Soak seed 9409: a canary removed in Bull Board, and the reconciler's lock still held by a
+    // worker killed with -9. The 7 requests held behind the canary are not jobs: counted as
+    // nothing to do, until-idle left with them unsent. They are work waiting to be sent.
+    const r = await setUp('reconcile-held-canary', {
+      reconcileIntervalMs: '600000',
+      reconcileStallMs: '600000',
+    });
+    const requests = Array.from({ length: 8 }, (_, i) => request(`h${i}`, `Held behind ${i}`));
+    const { batchId } = await submitBatch(r, { input: jsonlSource(requests) });
+    await (await r.requests.getJob(requestJobId(batchId, 'h0', 0)))!.remove();
+    // A dead worker's lock: it expires in 3 s, and only then can this worker's sweep run.
+    await r.redis.set(r.keys.reconcilerLock(), 'worker-killed-with-9', 'PX', 3_000);
+    const w = await work(r);
+    const idle = await workUntilIdle(r, w.reconciler, 200, AbortSignal.timeout(60_000));
+    expect(idle.kind).toBe('drained');
+    await w.close();
+    const status = await getBatchStatus(r, batchId);
+    expect(status?.processing_status).toBe('ended');
+    expect(status?.request_counts).toMatchObject({ processing: 0, succeeded: 7, errored: 1 });
+  }, 90_000);
+
   it('a failed job the sweeper missed gets its outcome; a dead-letter entry without its line gets the line', async () => {
     // Neither the sweeper (once, at start) nor the periodic reconciler comes by during the test.
     const r = await setUp('reconcile-failed', {
