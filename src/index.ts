@@ -33,6 +33,7 @@ export type { MinCacheableRule } from './batch/min-cacheable-tokens.js';
 export type { RequestDefaults } from './batch/validate-request.js';
 export type { InputError } from './batch/input-error.js';
 export type { SubmitCost } from './pricing/batch-cost.js';
+export type { Via, RoutePlan } from './hosted/route.js';
 export { loadPriceTable, PriceTableError, type PriceTable, type ModelPrice } from './pricing/price-table.js';
 
 // Working.

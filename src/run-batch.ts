@@ -2,6 +2,7 @@ import type { RequestDefaults } from './batch/validate-request.js';
 import type { ClaudeClient } from './claude/claude-client.js';
 import type { RateBudget } from './limits/rate-budget.js';
 import { submitBatch, type SubmitResult } from './queue/producer.js';
+import { routePlanOf, type Via } from './hosted/route.js';
 import type { Runtime } from './runtime.js';
 import type { BatchStatus } from './operations/batch-status.js';
 import { exportResults } from './operations/export-results.js';
@@ -29,6 +30,10 @@ export interface RunBatchOptions {
   autoCache?: boolean | undefined;
   /** Hard cost ceiling in USD: see SubmitOptions.maxCost. Default: the config's (CLAUDE_BATCH_MAX_COST), else none. */
   maxCost?: number | undefined;
+  /** The path its requests take (`live`, `batches`, `auto`): see SubmitOptions.via. Default `live`. */
+  via?: Via | undefined;
+  /** When it must be done (a duration, an RFC 3339 time or a Date): see SubmitOptions.deadline. */
+  deadline?: string | number | Date | undefined;
   /** Prices frozen into the batch: see SubmitOptions.prices. Default: the built-in list prices. */
   prices?: PriceTable | undefined;
   /** Order of the results file: `any` (fastest) or `input`. Default `any`. */
@@ -70,6 +75,9 @@ export async function runBatch(runtime: Runtime, options: RunBatchOptions): Prom
     priority: options.priority,
     autoCache: options.autoCache,
     maxCost: options.maxCost ?? runtime.config.maxCost,
+    via: options.via,
+    deadline: options.deadline,
+    routePlan: routePlanOf(runtime.config),
     prices: options.prices,
     onBatchId: options.onBatchId,
   });

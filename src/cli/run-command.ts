@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import type { Via } from '../hosted/route.js';
 import { loadPriceTable } from '../pricing/price-table.js';
 import { runBatch } from '../run-batch.js';
 import { addSettingOptions, EXIT, EXIT_CODES_HELP, parseIntArg, withRuntime } from './common.js';
@@ -17,6 +18,14 @@ export function registerRunCommand(program: Command): void {
       "leave the requests' prompt caching as written (default: mark the prefix most requests of a model share with one cache_control breakpoint)",
     )
     .option('--batch-id <id>', 'name the batch (default: derived from the content)')
+    .option(
+      '--via <path>',
+      'live (default: the Messages API one by one), batches (the hosted Message Batches API: half price, results as each hosted batch ends) or auto (hosted while --deadline leaves room to finish live, then live)',
+    )
+    .option(
+      '--deadline <when>',
+      'when the batch must be done: a duration (90m, 6h, 1d12h) or an RFC 3339 time; --via auto plans by it, and hosted requests that expire before it are sent again',
+    )
     .option(
       '--priority <n>',
       'fair-share weight against other batches running at once (1-1000, default 1): priority 2 is sent twice as fast as 1; on a resubmit, re-weights the batch',
@@ -64,6 +73,8 @@ ${EXIT_CODES_HELP}`,
         maxErrors: config.maxErrors,
         canary: options['canary'] !== false,
         priority: options['priority'] as number | undefined,
+        via: options['via'] as Via | undefined,
+        deadline: options['deadline'] as string | undefined,
         autoCache: options['autoCache'] !== false,
         maxCost: config.maxCost,
         ...(options['prices'] ? { prices: await loadPriceTable(options['prices'] as string) } : {}),

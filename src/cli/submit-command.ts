@@ -1,5 +1,6 @@
 import { setFlagsFromString } from 'node:v8';
 import type { Command } from 'commander';
+import { routePlanOf, type Via } from '../hosted/route.js';
 import {
   costAt,
   DEFAULT_PRICE_TABLE,
@@ -22,6 +23,14 @@ export function registerSubmitCommand(program: Command): void {
       "leave the requests' prompt caching as written (default: mark the prefix most requests of a model share with one cache_control breakpoint)",
     )
     .option('--batch-id <id>', 'name the batch (default: derived from the content, so a resubmit resumes it)')
+    .option(
+      '--via <path>',
+      'live (default: the Messages API one by one), batches (the hosted Message Batches API: half price, results as each hosted batch ends) or auto (hosted while --deadline leaves room to finish live, then live)',
+    )
+    .option(
+      '--deadline <when>',
+      'when the batch must be done: a duration (90m, 6h, 1d12h) or an RFC 3339 time; --via auto plans by it, and hosted requests that expire before it are sent again',
+    )
     .option(
       '--priority <n>',
       'fair-share weight against other batches running at once (1-1000, default 1): priority 2 is sent twice as fast as 1; on a resubmit, re-weights the batch',
@@ -61,15 +70,18 @@ ${EXIT_CODES_HELP}`,
         maxErrors: config.maxErrors,
         canary: options['canary'] !== false,
         priority: options['priority'] as number | undefined,
+        via: options['via'] as Via | undefined,
+        deadline: options['deadline'] as string | undefined,
         autoCache: options['autoCache'] !== false,
         chunkSize: config.chunkSize,
         dryRun: options['dryRun'] === true,
         maxCost: config.maxCost,
         prices,
+        routePlan: routePlanOf(config),
         onBatchId: (id) => process.stderr.write(`batch ${id}: enqueuing...\n`),
       });
       if (result.outcome === 'dry-run') {
-        process.stderr.write(`${formatDryRun(result, prices)}\n`);
+        process.stderr.write(`${formatDryRun(result, prices, options['via'] as Via | undefined)}\n`);
       } else {
         process.stderr.write(
           `batch ${result.batchId}: ${result.outcome}, ${result.enqueued} of ${result.total} requests enqueued now\n`,
@@ -103,7 +115,7 @@ function limitHeapGrowth(): void {
 const TYPICAL_CHARS_PER_TOKEN = 4;
 
 /** Requests, estimated tokens and cost per model, and the total: what the batch will cost at most. */
-export function formatDryRun(result: SubmitResult, prices: PriceTable): string {
+export function formatDryRun(result: SubmitResult, prices: PriceTable, via: Via = 'live'): string {
   const lines = [`${result.total} valid requests; nothing enqueued (--dry-run)`];
   let total = 0;
   let cachedTotal = 0;
@@ -158,6 +170,13 @@ export function formatDryRun(result: SubmitResult, prices: PriceTable): string {
       ` at ${prices.source} prices, if every reply used its whole max_tokens` +
       (cachedTotal < total ? `; ~$${cachedTotal.toFixed(2)} with auto-caching (as submitted)` : ''),
   );
+  if (via !== 'live') {
+    // The hosted Message Batches API bills every token at half the list price (anthropic-api.md).
+    lines.push(
+      `  --via ${via}: ~$${(cachedTotal / 2).toFixed(2)} at most for what the hosted API serves (half price)` +
+        (via === 'auto' ? '; what goes live to meet --deadline is at full price' : ''),
+    );
+  }
   const ceiling = formatCeilingOutlook(result, { input: inputTotal, full: cachedTotal });
   if (ceiling) lines.push(`  ${ceiling}`);
   return lines.join('\n');

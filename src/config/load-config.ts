@@ -45,6 +45,18 @@ export interface ClaudeBatchConfig {
   reconcileIntervalMs: number;
   /** Default 300,000 ms (five minutes without progress). */
   reconcileStallMs: number;
+  /** Default 10,000 ms. */
+  hostedPollMs: number;
+  /** Default 60,000 ms. */
+  hostedPollMaxMs: number;
+  /** Default 100,000 requests (the API's limit). */
+  hostedMaxRequests: number;
+  /** Default 256,000,000 bytes (the API's limit). */
+  hostedMaxBytes: number;
+  /** Default 600,000 ms. */
+  hostedCancelMs: number;
+  /** Default 0 (80 % of rpm, or 1,000). */
+  autoLiveRpm: number;
   /** Default 30,000 ms. */
   gracePeriodMs: number;
   /** Default 3 failures. */
@@ -102,6 +114,12 @@ export const DEFAULT_CONFIG: Omit<ClaudeBatchConfig, 'apiKey' | 'alertWebhookUrl
   maxStalledCount: 2,
   reconcileIntervalMs: 60_000,
   reconcileStallMs: 300_000,
+  hostedPollMs: 10_000,
+  hostedPollMaxMs: 60_000,
+  hostedMaxRequests: 100_000,
+  hostedMaxBytes: 256_000_000,
+  hostedCancelMs: 600_000,
+  autoLiveRpm: 0,
   gracePeriodMs: 30_000,
   modelBreakerThreshold: 3,
   maxMaybeBilled: 2,

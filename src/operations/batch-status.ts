@@ -285,7 +285,7 @@ function toBatchStatus(record: BatchRecord, context: StatusContext): BatchStatus
   return {
     id: record.id,
     processing_status: processingStatus,
-    request_counts: { ...record.counts, expired: 0 },
+    request_counts: record.counts,
     errored_by_type: record.errored_by_type,
     errored_by_condition: record.errored_by_condition,
     usage: record.usage,

@@ -3,6 +3,7 @@ import { LuaScript } from '../redis/lua-script.js';
 import { runPaced } from '../redis/paced-steps.js';
 import { canceledLine } from '../store/result-line.js';
 import { sweepDeadJobs } from '../queue/dead-job-sweep.js';
+import { Chunks } from '../hosted/chunks.js';
 import { Holds } from '../queue/holds.js';
 import { REQUESTS_QUEUE } from '../queue/jobs.js';
 
@@ -45,7 +46,9 @@ return {1, meta[3] or '0'}
  * holds at the end of the cancel. What can be read or written a page at a time is (HMGET,
  * ZMSCORE, one HSET of the lines): the calls from Lua, not the commands, are most of the cost.
  * Idempotent: a request with a line is skipped, so a cancel killed midway is finished by rerunning.
- * KEYS: batch, ids, results, generations, stats, delayed set.
+ * A request in a hosted batch (issue 14) is in flight too: the hosted runner cancels the hosted
+ * batch, and its line comes with the results (succeeded if the API had done it).
+ * KEYS: batch, ids, results, generations, stats, delayed set, then the batch's open chunks.
  * ARGV: first index, page size, batch id, incarnation, job key prefix, now (ISO), the canceled
  * line's text before and after the custom_id.
  * Returns {canceled, in flight, custom_ids read}.
@@ -70,7 +73,11 @@ local delayed = redis.call('ZMSCORE', KEYS[6], unpack(jobIds))
 local writes, canceled, inFlight = {}, 0, 0
 for j, id in ipairs(open) do
   local jobKey = jobPrefix .. jobIds[j]
-  if redis.call('EXISTS', jobKey .. ':lock') == 1 then
+  local hosted = false
+  for k = 7, #KEYS do
+    if redis.call('HEXISTS', KEYS[k], jobIds[j]) == 1 then hosted = true break end
+  end
+  if hosted or redis.call('EXISTS', jobKey .. ':lock') == 1 then
     inFlight = inFlight + 1
   else
     writes[#writes + 1] = id
@@ -114,6 +121,8 @@ export async function cancelBatch(runtime: Runtime, batchId: string): Promise<Ca
   const jobPrefix = `${keys.bullPrefix}:${REQUESTS_QUEUE}:`;
   // custom_ids need no JSON escaping (CUSTOM_ID_PATTERN), so the line is head + id + tail.
   const [lineHead, lineTail] = canceledLine(PLACEHOLDER).split(PLACEHOLDER) as [string, string];
+  // Marked canceled, the batch packs no more chunks: these are all it has.
+  const chunkKeys = (await new Chunks(runtime).openNumbers(batchId)).map((n) => keys.chunk(batchId, n));
   let canceled = 0;
   let inFlight = 0;
   let start = 0;
@@ -127,6 +136,7 @@ export async function cancelBatch(runtime: Runtime, batchId: string): Promise<Ca
         keys.generations(batchId),
         keys.stats(),
         `${jobPrefix}delayed`,
+        ...chunkKeys,
       ],
       [start, PAGE, batchId, incarnation, jobPrefix, now, lineHead, lineTail],
     )) as [number, number, number];

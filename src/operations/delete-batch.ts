@@ -3,6 +3,7 @@ import { LuaScript } from '../redis/lua-script.js';
 import { runPaced } from '../redis/paced-steps.js';
 import { sweepDeadJobs } from '../queue/dead-job-sweep.js';
 import { DEAD_LETTER_QUEUE, REQUESTS_QUEUE } from '../queue/jobs.js';
+import { Chunks } from '../hosted/chunks.js';
 import { Holds } from '../queue/holds.js';
 
 export interface DeleteBatchResult {
@@ -159,6 +160,18 @@ export async function deleteBatch(runtime: Runtime, batchId: string): Promise<De
       ),
     );
   }
+  // Its hosted batches (issue 14) go to the trash, which the hosted runner empties: canceled while
+  // they run, deleted at the API once ended (it deletes only ended batches).
+  const chunks = await new Chunks(runtime).all(batchId);
+  const trash = chunks.flatMap((c) =>
+    c.hosted_id ? [c.hosted_id, JSON.stringify({ batch: batchId, since: new Date().toISOString() })] : [],
+  );
+  if (trash.length > 0) await redis.hset(keys.hostedTrash(), ...trash);
+  const seq = Number((await redis.hget(keys.batch(batchId), 'chunk_seq')) ?? 0);
+  const chunkKeys = [
+    keys.chunks(batchId),
+    ...Array.from({ length: seq }, (_, i) => keys.chunk(batchId, i + 1)),
+  ];
   // Holds (the requests held per reason, not jobs yet) go with the records.
   const holdKeys = await new Holds(runtime).keysOf(batchId);
   await redis.unlink(
@@ -167,7 +180,9 @@ export async function deleteBatch(runtime: Runtime, batchId: string): Promise<De
     keys.ids(batchId),
     keys.generations(batchId),
     ...holdKeys,
+    ...chunkKeys,
   );
+  await redis.srem(keys.hostedBatches(), batchId);
   await redis.hdel(keys.reconcilerSeen(), batchId);
   await redis.srem(keys.shareBatches(), batchId);
   await redis.hdel(keys.shareState(), batchId);

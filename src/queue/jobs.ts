@@ -87,6 +87,8 @@ export interface DeadLetterEntry {
   attempts: number;
   /** Tries of this generation that may have paid twice (after a timeout or a cut connection). */
   maybe_billed?: number;
+  /** `hosted`: its error came in a hosted Message Batches result line (issue 14). Absent: live. */
+  path?: 'hosted';
   /** RFC 3339. */
   failed_at: string;
   /** RFC 3339, null if never sent. */

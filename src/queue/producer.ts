@@ -16,6 +16,14 @@ import type { PriceTable } from '../pricing/price-table.js';
 
 import { canaryField, canaryIdField, releaseHeld } from './canary.js';
 import { Holds, SHARE_REASON, type HeldEntry } from './holds.js';
+import {
+  initialRoute,
+  parseDeadline,
+  parseVia,
+  type Route,
+  type RoutePlan,
+  type Via,
+} from '../hosted/route.js';
 import { AUTO_CACHE_FIELD, type AutoCacheNote } from './rewarm.js';
 import { requestJob, requestJobId, type RequestJob, type RequestJobData } from './jobs.js';
 
@@ -63,6 +71,20 @@ export interface SubmitOptions {
    * when the batch is created: a resubmit asking for another ceiling is refused. Default none.
    */
   maxCost?: number | undefined;
+  /**
+   * The path its requests take (issue 14, src/hosted/route.ts): `live` (the Messages API one by one,
+   * the default), `batches` (the hosted Message Batches API, at half price, reporting nothing until
+   * each hosted batch ends) or `auto` (hosted while `deadline` leaves room to finish live, then
+   * live). Each model's canary goes live first either way. Set when the batch is created.
+   */
+  via?: Via | undefined;
+  /**
+   * When the batch must be done: a duration from now (`6h`, `90m`), an RFC 3339 time or a Date.
+   * `auto` plans by it; a hosted request that expires before it is sent again. Default none.
+   */
+  deadline?: string | number | Date | undefined;
+  /** What `auto` plans with (the live rate, a hosted cancel's time to end). Default: 1,000 RPM, 10 minutes. */
+  routePlan?: RoutePlan | undefined;
   /** Prices frozen into the batch (`--prices FILE`). Default: the built-in list prices. */
   prices?: PriceTable | undefined;
   /** Called with the batch id before anything is enqueued, so a killed submit can be resumed. */
@@ -107,6 +129,14 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
         `--priority: must be an integer from 1 to ${MAX_PRIORITY}, got ${JSON.stringify(priority)}`,
       );
     }
+    let via: Via;
+    let deadline: number | null;
+    try {
+      via = options.via === undefined ? 'live' : parseVia(options.via);
+      deadline = options.deadline === undefined ? null : parseDeadline(options.deadline);
+    } catch (err) {
+      throw new InputValidationError(source.name, [], (err as Error).message);
+    }
     const defaults = options.defaults ?? {};
     const planner = options.autoCache === false ? null : new AutoCachePlanner();
     const cost = new BatchCostPlan(source.name, options.maxCost, options.prices);
@@ -136,7 +166,9 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
     // A batch with a cost ceiling may pause until an operator raises it: its prefix is written with
     // the 1-hour TTL (2x input instead of 1.25x, once per model and hour), so a pause of up to an
     // hour does not lose it. Otherwise 5 minutes, each hit refreshing it.
-    const ttl = options.maxCost === undefined ? '5m' : '1h';
+    // A hosted batch may wait hours at the API too: Anthropic suggests the 1-hour TTL for batches
+    // that share a prefix (anthropic-api.md, Message Batches API).
+    const ttl = options.maxCost === undefined && via === 'live' ? '5m' : '1h';
     const autoCache = planner?.decide({ ttl, minTokens: options.cacheMinTokens ?? [] }) ?? null;
     // The batch is the input as sent: with auto-caching, a batch of its own (its id and record).
     // The TTL counts only where a breakpoint is placed: the same file with and without --max-cost
@@ -178,6 +210,11 @@ export async function submitBatch(runtime: Runtime, options: SubmitOptions): Pro
       priority,
     });
     await cost.apply(runtime, batchId);
+    await recordRoute(runtime, batchId, {
+      via,
+      deadline,
+      route: initialRoute(via, deadline, scan.count, options.routePlan ?? DEFAULT_ROUTE_PLAN, Date.now()),
+    });
     if (autoCache && placed) {
       // What a resume after a long pause reads to write the prefix again first (src/queue/rewarm.ts).
       const cached = Object.entries(autoCache.models).filter(([, m]) => m.outcome === 'breakpoint');
@@ -357,4 +394,25 @@ function jobData(
   if (resumed) data.resumed = true;
   if (canary) data.canary = true;
   return data;
+}
+
+/** What `auto` plans with when the caller gives nothing: 1,000 requests a minute live, 10 minutes from cancel to end. */
+const DEFAULT_ROUTE_PLAN: RoutePlan = { liveRatePerSec: 1_000 / 60, cancelToEndMs: 600_000 };
+
+/**
+ * Records the batch's path once (HSETNX: a resumed submit keeps what the first one chose, and an
+ * `auto` batch that went live stays live), before any request is held: the dispatcher leaves a
+ * batch on the hosted route to the hosted runner, which finds it in {@link KeyLayout.hostedBatches}.
+ */
+async function recordRoute(
+  runtime: Runtime,
+  batchId: string,
+  route: { via: Via; deadline: number | null; route: Route },
+): Promise<void> {
+  const { redis, keys } = runtime;
+  const key = keys.batch(batchId);
+  const multi = redis.multi().hsetnx(key, 'via', route.via).hsetnx(key, 'route', route.route);
+  if (route.deadline !== null) multi.hsetnx(key, 'deadline', String(route.deadline));
+  await multi.exec();
+  if ((await redis.hget(key, 'route')) === 'hosted') await redis.sadd(keys.hostedBatches(), batchId);
 }

@@ -90,6 +90,52 @@ export class KeyLayout {
     return `${this.base}:paused-batches`;
   }
 
+  /**
+   * Set: ids of the batches whose share goes to the hosted Message Batches API (issue 14: `--via
+   * batches`, or `auto` while its deadline leaves room): the dispatcher leaves them to the hosted
+   * runner (src/hosted/hosted-runner.ts), which packs their share into hosted batches.
+   */
+  hostedBatches(): string {
+    return `${this.base}:hosted:batches`;
+  }
+
+  /**
+   * Hash: chunk number → JSON of one hosted batch of this batch's requests (its state, size, the
+   * intent to create it, its hosted id and counts): see src/hosted/chunks.ts.
+   */
+  chunks(id: string): string {
+    return `${this.base}:batch:${id}:chunks`;
+  }
+
+  /**
+   * Hash: job id → job data of the requests packed into chunk `n` of the batch: their place while
+   * the hosted API has them, from packing until their result line is written or they are held again.
+   */
+  chunk(id: string, n: number): string {
+    return `${this.base}:batch:${id}:chunk:${n}`;
+  }
+
+  /** String: the lock of the one process that packs, creates, polls and downloads a batch's chunks. */
+  hostedLock(id: string): string {
+    return `${this.base}:hosted:lock:${id}`;
+  }
+
+  /**
+   * Hash: hosted batch id → `<batch>:<chunk>`: every hosted batch this prefix created or adopted,
+   * so an adoption after a crash never takes one that another chunk owns.
+   */
+  hostedIds(): string {
+    return `${this.base}:hosted:ids`;
+  }
+
+  /**
+   * Hash: hosted batch id → JSON {batch, since}: hosted batches of deleted batches, which the
+   * hosted runner cancels, waits for and deletes at the API (it deletes only ended batches).
+   */
+  hostedTrash(): string {
+    return `${this.base}:hosted:trash`;
+  }
+
   /** String: the dispatcher's lock (its holder's id), expiring, so one worker at a time dispatches. */
   dispatcherLock(): string {
     return `${this.base}:share:lock`;

@@ -19,8 +19,19 @@ export interface BatchRecord {
   total: number;
   enqueued: number;
   submit_state: 'submitting' | 'submitted';
-  counts: { processing: number; succeeded: number; errored: number; canceled: number };
+  counts: { processing: number; succeeded: number; errored: number; canceled: number; expired: number };
   errored_by_type: Record<string, number>;
+  /**
+   * How its requests are sent (issue 14, src/hosted/route.ts): `via` as submitted, the path its share
+   * goes to now (`route`: an `auto` batch moves to `live` when its deadline comes close), the
+   * deadline (ms, or null), and how many requests each path answered (succeeded or errored).
+   */
+  via: 'live' | 'batches' | 'auto';
+  route: 'live' | 'hosted';
+  deadline: number | null;
+  served: { live: number; hosted: number };
+  /** Usage of the requests answered by the hosted API (priced at half), also counted in `usage`. */
+  usage_hosted: UsageTotals;
   /** Errored requests by runner-level condition (billing, auth, spend_cap, model). */
   errored_by_condition: Record<string, number>;
   usage: UsageTotals;
@@ -102,8 +113,19 @@ export function parseBatchRecord(hash: Record<string, string>): BatchRecord | nu
       succeeded: int('succeeded'),
       errored: int('errored'),
       canceled: int('canceled'),
+      expired: int('expired'),
     },
     errored_by_type: erroredByType,
+    via: hash['via'] === 'batches' || hash['via'] === 'auto' ? hash['via'] : 'live',
+    route: hash['route'] === 'hosted' ? 'hosted' : 'live',
+    deadline: hash['deadline'] ? Number(hash['deadline']) : null,
+    served: { live: int('served:live'), hosted: int('served:hosted') },
+    usage_hosted: {
+      input_tokens: int('hosted:input_tokens'),
+      output_tokens: int('hosted:output_tokens'),
+      cache_creation_input_tokens: int('hosted:cache_creation_input_tokens'),
+      cache_read_input_tokens: int('hosted:cache_read_input_tokens'),
+    },
     errored_by_condition: erroredByCondition,
     usage: {
       input_tokens: int('input_tokens'),

@@ -35,7 +35,9 @@ export type CreateResult = {
 
 /** How a request ended, for {@link BatchStore.finalize}. */
 export interface Finalization {
-  kind: 'succeeded' | 'errored' | 'canceled';
+  kind: 'succeeded' | 'errored' | 'canceled' | 'expired';
+  /** The path that answered (issue 14): counted per path for `status`; hosted usage is priced at half. */
+  path?: 'live' | 'hosted' | undefined;
   /** The exact results line. */
   line: string;
   /** API error type of an errored request. */
@@ -197,6 +199,7 @@ export class BatchStore {
         end.condition ?? '',
         end.accountId ?? '',
         end.incarnation ?? 0,
+        end.path ?? '',
       ],
     );
     return FINALIZE_STATUS[Number(reply)] ?? 'stale';

@@ -40,3 +40,7 @@ export function erroredLine(
 export function canceledLine(customId: string): string {
   return JSON.stringify({ custom_id: customId, result: { type: 'canceled' } } satisfies ResultLine);
 }
+
+export function expiredLine(customId: string): string {
+  return JSON.stringify({ custom_id: customId, result: { type: 'expired' } } satisfies ResultLine);
+}

@@ -78,7 +78,9 @@ return enqueued
  *   API calls of this last attempt (0|1), model (a success resets its model-breaker count),
  *   ms this attempt waited for the rate budget, runner-level condition of an errored one or '',
  *   API key fingerprint of the call or '' (a success ends that key's run of failures), the job's
- *   incarnation.
+ *   incarnation, the path that answered ('live', 'hosted' or '': counted in `served:<path>` for a
+ *   succeeded or errored line; a hosted answer's usage is also counted in `hosted:<field>`, priced
+ *   at half). Kind may also be `expired` (a hosted request the API did not process in time).
  * Returns 1 written, 0 already written, -1 stale generation, -2 batch deleted (or being deleted,
  * or deleted and submitted again: the job is of an older incarnation), -3 a guard exists.
  */
@@ -111,7 +113,11 @@ for i = 1, 6 do
   if n and n ~= 0 then
     redis.call('HINCRBY', KEYS[1], fields[i], n)
     redis.call('HINCRBY', KEYS[4], fields[i], n)
+    if ARGV[19] == 'hosted' and i <= 4 then redis.call('HINCRBY', KEYS[1], 'hosted:' .. fields[i], n) end
   end
+end
+if (ARGV[19] or '') ~= '' and (ARGV[3] == 'succeeded' or ARGV[3] == 'errored') then
+  redis.call('HINCRBY', KEYS[1], 'served:' .. ARGV[19], 1)
 end
 if left <= 0 and redis.call('HGET', KEYS[1], 'submit_state') == 'submitted' then
   redis.call('HSET', KEYS[1], 'ended_at', ARGV[12])

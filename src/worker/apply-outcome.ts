@@ -110,6 +110,7 @@ export async function applyOutcome(
           truncated: call.stopReason === 'max_tokens',
           refused: call.stopReason === 'refusal',
           called: true,
+          path: 'live',
           model: data.params.model,
           budgetWaitMs: attempt.budgetWaitMs,
           accountId: deps.storm.accountId,
@@ -201,7 +202,7 @@ export async function applyOutcome(
 }
 
 /** Adds the dead-letter entry, then writes the errored results line. */
-async function deadLetter(deps: ApplyDeps, entry: DeadLetterEntry): Promise<void> {
+export async function deadLetter(deps: Pick<ApplyDeps, 'runtime'>, entry: DeadLetterEntry): Promise<void> {
   const { runtime } = deps;
   await runtime.deadLetters.add(entry.params.model, entry, {
     jobId: requestJobId(entry.batch_id, entry.custom_id, entry.gen, entry.inc ?? 0),
@@ -257,6 +258,7 @@ export async function finalizeDeadLetter(
       errorType: entry.error_type,
       condition: entry.condition ?? null,
       called: entry.status !== null || entry.request_id !== null,
+      path: entry.path ?? (entry.status !== null || entry.request_id !== null ? 'live' : undefined),
       incarnation: entry.inc ?? 0,
     }),
   );

@@ -14,6 +14,7 @@ import type { RetryPolicy } from './outcome.js';
 import { Reconciler } from './reconciler.js';
 import { ConcurrencySizer } from './concurrency-sizer.js';
 import { Dispatcher } from './dispatcher.js';
+import { HostedRunner, type HostedRunnerOptions } from '../hosted/hosted-runner.js';
 import { RequestProcessor } from './request-processor.js';
 
 export interface ClaudeWorkerOptions {
@@ -47,6 +48,11 @@ export interface ClaudeWorkerOptions {
   reconcileIntervalMs: number;
   /** A batch without progress for this long is examined by the reconciler (ms). */
   reconcileStallMs: number;
+  /**
+   * The hosted path (issue 14): packs, creates, polls and downloads the hosted Message Batches of
+   * batches submitted `--via batches|auto`. Absent: this worker does only the live path.
+   */
+  hosted?: HostedRunnerOptions | undefined;
 }
 
 /** How often the in-flight cap is re-sized. */
@@ -70,6 +76,8 @@ export class ClaudeWorker {
   readonly reconciler: Reconciler;
   /** Sends the batches' held requests into the queue in turn (one worker at a time does). */
   readonly dispatcher: Dispatcher;
+  /** The hosted path's loop (one process per batch at a time), when the worker has one. */
+  readonly hosted: HostedRunner | undefined;
   private readonly inFlight = new Map<string, AbortController>();
   private sweeper: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
@@ -115,6 +123,7 @@ export class ClaudeWorker {
       giveFailedJobOutcome: (job) => this.giveFailedJobOutcome(job),
     });
     this.dispatcher = new Dispatcher(runtime);
+    this.hosted = options.hosted ? new HostedRunner(runtime, options.hosted) : undefined;
     this.worker = new Worker<RequestJobData>(REQUESTS_QUEUE, (job, token) => this.run(job, token), {
       connection: runtime.redis,
       prefix: runtime.keys.bullPrefix,
@@ -147,6 +156,7 @@ export class ClaudeWorker {
     this.sweeper.unref();
     this.reconciler.start();
     this.dispatcher.start();
+    this.hosted?.start();
     this.sizing = setInterval(() => void this.resize(), SIZE_EVERY_MS);
     this.sizing.unref();
   }
@@ -189,6 +199,7 @@ export class ClaudeWorker {
       await this.runtime.redis.hdel(this.runtime.keys.workerSizes(), this.workerId).catch(() => undefined);
       // First, so another worker takes over dispatching at once, not a lock's life later.
       await this.dispatcher.stop();
+      await this.hosted?.stop();
       const reconciling = this.reconciler.stop();
       const closed = this.worker.close();
       const grace = setTimeout(() => {

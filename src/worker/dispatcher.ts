@@ -199,7 +199,7 @@ export class Dispatcher {
     if (ids.length === 0) return [];
     const pipeline = redis.pipeline();
     for (const id of ids) {
-      pipeline.hmget(keys.batch(id), 'id', 'canceled_at', 'deleted_at', 'priority');
+      pipeline.hmget(keys.batch(id), 'id', 'canceled_at', 'deleted_at', 'priority', 'route');
       // A take left in dispatching by a dispatcher that died is this batch's to send too.
       pipeline.hlen(keys.held(id, SHARE_REASON)).hlen(keys.dispatching(id));
     }
@@ -208,7 +208,11 @@ export class Dispatcher {
     const ended: string[] = [];
     const empty: string[] = [];
     ids.forEach((id, i) => {
-      const [exists, canceledAt, deletedAt, priority] = (replies[3 * i]?.[1] ?? []) as Array<string | null>;
+      const [exists, canceledAt, deletedAt, priority, route] = (replies[3 * i]?.[1] ?? []) as Array<
+        string | null
+      >;
+      // On the hosted route (issue 14): the hosted runner packs its share into hosted batches.
+      if (exists && !canceledAt && !deletedAt && route === 'hosted') return;
       const held = Number(replies[3 * i + 1]?.[1] ?? 0) + Number(replies[3 * i + 2]?.[1] ?? 0);
       // A canceled or deleted batch's held requests are ended by its cancel or removed by its
       // delete: sending them would only race that.

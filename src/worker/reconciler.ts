@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Job } from 'bullmq';
 import { canaryField, canaryIdField, releaseCanary } from '../queue/canary.js';
+import { Chunks } from '../hosted/chunks.js';
 import { Holds, SHARE_REASON } from '../queue/holds.js';
 import { ExpiringLock } from '../redis/expiring-lock.js';
 import { requestJobId, type DeadLetterEntry, type RequestJobData } from '../queue/jobs.js';
@@ -285,7 +286,11 @@ export class Reconciler {
     const [canceledAt, incarnation] = await redis.hmget(keys.batch(batchId), 'canceled_at', 'incarnation');
     const canceled = Boolean(canceledAt);
     const inc = Number(incarnation ?? 0);
-    const context = { keys, holdReasons: await this.holds.reasons(batchId) };
+    const context = {
+      keys,
+      holdReasons: await this.holds.reasons(batchId),
+      openChunks: await new Chunks(this.runtime).openNumbers(batchId),
+    };
     // Requests held for the batch's share are the dispatcher's to send: make sure it knows the
     // batch (a set it lost, with Redis restored from an older snapshot, would strand them).
     if (context.holdReasons.includes(SHARE_REASON) || (await redis.hlen(keys.dispatching(batchId))) > 0) {

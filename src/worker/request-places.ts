@@ -17,6 +17,8 @@ export interface PlaceContext {
   keys: KeyLayout;
   /** The batch's hold reasons with requests still held (see `Holds`). */
   holdReasons: readonly string[];
+  /** Numbers of the batch's hosted chunks not done (issue 14, src/hosted/chunks.ts). */
+  openChunks?: readonly number[];
 }
 
 /**
@@ -97,6 +99,19 @@ export const REQUEST_PLACES: readonly RequestPlace[] = [
               key: keys.held(r.batchId, reason),
               field: r.jobId,
             })),
+          },
+    recovery: 'none',
+  },
+  {
+    // Packed into a hosted batch (issue 14): from its packing (one script from the share) until
+    // its result line is written or it is held again.
+    name: 'hosted',
+    probe: ({ keys, openChunks }, r) =>
+      !openChunks || openChunks.length === 0
+        ? null
+        : {
+            all: [],
+            any: openChunks.map((n) => ({ cmd: 'hexists', key: keys.chunk(r.batchId, n), field: r.jobId })),
           },
     recovery: 'none',
   },

@@ -14,6 +14,8 @@ import { redisDurabilityWarnings } from '../redis/redis-health.js';
 import type { Runtime } from '../runtime.js';
 import type { Secret } from '../secret.js';
 import { ClaudeWorker } from './claude-worker.js';
+import { createHostedApi } from '../hosted/hosted-api.js';
+import { routePlanOf } from '../hosted/route.js';
 
 export interface StartWorkerOptions {
   /** Default: an SDK client built from the config (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL). */
@@ -61,16 +63,23 @@ export async function startWorker(runtime: Runtime, options: StartWorkerOptions 
     logger,
   });
 
+  // The hosted Message Batches endpoints (issue 14), with the same key and base URL. Without a key
+  // (a custom client) there are none: batches `--via batches|auto` wait for a worker that has one.
+  const hostedApi = apiKey
+    ? createHostedApi({ apiKey, baseURL: config.baseURL, timeoutMs: config.requestTimeoutMs })
+    : undefined;
+  const retry = {
+    maxAttempts: config.maxAttempts,
+    maxRetryWaitMs: config.maxRetryWaitMs,
+    maxMaybeBilled: config.maxMaybeBilled,
+    backoff: { baseDelayMs: config.backoffBaseMs, maxDelayMs: config.backoffMaxMs },
+  };
+  const alert = createAlerter({ logger, webhookUrl: config.alertWebhookUrl });
   const worker = new ClaudeWorker(runtime, {
     client,
     budget,
-    retry: {
-      maxAttempts: config.maxAttempts,
-      maxRetryWaitMs: config.maxRetryWaitMs,
-      maxMaybeBilled: config.maxMaybeBilled,
-      backoff: { baseDelayMs: config.backoffBaseMs, maxDelayMs: config.backoffMaxMs },
-    },
-    alert: createAlerter({ logger, webhookUrl: config.alertWebhookUrl }),
+    retry,
+    alert,
     modelBreakerThreshold: config.modelBreakerThreshold,
     storm: { accountId, threshold: config.stormThreshold },
     concurrency: config.concurrency,
@@ -82,6 +91,19 @@ export async function startWorker(runtime: Runtime, options: StartWorkerOptions 
     gracePeriodMs: config.gracePeriodMs,
     reconcileIntervalMs: config.reconcileIntervalMs,
     reconcileStallMs: config.reconcileStallMs,
+    hosted: hostedApi && {
+      api: hostedApi,
+      retry,
+      alert,
+      accountId,
+      modelBreakerThreshold: config.modelBreakerThreshold,
+      maxRequests: config.hostedMaxRequests,
+      maxBytes: config.hostedMaxBytes,
+      pollMinMs: config.hostedPollMs,
+      pollMaxMs: config.hostedPollMaxMs,
+      plan: routePlanOf(config),
+      createTimeoutMs: config.requestTimeoutMs,
+    },
   });
   // Before the first job: a key tripped under another prefix pauses this one from the start.
   await registerAccount(runtime, accountId);

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { heldOfPausedBatches } from '../queue/batch-pauses.js';
+import { Chunks } from '../hosted/chunks.js';
 import { Holds } from '../queue/holds.js';
 import type { Runtime } from '../runtime.js';
 import type { Reconciler, RepairKind } from './reconciler.js';
@@ -28,17 +29,20 @@ export async function waitUntilIdle(
   signal?: AbortSignal,
 ): Promise<IdleReason> {
   const holds = new Holds(runtime);
+  const chunks = new Chunks(runtime);
   let looks = 0;
   let reason: IdleReason = { kind: 'drained' };
   while (looks < 2) {
     await sleep(pollMs, undefined, { signal });
-    const [counts, paused, held] = await Promise.all([
+    const [counts, paused, held, hosted] = await Promise.all([
       runtime.requests.getJobCounts(...PENDING_STATES),
       runtime.requests.isPaused(),
       holds.waitingForShare(),
+      chunks.pendingEverywhere(),
     ]);
-    // Held for the share of batches not paused on their own: the dispatcher will send them.
-    const pending = Object.values(counts).reduce((sum, n) => sum + n, held);
+    // Held for the share of batches not paused on their own: the dispatcher (or the hosted
+    // runner) will send them; in hosted batches: the hosted runner brings their results.
+    const pending = Object.values(counts).reduce((sum, n) => sum + n, held + hosted);
     const idle = pending === 0 || (paused && (counts['active'] ?? 0) === 0);
     reason = pending === 0 ? { kind: 'drained' } : { kind: 'paused', pending };
     looks = idle ? looks + 1 : 0;

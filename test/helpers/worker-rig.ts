@@ -90,6 +90,8 @@ export class WorkerRig {
       testConfig(this.prefix, this.overrides, {
         ALERT_WEBHOOK_URL: this.hookUrl,
         ANTHROPIC_API_KEY: key,
+        // The hosted Message Batches endpoints (issue 14) are the emulator's too.
+        ANTHROPIC_BASE_URL: this.emulator.url,
         REDIS_URL: this.redisUrl,
       }),
       { logger: process.env['TEST_LOG'] ? createLogger({ level: 'debug' }) : this.logger },

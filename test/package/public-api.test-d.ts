@@ -86,6 +86,8 @@ import {
   waitForBatch,
   watchBatch,
   writeResults,
+  type Via,
+  type RoutePlan,
 } from '../../src/index.js';
 
 describe('the public API', () => {
@@ -122,6 +124,12 @@ describe('the public API', () => {
       | 'stalledIntervalMs'
       | 'maxStalledCount'
       | 'gracePeriodMs'
+      | 'hostedPollMs'
+      | 'hostedPollMaxMs'
+      | 'hostedMaxRequests'
+      | 'hostedMaxBytes'
+      | 'hostedCancelMs'
+      | 'autoLiveRpm'
       | 'modelBreakerThreshold'
       | 'stormThreshold'
       | 'concurrencyProbeQuietMs'
@@ -160,6 +168,9 @@ describe('the public API', () => {
       autoCache?: boolean | undefined;
       cacheMinTokens?: readonly MinCacheableRule[] | undefined;
       maxCost?: number | undefined;
+      via?: Via | undefined;
+      deadline?: string | number | Date | undefined;
+      routePlan?: RoutePlan | undefined;
       prices?: PriceTable | undefined;
       onBatchId?: ((batchId: string) => void) | undefined;
       onProgress?: ((enqueued: number, total: number) => void) | undefined;
@@ -345,6 +356,8 @@ describe('the public API', () => {
       priority?: number | undefined;
       autoCache?: boolean | undefined;
       maxCost?: number | undefined;
+      via?: Via | undefined;
+      deadline?: string | number | Date | undefined;
       prices?: PriceTable | undefined;
       order?: 'any' | 'input' | undefined;
       client?: ClaudeClient | undefined;

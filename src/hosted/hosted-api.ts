@@ -1,0 +1,138 @@
+import Anthropic from '@anthropic-ai/sdk';
+import type { MessageParams } from '../batch/types.js';
+import { toApiFailure, type ApiFailure } from '../errors/api-failure.js';
+import type { Secret } from '../secret.js';
+
+/** One request of a hosted batch, as the Message Batches API takes it. */
+export interface HostedRequest {
+  custom_id: string;
+  params: MessageParams;
+}
+
+/** Counts of a hosted batch, as the API reports them (all `processing` until it ends). */
+export interface HostedCounts {
+  processing: number;
+  succeeded: number;
+  errored: number;
+  canceled: number;
+  expired: number;
+}
+
+/** What the runner reads of a hosted batch object. */
+export interface HostedBatch {
+  id: string;
+  processing_status: 'in_progress' | 'canceling' | 'ended';
+  request_counts: HostedCounts;
+  created_at: string;
+  ended_at: string | null;
+}
+
+/** One line of a hosted batch's results, as the API documents it. */
+export interface HostedResultLine {
+  custom_id: string;
+  result:
+    | { type: 'succeeded'; message: unknown }
+    | { type: 'errored'; error: unknown }
+    | { type: 'canceled' }
+    | { type: 'expired' };
+}
+
+/** A hosted call that failed: the failure as the error table reads it (status, type, headers). */
+export class HostedApiError extends Error {
+  override name = 'HostedApiError';
+  constructor(
+    readonly operation: string,
+    readonly failure: ApiFailure,
+  ) {
+    super(`${operation}: ${failure.status ?? failure.transport ?? 'failed'} ${failure.message}`);
+  }
+}
+
+/**
+ * The hosted Message Batches endpoints the runner uses (SDK `client.messages.batches`). Every
+ * method throws {@link HostedApiError} on a failed call; none retries by itself: the hosted runner
+ * decides (it honours `retry-after` and must not create a batch twice behind our back).
+ */
+export interface HostedApi {
+  create(requests: readonly HostedRequest[], signal?: AbortSignal): Promise<HostedBatch>;
+  retrieve(id: string): Promise<HostedBatch>;
+  /** Hosted batches of the workspace, newest first, page by page. */
+  list(): AsyncIterable<HostedBatch>;
+  cancel(id: string): Promise<HostedBatch>;
+  delete(id: string): Promise<void>;
+  /** The batch's results (only once it ended), line by line in no particular order. */
+  results(id: string): AsyncIterable<HostedResultLine>;
+}
+
+export interface HostedApiOptions {
+  apiKey: Secret;
+  baseURL?: string | undefined;
+  /** Timeout of one call (ms); a create of 256 MB takes a while to upload. */
+  timeoutMs: number;
+}
+
+/** The SDK's `messages.batches`, with `maxRetries: 0` (retries are the hosted runner's). */
+export function createHostedApi(options: HostedApiOptions): HostedApi {
+  const client = new Anthropic({
+    apiKey: options.apiKey.reveal(),
+    ...(options.baseURL ? { baseURL: options.baseURL } : {}),
+    maxRetries: 0,
+    timeout: options.timeoutMs,
+  });
+  const batches = client.messages.batches;
+  const call = async <T>(operation: string, run: () => Promise<T>): Promise<T> => {
+    try {
+      return await run();
+    } catch (err) {
+      throw new HostedApiError(operation, toApiFailure(err));
+    }
+  };
+  return {
+    create: (requests, signal) =>
+      call('create', async () =>
+        toBatch(
+          await batches.create(
+            { requests: requests as unknown as Anthropic.Messages.BatchCreateParams['requests'] },
+            { signal: signal ?? null },
+          ),
+        ),
+      ),
+    retrieve: (id) => call('retrieve', async () => toBatch(await batches.retrieve(id))),
+    list: () => ({
+      async *[Symbol.asyncIterator]() {
+        const first = await call('list', () => batches.list({ limit: 100 }));
+        for (let page = first; ;) {
+          for (const batch of page.data) yield toBatch(batch);
+          if (!page.hasNextPage()) return;
+          page = await call('list', () => page.getNextPage());
+        }
+      },
+    }),
+    cancel: (id) => call('cancel', async () => toBatch(await batches.cancel(id))),
+    delete: (id) =>
+      call('delete', async () => {
+        await batches.delete(id);
+      }),
+    results: (id) => ({
+      async *[Symbol.asyncIterator]() {
+        const decoder = await call('results', () => batches.results(id));
+        const iterator = decoder[Symbol.asyncIterator]();
+        for (;;) {
+          const next = await call('results', () => iterator.next());
+          if (next.done) return;
+          yield next.value;
+        }
+      },
+    }),
+  };
+}
+
+function toBatch(batch: Anthropic.Messages.MessageBatch): HostedBatch {
+  return {
+    id: batch.id,
+    processing_status: batch.processing_status,
+    request_counts: { ...batch.request_counts },
+    created_at: batch.created_at,
+    ended_at: batch.ended_at,
+  };
+}

@@ -1,0 +1,806 @@
+import { randomUUID } from 'node:crypto';
+import type { Alerter } from '../breakers/alert.js';
+import { countModelFailure, tripKeyBreaker } from '../breakers/breakers.js';
+import { canceledLine, expiredLine, succeededLine } from '../store/result-line.js';
+import type { HeldEntry } from '../queue/holds.js';
+import { Holds, SHARE_REASON } from '../queue/holds.js';
+import { requestJobId, type RequestJobData } from '../queue/jobs.js';
+import { retryAfterMs } from '../errors/retry-hints.js';
+import { ExpiringLock } from '../redis/expiring-lock.js';
+import type { Runtime } from '../runtime.js';
+import type { BatchRecord } from '../store/batch-record.js';
+import { MAX_PRIORITY } from '../store/batch-record.js';
+import { deadLetter, deadLetterEntry } from '../worker/apply-outcome.js';
+import type { RetryPolicy } from '../worker/outcome.js';
+import { Chunks, CHUNK_PAGE, type ChunkMeta } from './chunks.js';
+import { HostedApiError, type HostedApi, type HostedBatch, type HostedResultLine } from './hosted-api.js';
+import { decideLine, type LineOutcome } from './line-outcome.js';
+import { switchAt, type RoutePlan } from './route.js';
+
+export interface HostedRunnerOptions {
+  api: HostedApi;
+  retry: RetryPolicy;
+  alert: Alerter;
+  /** The API key's fingerprint: a key-wide failure in a result line trips the key's breaker. */
+  accountId: string;
+  /** Consecutive model-wide failures that open a model's breaker. */
+  modelBreakerThreshold: number;
+  /** Most requests per hosted batch. Default 100,000 (the API's limit). */
+  maxRequests?: number | undefined;
+  /** Most bytes per hosted batch (the create body). Default 256,000,000 (the API's limit). */
+  maxBytes?: number | undefined;
+  /** First wait between two polls of a hosted batch (ms); grows x1.5 to `pollMaxMs`. Default 10,000. */
+  pollMinMs?: number | undefined;
+  /** Longest wait between two polls (ms). Default 60,000. */
+  pollMaxMs?: number | undefined;
+  /** What `auto` plans with (live rate, cancel-to-end time). */
+  plan: RoutePlan;
+  /** How often this process looks for hosted work (ms). Default 1,000. */
+  intervalMs?: number | undefined;
+  /** Timeout of a create call (ms): the adoption window after a crash reaches this far past the intent. */
+  createTimeoutMs?: number | undefined;
+}
+
+/** How long a process holds a batch's hosted lock without renewing it (ms). */
+const LOCK_TTL_MS = 30_000;
+/** Clock skew allowed between this machine and the API when matching creation times (ms). */
+const SKEW_MS = 60_000;
+
+/** The settle command of a chunk held for an operator. */
+export function settleCommand(batchId: string, n: number): string {
+  return `claude-batch hosted settle ${batchId} ${n} --adopt <hosted id>   (or --not-created if none was created)`;
+}
+
+/**
+ * The hosted path (issue 14, docs/hosted-batches.md): in every worker process, one loop that, for
+ * each batch on the hosted route or with hosted batches still open, takes the batch's lock (one
+ * process per batch, so exactly one per chunk) and moves its chunks along:
+ *
+ * - **pack**: the batch's share (its requests past their canary) into a chunk of at most
+ *   `maxRequests` / `maxBytes`, one script per page (src/hosted/chunks.ts);
+ * - **create**: the intent (time, count) is recorded before the create call and the hosted id
+ *   right after; a create whose outcome is unknown (a crash, a timeout) is adopted only when
+ *   exactly one unclaimed hosted batch matches it, else the chunk is held for an operator;
+ * - **poll** with a backoff (x1.5 from `pollMinMs` to `pollMaxMs`) that honours `retry-after`;
+ * - **download** the results when it ends: each line through the same error table as the live
+ *   path, its result written idempotently before it leaves the chunk, so a download killed midway
+ *   resumes without losing or duplicating a line;
+ * - **cancel** its hosted batches when the batch is canceled, or when `auto` must finish live.
+ */
+export class HostedRunner {
+  private readonly chunks: Chunks;
+  private readonly holds: Holds;
+  private readonly locks = new Map<string, ExpiringLock>();
+  private readonly polls = new Map<string, { at: number; waitMs: number }>();
+  private readonly maxRequests: number;
+  private readonly maxBytes: number;
+  private readonly pollMinMs: number;
+  private readonly pollMaxMs: number;
+  private readonly intervalMs: number;
+  private timer: NodeJS.Timeout | undefined;
+  private renewer: NodeJS.Timeout | undefined;
+  private ticking: Promise<void> | undefined;
+  private stopped = false;
+  /** Whether a create was refused with 429 (too many requests queued at the API): no create before this (ms). */
+  private createAfter = 0;
+
+  constructor(
+    private readonly runtime: Runtime,
+    private readonly options: HostedRunnerOptions,
+  ) {
+    this.chunks = new Chunks(runtime);
+    this.holds = new Holds(runtime);
+    this.maxRequests = options.maxRequests ?? 100_000;
+    this.maxBytes = options.maxBytes ?? 256_000_000;
+    this.pollMinMs = options.pollMinMs ?? 10_000;
+    this.pollMaxMs = Math.max(this.pollMinMs, options.pollMaxMs ?? 60_000);
+    this.intervalMs = options.intervalMs ?? 1_000;
+  }
+
+  start(): void {
+    this.timer = setInterval(() => {
+      if (!this.ticking) {
+        this.ticking = this.tick()
+          .catch((err: unknown) =>
+            this.runtime.logger.warn('hosted runner: round failed; trying again', {
+              error: (err as Error).message,
+            }),
+          )
+          .finally(() => (this.ticking = undefined));
+      }
+    }, this.intervalMs);
+    this.timer.unref();
+    // Locks held are renewed while long steps (a download, a create) run.
+    this.renewer = setInterval(() => void this.renewLocks(), LOCK_TTL_MS / 3);
+    this.renewer.unref();
+  }
+
+  /** Stops after the step under way, and frees the batches' locks so another process takes over at once. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    clearInterval(this.renewer);
+    await this.ticking;
+    for (const lock of this.locks.values()) await lock.release().catch(() => undefined);
+    this.locks.clear();
+  }
+
+  /** One round: every batch with hosted work whose lock this process holds or takes. Also for tests. */
+  async tick(): Promise<void> {
+    const { redis, keys } = this.runtime;
+    await this.emptyTrash();
+    const ids = await redis.smembers(keys.hostedBatches());
+    for (const id of ids) {
+      if (this.stopped) return;
+      const lock = this.lockOf(id);
+      if (!(await lock.hold(LOCK_TTL_MS))) continue;
+      try {
+        await this.advance(id, lock);
+      } catch (err) {
+        this.runtime.logger.warn('hosted runner: batch step failed; trying again next round', {
+          batch_id: id,
+          error: (err as Error).message,
+        });
+      }
+    }
+  }
+
+  private lockOf(batchId: string): ExpiringLock {
+    let lock = this.locks.get(batchId);
+    if (!lock) {
+      lock = new ExpiringLock(this.runtime.redis, this.runtime.keys.hostedLock(batchId));
+      this.locks.set(batchId, lock);
+    }
+    return lock;
+  }
+
+  private async renewLocks(): Promise<void> {
+    for (const [id, lock] of this.locks) {
+      if (!(await lock.extend(LOCK_TTL_MS).catch(() => false))) this.locks.delete(id);
+    }
+  }
+
+  /** Moves one batch's chunks along, then packs and creates the next one if it may. */
+  private async advance(batchId: string, lock: ExpiringLock): Promise<void> {
+    const { redis, keys, store } = this.runtime;
+    const record = await store.get(batchId);
+    if (!record) {
+      // Deleted: its hosted batches are in the trash (the delete put them there).
+      await redis.srem(keys.hostedBatches(), batchId);
+      return;
+    }
+    if (record.via === 'auto' && record.route === 'hosted' && !record.canceled_at) {
+      await this.maybeSwitchToLive(record);
+    }
+    const canceled = record.canceled_at !== null;
+    const goLive = record.route === 'live';
+    for (const chunk of await this.chunks.all(batchId)) {
+      if (this.stopped || !(await lock.extend(LOCK_TTL_MS))) return;
+      await this.step(record, chunk, { canceled, goLive });
+    }
+    if (this.stopped) return;
+    if (!canceled && !goLive) await this.packAndCreate(record, lock);
+    // Done with it: on the live route with nothing open at the API (the dispatcher has the rest).
+    const open = (await this.chunks.all(batchId)).some((c) => c.state !== 'done');
+    if (!open && (goLive || canceled || record.ended_at)) await redis.srem(keys.hostedBatches(), batchId);
+  }
+
+  /** One chunk's next step, by its state. */
+  private async step(
+    record: BatchRecord,
+    chunk: ChunkMeta,
+    flags: { canceled: boolean; goLive: boolean },
+  ): Promise<void> {
+    switch (chunk.state) {
+      case 'packing':
+      case 'packed':
+        // Not sent yet: a canceled batch ends its requests here; one gone live sends them live.
+        if (flags.canceled) return this.endUnsent(record, chunk, 'canceled');
+        if (flags.goLive) return this.endUnsent(record, chunk, 'live');
+        if (chunk.state === 'packing') await this.finishPacking(record.id, chunk);
+        await this.create(record, chunk.n);
+        return;
+      case 'creating':
+        // A create that did not record its outcome: the process died, or the call timed out.
+        return this.adopt(record, chunk);
+      case 'created':
+        if ((flags.canceled || flags.goLive) && !chunk.cancel_sent) await this.cancel(record.id, chunk);
+        return this.poll(record.id, chunk);
+      case 'ended':
+        return this.download(record, chunk);
+      case 'held':
+      case 'done':
+        return;
+    }
+  }
+
+  /**
+   * Opens the batch's next chunk and fills it from its share, when that is worth a hosted batch:
+   * its submit is complete (or the share alone fills a chunk) and no model's canary is still
+   * pending (the canaries go live first; a chunk made before they end would leave their models'
+   * requests for another). Not while the queue is paused (a breaker, `pause`), the batch is paused
+   * on its own, or the API refused a create with 429 a moment ago.
+   */
+  private async packAndCreate(record: BatchRecord, lock: ExpiringLock): Promise<void> {
+    const { redis, keys } = this.runtime;
+    if (Date.now() < this.createAfter) return;
+    const share = await this.holds.count(record.id, SHARE_REASON);
+    if (share === 0) return;
+    const pendingCanary = Object.values(record.canary).some((state) => state === 'pending');
+    if ((record.submit_state !== 'submitted' || pendingCanary) && share < this.maxRequests) return;
+    const [paused, ownPause] = await Promise.all([
+      this.runtime.requests.isPaused(),
+      redis.sismember(keys.pausedBatches(), record.id),
+    ]);
+    if (paused || ownPause === 1) return;
+    for (;;) {
+      if (this.stopped || !(await lock.extend(LOCK_TTL_MS))) return;
+      const chunk = await this.chunks.open(record.id);
+      if ((await this.finishPacking(record.id, chunk)) === 0) return;
+      const created = await this.create(record, chunk.n);
+      if (!created || (await this.holds.count(record.id, SHARE_REASON)) === 0) return;
+    }
+  }
+
+  /** Packs pages into a packing chunk until it is full or the share is empty; then marks it packed. */
+  private async finishPacking(batchId: string, chunk: ChunkMeta): Promise<number> {
+    let count = chunk.count;
+    for (;;) {
+      const page = await this.chunks.packPage(batchId, chunk.n, {
+        maxRequests: this.maxRequests,
+        maxBytes: this.maxBytes,
+      });
+      if (!page) break;
+      count = page.count;
+      if (page.full || page.moved === 0) break;
+    }
+    // Empty (the share was taken meanwhile, or the batch ended): nothing to create.
+    const meta = await this.chunks.get(batchId, chunk.n);
+    if (meta?.state === 'packing') {
+      await this.chunks.update(batchId, { ...meta, state: meta.count > 0 ? 'packed' : 'done' }, 'packing');
+    }
+    return count;
+  }
+
+  /**
+   * Creates chunk `n` at the API: records the intent (when, and its token) first, then calls, then
+   * records the hosted id. An answer of the API that refuses it (429: too many requests waiting
+   * there; 5xx) created nothing: the chunk goes back to `packed` and waits (`retry-after`). No
+   * answer at all (a timeout, a cut connection) leaves the intent for {@link adopt}. Returns
+   * whether it was created.
+   */
+  private async create(record: BatchRecord, n: number): Promise<boolean> {
+    if (Date.now() < this.createAfter) return false;
+    if (await this.runtime.requests.isPaused()) return false;
+    const meta = await this.chunks.get(record.id, n);
+    if (!meta || meta.state !== 'packed') return false;
+    const intent: ChunkMeta = {
+      ...meta,
+      state: 'creating',
+      intent_at: Date.now(),
+      intent_token: randomUUID(),
+    };
+    if (!(await this.chunks.update(record.id, intent, 'packed'))) return false;
+    const requests = [];
+    for await (const page of this.chunks.entries(record.id, n)) {
+      for (const [, json] of page) {
+        const data = JSON.parse(json) as RequestJobData;
+        requests.push({ custom_id: data.custom_id, params: data.params });
+      }
+    }
+    let hosted: HostedBatch;
+    try {
+      hosted = await this.options.api.create(requests);
+    } catch (err) {
+      if (!(err instanceof HostedApiError) || err.failure.status === null) {
+        // No answer: it may have been created. Adoption looks for it (now, and after a crash).
+        this.runtime.logger.warn('hosted batch create: no answer; looking for it among the hosted batches', {
+          batch_id: record.id,
+          chunk: n,
+          error: (err as Error).message,
+        });
+        await this.adopt(record, intent);
+        return false;
+      }
+      const waitMs = retryAfterMs(err.failure.headers) ?? this.pollMinMs;
+      this.createAfter = Date.now() + waitMs;
+      await this.chunks.update(record.id, { ...meta, state: 'packed' }, 'creating');
+      this.runtime.logger.warn('hosted batch create refused; trying again later', {
+        batch_id: record.id,
+        chunk: n,
+        status: err.failure.status,
+        type: err.failure.type,
+        message: err.failure.message,
+        retry_in_ms: waitMs,
+      });
+      return false;
+    }
+    await this.recordCreated(record.id, { ...intent, hosted_id: hosted.id }, hosted, false);
+    this.runtime.logger.info('hosted batch created', {
+      batch_id: record.id,
+      chunk: n,
+      hosted_id: hosted.id,
+      requests: meta.count,
+    });
+    return true;
+  }
+
+  /** Records a chunk's hosted batch (created or adopted): claims the id first, then the chunk's state. */
+  private async recordCreated(
+    batchId: string,
+    chunk: ChunkMeta,
+    hosted: HostedBatch,
+    adopted: boolean,
+  ): Promise<void> {
+    await this.runtime.redis.hset(this.runtime.keys.hostedIds(), hosted.id, `${batchId}:${chunk.n}`);
+    const next: ChunkMeta = {
+      ...chunk,
+      state: 'created',
+      hosted_id: hosted.id,
+      processing_status: hosted.processing_status,
+      request_counts: hosted.request_counts,
+      created_at: hosted.created_at,
+      ...(adopted ? { adopted: true } : {}),
+    };
+    delete next.held;
+    if (!(await this.chunks.update(batchId, next, chunk.state)) && !(await this.runtime.store.get(batchId))) {
+      // Deleted while it was being created: the delete could not know this id; trash it here.
+      await this.runtime.redis.hset(
+        this.runtime.keys.hostedTrash(),
+        hosted.id,
+        JSON.stringify({ batch: batchId, since: new Date().toISOString() }),
+      );
+      return;
+    }
+    this.polls.set(`${batchId}:${chunk.n}`, { at: Date.now() + this.pollMinMs, waitMs: this.pollMinMs });
+  }
+
+  /**
+   * A chunk whose create may or may not have happened. Adopts the one unclaimed hosted batch of the
+   * workspace that matches it (its request count, created within the intent's window); with none
+   * or several, holds the chunk for an operator: creating it again could pay for it twice.
+   */
+  private async adopt(record: BatchRecord, chunk: ChunkMeta): Promise<void> {
+    const { redis, keys } = this.runtime;
+    const from = (chunk.intent_at ?? 0) - SKEW_MS;
+    const to = (chunk.intent_at ?? 0) + (this.options.createTimeoutMs ?? 600_000) + SKEW_MS;
+    const candidates: HostedBatch[] = [];
+    for await (const hosted of this.options.api.list()) {
+      const at = Date.parse(hosted.created_at);
+      if (at < from) break;
+      if (at > to) continue;
+      const counts = hosted.request_counts;
+      const total = counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired;
+      if (total !== chunk.count) continue;
+      if ((await redis.hexists(keys.hostedIds(), hosted.id)) === 1) continue;
+      candidates.push(hosted);
+    }
+    if (candidates.length === 1) {
+      await this.recordCreated(record.id, chunk, candidates[0]!, true);
+      this.runtime.logger.warn('hosted batch adopted after an interrupted create', {
+        batch_id: record.id,
+        chunk: chunk.n,
+        hosted_id: candidates[0]!.id,
+      });
+      return;
+    }
+    const reason =
+      candidates.length === 0
+        ? `its create was interrupted and no hosted batch of ${chunk.count} requests created around ${new Date(chunk.intent_at ?? 0).toISOString()} is unclaimed: it was probably not created`
+        : `its create was interrupted and ${candidates.length} unclaimed hosted batches of ${chunk.count} requests match it`;
+    const held: ChunkMeta = {
+      ...chunk,
+      state: 'held',
+      held: {
+        reason,
+        candidates: candidates.map((c) => c.id),
+        fix: settleCommand(record.id, chunk.n),
+        since: new Date().toISOString(),
+      },
+    };
+    if (await this.chunks.update(record.id, held, 'creating')) {
+      this.runtime.logger.error('hosted chunk held for an operator: creating it again might pay twice', {
+        batch_id: record.id,
+        chunk: chunk.n,
+        candidates: held.held!.candidates,
+        fix: held.held!.fix,
+      });
+    }
+  }
+
+  /** Retrieves a created chunk when its poll is due; marks it ended when the API says so. */
+  private async poll(batchId: string, chunk: ChunkMeta): Promise<void> {
+    const key = `${batchId}:${chunk.n}`;
+    const due = this.polls.get(key);
+    if (due && Date.now() < due.at) return;
+    const waitMs = due?.waitMs ?? this.pollMinMs;
+    let hosted: HostedBatch;
+    try {
+      hosted = await this.options.api.retrieve(chunk.hosted_id!);
+    } catch (err) {
+      const failure = err instanceof HostedApiError ? err.failure : null;
+      if (failure?.status === 404) {
+        await this.hold(batchId, chunk, 'the API no longer knows its hosted batch (deleted elsewhere?)');
+        return;
+      }
+      const retryAfter = failure ? retryAfterMs(failure.headers) : null;
+      this.polls.set(key, {
+        at: Date.now() + Math.max(retryAfter ?? 0, waitMs),
+        waitMs: this.nextWait(waitMs),
+      });
+      this.runtime.logger.warn('hosted batch poll failed; polling again later', {
+        batch_id: batchId,
+        hosted_id: chunk.hosted_id,
+        error: (err as Error).message,
+      });
+      return;
+    }
+    const next: ChunkMeta = {
+      ...chunk,
+      processing_status: hosted.processing_status,
+      request_counts: hosted.request_counts,
+      ended_at: hosted.ended_at,
+    };
+    if (hosted.processing_status === 'ended') {
+      next.state = 'ended';
+      this.polls.delete(key);
+    } else {
+      this.polls.set(key, { at: Date.now() + waitMs, waitMs: this.nextWait(waitMs) });
+    }
+    await this.chunks.update(batchId, next, 'created');
+    if (next.state === 'ended') await this.download((await this.runtime.store.get(batchId))!, next);
+  }
+
+  private nextWait(waitMs: number): number {
+    return Math.min(this.pollMaxMs, Math.round(waitMs * 1.5));
+  }
+
+  private async cancel(batchId: string, chunk: ChunkMeta): Promise<void> {
+    try {
+      const hosted = await this.options.api.cancel(chunk.hosted_id!);
+      chunk.cancel_sent = true;
+      chunk.processing_status = hosted.processing_status;
+      await this.chunks.update(batchId, chunk, 'created');
+      // Poll soon: what comes back canceled is wanted (live) or ends (a canceled batch).
+      this.polls.set(`${batchId}:${chunk.n}`, { at: Date.now() + this.pollMinMs, waitMs: this.pollMinMs });
+      this.runtime.logger.info('hosted batch cancel sent', { batch_id: batchId, hosted_id: chunk.hosted_id });
+    } catch (err) {
+      // An ended batch cannot be canceled (409 or 400): the poll finds it ended.
+      this.runtime.logger.warn('hosted batch cancel failed; the poll goes on', {
+        batch_id: batchId,
+        hosted_id: chunk.hosted_id,
+        error: (err as Error).message,
+      });
+    }
+  }
+
+  private async hold(batchId: string, chunk: ChunkMeta, reason: string): Promise<void> {
+    await this.chunks.update(
+      batchId,
+      {
+        ...chunk,
+        state: 'held',
+        held: {
+          reason,
+          candidates: [],
+          fix: settleCommand(batchId, chunk.n),
+          since: new Date().toISOString(),
+        },
+      },
+      chunk.state,
+    );
+    this.runtime.logger.error('hosted chunk held for an operator', {
+      batch_id: batchId,
+      chunk: chunk.n,
+      reason,
+    });
+  }
+
+  /**
+   * Streams an ended chunk's results into the batch's results, a page of lines at a time. Each
+   * line is applied only while its request is still in the chunk, and leaves the chunk after its
+   * result is written (or it is held again), so a download killed midway is resumed from the start
+   * without writing a line twice. An adopted chunk's custom_ids are checked against it first.
+   * Requests of the chunk no line came for are held again, to be sent again.
+   */
+  private async download(record: BatchRecord, chunk: ChunkMeta): Promise<void> {
+    const batchId = record.id;
+    if (chunk.adopted && !(await this.matchesChunk(batchId, chunk))) {
+      await this.hold(
+        batchId,
+        chunk,
+        `the adopted hosted batch ${chunk.hosted_id} holds custom_ids that are not this chunk's: it is someone else's`,
+      );
+      return;
+    }
+    let page: HostedResultLine[] = [];
+    let written = chunk.written ?? 0;
+    for await (const line of this.options.api.results(chunk.hosted_id!)) {
+      page.push(line);
+      if (page.length >= CHUNK_PAGE) {
+        written += await this.applyPage(record, chunk.n, page);
+        page = [];
+        if (this.stopped) return;
+      }
+    }
+    written += await this.applyPage(record, chunk.n, page);
+    // A request with no line in the results (the API lost it?) goes out again.
+    const left: HeldEntry[] = [];
+    for await (const entries of this.chunks.entries(batchId, chunk.n)) left.push(...entries);
+    const reheld = await this.chunks.rehold(batchId, chunk.n, left);
+    if (reheld > 0) {
+      this.runtime.logger.warn('hosted batch results lacked some requests; they are sent again', {
+        batch_id: batchId,
+        hosted_id: chunk.hosted_id,
+        requests: reheld,
+      });
+    }
+    await this.chunks.update(
+      batchId,
+      { ...chunk, state: 'done', written, reheld: (chunk.reheld ?? 0) + reheld },
+      'ended',
+    );
+    this.runtime.logger.info('hosted batch results downloaded', {
+      batch_id: batchId,
+      hosted_id: chunk.hosted_id,
+      lines: written,
+    });
+  }
+
+  /** Whether every custom_id of an adopted hosted batch's results is one of the chunk's (or has its line). */
+  private async matchesChunk(batchId: string, chunk: ChunkMeta): Promise<boolean> {
+    let page: string[] = [];
+    const check = async (): Promise<boolean> => {
+      const jobIds = await this.jobIdsOf(batchId, page);
+      const [inChunk, lines] = await Promise.all([
+        this.chunks.dataOf(batchId, chunk.n, jobIds),
+        this.runtime.redis.hmget(this.runtime.keys.results(batchId), ...page),
+      ]);
+      return page.every((_, i) => inChunk[i] !== null || lines[i] !== null);
+    };
+    for await (const line of this.options.api.results(chunk.hosted_id!)) {
+      page.push(line.custom_id);
+      if (page.length >= CHUNK_PAGE) {
+        if (!(await check())) return false;
+        page = [];
+      }
+    }
+    return page.length === 0 || check();
+  }
+
+  /** Job ids of these custom_ids at their current generation, in the batch's incarnation. */
+  private async jobIdsOf(batchId: string, customIds: readonly string[]): Promise<string[]> {
+    if (customIds.length === 0) return [];
+    const { redis, keys } = this.runtime;
+    const [gens, inc] = await Promise.all([
+      redis.hmget(keys.generations(batchId), ...customIds),
+      redis.hget(keys.batch(batchId), 'incarnation'),
+    ]);
+    return customIds.map((id, i) => requestJobId(batchId, id, Number(gens[i] ?? 0), Number(inc ?? 0)));
+  }
+
+  /** Applies one page of result lines; returns the lines written. */
+  private async applyPage(
+    record: BatchRecord,
+    n: number,
+    lines: readonly HostedResultLine[],
+  ): Promise<number> {
+    if (lines.length === 0) return 0;
+    const batchId = record.id;
+    const jobIds = await this.jobIdsOf(
+      batchId,
+      lines.map((l) => l.custom_id),
+    );
+    const data = await this.chunks.dataOf(batchId, n, jobIds);
+    const context = {
+      retry: this.options.retry,
+      now: Date.now(),
+      batchCanceled: record.canceled_at !== null,
+      deadline: record.deadline,
+    };
+    const resend: HeldEntry[] = [];
+    const done: string[] = [];
+    let written = 0;
+    await Promise.all(
+      lines.map(async (line, i) => {
+        const json = data[i];
+        // Not in the chunk: its line was applied by a download that died after it, or it is not ours.
+        if (json === null || json === undefined) return;
+        const request = JSON.parse(json) as RequestJobData;
+        const outcome = decideLine(line, request, context);
+        const result = await this.applyLine(request, outcome);
+        if (result === 'resend') resend.push([jobIds[i]!, JSON.stringify(outcomeData(outcome, request))]);
+        else {
+          done.push(jobIds[i]!);
+          written++;
+        }
+      }),
+    );
+    await this.chunks.drop(batchId, n, done);
+    await this.chunks.rehold(batchId, n, resend);
+    return written;
+  }
+
+  /**
+   * The one place a hosted line's outcome changes state; each write idempotent, so applying a line
+   * again (a download resumed) changes nothing: results lines are written once (HSETNX), a
+   * dead-letter entry is added under its job id.
+   */
+  private async applyLine(data: RequestJobData, outcome: LineOutcome): Promise<'written' | 'resend'> {
+    const { runtime } = this;
+    const inc = data.inc ?? 0;
+    switch (outcome.kind) {
+      case 'succeeded':
+        await runtime.store.finalize(data.batch_id, data.custom_id, data.gen, {
+          kind: 'succeeded',
+          line: succeededLine(data.custom_id, outcome.messageJson),
+          usage: outcome.usage,
+          truncated: outcome.stopReason === 'max_tokens',
+          refused: outcome.stopReason === 'refusal',
+          model: data.params.model,
+          accountId: this.options.accountId,
+          incarnation: inc,
+          path: 'hosted',
+        });
+        return 'written';
+      case 'canceled':
+        await runtime.store.finalize(data.batch_id, data.custom_id, data.gen, {
+          kind: 'canceled',
+          line: canceledLine(data.custom_id),
+          incarnation: inc,
+        });
+        return 'written';
+      case 'expired':
+        await runtime.store.finalize(data.batch_id, data.custom_id, data.gen, {
+          kind: 'expired',
+          line: expiredLine(data.custom_id),
+          incarnation: inc,
+        });
+        return 'written';
+      case 'dead-letter':
+        await deadLetter(
+          { runtime },
+          {
+            ...deadLetterEntry(
+              data,
+              outcome.reason,
+              outcome.lastError,
+              { calls: (data.calls ?? 0) + 1, firstAt: data.first_at ?? null },
+              outcome.message,
+            ),
+            path: 'hosted',
+          },
+        );
+        return 'written';
+      case 'model-failure':
+        await deadLetter(
+          { runtime },
+          {
+            ...deadLetterEntry(
+              data,
+              'terminal',
+              outcome.lastError,
+              { calls: (data.calls ?? 0) + 1, firstAt: data.first_at ?? null },
+              undefined,
+              outcome.rule.condition,
+            ),
+            path: 'hosted',
+          },
+        );
+        await countModelFailure(
+          runtime,
+          data.params.model,
+          outcome.lastError,
+          outcome.rule,
+          this.options.modelBreakerThreshold,
+          this.options.alert,
+        );
+        return 'written';
+      case 'key-failure':
+        await tripKeyBreaker(
+          runtime,
+          { ...outcome.lastError, errorCode: outcome.errorCode },
+          outcome.rule,
+          this.options.alert,
+          this.options.accountId,
+        );
+        return 'resend';
+      case 'resend':
+        return 'resend';
+    }
+  }
+
+  /**
+   * Requests of a chunk never sent (packing or packed): ended canceled (a canceled batch), or held
+   * again for the share (an `auto` batch gone live: the dispatcher sends them).
+   */
+  private async endUnsent(record: BatchRecord, chunk: ChunkMeta, how: 'canceled' | 'live'): Promise<void> {
+    const batchId = record.id;
+    for await (const page of this.chunks.entries(batchId, chunk.n)) {
+      if (how === 'live') {
+        await this.chunks.rehold(batchId, chunk.n, page);
+        continue;
+      }
+      const ids: string[] = [];
+      await Promise.all(
+        page.map(async ([jobId, json]) => {
+          const data = JSON.parse(json) as RequestJobData;
+          await this.runtime.store.finalize(batchId, data.custom_id, data.gen, {
+            kind: 'canceled',
+            line: canceledLine(data.custom_id),
+            incarnation: data.inc ?? 0,
+          });
+          ids.push(jobId);
+        }),
+      );
+      await this.chunks.drop(batchId, chunk.n, ids);
+    }
+    await this.chunks.update(batchId, { ...chunk, state: 'done' }, chunk.state);
+  }
+
+  /**
+   * `auto`: once the deadline no longer leaves room to finish everything open on the live path
+   * (after a cancel comes back), the batch goes live: at the top priority of the fair share, its
+   * share dispatched by the dispatcher, and its hosted batches canceled (what comes back canceled
+   * is sent live; what they finished meanwhile is kept).
+   */
+  private async maybeSwitchToLive(record: BatchRecord): Promise<void> {
+    const remaining = Math.max(0, record.counts.processing);
+    if (Date.now() < switchAt(record.deadline, remaining, this.options.plan)) return;
+    const { redis, keys } = this.runtime;
+    await redis
+      .multi()
+      .hset(
+        keys.batch(record.id),
+        'route',
+        'live',
+        'priority',
+        String(MAX_PRIORITY),
+        'switched_at',
+        new Date().toISOString(),
+      )
+      .sadd(keys.shareBatches(), record.id)
+      .exec();
+    record.route = 'live';
+    this.runtime.logger.warn('auto: the deadline no longer leaves room for the hosted path; finishing live', {
+      batch_id: record.id,
+      deadline: new Date(record.deadline ?? 0).toISOString(),
+      remaining,
+    });
+  }
+
+  /**
+   * Hosted batches of deleted batches: canceled while they run, deleted once ended (the API
+   * deletes only ended batches), then forgotten.
+   */
+  private async emptyTrash(): Promise<void> {
+    const { redis, keys } = this.runtime;
+    const trash = await redis.hkeys(keys.hostedTrash());
+    for (const id of trash) {
+      try {
+        const hosted = await this.options.api.retrieve(id);
+        if (hosted.processing_status === 'in_progress') {
+          await this.options.api.cancel(id);
+          continue;
+        }
+        if (hosted.processing_status !== 'ended') continue;
+        await this.options.api.delete(id);
+      } catch (err) {
+        if (!(err instanceof HostedApiError && err.failure.status === 404)) {
+          this.runtime.logger.warn('hosted batch of a deleted batch: delete failed; trying again', {
+            hosted_id: id,
+            error: (err as Error).message,
+          });
+          continue;
+        }
+      }
+      await redis.multi().hdel(keys.hostedTrash(), id).hdel(keys.hostedIds(), id).exec();
+      this.runtime.logger.info('hosted batch of a deleted batch deleted', { hosted_id: id });
+    }
+  }
+}
+
+/** The job data a resend holds again: the outcome's (its attempt counted) or the request's as it was. */
+function outcomeData(outcome: LineOutcome, data: RequestJobData): RequestJobData {
+  return outcome.kind === 'resend' || outcome.kind === 'key-failure' ? outcome.data : data;
+}
