@@ -10,7 +10,7 @@ import { openRuntime, type Runtime } from '../runtime.js';
 /** Exit codes every command documents. */
 export const EXIT = {
   ok: 0,
-  /** `wait`/`run`: the batch ended with errored or canceled requests. */
+  /** `wait`/`run`: the batch ended with errored, canceled or expired requests. */
   batchHadErrors: 1,
   /** Bad flags, bad config, invalid input: nothing was done. */
   usage: 2,
@@ -21,7 +21,7 @@ export const EXIT = {
 export const EXIT_CODES_HELP = `
 Exit codes:
   0  success
-  1  the batch ended with errored or canceled requests (wait, run)
+  1  the batch ended with errored, canceled or expired requests (wait, run)
   2  invalid input, flags or configuration; nothing was done
   3  Redis unreachable or another failure`;
 

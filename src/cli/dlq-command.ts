@@ -2,6 +2,7 @@ import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
+import { ConfigError } from '../config/load-config.js';
 import { deadLetterEntries, listDeadLetters } from '../queue/dead-letters.js';
 import { purgeDeadLetters, retryDeadLetters } from '../operations/dlq-retry.js';
 import { addSettingOptions, EXIT, EXIT_CODES_HELP, withRuntime } from './common.js';
@@ -58,6 +59,10 @@ export function registerDlqCommand(program: Command): void {
   )
     .option('--id <custom_id>', 'only this request')
     .option('--model <model>', 'send with this model id instead (fixes a mistyped or retired one)')
+    .option(
+      '--via <path>',
+      'live (default: sent one by one, ahead of other work) or batches (through the hosted Message Batches API at half price; results when the hosted batch ends)',
+    )
     .addHelpText(
       'after',
       `
@@ -74,6 +79,7 @@ ${EXIT_CODES_HELP}`,
         type: str(options, 'type'),
         customId: str(options, 'id'),
         model: str(options, 'model'),
+        via: retryVia(str(options, 'via')),
       });
       process.stderr.write(
         `${result.requeued} requests requeued${result.dropped ? `, ${result.dropped} stale entries dropped` : ''}` +
@@ -134,4 +140,10 @@ ${EXIT_CODES_HELP}`,
       return EXIT.ok;
     });
   });
+}
+
+/** `dlq retry --via`: live or batches (auto needs a deadline, which a retry has none of). */
+function retryVia(value: string | undefined): 'live' | 'batches' | undefined {
+  if (value === undefined || value === 'live' || value === 'batches') return value;
+  throw new ConfigError('via', '--via', `must be live or batches, got ${JSON.stringify(value)}`);
 }

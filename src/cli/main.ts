@@ -18,6 +18,7 @@ const COMMANDS: Record<string, () => Promise<Register[]>> = {
   pause: async () => [(await import('./control-commands.js')).registerControlCommands],
   dashboard: async () => [(await import('./dashboard-command.js')).registerDashboardCommand],
   emulator: async () => [(await import('./emulator-command.js')).registerEmulatorCommand],
+  hosted: async () => [(await import('./hosted-command.js')).registerHostedCommand],
 };
 COMMANDS['resume'] = COMMANDS['pause']!;
 COMMANDS['cancel'] = COMMANDS['pause']!;

@@ -85,7 +85,7 @@ ${EXIT_CODES_HELP}`,
       process.stdout.write(`${formatBatchStatus(result.status)}\n`);
       process.stderr.write(`${result.resultsWritten} results written to ${options['out'] as string}\n`);
       const c = result.status.request_counts;
-      return c.errored + c.canceled > 0 ? EXIT.batchHadErrors : EXIT.ok;
+      return c.errored + c.canceled + c.expired > 0 ? EXIT.batchHadErrors : EXIT.ok;
     });
   });
 }

@@ -16,7 +16,7 @@ export function registerWaitCommand(program: Command): void {
       const status = await waitForBatch(runtime, batch);
       process.stdout.write(`${options['json'] ? JSON.stringify(status) : formatBatchStatus(status)}\n`);
       const c = status.request_counts;
-      return c.errored + c.canceled > 0 ? EXIT.batchHadErrors : EXIT.ok;
+      return c.errored + c.canceled + c.expired > 0 ? EXIT.batchHadErrors : EXIT.ok;
     });
   });
 }

@@ -4,7 +4,7 @@ import { toApiFailure, type ApiFailure } from '../errors/api-failure.js';
 import type { Secret } from '../secret.js';
 
 /** One request of a hosted batch, as the Message Batches API takes it. */
-export interface HostedRequest {
+interface HostedRequest {
   custom_id: string;
   params: MessageParams;
 }

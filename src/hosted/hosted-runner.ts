@@ -47,7 +47,7 @@ const LOCK_TTL_MS = 30_000;
 const SKEW_MS = 60_000;
 
 /** The settle command of a chunk held for an operator. */
-export function settleCommand(batchId: string, n: number): string {
+function settleCommand(batchId: string, n: number): string {
   return `claude-batch hosted settle ${batchId} ${n} --adopt <hosted id>   (or --not-created if none was created)`;
 }
 

@@ -5,7 +5,7 @@ import { decideOutcome, type RetryPolicy } from '../worker/outcome.js';
 import type { HostedResultLine } from './hosted-api.js';
 
 /** The usage block of a hosted message (its `service_tier` is `batch`). */
-export interface HostedUsage {
+interface HostedUsage {
   input_tokens: number;
   output_tokens: number;
   cache_creation_input_tokens: number;

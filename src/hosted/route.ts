@@ -7,7 +7,7 @@
 /** As submitted: `live` (the default), `batches` (everything hosted), `auto` (hosted while the deadline leaves room). */
 export type Via = 'live' | 'batches' | 'auto';
 
-export const VIAS: readonly Via[] = ['live', 'batches', 'auto'];
+const VIAS: readonly Via[] = ['live', 'batches', 'auto'];
 
 /** The path a batch's share goes to now. */
 export type Route = 'live' | 'hosted';

@@ -3,13 +3,20 @@ import { getBreakerState, type KeyBreakerState } from '../breakers/breaker-state
 import { CONDITION_TYPE } from '../errors/error-table.js';
 import type { Runtime } from '../runtime.js';
 import { deadLetterEntries, type DeadLetterFilter } from '../queue/dead-letters.js';
-import { requestJob, type RequestJobData } from '../queue/jobs.js';
+import { Holds, SHARE_REASON } from '../queue/holds.js';
+import { requestJob, requestJobId, type RequestJobData } from '../queue/jobs.js';
 
 export interface DeadLetterRetryOptions extends DeadLetterFilter {
   /** Only this custom_id. */
   customId?: string | undefined;
   /** Send with this model id instead (a mistyped or retired one fixed). */
   model?: string | undefined;
+  /**
+   * The path they are sent on (issue 14): `live` (default: an operator's retry goes first, one by
+   * one) or `batches` (held for their batch's share, which then goes to the hosted Message Batches
+   * API at half price, results when the hosted batch ends).
+   */
+  via?: 'live' | 'batches' | undefined;
 }
 
 export interface DeadLetterRetryResult {
@@ -51,6 +58,9 @@ export async function retryDeadLetters(
   if (options.model !== undefined && models.size > 0) models.add(options.model);
   await closeModelBreakers(runtime, [...models]);
   const taken: string[] = [];
+  const holds = new Holds(runtime);
+  /** Batches put on the hosted route by this retry (`via: 'batches'`). */
+  const hosted = new Set<string>();
   for await (const { jobId, entry } of deadLetterEntries(runtime, options)) {
     if (!selected(entry)) continue;
     taken.push(jobId);
@@ -82,8 +92,18 @@ export async function retryDeadLetters(
       ...(inc !== 0 ? { inc } : {}),
       params,
     };
-    const job = requestJob(data);
-    await runtime.requests.add(job.name, job.data, job.opts);
+    if (options.via === 'batches') {
+      if (!hosted.has(entry.batch_id)) {
+        hosted.add(entry.batch_id);
+        await sendHosted(runtime, entry.batch_id);
+      }
+      await holds.hold(entry.batch_id, SHARE_REASON, [
+        [requestJobId(entry.batch_id, entry.custom_id, gen, inc), JSON.stringify(data)],
+      ]);
+    } else {
+      const job = requestJob(data);
+      await runtime.requests.add(job.name, job.data, job.opts);
+    }
     requeued += 1;
   }
   // Entries go last: until here, a rerun finds them and finishes the job.
@@ -122,4 +142,14 @@ export async function purgeDeadLetters(runtime: Runtime, filter: DeadLetterFilte
     removed += replies.filter((n) => n === 1).length;
   }
   return removed;
+}
+
+/**
+ * Puts a batch on the hosted route (the dispatcher leaves its share to the hosted runner), before
+ * its retried requests are held: none of them is dispatched live meanwhile.
+ */
+async function sendHosted(runtime: Runtime, batchId: string): Promise<void> {
+  const { redis, keys } = runtime;
+  if ((await redis.hexists(keys.batch(batchId), 'id')) === 0) return;
+  await redis.multi().hset(keys.batch(batchId), 'route', 'hosted').sadd(keys.hostedBatches(), batchId).exec();
 }

@@ -425,7 +425,9 @@ describe('the public API', () => {
     expectTypeOf(retryDeadLetters).toEqualTypeOf<
       (runtime: Runtime, options?: DeadLetterRetryOptions) => Promise<DeadLetterRetryResult>
     >();
-    expectTypeOf<keyof DeadLetterRetryOptions>().toEqualTypeOf<'batch' | 'type' | 'customId' | 'model'>();
+    expectTypeOf<keyof DeadLetterRetryOptions>().toEqualTypeOf<
+      'batch' | 'type' | 'customId' | 'model' | 'via'
+    >();
     expectTypeOf(purgeDeadLetters).toEqualTypeOf<
       (runtime: Runtime, filter?: DeadLetterFilter) => Promise<number>
     >();

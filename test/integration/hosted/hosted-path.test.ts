@@ -1,6 +1,13 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import Anthropic from '@anthropic-ai/sdk';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { getBreakerState } from '../../../src/breakers/breaker-state.js';
 import { Chunks } from '../../../src/hosted/chunks.js';
 import { submitBatch } from '../../../src/queue/producer.js';
+import { getBatchStatus } from '../../../src/operations/batch-status.js';
+import { cancelBatch } from '../../../src/operations/cancel-batch.js';
+import { deleteBatch } from '../../../src/operations/delete-batch.js';
+import { retryDeadLetters } from '../../../src/operations/dlq-retry.js';
+import { settleChunk } from '../../../src/operations/settle-chunk.js';
 import { waitForBatch } from '../../../src/operations/wait-for-batch.js';
 import { jsonlSource, request, resultsById, type TestRequest } from '../../helpers/batch.js';
 import { WorkerRig } from '../../helpers/worker-rig.js';
@@ -58,4 +65,278 @@ describe('--via batches', () => {
       ['done', 100],
     ]);
   }, 90_000);
+});
+
+/** Hosted batches that start at once and take 1 ms a request; the runner polls every 50 ms. */
+const FAST_HOSTED = { batchesStartDelayMs: 0, batchesProcessingMs: 1 };
+const FAST_POLLS = { hostedPollMs: '50', hostedPollMaxMs: '200' };
+
+describe('hosted batches: splitting, refusals and outcomes', () => {
+  it('splits by size at the configured limit, and waits out a 429 on create', async () => {
+    rig = await WorkerRig.start({
+      name: 'hosted-bytes',
+      // Two hosted batches may wait at the API at once: the third create is refused until one ends.
+      emulator: { ...FAST_HOSTED, batchesProcessingMs: 20, batchesQueueLimit: 150 },
+      overrides: { ...FAST_POLLS, hostedMaxBytes: '15000' },
+    });
+    const all = requests(241, 'size');
+    const submitted = await submitBatch(rig.runtime, { input: jsonlSource(all), via: 'batches' });
+    await rig.startWorker();
+    const status = await waitForBatch(rig.runtime, submitted.batchId, {
+      pollMs: 100,
+      signal: AbortSignal.timeout(60_000),
+    });
+    expect(status.request_counts.succeeded).toBe(241);
+    const chunks = await new Chunks(rig.runtime).all(submitted.batchId);
+    // Every chunk within the byte limit, more than one of them, all 240 packed once.
+    expect(chunks.length).toBeGreaterThan(2);
+    for (const c of chunks) expect(c.bytes).toBeLessThanOrEqual(15_000);
+    expect(chunks.reduce((n, c) => n + c.count, 0)).toBe(240);
+    expect(rig.emulator.control.stats().hostedBatches.created).toBe(chunks.length);
+    expect(rig.logger.lines.some((l) => l['msg'] === 'hosted batch create refused; trying again later')).toBe(
+      true,
+    );
+    expect(resultsById(await lines(submitted.batchId)).size).toBe(241);
+  }, 90_000);
+
+  it('ends requests the API did not process in time as expired, counted as such', async () => {
+    rig = await WorkerRig.start({
+      name: 'hosted-expired',
+      // Each request takes 50 ms and the batch expires after 500 ms: most expire.
+      emulator: { batchesStartDelayMs: 0, batchesProcessingMs: 50, batchesExpiryMs: 500 },
+      overrides: FAST_POLLS,
+    });
+    const submitted = await submitBatch(rig.runtime, {
+      input: jsonlSource(requests(41, 'exp')),
+      via: 'batches',
+    });
+    await rig.startWorker();
+    const status = await waitForBatch(rig.runtime, submitted.batchId, {
+      pollMs: 100,
+      signal: AbortSignal.timeout(60_000),
+    });
+    const c = status.request_counts;
+    expect(c.expired).toBeGreaterThan(20);
+    expect(c.succeeded + c.expired).toBe(41);
+    const results = resultsById(await lines(submitted.batchId));
+    expect([...results.values()].filter((r) => r.type === 'expired').length).toBe(c.expired);
+  }, 60_000);
+
+  it('cancel: the hosted batch is canceled and its unprocessed requests end canceled', async () => {
+    rig = await WorkerRig.start({
+      name: 'hosted-cancel',
+      // A hosted batch that starts in an hour: nothing is processed before the cancel.
+      emulator: { batchesStartDelayMs: 3_600_000, batchesProcessingMs: 1 },
+      overrides: FAST_POLLS,
+    });
+    const submitted = await submitBatch(rig.runtime, {
+      input: jsonlSource(requests(51, 'cx')),
+      via: 'batches',
+    });
+    await rig.startWorker();
+    const chunks = new Chunks(rig.runtime);
+    await vi.waitFor(async () => expect((await chunks.all(submitted.batchId))[0]?.state).toBe('created'), {
+      timeout: 20_000,
+      interval: 50,
+    });
+    const canceled = await cancelBatch(rig.runtime, submitted.batchId);
+    // The 50 in the hosted batch are in flight: they end with the hosted batch's results.
+    expect(canceled.inFlight).toBe(50);
+    const status = await waitForBatch(rig.runtime, submitted.batchId, {
+      pollMs: 100,
+      signal: AbortSignal.timeout(30_000),
+    });
+    expect(status.request_counts).toMatchObject({ succeeded: 1, canceled: 50, processing: 0 });
+    expect(rig.emulator.control.stats().hostedBatches.created).toBe(1);
+    expect((await chunks.all(submitted.batchId))[0]).toMatchObject({ state: 'done', cancel_sent: true });
+  }, 60_000);
+
+  it('delete: its hosted batches are canceled, then deleted at the API once ended', async () => {
+    rig = await WorkerRig.start({
+      name: 'hosted-delete',
+      emulator: { batchesStartDelayMs: 3_600_000, batchesProcessingMs: 1 },
+      overrides: FAST_POLLS,
+    });
+    const submitted = await submitBatch(rig.runtime, {
+      input: jsonlSource(requests(31, 'del')),
+      via: 'batches',
+    });
+    await rig.startWorker();
+    const chunks = new Chunks(rig.runtime);
+    await vi.waitFor(async () => expect((await chunks.all(submitted.batchId))[0]?.state).toBe('created'), {
+      timeout: 20_000,
+      interval: 50,
+    });
+    await deleteBatch(rig.runtime, submitted.batchId);
+    await vi.waitFor(() => expect(rig!.emulator.control.stats().hostedBatches.deleted).toBe(1), {
+      timeout: 20_000,
+      interval: 50,
+    });
+    expect(await rig.runtime.redis.hlen(rig.runtime.keys.hostedTrash())).toBe(0);
+    expect(await rig.runtime.redis.exists(rig.runtime.keys.chunks(submitted.batchId))).toBe(0);
+  }, 60_000);
+});
+
+describe('hosted batches: breakers, deadlines and crashes', () => {
+  it('credits exhausted in hosted lines trip the key breaker and stop new chunks; top-up and the fix finish it', async () => {
+    rig = await WorkerRig.start({
+      name: 'hosted-credits',
+      // 20 credits: the live canary and 19 hosted requests, then the balance is empty.
+      emulator: { ...FAST_HOSTED, credits: { balance: 20 } },
+      overrides: { ...FAST_POLLS, hostedMaxRequests: '40' },
+    });
+    const all = requests(81, 'cr');
+    const submitted = await submitBatch(rig.runtime, { input: jsonlSource(all), via: 'batches' });
+    await rig.startWorker();
+    const keyBreaker = async () => (await getBreakerState(rig!.runtime)).key;
+    await vi.waitFor(async () => expect((await keyBreaker())?.condition).toBe('billing'), {
+      timeout: 30_000,
+      interval: 100,
+    });
+    // The chunk that met the empty balance has come back; no chunk is created while paused.
+    const chunks = new Chunks(rig.runtime);
+    await vi.waitFor(
+      async () => expect((await chunks.all(submitted.batchId)).every((c) => c.state === 'done')).toBe(true),
+      { timeout: 20_000, interval: 100 },
+    );
+    const createdWhilePaused = rig.emulator.control.stats().hostedBatches.created;
+    const paused = await getBatchStatus(rig.runtime, submitted.batchId);
+    expect(paused?.processing_status).toBe('paused');
+    expect(paused?.request_counts.errored).toBe(0);
+    expect((await keyBreaker())?.fix).toContain('dlq retry --type billing_error');
+    // A few rounds of the runner: still nothing created.
+    await rig.workers[0]!.hosted!.tick();
+    expect(rig.emulator.control.stats().hostedBatches.created).toBe(createdWhilePaused);
+
+    rig.emulator.control.topUp(1_000);
+    const retried = await retryDeadLetters(rig.runtime, { type: 'billing_error' });
+    expect(retried.resumed).toBe(true);
+    const status = await waitForBatch(rig.runtime, submitted.batchId, {
+      pollMs: 100,
+      signal: AbortSignal.timeout(60_000),
+    });
+    expect(status.request_counts).toMatchObject({ succeeded: 81, errored: 0 });
+    expect(resultsById(await lines(submitted.batchId)).size).toBe(81);
+    expect(rig.hooks.some((h) => h['event'] === 'key_breaker_tripped')).toBe(true);
+  }, 90_000);
+
+  it('--via auto: when the deadline nears, the hosted remainder is canceled and finished live, each request once', async () => {
+    rig = await WorkerRig.start({
+      name: 'hosted-auto',
+      // The hosted batch would start in an hour: only the live path can meet the deadline.
+      emulator: { batchesStartDelayMs: 3_600_000, batchesProcessingMs: 1 },
+      // Planned live rate 10/s and 1 s from cancel to end: 61 requests switch ~7 s before the deadline.
+      overrides: { ...FAST_POLLS, autoLiveRpm: '600', hostedCancelMs: '1000' },
+    });
+    const all = requests(61, 'auto');
+    const deadline = Date.now() + 12_000;
+    const submitted = await submitBatch(rig.runtime, {
+      input: jsonlSource(all),
+      via: 'auto',
+      deadline: new Date(deadline),
+      routePlan: { liveRatePerSec: 10, cancelToEndMs: 1_000 },
+    });
+    expect((await rig.runtime.store.get(submitted.batchId))?.route).toBe('hosted');
+    await rig.startWorker();
+    const status = await waitForBatch(rig.runtime, submitted.batchId, {
+      pollMs: 100,
+      signal: AbortSignal.timeout(30_000),
+    });
+    expect(Date.now()).toBeLessThan(deadline);
+    expect(status.request_counts).toMatchObject({ succeeded: 61, canceled: 0 });
+    const record = await rig.runtime.store.get(submitted.batchId);
+    expect(record).toMatchObject({ route: 'live', served: { live: 61, hosted: 0 } });
+    expect(rig.emulator.control.stats().hostedBatches.created).toBe(1);
+    // No request ended twice, none answered twice.
+    await rig.expectAllSucceededOnce(submitted.batchId, all);
+  }, 60_000);
+
+  it('adopts the one hosted batch that matches a create interrupted after its intent', async () => {
+    rig = await WorkerRig.start({ name: 'hosted-adopt', emulator: FAST_HOSTED, overrides: FAST_POLLS });
+    const all = requests(20, 'adopt');
+    const submitted = await submitBatch(rig.runtime, {
+      input: jsonlSource(all),
+      via: 'batches',
+      canary: false,
+    });
+    // A worker packed a chunk, recorded its intent, sent the create and died before recording the id.
+    const chunks = new Chunks(rig.runtime);
+    const chunk = await chunks.open(submitted.batchId);
+    await chunks.packPage(submitted.batchId, chunk.n, { maxRequests: 100, maxBytes: 1e9 });
+    const packed = (await chunks.get(submitted.batchId, chunk.n))!;
+    expect(packed.count).toBe(20);
+    await chunks.update(
+      submitted.batchId,
+      { ...packed, state: 'creating', intent_at: Date.now() },
+      'packing',
+    );
+    const client = new Anthropic({ apiKey: rig.apiKey, baseURL: rig.emulator.url });
+    // Another batch of the workspace, of another size, is not a candidate.
+    await client.messages.batches.create({ requests: all.slice(0, 3) as never });
+    const created = await client.messages.batches.create({ requests: all as never });
+
+    await rig.startWorker();
+    const status = await waitForBatch(rig.runtime, submitted.batchId, {
+      pollMs: 100,
+      signal: AbortSignal.timeout(30_000),
+    });
+    expect(status.request_counts.succeeded).toBe(20);
+    expect(await chunks.get(submitted.batchId, chunk.n)).toMatchObject({
+      hosted_id: created.id,
+      adopted: true,
+    });
+    expect(rig.emulator.control.stats().hostedBatches.created).toBe(2);
+  }, 60_000);
+
+  it('holds a chunk no hosted batch matches, and creates it once the operator says none was', async () => {
+    rig = await WorkerRig.start({ name: 'hosted-held', emulator: FAST_HOSTED, overrides: FAST_POLLS });
+    const all = requests(12, 'held');
+    const submitted = await submitBatch(rig.runtime, {
+      input: jsonlSource(all),
+      via: 'batches',
+      canary: false,
+    });
+    const chunks = new Chunks(rig.runtime);
+    const chunk = await chunks.open(submitted.batchId);
+    await chunks.packPage(submitted.batchId, chunk.n, { maxRequests: 100, maxBytes: 1e9 });
+    const packed = (await chunks.get(submitted.batchId, chunk.n))!;
+    await chunks.update(
+      submitted.batchId,
+      { ...packed, state: 'creating', intent_at: Date.now() },
+      'packing',
+    );
+    await rig.startWorker();
+    await vi.waitFor(async () => expect((await chunks.get(submitted.batchId, chunk.n))?.state).toBe('held'), {
+      timeout: 20_000,
+      interval: 50,
+    });
+    const held = (await chunks.get(submitted.batchId, chunk.n))!;
+    expect(held.held?.fix).toContain(`claude-batch hosted settle ${submitted.batchId} ${chunk.n}`);
+    expect(rig.emulator.control.stats().hostedBatches.created).toBe(0);
+    await settleChunk(rig.runtime, submitted.batchId, chunk.n, { notCreated: true });
+    const status = await waitForBatch(rig.runtime, submitted.batchId, {
+      pollMs: 100,
+      signal: AbortSignal.timeout(30_000),
+    });
+    expect(status.request_counts.succeeded).toBe(12);
+    expect(rig.emulator.control.stats().hostedBatches.created).toBe(1);
+  }, 60_000);
+
+  it('dlq retry --via batches sends dead-lettered requests through the hosted API', async () => {
+    rig = await WorkerRig.start({ name: 'hosted-dlq', emulator: FAST_HOSTED, overrides: FAST_POLLS });
+    // A retired model: the canary fails, its model's breaker stops the rest.
+    const all = requests(15, 'dlq').map((q) => ({ ...q, params: { ...q.params, model: 'claude-2.0' } }));
+    const submitted = await submitBatch(rig.runtime, { input: jsonlSource(all) });
+    await rig.startWorker();
+    await waitForBatch(rig.runtime, submitted.batchId, { pollMs: 100, signal: AbortSignal.timeout(30_000) });
+    const retried = await retryDeadLetters(rig.runtime, { model: MODEL, via: 'batches' });
+    expect(retried.requeued).toBe(15);
+    const status = await waitForBatch(rig.runtime, submitted.batchId, {
+      pollMs: 100,
+      signal: AbortSignal.timeout(30_000),
+    });
+    expect(status.request_counts).toMatchObject({ succeeded: 15, errored: 0 });
+    expect(rig.emulator.control.stats().hostedBatches.created).toBe(1);
+    expect((await rig.runtime.store.get(submitted.batchId))?.served.hosted).toBe(15);
+  }, 60_000);
 });
