@@ -35,6 +35,14 @@ export interface ModelBreakerState {
   fix: string;
 }
 
+/** What a request not sent because its model's breaker is open says in its dead-letter entry. */
+export function modelBreakerMessage(breaker: ModelBreakerState): string {
+  return (
+    `not sent: model ${breaker.model} failed with ${breaker.type} (request ${breaker.request_id ?? 'unknown'}: ` +
+    `${breaker.message}), so its remaining requests were stopped. ${breaker.fix}`
+  );
+}
+
 export interface BreakerState {
   key: KeyBreakerState | null;
   models: ModelBreakerState[];

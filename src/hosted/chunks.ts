@@ -34,6 +34,8 @@ export interface ChunkMeta {
   /** What its download did: lines written, requests held again to be sent again. */
   written?: number;
   reheld?: number;
+  /** Its worst case reserved against its batch's cost ceiling (src/hosted/chunk-ceiling.ts), until settled. */
+  reservation?: { id: string; amount: number };
   /** Why it waits for an operator, the hosted batches that may be it, and the command that settles it. */
   held?: { reason: string; candidates: string[]; fix: string; since: string };
 }

@@ -5,6 +5,7 @@ import { canceledLine, expiredLine, succeededLine } from '../store/result-line.j
 import type { HeldEntry } from '../queue/holds.js';
 import { Holds, SHARE_REASON } from '../queue/holds.js';
 import { requestJobId, type RequestJobData } from '../queue/jobs.js';
+import { modelBreakerMessage, type ModelBreakerState } from '../breakers/breaker-state.js';
 import { retryAfterMs } from '../errors/retry-hints.js';
 import { ExpiringLock } from '../redis/expiring-lock.js';
 import type { Runtime } from '../runtime.js';
@@ -12,6 +13,7 @@ import type { BatchRecord } from '../store/batch-record.js';
 import { MAX_PRIORITY } from '../store/batch-record.js';
 import { deadLetter, deadLetterEntry } from '../worker/apply-outcome.js';
 import type { RetryPolicy } from '../worker/outcome.js';
+import { ChunkCeiling } from './chunk-ceiling.js';
 import { Chunks, CHUNK_PAGE, type ChunkMeta } from './chunks.js';
 import { HostedApiError, type HostedApi, type HostedBatch, type HostedResultLine } from './hosted-api.js';
 import { decideLine, type LineOutcome } from './line-outcome.js';
@@ -70,6 +72,8 @@ function settleCommand(batchId: string, n: number): string {
 export class HostedRunner {
   private readonly chunks: Chunks;
   private readonly holds: Holds;
+  /** The batches' cost ceilings, for chunks (their worst case at the hosted price). */
+  private readonly ceiling: ChunkCeiling;
   private readonly locks = new Map<string, ExpiringLock>();
   private readonly polls = new Map<string, { at: number; waitMs: number }>();
   private readonly maxRequests: number;
@@ -90,6 +94,7 @@ export class HostedRunner {
   ) {
     this.chunks = new Chunks(runtime);
     this.holds = new Holds(runtime);
+    this.ceiling = new ChunkCeiling(runtime);
     this.maxRequests = options.maxRequests ?? 100_000;
     this.maxBytes = options.maxBytes ?? 256_000_000;
     this.pollMinMs = options.pollMinMs ?? 10_000;
@@ -123,6 +128,7 @@ export class HostedRunner {
     await this.ticking;
     for (const lock of this.locks.values()) await lock.release().catch(() => undefined);
     this.locks.clear();
+    this.ceiling.close();
   }
 
   /** One round: every batch with hosted work whose lock this process holds or takes. Also for tests. */
@@ -270,27 +276,66 @@ export class HostedRunner {
    * whether it was created.
    */
   private async create(record: BatchRecord, n: number): Promise<boolean> {
+    const { redis, keys } = this.runtime;
     if (Date.now() < this.createAfter) return false;
     if (await this.runtime.requests.isPaused()) return false;
-    const meta = await this.chunks.get(record.id, n);
+    if ((await redis.sismember(keys.pausedBatches(), record.id)) === 1) return false;
+    let meta = await this.chunks.get(record.id, n);
     if (!meta || meta.state !== 'packed') return false;
+    const jobIds = new Map<RequestJobData, string>();
+    const requests: RequestJobData[] = [];
+    for await (const page of this.chunks.entries(record.id, n)) {
+      for (const [jobId, json] of page) {
+        const data = JSON.parse(json) as RequestJobData;
+        jobIds.set(data, jobId);
+        requests.push(data);
+      }
+    }
+    // A model whose breaker is open is not sent: its requests end as the live path ends them.
+    const stopped = await this.stopBrokenModels(record.id, n, requests, jobIds);
+    if (stopped > 0) {
+      requests.splice(0, requests.length, ...requests.filter((data) => jobIds.has(data)));
+      if (requests.length === 0) {
+        await this.chunks.update(record.id, { ...meta, count: 0, state: 'done' }, 'packed');
+        return false;
+      }
+      meta = { ...meta, count: requests.length };
+      await this.chunks.update(record.id, meta, 'packed');
+    }
+    // Within what is left of a cost ceiling: the chunk keeps what fits, the rest waits for the next.
+    const admission = await this.ceiling.admit(record, requests);
+    if (admission.kind === 'wait') return false;
+    if (admission.keep < requests.length) {
+      const excess = requests.splice(admission.keep);
+      await this.chunks.rehold(
+        record.id,
+        n,
+        excess.map((data) => [jobIds.get(data)!, JSON.stringify(data)] as const),
+      );
+      const bytes = requests.reduce((sum, data) => sum + JSON.stringify(data).length + 1, 0);
+      const cut: ChunkMeta = { ...meta, count: requests.length, bytes };
+      if (!(await this.chunks.update(record.id, cut, 'packed'))) {
+        await this.ceiling.release(record.id, admission.reservation ?? undefined);
+        return false;
+      }
+      meta = cut;
+    }
     const intent: ChunkMeta = {
       ...meta,
       state: 'creating',
       intent_at: Date.now(),
       intent_token: randomUUID(),
+      ...(admission.reservation ? { reservation: admission.reservation } : {}),
     };
-    if (!(await this.chunks.update(record.id, intent, 'packed'))) return false;
-    const requests = [];
-    for await (const page of this.chunks.entries(record.id, n)) {
-      for (const [, json] of page) {
-        const data = JSON.parse(json) as RequestJobData;
-        requests.push({ custom_id: data.custom_id, params: data.params });
-      }
+    if (!(await this.chunks.update(record.id, intent, 'packed'))) {
+      await this.ceiling.release(record.id, admission.reservation ?? undefined);
+      return false;
     }
     let hosted: HostedBatch;
     try {
-      hosted = await this.options.api.create(requests);
+      hosted = await this.options.api.create(
+        requests.map((data) => ({ custom_id: data.custom_id, params: data.params })),
+      );
     } catch (err) {
       if (!(err instanceof HostedApiError) || err.failure.status === null) {
         // No answer: it may have been created. Adoption looks for it (now, and after a crash).
@@ -305,6 +350,7 @@ export class HostedRunner {
       const waitMs = retryAfterMs(err.failure.headers) ?? this.pollMinMs;
       this.createAfter = Date.now() + waitMs;
       await this.chunks.update(record.id, { ...meta, state: 'packed' }, 'creating');
+      await this.ceiling.release(record.id, admission.reservation ?? undefined);
       this.runtime.logger.warn('hosted batch create refused; trying again later', {
         batch_id: record.id,
         chunk: n,
@@ -323,6 +369,39 @@ export class HostedRunner {
       requests: meta.count,
     });
     return true;
+  }
+
+  /**
+   * Dead-letters the chunk's requests of models whose breaker is open, as the live path's gate does
+   * (reason `model_breaker`, condition `model`, the breaker's fix), and takes them out of the chunk
+   * and of `jobIds`. Returns how many.
+   */
+  private async stopBrokenModels(
+    batchId: string,
+    n: number,
+    requests: readonly RequestJobData[],
+    jobIds: Map<RequestJobData, string>,
+  ): Promise<number> {
+    const open = await this.runtime.redis.hgetall(this.runtime.keys.modelBreakers());
+    if (Object.keys(open).length === 0) return 0;
+    const broken = requests.filter((data) => open[data.params.model] !== undefined);
+    for (const data of broken) {
+      const breaker = JSON.parse(open[data.params.model]!) as ModelBreakerState;
+      await deadLetter(
+        { runtime: this.runtime },
+        deadLetterEntry(
+          data,
+          'model_breaker',
+          { status: null, type: breaker.type, message: '', request_id: null },
+          { calls: data.calls ?? 0, firstAt: data.first_at ?? null },
+          modelBreakerMessage(breaker),
+          'model',
+        ),
+      );
+      await this.chunks.drop(batchId, n, [jobIds.get(data)!]);
+      jobIds.delete(data);
+    }
+    return broken.length;
   }
 
   /** Records a chunk's hosted batch (created or adopted): claims the id first, then the chunk's state. */
@@ -515,15 +594,16 @@ export class HostedRunner {
     }
     let page: HostedResultLine[] = [];
     let written = chunk.written ?? 0;
+    const cost = { nano: 0 };
     for await (const line of this.options.api.results(chunk.hosted_id!)) {
       page.push(line);
       if (page.length >= CHUNK_PAGE) {
-        written += await this.applyPage(record, chunk.n, page);
+        written += await this.applyPage(record, chunk.n, page, cost);
         page = [];
         if (this.stopped) return;
       }
     }
-    written += await this.applyPage(record, chunk.n, page);
+    written += await this.applyPage(record, chunk.n, page, cost);
     // A request with no line in the results (the API lost it?) goes out again.
     const left: HeldEntry[] = [];
     for await (const entries of this.chunks.entries(batchId, chunk.n)) left.push(...entries);
@@ -540,6 +620,9 @@ export class HostedRunner {
       { ...chunk, state: 'done', written, reheld: (chunk.reheld ?? 0) + reheld },
       'ended',
     );
+    // What its lines cost (a download resumed by another process knows only its own part: the
+    // reservation it did not hold has then expired and been charged at its worst case already).
+    if (chunk.reservation) await this.ceiling.settle(batchId, chunk.reservation, cost.nano);
     this.runtime.logger.info('hosted batch results downloaded', {
       batch_id: batchId,
       hosted_id: chunk.hosted_id,
@@ -584,6 +667,7 @@ export class HostedRunner {
     record: BatchRecord,
     n: number,
     lines: readonly HostedResultLine[],
+    cost: { nano: number },
   ): Promise<number> {
     if (lines.length === 0) return 0;
     const batchId = record.id;
@@ -608,6 +692,7 @@ export class HostedRunner {
         if (json === null || json === undefined) return;
         const request = JSON.parse(json) as RequestJobData;
         const outcome = decideLine(line, request, context);
+        if (outcome.kind === 'succeeded') cost.nano += this.ceiling.actualOf(record, request, outcome.usage);
         const result = await this.applyLine(request, outcome);
         if (result === 'resend') resend.push([jobIds[i]!, JSON.stringify(outcomeData(outcome, request))]);
         else {

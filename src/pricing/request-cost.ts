@@ -204,3 +204,20 @@ export function actualCostNano(usage: CostUsage, params: MessageParams, price: F
   const outputSide = n(usage.output_tokens) * perToken(price.output);
   return inputSide * (long ? 2 : 1) + Math.ceil(outputSide * (long ? 1.5 : 1));
 }
+
+/**
+ * The dearest rates over a batch's frozen prices: what a model without a price of its own (a
+ * `dlq retry --model` replacement) is reserved at, the safe side. Null when there are none.
+ */
+export function dearestPrice(prices: Record<string, FrozenPrice>): FrozenPrice | null {
+  const all = Object.values(prices);
+  if (all.length === 0) return null;
+  const max = (pick: (p: FrozenPrice) => number) => Math.max(...all.map(pick));
+  return {
+    input: max((p) => p.input),
+    output: max((p) => p.output),
+    cache_write: max((p) => p.cache_write),
+    cache_write_1h: max((p) => p.cache_write_1h),
+    cache_read: max((p) => p.cache_read),
+  };
+}

@@ -3,6 +3,7 @@ import { CostLedger, type CostPauseTemplate, type CostReservation } from '../lim
 import type { RequestJobData } from '../queue/jobs.js';
 import {
   actualCostNano,
+  dearestPrice,
   nanoToUsd,
   parseFrozenPrices,
   worstCaseNano,
@@ -61,7 +62,7 @@ export class CostGuard {
     const price = info.prices[data.params.model] ?? this.dearest(data, info.prices);
     if (!price) return { kind: 'send', settle: NOTHING };
     const worst = worstCaseNano(data.params, price);
-    const answer = await this.ledger.reserve(data.batch_id, worst, pauseTemplate(data.batch_id), signal);
+    const answer = await this.ledger.reserve(data.batch_id, worst, costPauseTemplate(data.batch_id), signal);
     if (answer === null) return { kind: 'aborted' };
     switch (answer.kind) {
       case 'unlimited':
@@ -119,20 +120,11 @@ export class CostGuard {
    * dearest rates of its other models, the safe side, with a warning.
    */
   private dearest(data: RequestJobData, prices: Record<string, FrozenPrice>): FrozenPrice | null {
-    const all = Object.values(prices);
-    if (all.length === 0) return null;
     this.runtime.logger.warn('no frozen price for this model; its worst case uses the dearest of its batch', {
       batch_id: data.batch_id,
       model: data.params.model,
     });
-    const max = (pick: (p: FrozenPrice) => number) => Math.max(...all.map(pick));
-    return {
-      input: max((p) => p.input),
-      output: max((p) => p.output),
-      cache_write: max((p) => p.cache_write),
-      cache_write_1h: max((p) => p.cache_write_1h),
-      cache_read: max((p) => p.cache_read),
-    };
+    return dearestPrice(prices);
   }
 
   private async batchInfo(
@@ -154,7 +146,7 @@ export class CostGuard {
   }
 }
 
-function pauseTemplate(batchId: string): CostPauseTemplate {
+export function costPauseTemplate(batchId: string): CostPauseTemplate {
   return {
     reason: 'cost_ceiling',
     message: 'the batch reached its cost ceiling: the next request could cost more than what is left',

@@ -1,5 +1,6 @@
 import { DelayedError, Job, WaitingError } from 'bullmq';
 import type { Alerter } from '../breakers/alert.js';
+import { modelBreakerMessage } from '../breakers/breaker-state.js';
 import type { CallResult, ClaudeClient } from '../claude/claude-client.js';
 import type { StormOptions } from '../breakers/storm.js';
 import { classHoldMs, ruleFor } from '../errors/classify.js';
@@ -220,9 +221,7 @@ export class RequestProcessor {
           reason: 'model_breaker',
           condition: 'model',
           lastError: { status: null, type: breaker.type, message: '', request_id: null },
-          message:
-            `not sent: model ${breaker.model} failed with ${breaker.type} (request ${breaker.request_id ?? 'unknown'}: ` +
-            `${breaker.message}), so its remaining requests were stopped. ${breaker.fix}`,
+          message: modelBreakerMessage(breaker),
         };
         return applyOutcome(this.apply, job, token, outcome, attempt);
       }

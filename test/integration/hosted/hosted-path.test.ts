@@ -7,6 +7,7 @@ import { getBatchStatus } from '../../../src/operations/batch-status.js';
 import { cancelBatch } from '../../../src/operations/cancel-batch.js';
 import { deleteBatch } from '../../../src/operations/delete-batch.js';
 import { retryDeadLetters } from '../../../src/operations/dlq-retry.js';
+import { resumeBatch } from '../../../src/operations/resume-batch.js';
 import { settleChunk } from '../../../src/operations/settle-chunk.js';
 import { waitForBatch } from '../../../src/operations/wait-for-batch.js';
 import { jsonlSource, request, resultsById, type TestRequest } from '../../helpers/batch.js';
@@ -322,6 +323,26 @@ describe('hosted batches: breakers, deadlines and crashes', () => {
     expect(rig.emulator.control.stats().hostedBatches.created).toBe(1);
   }, 60_000);
 
+  it('a model whose live canary failed is not sent hosted: its requests are stopped by its breaker', async () => {
+    rig = await WorkerRig.start({ name: 'hosted-model', emulator: FAST_HOSTED, overrides: FAST_POLLS });
+    const retired = requests(10, 'old').map((q) => ({ ...q, params: { ...q.params, model: 'claude-2.0' } }));
+    const fine = requests(10, 'new');
+    const submitted = await submitBatch(rig.runtime, {
+      input: jsonlSource([...retired, ...fine]),
+      via: 'batches',
+    });
+    await rig.startWorker();
+    const status = await waitForBatch(rig.runtime, submitted.batchId, {
+      pollMs: 100,
+      signal: AbortSignal.timeout(30_000),
+    });
+    expect(status.request_counts).toMatchObject({ succeeded: 10, errored: 10 });
+    expect(status.errored_by_condition['model']).toBe(10);
+    // Only the good model's 9 went hosted: one hosted batch, none of the retired model's requests in it.
+    expect(rig.emulator.control.stats().hostedBatches.created).toBe(1);
+    expect((await rig.runtime.store.get(submitted.batchId))?.served.hosted).toBe(9);
+  }, 60_000);
+
   it('dlq retry --via batches sends dead-lettered requests through the hosted API', async () => {
     rig = await WorkerRig.start({ name: 'hosted-dlq', emulator: FAST_HOSTED, overrides: FAST_POLLS });
     // A retired model: the canary fails, its model's breaker stops the rest.
@@ -338,5 +359,39 @@ describe('hosted batches: breakers, deadlines and crashes', () => {
     expect(status.request_counts).toMatchObject({ succeeded: 15, errored: 0 });
     expect(rig.emulator.control.stats().hostedBatches.created).toBe(1);
     expect((await rig.runtime.store.get(submitted.batchId))?.served.hosted).toBe(15);
+  }, 60_000);
+});
+
+describe('hosted batches under a cost ceiling', () => {
+  it('reserve each chunk at the hosted price, pause at the ceiling, and finish after resume --max-cost', async () => {
+    rig = await WorkerRig.start({ name: 'hosted-ceiling', emulator: FAST_HOSTED, overrides: FAST_POLLS });
+    const all = requests(201, 'cost');
+    // Worst case at the hosted price: ~32 output tokens at $15/M, halved: ~$0.00024 a request, so
+    // $0.02 fits about 80 of the 200 hosted ones at their worst.
+    const submitted = await submitBatch(rig.runtime, {
+      input: jsonlSource(all),
+      via: 'batches',
+      maxCost: 0.02,
+    });
+    await rig.startWorker();
+    await vi.waitFor(
+      async () =>
+        expect((await rig!.runtime.store.get(submitted.batchId))?.pauses['cost_ceiling']).toBeDefined(),
+      { timeout: 30_000, interval: 100 },
+    );
+    const paused = (await rig.runtime.store.get(submitted.batchId))!;
+    expect(paused.cost!.spent + paused.cost!.reserved).toBeLessThanOrEqual(paused.cost!.ceiling!);
+    expect(paused.counts.succeeded).toBeGreaterThan(50);
+    expect(paused.counts.succeeded).toBeLessThan(201);
+    // Chunks cut to what fits: none bigger than the ceiling allows at its worst.
+    const chunks = await new Chunks(rig.runtime).all(submitted.batchId);
+    expect(chunks.length).toBeGreaterThan(0);
+    await resumeBatch(rig.runtime, submitted.batchId, { maxCost: 10 });
+    const status = await waitForBatch(rig.runtime, submitted.batchId, {
+      pollMs: 100,
+      signal: AbortSignal.timeout(30_000),
+    });
+    expect(status.request_counts).toMatchObject({ succeeded: 201, errored: 0 });
+    expect(resultsById(await lines(submitted.batchId)).size).toBe(201);
   }, 60_000);
 });
