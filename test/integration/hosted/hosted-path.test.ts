@@ -123,6 +123,33 @@ describe('hosted batches: splitting, refusals and outcomes', () => {
     expect([...results.values()].filter((r) => r.type === 'expired').length).toBe(c.expired);
   }, 60_000);
 
+  it('sends expired requests again while the deadline is ahead', async () => {
+    rig = await WorkerRig.start({
+      name: 'hosted-expired-again',
+      emulator: { batchesStartDelayMs: 0, batchesProcessingMs: 50, batchesExpiryMs: 500 },
+      overrides: FAST_POLLS,
+    });
+    const submitted = await submitBatch(rig.runtime, {
+      input: jsonlSource(requests(41, 'again')),
+      via: 'batches',
+      deadline: '10m',
+    });
+    await rig.startWorker();
+    const chunks = new Chunks(rig.runtime);
+    // The first hosted batch expires most of its requests; they go out again in the next ones.
+    await vi.waitFor(async () => expect((await chunks.all(submitted.batchId)).length).toBeGreaterThan(1), {
+      timeout: 20_000,
+      interval: 50,
+    });
+    rig.emulator.control.setBatches({ expiryMs: 3_600_000 });
+    const status = await waitForBatch(rig.runtime, submitted.batchId, {
+      pollMs: 100,
+      signal: AbortSignal.timeout(60_000),
+    });
+    expect(status.request_counts).toMatchObject({ succeeded: 41, expired: 0 });
+    expect(resultsById(await lines(submitted.batchId)).size).toBe(41);
+  }, 90_000);
+
   it('cancel: the hosted batch is canceled and its unprocessed requests end canceled', async () => {
     rig = await WorkerRig.start({
       name: 'hosted-cancel',
