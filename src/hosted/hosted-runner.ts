@@ -76,6 +76,8 @@ export class HostedRunner {
   private readonly ceiling: ChunkCeiling;
   private readonly locks = new Map<string, ExpiringLock>();
   private readonly polls = new Map<string, { at: number; waitMs: number }>();
+  /** When each trashed hosted batch is next looked at (ms). */
+  private readonly trashPolls = new Map<string, number>();
   private readonly maxRequests: number;
   private readonly maxBytes: number;
   private readonly pollMinMs: number;
@@ -151,6 +153,14 @@ export class HostedRunner {
     }
   }
 
+  /** Leaves a batch with no hosted work left: out of the set, its lock freed. */
+  private async forget(batchId: string): Promise<void> {
+    await this.runtime.redis.srem(this.runtime.keys.hostedBatches(), batchId);
+    await this.locks.get(batchId)?.release();
+    this.locks.delete(batchId);
+    for (const key of this.polls.keys()) if (key.startsWith(`${batchId}:`)) this.polls.delete(key);
+  }
+
   private lockOf(batchId: string): ExpiringLock {
     let lock = this.locks.get(batchId);
     if (!lock) {
@@ -168,11 +178,11 @@ export class HostedRunner {
 
   /** Moves one batch's chunks along, then packs and creates the next one if it may. */
   private async advance(batchId: string, lock: ExpiringLock): Promise<void> {
-    const { redis, keys, store } = this.runtime;
+    const { store } = this.runtime;
     const record = await store.get(batchId);
     if (!record) {
       // Deleted: its hosted batches are in the trash (the delete put them there).
-      await redis.srem(keys.hostedBatches(), batchId);
+      await this.forget(batchId);
       return;
     }
     if (record.via === 'auto' && record.route === 'hosted' && !record.canceled_at) {
@@ -188,7 +198,7 @@ export class HostedRunner {
     if (!canceled && !goLive) await this.packAndCreate(record, lock);
     // Done with it: on the live route with nothing open at the API (the dispatcher has the rest).
     const open = (await this.chunks.all(batchId)).some((c) => c.state !== 'done');
-    if (!open && (goLive || canceled || record.ended_at)) await redis.srem(keys.hostedBatches(), batchId);
+    if (!open && (goLive || canceled || record.ended_at)) await this.forget(batchId);
   }
 
   /** One chunk's next step, by its state. */
@@ -684,6 +694,7 @@ export class HostedRunner {
     };
     const resend: HeldEntry[] = [];
     const done: string[] = [];
+    let keyFailure: Extract<LineOutcome, { kind: 'key-failure' }> | undefined;
     let written = 0;
     await Promise.all(
       lines.map(async (line, i) => {
@@ -692,6 +703,7 @@ export class HostedRunner {
         if (json === null || json === undefined) return;
         const request = JSON.parse(json) as RequestJobData;
         const outcome = decideLine(line, request, context);
+        if (outcome.kind === 'key-failure') keyFailure ??= outcome;
         if (outcome.kind === 'succeeded') cost.nano += this.ceiling.actualOf(record, request, outcome.usage);
         const result = await this.applyLine(request, outcome);
         if (result === 'resend') resend.push([jobIds[i]!, JSON.stringify(outcomeData(outcome, request))]);
@@ -703,6 +715,17 @@ export class HostedRunner {
     );
     await this.chunks.drop(batchId, n, done);
     await this.chunks.rehold(batchId, n, resend);
+    // A key-wide failure (credits, key, spend limit): the breaker trips once, after the requests
+    // are held again, and pauses the queue: no chunk is created until its fix resumes it.
+    if (keyFailure) {
+      await tripKeyBreaker(
+        this.runtime,
+        { ...keyFailure.lastError, errorCode: keyFailure.errorCode },
+        keyFailure.rule,
+        this.options.alert,
+        this.options.accountId,
+      );
+    }
     return written;
   }
 
@@ -782,13 +805,7 @@ export class HostedRunner {
         );
         return 'written';
       case 'key-failure':
-        await tripKeyBreaker(
-          runtime,
-          { ...outcome.lastError, errorCode: outcome.errorCode },
-          outcome.rule,
-          this.options.alert,
-          this.options.accountId,
-        );
+        // The breaker is tripped once for the page, after it (see applyPage).
         return 'resend';
       case 'resend':
         return 'resend';
@@ -862,6 +879,10 @@ export class HostedRunner {
     const { redis, keys } = this.runtime;
     const trash = await redis.hkeys(keys.hostedTrash());
     for (const id of trash) {
+      // Looked at every poll interval, like a chunk (every process may: what one does, the others find done).
+      const due = this.trashPolls.get(id) ?? 0;
+      if (Date.now() < due) continue;
+      this.trashPolls.set(id, Date.now() + this.pollMinMs);
       try {
         const hosted = await this.options.api.retrieve(id);
         if (hosted.processing_status === 'in_progress') {
@@ -880,6 +901,7 @@ export class HostedRunner {
         }
       }
       await redis.multi().hdel(keys.hostedTrash(), id).hdel(keys.hostedIds(), id).exec();
+      this.trashPolls.delete(id);
       this.runtime.logger.info('hosted batch of a deleted batch deleted', { hosted_id: id });
     }
   }
