@@ -18,6 +18,7 @@ import {
 } from './model-state.js';
 import {
   cancelBatch,
+  Chunks,
   deleteBatch,
   inputSource,
   pauseQueue,
@@ -69,12 +70,14 @@ async function submit(
   variant: number,
   requests: ModelRequest[],
   canary: boolean,
+  via: 'live' | 'batches' = 'live',
 ) {
   const start = Date.now();
   const incarnation = {
     variant,
     requests,
     canary,
+    via,
     submitted: { start, end: start },
     canceled: null,
     deleted: null,
@@ -82,7 +85,12 @@ async function submit(
   // Recorded before the call: requests may be sent while it runs.
   m.batch(id).incarnations.push(incarnation);
   try {
-    const r = await submitBatch(w.runtime, { input: jsonl(requests, `${id}.jsonl`), batchId: id, canary });
+    const r = await submitBatch(w.runtime, {
+      input: jsonl(requests, `${id}.jsonl`),
+      batchId: id,
+      canary,
+      via,
+    });
     return `${r.outcome}, enqueued ${r.enqueued}`;
   } catch (err) {
     w.violation(`submit ${id} v${variant} failed: ${(err as Error).message}`);
@@ -94,10 +102,18 @@ async function submit(
 
 const batchId = fc.constantFrom(...BATCH_IDS);
 
-/** custom_ids of the batch whose jobs are active now (job id `batch.custom_id.gen`). */
+/**
+ * custom_ids of the batch in flight now: its jobs that are active (job id `batch.custom_id.gen`),
+ * and its requests in hosted batches (issue 14), which the API may process after a cancel returns.
+ */
 async function activeIds(w: World, id: string): Promise<Set<string>> {
   const jobs = await w.runtime.requests.getJobs(['active'], 0, -1);
-  return new Set(jobs.flatMap((job) => (job?.id?.startsWith(`${id}.`) ? [job.id.split('.')[1]!] : [])));
+  const ids = jobs.flatMap((job) => (job?.id?.startsWith(`${id}.`) ? [job.id.split('.')[1]!] : []));
+  for (const n of await new Chunks(w.runtime).openNumbers(id)) {
+    for (const jobId of await w.runtime.redis.hkeys(w.runtime.keys.chunk(id, n)))
+      ids.push(jobId.split('.')[1]!);
+  }
+  return new Set(ids);
 }
 
 /** Submit of a new file under a batch id that is not live. */
@@ -108,15 +124,17 @@ export function submitArbitrary(
     maxLength: 3,
   }),
   canaryArb: fc.Arbitrary<boolean> = fc.boolean(),
+  // One in three through the hosted Message Batches API (issue 14).
+  viaArb: fc.Arbitrary<'live' | 'batches'> = fc.constantFrom('live', 'live', 'batches'),
 ) {
-  return fc.record({ id: batchId, models, size: fc.integer(sizes), canary: canaryArb }).map(
-    ({ id, models, size, canary }) =>
+  return fc.record({ id: batchId, models, size: fc.integer(sizes), canary: canaryArb, via: viaArb }).map(
+    ({ id, models, size, canary, via }) =>
       new Op(
-        `submit ${id} [${models.join(',')}] x${size}${canary ? '' : ' --no-canary'}`,
+        `submit ${id} [${models.join(',')}] x${size}${canary ? '' : ' --no-canary'}${via === 'live' ? '' : ` --via ${via}`}`,
         (m) => m.live(id) === null,
         async (m, w) => {
           const { variant, requests } = m.newContent(id, models, size);
-          return submit(m, w, id, variant, requests, canary);
+          return submit(m, w, id, variant, requests, canary, via);
         },
       ),
   );
@@ -137,10 +155,11 @@ const resubmitCmd = batchId.map(
             input: jsonl(last.requests, `${id}.jsonl`),
             batchId: id,
             canary: last.canary,
+            via: last.via,
           });
           return `${r.outcome}, enqueued ${r.enqueued}`;
         }
-        return submit(m, w, id, last.variant, last.requests, last.canary);
+        return submit(m, w, id, last.variant, last.requests, last.canary, last.via);
       },
     ),
 );

@@ -24,6 +24,8 @@ export interface Incarnation {
   variant: number;
   requests: ModelRequest[];
   canary: boolean;
+  /** The path it was submitted for (issue 14). */
+  via: 'live' | 'batches';
   submitted: Span;
   /** The first cancel that found this incarnation live. */
   canceled: Span | null;

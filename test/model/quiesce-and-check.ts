@@ -298,7 +298,10 @@ export async function checkInvariants(w: World): Promise<void> {
       }
     }
   }
-  const sends = w.emulator.control.log().filter((e) => e.path === '/v1/messages' && e.promptHash !== null);
+  // Live calls and hosted requests alike (the emulator logs each hosted request when it processes it).
+  const sends = w.emulator.control
+    .log()
+    .filter((e) => (e.path === '/v1/messages' || e.path === '/v1/messages/batches') && e.promptHash !== null);
   const byIncarnation = new Map<Incarnation, Map<string, RequestLogEntry[]>>();
   for (const e of sends) {
     const owner = owners.get(e.promptHash!);

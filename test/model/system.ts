@@ -14,6 +14,7 @@ export { retryDeadLetters } from '../../src/operations/dlq-retry.js';
 export { deadLetterEntries } from '../../src/queue/dead-letters.js';
 export { requestJobId, type DeadLetterEntry } from '../../src/queue/jobs.js';
 export { Holds } from '../../src/queue/holds.js';
+export { Chunks } from '../../src/hosted/chunks.js';
 export { pauseQueue, resumeQueue } from '../../src/breakers/breakers.js';
 export { getBatchStatus, type BatchStatus } from '../../src/operations/batch-status.js';
 export { startWorker } from '../../src/worker/start-worker.js';

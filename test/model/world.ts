@@ -80,6 +80,10 @@ export class World {
         // The reconciler on a short clock, so quiesce sees it end what Bull Board removals left.
         reconcileIntervalMs: '1000',
         reconcileStallMs: '1000',
+        // Hosted batches (issue 14) polled often: quiesce waits for them to end.
+        hostedPollMs: '200',
+        hostedPollMaxMs: '1000',
+        hostedMaxRequests: '25',
       },
     });
     const runtime = await openRuntime(config, { logger: options.logger ?? silentLogger });
