@@ -56,6 +56,38 @@ describe('claude-batch run', () => {
     }
   });
 
+  it('--via batches: the canary live, the rest through the hosted API, the same results file', async () => {
+    const requests = Array.from({ length: 30 }, (_, i) => request(`hosted-${i}`, `Hosted item ${i}`));
+    const file = join(dir, 'hosted.jsonl');
+    const out = join(dir, 'hosted.results.jsonl');
+    await writeFile(file, requests.map((r) => JSON.stringify(r)).join('\n'));
+    const before = emulator.control.stats().hostedBatches.created;
+    const res = await runCli(['run', file, '--out', out, '--order', 'input', '--via', 'batches'], {
+      ...envFor('run-hosted'),
+      CLAUDE_BATCH_HOSTED_POLL_MS: '100',
+    });
+    expect(res.stderr).not.toMatch(/claude-batch: /);
+    expect(res.code).toBe(0);
+    expect(res.stdout).toMatch(/30 total: 30 succeeded, 0 errored/);
+    const results = resultsById((await readFile(out, 'utf8')).trim().split('\n'));
+    expect([...results.keys()]).toEqual(requests.map((r) => r.custom_id));
+    expect(emulator.control.stats().hostedBatches.created).toBe(before + 1);
+  });
+
+  it('rejects an unknown --via and a past --deadline naming the flag, and enqueues nothing', async () => {
+    const file = join(dir, 'flags.jsonl');
+    await writeFile(file, JSON.stringify(request('f', 'x')));
+    const via = await runCli(['submit', file, '--via', 'hosted'], envFor('via-flag'));
+    expect(via.code).toBe(2);
+    expect(via.stderr).toContain('--via: must be one of live, batches, auto, got "hosted"');
+    const deadline = await runCli(
+      ['submit', file, '--deadline', '2020-01-01T00:00:00Z'],
+      envFor('deadline-flag'),
+    );
+    expect(deadline.code).toBe(2);
+    expect(deadline.stderr).toContain('--deadline: 2020-01-01T00:00:00Z is not in the future');
+  });
+
   it('exits 1 when some requests errored, with the errored lines in the results', async () => {
     const requests = [request('fine', 'ok'), request('bad', 'nope @@fault:invalid_request_error@@')];
     const file = join(dir, 'errs.jsonl');
