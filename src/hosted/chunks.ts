@@ -254,15 +254,19 @@ export class Chunks {
     return [...chunks.filter((c) => c.state !== 'done').map((c) => c.n), last + 1, last + 2];
   }
 
-  /** Requests in the open chunks (not done, not held for an operator) of every batch with hosted work. */
-  async pendingEverywhere(): Promise<number> {
+  /**
+   * Requests in the chunks of every batch with hosted work: `pending` in those the runner is moving
+   * along, `held` in those waiting for an operator (`hosted settle`).
+   */
+  async everywhere(): Promise<{ pending: number; held: number }> {
     const { redis, keys } = this.runtime;
-    let pending = 0;
+    const out = { pending: 0, held: 0 };
     for (const id of await redis.smembers(keys.hostedBatches())) {
       for (const chunk of await this.all(id)) {
-        if (chunk.state !== 'done' && chunk.state !== 'held') pending += await this.size(id, chunk.n);
+        if (chunk.state === 'done') continue;
+        out[chunk.state === 'held' ? 'held' : 'pending'] += await this.size(id, chunk.n);
       }
     }
-    return pending;
+    return out;
   }
 }

@@ -38,17 +38,24 @@ export async function waitUntilIdle(
       runtime.requests.getJobCounts(...PENDING_STATES),
       runtime.requests.isPaused(),
       holds.waitingForShare(),
-      chunks.pendingEverywhere(),
+      chunks.everywhere(),
     ]);
     // Held for the share of batches not paused on their own: the dispatcher (or the hosted
     // runner) will send them; in hosted batches: the hosted runner brings their results.
-    const pending = Object.values(counts).reduce((sum, n) => sum + n, held + hosted);
+    const pending = Object.values(counts).reduce((sum, n) => sum + n, held + hosted.pending);
     const idle = pending === 0 || (paused && (counts['active'] ?? 0) === 0);
     reason = pending === 0 ? { kind: 'drained' } : { kind: 'paused', pending };
     looks = idle ? looks + 1 : 0;
   }
-  // Requests held by a batch paused at its cost ceiling wait for `resume BATCH`, not for a worker.
-  if (reason.kind === 'drained' && (await heldOfPausedBatches(runtime)) === 0) return reason;
+  // Requests held by a batch paused at its cost ceiling wait for `resume BATCH`, and those of a
+  // hosted chunk held after an interrupted create for `hosted settle`: not for a worker.
+  if (
+    reason.kind === 'drained' &&
+    (await heldOfPausedBatches(runtime)) === 0 &&
+    (await chunks.everywhere()).held === 0
+  ) {
+    return reason;
+  }
   // Paused: say how many requests wait, held behind a canary too (the queue holds only some).
   return { kind: 'paused', pending: await openRequests(runtime) };
 }
