@@ -432,14 +432,32 @@ export class HostedRunner {
       ...(adopted ? { adopted: true } : {}),
     };
     delete next.held;
-    if (!(await this.chunks.update(batchId, next, chunk.state)) && !(await this.runtime.store.get(batchId))) {
-      // Deleted while it was being created: the delete could not know this id; trash it here.
-      await this.runtime.redis.hset(
-        this.runtime.keys.hostedTrash(),
-        hosted.id,
-        JSON.stringify({ batch: batchId, since: new Date().toISOString() }),
-      );
-      return;
+    if (!(await this.chunks.update(batchId, next, chunk.state))) {
+      // The chunk moved on while the create was under way (this process stalled past its lock):
+      // see which way, so the hosted batch just created is never left unknown.
+      const now = await this.chunks.get(batchId, chunk.n);
+      const ours = !adopted && now?.intent_token === chunk.intent_token;
+      if (ours && now?.state === 'held' && !now.hosted_id) {
+        // Held for an operator because nothing matched yet: this answer settles it.
+        await this.chunks.update(batchId, { ...next, state: 'created' }, 'held');
+      } else if (!adopted && now?.hosted_id !== hosted.id) {
+        // Deleted meanwhile, or another process adopted another batch for it: this one is a
+        // copy nobody owns. The trash cancels and deletes it.
+        await this.runtime.redis.hset(
+          this.runtime.keys.hostedTrash(),
+          hosted.id,
+          JSON.stringify({ batch: batchId, since: new Date().toISOString(), orphan: true }),
+        );
+        this.runtime.logger.warn(
+          'hosted batch created for a chunk that moved on meanwhile: canceled and deleted',
+          {
+            batch_id: batchId,
+            chunk: chunk.n,
+            hosted_id: hosted.id,
+          },
+        );
+        return;
+      }
     }
     this.polls.set(`${batchId}:${chunk.n}`, { at: Date.now() + this.pollMinMs, waitMs: this.pollMinMs });
   }
