@@ -8,9 +8,9 @@ import { getBatchStatus, type BatchPause, type BatchStatus } from './operations/
  * - `progress`: first, with the status as it stands (even if the batch has already ended), and
  *   then whenever the counts or the processing status change.
  * - `paused`: the queue was paused (a key-wide breaker such as a wrong key or an empty balance,
- *   or `claude-batch pause`: `scope: 'queue'`), or the batch alone (its cost ceiling reached:
- *   `scope: 'batch'`); `reason` is the first of `status.paused`: why, and what to do. Nothing of
- *   the batch is sent until every pause is lifted.
+ *   or `claude-batch pause`: `scope: 'queue'`), or the batch alone (`scope: 'batch'`: its cost
+ *   ceiling reached, or a hosted chunk held for an operator, `hosted_chunk_held`); `reason` is the
+ *   first of `status.paused`: why, and what to do. The batch cannot end until every pause is lifted.
  * - `resumed`: the batch runs again after a `paused` event.
  * - `ended`: every request has its results line; the last event.
  */

@@ -12,17 +12,87 @@ const LIMITER_WORDS: Readonly<Record<InFlightLimiter, string>> = {
   idle: 'not busy',
 };
 
+const nf = new Intl.NumberFormat('en-US');
+
+/** Chunk lines shown at most; `status --json` lists every one. */
+const MAX_CHUNK_LINES = 50;
+
+/**
+ * The path a batch takes (issue 14): how it was submitted, where it is now, its deadline and
+ * what each path answered, then one line per hosted batch. Nothing for a live batch (today's
+ * output), unless part of it was answered by the hosted API.
+ */
+function pathLines(status: BatchStatus, now: number): string[] {
+  if (status.via === 'live' && status.hosted === null && status.served.hosted === 0) return [];
+  const lines: string[] = [];
+  const path =
+    status.via === 'auto'
+      ? status.route === 'live'
+        ? `via auto → live${status.switched_at ? ` since ${status.switched_at}` : ''} (the deadline left no room for the hosted path)`
+        : 'via auto (hosted while the deadline leaves room to finish live)'
+      : status.via === 'batches'
+        ? 'via batches (the hosted Message Batches API, half price)'
+        : `via ${status.via}`;
+  lines.push(`  path        ${path}`);
+  if (status.deadline) {
+    const left = (Date.parse(status.deadline) - now) / 1_000;
+    lines.push(
+      `  deadline    ${status.deadline} (${left >= 0 ? `${formatDuration(left)} left` : `passed ${formatDuration(-left)} ago`})`,
+    );
+  }
+  lines.push(
+    `  answered    ${nf.format(status.served.live)} live, ${nf.format(status.served.hosted)} hosted`,
+  );
+  const chunks = status.hosted?.batches ?? [];
+  for (const [i, c] of chunks.slice(0, MAX_CHUNK_LINES).entries()) {
+    lines.push(`  ${i === 0 ? 'hosted     ' : '           '} ${formatChunk(c)}`);
+  }
+  if (chunks.length > MAX_CHUNK_LINES) {
+    lines.push(
+      `              ... and ${chunks.length - MAX_CHUNK_LINES} more (status --json lists them all)`,
+    );
+  }
+  return lines;
+}
+
+type HostedChunk = NonNullable<BatchStatus['hosted']>['batches'][number];
+
+/** One hosted batch: its id, the API's processing status and counts (or where the chunk is before that). */
+function formatChunk(c: HostedChunk): string {
+  const head = `chunk ${c.chunk}  ${c.hosted_id ?? '(no hosted id yet)'}`;
+  const requests = `${nf.format(c.requests)} requests`;
+  if (c.state === 'held') return `${head}  HELD for an operator: ${requests} (see PAUSED)`;
+  if (c.processing_status === null) return `${head}  ${c.state}: ${requests}`;
+  const k = c.request_counts;
+  const counts = k
+    ? c.processing_status === 'ended'
+      ? `${nf.format(k.succeeded)} succeeded, ${nf.format(k.errored)} errored, ${nf.format(k.canceled)} canceled, ${nf.format(k.expired)} expired`
+      : `${nf.format(k.processing)} processing`
+    : '';
+  const local = c.state === 'ended' ? ' (results downloading)' : c.state === 'done' ? ' (results in)' : '';
+  return `${head}  ${c.processing_status}${local}: ${requests}${counts ? `; ${counts}` : ''}`;
+}
+
 /** One batch in detail: counts, errors by type with the fix for each, usage. */
-export function formatBatchStatus(status: BatchStatus): string {
+export function formatBatchStatus(status: BatchStatus, now = Date.now()): string {
   const c = status.request_counts;
-  const done = c.succeeded + c.errored + c.canceled;
+  const done = c.succeeded + c.errored + c.canceled + c.expired;
   const pct = status.total > 0 ? Math.floor((done / status.total) * 100) : 100;
   const lines = [
     `batch ${status.id}  ${status.processing_status}${status.submit_state === 'submitting' ? ' (submit not finished: run submit again to resume)' : ''}`,
     `  source      ${status.source}`,
-    `  requests    ${status.total} total: ${c.succeeded} succeeded, ${c.errored} errored, ${c.canceled} canceled, ${c.processing} processing (${pct}% done)`,
+    `  requests    ${status.total} total: ${c.succeeded} succeeded, ${c.errored} errored, ${c.canceled} canceled, ${c.processing} processing${c.expired > 0 ? `, ${c.expired} expired` : ''} (${pct}% done)`,
+    ...pathLines(status, now),
     `  usage       ${status.usage.input_tokens} input, ${status.usage.output_tokens} output, ${status.usage.cache_creation_input_tokens} cache write, ${status.usage.cache_read_input_tokens} cache read tokens`,
   ];
+  const estimate = status.estimated_cost;
+  if (estimate.usd !== null && estimate.usd > 0) {
+    lines.push(
+      `  estimate    ~$${estimate.usd.toFixed(4)} at the prices frozen at submit` +
+        (estimate.hosted_usd ? `; of which hosted at half price: $${estimate.hosted_usd.toFixed(4)}` : '') +
+        (estimate.exact ? '' : ' (mixed models: rates averaged by requests)'),
+    );
+  }
   if (status.cache) {
     const { read_share: share, saved_usd: saved } = status.cache;
     lines.push(
@@ -45,7 +115,13 @@ export function formatBatchStatus(status: BatchStatus): string {
     );
   }
   for (const p of status.paused) {
-    if (p.scope === 'batch') {
+    if (p.scope === 'batch' && p.reason === 'hosted_chunk_held') {
+      lines.push(
+        `  PAUSED      hosted chunk ${p.chunk} held for an operator${p.since ? ` since ${p.since}` : ''}`,
+      );
+      lines.push(`              ${p.message}`);
+      if (p.candidates.length > 0) lines.push(`              candidates: ${p.candidates.join(', ')}`);
+    } else if (p.scope === 'batch') {
       lines.push(
         `  PAUSED      this batch, at its cost ceiling: $${p.spent_usd.toFixed(4)} spent of $${p.ceiling_usd}${p.since ? ` since ${p.since}` : ''}`,
       );
@@ -155,6 +231,7 @@ export function formatBatchTable(statuses: readonly BatchStatus[]): string {
     'ERRORED',
     'CANCELED',
     'PROCESSING',
+    'VIA',
     'PRIORITY',
     'SHARE',
     'ETA',
@@ -169,12 +246,15 @@ export function formatBatchTable(statuses: readonly BatchStatus[]): string {
     String(s.request_counts.errored),
     String(s.request_counts.canceled),
     String(s.request_counts.processing),
+    s.via === 'auto' ? `auto→${s.route}` : s.via,
     String(s.priority),
     s.fair_share ? `${Math.round(s.fair_share.share * 100)}%` : '-',
     s.fair_share?.eta_s != null ? formatDuration(s.fair_share.eta_s) : '-',
     s.cost
-      ? `$${s.cost.spent_usd.toFixed(2)}${s.cost.ceiling_usd === null ? '' : `/$${s.cost.ceiling_usd}`}${s.paused.some((p) => p.scope === 'batch') ? ' (ceiling)' : ''}`
-      : '-',
+      ? `$${s.cost.spent_usd.toFixed(2)}${s.cost.ceiling_usd === null ? '' : `/$${s.cost.ceiling_usd}`}${s.paused.some((p) => p.reason === 'cost_ceiling') ? ' (ceiling)' : ''}`
+      : s.estimated_cost.usd
+        ? `~$${s.estimated_cost.usd.toFixed(2)}`
+        : '-',
     s.created_at,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));

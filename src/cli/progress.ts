@@ -19,7 +19,7 @@ export function createProgressReporter(
   let drawn = false;
   const render = (s: BatchStatus): string => {
     const c = s.request_counts;
-    const done = c.succeeded + c.errored + c.canceled;
+    const done = c.succeeded + c.errored + c.canceled + c.expired;
     firstDone ??= done;
     const elapsed = (Date.now() - started) / 1000;
     const rate = elapsed > 0 ? (done - firstDone) / elapsed : 0;
@@ -36,6 +36,7 @@ export function createProgressReporter(
       (s.cost
         ? ` $${s.cost.spent_usd.toFixed(2)}${s.cost.ceiling_usd === null ? '' : `/$${s.cost.ceiling_usd}`}`
         : '') +
+      hostedPart(s) +
       ` ${s.processing_status}` +
       (s.paused.length > 0 ? ` (${s.paused.map((p) => p.reason).join(', ')}: ${s.paused[0]?.fix ?? ''})` : '')
     );
@@ -54,4 +55,15 @@ export function createProgressReporter(
       if (drawn) stream.write('\n');
     },
   };
+}
+
+/**
+ * The hosted side of a batch (issue 14), which reports nothing until each hosted batch ends: how
+ * many are still open at the API, and the path of an `auto` batch. Empty for a live batch.
+ */
+function hostedPart(s: BatchStatus): string {
+  if (s.hosted === null) return '';
+  const open = s.hosted.batches.filter((b) => b.state !== 'done').length;
+  const path = s.via === 'auto' ? ` auto→${s.route}` : '';
+  return `${path} hosted ${open}/${s.hosted.batches.length} open`;
 }

@@ -3,7 +3,7 @@ import { CONDITION_SUMMARY, fixFor, isCondition } from '../errors/error-table.js
 import type { BatchStatus } from '../operations/batch-status.js';
 import type { DashboardSnapshot, QueueSnapshot } from './dashboard-data.js';
 import { html, raw, withCode, type SafeHtml } from './html.js';
-import { estimateCost, findPrice, type PriceTable } from '../pricing/price-table.js';
+import { estimateBatchCost, findPrice, type PriceTable } from '../pricing/price-table.js';
 
 export interface BatchPageInput {
   snapshot: DashboardSnapshot;
@@ -167,7 +167,7 @@ function batchCard(
   openModels: Map<string, ModelBreakerState>,
   key: KeyBreakerState | null,
 ): SafeHtml {
-  const cost = estimateCost(batch.usage, batch.models, input.prices);
+  const cost = estimateBatchCost(batch, input.prices);
   const errors = Object.entries(batch.errored_by_type).sort(([, a], [, b]) => b - a);
   const conditions = Object.entries(batch.errored_by_condition).filter(([c]) => isCondition(c));
   const models = Object.entries(batch.models).sort(([a], [b]) => a.localeCompare(b));
@@ -178,15 +178,20 @@ function batchCard(
       <span class="badge st-${batch.processing_status}">${batch.processing_status}</span>
       ${batch.submit_state === 'submitting' ? html`<span class="badge st-canceling">submitting</span>` : ''}
     </h2>
-    ${batch.paused
-      .filter((p) => p.scope === 'batch')
-      .map(
-        (p) =>
-          html`<p class="alert" data-batch-pause="${p.reason}">
-            <b>Paused at its cost ceiling</b> (this batch only) since ${p.since}: $${p.spent_usd.toFixed(4)}
-            spent of $${p.ceiling_usd}. ${p.message}. <b>Fix:</b> ${withCode(p.fix)}
-          </p>`,
-      )}
+    ${batch.paused.map((p) =>
+      p.scope !== 'batch'
+        ? ''
+        : p.reason === 'hosted_chunk_held'
+          ? html`<p class="alert" data-batch-pause="${p.reason}" data-chunk="${p.chunk}">
+              <b>Hosted chunk ${p.chunk} held for an operator</b> since ${p.since}: ${p.message}.
+              ${p.candidates.length > 0 ? html`Candidates: ${p.candidates.map((c, i) => html`${i > 0 ? ', ' : ''}<code>${c}</code>`)}.` : ''}
+              <b>Fix:</b> <code>${p.fix}</code>
+            </p>`
+          : html`<p class="alert" data-batch-pause="${p.reason}">
+              <b>Paused at its cost ceiling</b> (this batch only) since ${p.since}: $${p.spent_usd.toFixed(4)}
+              spent of $${p.ceiling_usd}. ${p.message}. <b>Fix:</b> ${withCode(p.fix)}
+            </p>`,
+    )}
     ${
       batch.processing_status === 'paused' && batch.paused.some((p) => p.scope === 'queue')
         ? html`<p>
@@ -206,7 +211,7 @@ function batchCard(
       source ${batch.source || '—'} · created
       ${batch.created_at}${batch.ended_at ? ` · ended ${batch.ended_at}` : ''}
     </div>
-    ${progress(batch)}
+    ${progress(batch)} ${hostedSection(batch)}
     <div class="grid">
       <div>
         <h3>Errors by type</h3>
@@ -302,6 +307,14 @@ function batchCard(
             <td class="num" data-cost>${usd(cost.usd)}${cost.exact ? '' : ' (approx.)'}</td>
           </tr>
           ${
+            cost.hosted_usd
+              ? html`<tr>
+                  <th>of which hosted at half price</th>
+                  <td class="num" data-cost-hosted>${usd(cost.hosted_usd)}</td>
+                </tr>`
+              : ''
+          }
+          ${
             batch.cost
               ? html`<tr>
                     <th>spent (cost ledger)</th>
@@ -387,7 +400,7 @@ export function renderBatchPage(input: BatchPageInput): string {
               </section>`
             : ''
         }
-        ${modelBreakers(snapshot.breakers.models)} ${ceilingPauses(batches)}
+        ${modelBreakers(snapshot.breakers.models)} ${ceilingPauses(batches)} ${heldChunks(batches)}
         <section class="card grid" id="queues">
           ${queueCard(snapshot.queues.requests, input.boardPath, 'Main queue')}
           ${queueCard(snapshot.queues.deadLetters, input.boardPath, 'Dead-letter queue')}
@@ -417,7 +430,7 @@ export function renderBatchPage(input: BatchPageInput): string {
 
 /** The batches paused at their cost ceiling, listed at the top: the rest of the queue runs. */
 function ceilingPauses(batches: readonly BatchStatus[]): SafeHtml | string {
-  const held = batches.filter((b) => b.paused.some((p) => p.scope === 'batch'));
+  const held = batches.filter((b) => b.paused.some((p) => p.reason === 'cost_ceiling'));
   if (held.length === 0) return '';
   return html`<section class="alert" id="cost-ceilings">
     <h2>${n(held.length)} batch${held.length > 1 ? 'es' : ''} paused at their cost ceiling</h2>
@@ -440,4 +453,107 @@ function ceilingPauses(batches: readonly BatchStatus[]): SafeHtml | string {
 /** The share of prompt tokens read from the cache (auto-caching's effect), or a dash before any. */
 function cacheHitRate(cache: BatchStatus['cache']): string {
   return cache === null ? '-' : `${Math.round(cache.read_share * 100)}%`;
+}
+
+/** Time from now to an RFC 3339 time, as `3h20m left` or `passed 5 min ago`. */
+function timeLeft(at: string, now: number): string {
+  const minutes = Math.round((Date.parse(at) - now) / 60_000);
+  const span = (m: number) =>
+    m >= 60 ? `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m` : `${m} min`;
+  return minutes >= 0 ? `${span(minutes)} left` : `passed ${span(-minutes)} ago`;
+}
+
+/**
+ * The path of a batch (issue 14): via, route, deadline, what each path answered, and a table of
+ * its hosted batches with their ids, the API's status and counts. Nothing for a live batch that
+ * never used the hosted API.
+ */
+function hostedSection(batch: BatchStatus): SafeHtml | string {
+  if (batch.via === 'live' && batch.hosted === null && batch.served.hosted === 0) return '';
+  const chunks = batch.hosted?.batches ?? [];
+  const path =
+    batch.via === 'auto'
+      ? batch.route === 'live'
+        ? html`auto → <b>live</b>${batch.switched_at ? ` since ${batch.switched_at}` : ''} (the deadline left
+            no room for the hosted path)`
+        : html`auto, <b>hosted</b> while the deadline leaves room`
+      : batch.via === 'batches'
+        ? html`<b>batches</b> (hosted Message Batches API, half price)`
+        : html`<b>${batch.via}</b>`;
+  return html`<div class="hosted" data-path="${batch.via}" data-route="${batch.route}">
+    <p>
+      via
+      ${path}${batch.deadline ? html` · deadline <span data-deadline>${batch.deadline}</span> (${timeLeft(batch.deadline, Date.now())})` : ''}
+      · answered <b data-served="live">${n(batch.served.live)}</b> live,
+      <b data-served="hosted">${n(batch.served.hosted)}</b> hosted
+    </p>
+    ${
+      chunks.length === 0
+        ? ''
+        : html`<h3>Hosted batches</h3>
+            <table class="hosted-batches">
+              <tr>
+                <th class="num">Chunk</th>
+                <th>Hosted batch</th>
+                <th>State</th>
+                <th>API status</th>
+                <th class="num">Requests</th>
+                <th class="num">Processing</th>
+                <th class="num">Succeeded</th>
+                <th class="num">Errored</th>
+                <th class="num">Canceled</th>
+                <th class="num">Expired</th>
+                <th>Created</th>
+                <th>Ended</th>
+              </tr>
+              ${chunks.map((c) => {
+                const k = c.request_counts;
+                const count = (v: number | undefined) => (v === undefined ? '—' : n(v));
+                return html`<tr data-chunk="${c.chunk}" data-hosted-id="${c.hosted_id ?? ''}">
+                  <td class="num">${c.chunk}</td>
+                  <td>${c.hosted_id ? html`<code>${c.hosted_id}</code>` : '—'}</td>
+                  <td>${c.state === 'held' ? html`<span class="badge st-paused">held</span>` : c.state}</td>
+                  <td>${c.processing_status ?? '—'}</td>
+                  <td class="num">${n(c.requests)}</td>
+                  <td class="num">${count(k?.processing)}</td>
+                  <td class="num">${count(k?.succeeded)}</td>
+                  <td class="num">${count(k?.errored)}</td>
+                  <td class="num">${count(k?.canceled)}</td>
+                  <td class="num">${count(k?.expired)}</td>
+                  <td>${c.created_at ?? '—'}</td>
+                  <td>${c.ended_at ?? '—'}</td>
+                </tr>`;
+              })}
+            </table>`
+    }
+  </div>`;
+}
+
+/** Hosted chunks held for an operator, listed at the top: each waits for a command to settle it. */
+function heldChunks(batches: readonly BatchStatus[]): SafeHtml | string {
+  const held = batches.flatMap((b) =>
+    b.paused.flatMap((p) =>
+      p.scope === 'batch' && p.reason === 'hosted_chunk_held' ? [{ batch: b.id, p }] : [],
+    ),
+  );
+  if (held.length === 0) return '';
+  return html`<section class="alert" id="hosted-held">
+    <h2>${n(held.length)} hosted chunk${held.length > 1 ? 's' : ''} held for an operator</h2>
+    <table>
+      ${held.map(
+        ({ batch, p }) =>
+          html`<tr data-hosted-held="${batch}" data-chunk="${p.chunk}">
+            <td>
+              <a href="#batch-${batch}"><code>${batch}</code></a> chunk ${p.chunk}
+            </td>
+            <td>${p.message}</td>
+            <td>
+              ${p.candidates.length > 0 ? html`candidates ${p.candidates.map((c, i) => html`${i > 0 ? ', ' : ''}<code>${c}</code>`)}` : 'no candidate'}
+            </td>
+            <td><code>${p.fix}</code></td>
+          </tr>`,
+      )}
+    </table>
+    <p class="muted">Creating such a chunk again might pay for it twice, so the runner waits for you.</p>
+  </section>`;
 }

@@ -1,8 +1,10 @@
 import type { BudgetClassSnapshot, BudgetSnapshot } from '../limits/index.js';
 import type { Logger } from '../logger.js';
+import type { ChunkState } from '../hosted/chunks.js';
+import type { HostedCounts } from '../hosted/hosted-api.js';
 import type { ProcessingStatus } from '../operations/batch-status.js';
 import type { DashboardSnapshot } from './dashboard-data.js';
-import { estimateCost, type PriceTable } from '../pricing/price-table.js';
+import { estimateBatchCost, type PriceTable } from '../pricing/price-table.js';
 import { formatMetrics, type MetricFamily, type Sample } from './prometheus-text.js';
 
 /** Returns the shared rate budget's current state (e.g. `SharedRateBudgetApi.snapshot` of src/limits). */
@@ -10,6 +12,22 @@ export type BudgetSnapshotProvider = () => Promise<BudgetSnapshot>;
 
 const PROCESSING_STATUSES: readonly ProcessingStatus[] = ['in_progress', 'paused', 'canceling', 'ended'];
 const OUTCOMES = ['succeeded', 'errored', 'canceled'] as const;
+const CHUNK_STATES: readonly ChunkState[] = [
+  'packing',
+  'packed',
+  'creating',
+  'created',
+  'ended',
+  'done',
+  'held',
+];
+const HOSTED_REQUEST_STATES: readonly (keyof HostedCounts)[] = [
+  'processing',
+  'succeeded',
+  'errored',
+  'canceled',
+  'expired',
+];
 const TOKEN_KINDS = [
   ['input', 'input_tokens'],
   ['output', 'output_tokens'],
@@ -192,10 +210,23 @@ function runnerFamilies(
   );
 
   const byStatus = new Map<string, number>(PROCESSING_STATUSES.map((s) => [s, 0]));
+  const chunksByState = new Map<string, number>(CHUNK_STATES.map((s) => [s, 0]));
+  const hostedRequests = new Map<string, number>(HOSTED_REQUEST_STATES.map((s) => [s, 0]));
+  const served = { live: 0, hosted: 0 };
   let cost = 0;
   for (const batch of snapshot.batches) {
     byStatus.set(batch.processing_status, (byStatus.get(batch.processing_status) ?? 0) + 1);
-    cost += estimateCost(batch.usage, batch.models, prices).usd ?? 0;
+    cost += estimateBatchCost(batch, prices).usd ?? 0;
+    served.live += batch.served.live;
+    served.hosted += batch.served.hosted;
+    for (const chunk of batch.hosted?.batches ?? []) {
+      chunksByState.set(chunk.state, (chunksByState.get(chunk.state) ?? 0) + 1);
+      const counts = chunk.request_counts;
+      if (!counts) continue;
+      for (const state of HOSTED_REQUEST_STATES) {
+        hostedRequests.set(state, (hostedRequests.get(state) ?? 0) + counts[state]);
+      }
+    }
   }
   families.push(
     {
@@ -205,8 +236,26 @@ function runnerFamilies(
       samples: [...byStatus].map(([processing_status, value]) => ({ labels: { processing_status }, value })),
     },
     {
+      name: 'claude_batch_requests_served',
+      help: 'Requests of the batches under the prefix answered (succeeded or errored), by path: live (the Messages API) or hosted (the Message Batches API).',
+      type: 'gauge',
+      samples: (['live', 'hosted'] as const).map((path) => ({ labels: { path }, value: served[path] })),
+    },
+    {
+      name: 'claude_batch_hosted_batches',
+      help: "Chunks of the batches' requests sent to the hosted Message Batches API, by state: packing, packed, creating (create under way), created (polled), ended (results downloading), done, held (waiting for an operator).",
+      type: 'gauge',
+      samples: [...chunksByState].map(([state, value]) => ({ labels: { state }, value })),
+    },
+    {
+      name: 'claude_batch_hosted_requests',
+      help: "Requests of the hosted batches by the API's request_counts as last polled (processing until a hosted batch ends, then succeeded, errored, canceled, expired).",
+      type: 'gauge',
+      samples: [...hostedRequests].map(([state, value]) => ({ labels: { state }, value })),
+    },
+    {
       name: 'claude_batch_estimated_cost_usd',
-      help: 'Estimated cost of the usage of the batches under the prefix, from the dashboard price table (USD).',
+      help: 'Estimated cost of the usage of the batches under the prefix, from the dashboard price table, the hosted answers at half price (USD).',
       type: 'gauge',
       samples: [{ value: Math.round(cost * 1e6) / 1e6 }],
     },
@@ -244,12 +293,14 @@ function runnerFamilies(
     },
     {
       name: 'claude_batch_batch_paused',
-      help: "1 while a batch is paused on its own, by reason (cost_ceiling); the queue's pause is claude_batch_queue_paused.",
+      help: "1 while a batch is paused on its own, by reason (cost_ceiling, hosted_chunk_held: a hosted chunk waits for an operator); the queue's pause is claude_batch_queue_paused.",
       type: 'gauge',
+      // One series per reason, however many chunks of a batch are held: a label set must not repeat.
       samples: snapshot.batches.flatMap((batch) =>
-        batch.paused
-          .filter((p) => p.scope === 'batch')
-          .map((p) => ({ labels: { batch: batch.id, reason: p.reason }, value: 1 })),
+        [...new Set(batch.paused.filter((p) => p.scope === 'batch').map((p) => p.reason))].map((reason) => ({
+          labels: { batch: batch.id, reason },
+          value: 1,
+        })),
       ),
     },
   );

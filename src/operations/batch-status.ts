@@ -1,6 +1,10 @@
 import { getBreakerState, type KeyBreakerState } from '../breakers/breaker-state.js';
+import { Chunks, type ChunkMeta, type ChunkState } from '../hosted/chunks.js';
+import type { HostedCounts } from '../hosted/hosted-api.js';
+import type { Route, Via } from '../hosted/route.js';
 import { readConcurrencyCaps } from '../limits/in-flight-controller.js';
-import { nanoToUsd, parseFrozenPrices } from '../pricing/request-cost.js';
+import { estimateBatchCost, type BatchCostEstimate } from '../pricing/price-table.js';
+import { frozenPriceTable, nanoToUsd, parseFrozenPrices } from '../pricing/request-cost.js';
 import type { Runtime } from '../runtime.js';
 import type { BatchRecord, UsageTotals } from '../store/batch-record.js';
 import type { InFlightLimiter, SizerState } from '../worker/concurrency-sizer.js';
@@ -41,8 +45,9 @@ export interface BatchStatus {
   /**
    * Why nothing of the batch is sent now, while something holds it: the queue's pause (`scope:
    * 'queue'`: a key-wide breaker or `pause`; `resume` lifts it) and the batch's own (`scope:
-   * 'batch'`: its cost ceiling; `resume BATCH --max-cost N` lifts it), each with its reason, since
-   * when and the fix. Empty while it runs (and once it has ended).
+   * 'batch'`: its cost ceiling, `resume BATCH --max-cost N` lifts it; a hosted chunk held for an
+   * operator, `hosted_chunk_held`, settled by the command in its `fix`), each with its reason,
+   * since when and the fix. Empty while it runs (and once it has ended).
    */
   paused: BatchPause[];
   /**
@@ -83,6 +88,32 @@ export interface BatchStatus {
   /** Its fair-share weight against other batches (`--priority`, default 1). */
   priority: number;
   /**
+   * How its requests are sent (issue 14): `via` as submitted (`live`, `batches`, `auto`), and the
+   * path its requests go to now (`route`: `hosted`, or `live`; an `auto` batch moves to `live` when
+   * its deadline comes close, at `switched_at`).
+   */
+  via: Via;
+  route: Route;
+  /** The deadline given at submit (RFC 3339), or null. */
+  deadline: string | null;
+  /** When an `auto` batch gave up on the hosted path and moved to the live one (RFC 3339), or null. */
+  switched_at: string | null;
+  /** Requests answered (succeeded or errored) by each path. */
+  served: { live: number; hosted: number };
+  /** Usage of the answers of the hosted API (billed at half price), also counted in `usage`. */
+  usage_hosted: UsageTotals;
+  /**
+   * Its hosted batches (null for a batch on the live path that never had any): one entry per
+   * chunk of its requests, from packing to done, and the chunks held for an operator (also listed
+   * in `paused`, with the command that settles them).
+   */
+  hosted: HostedStatus | null;
+  /**
+   * Its usage priced at the prices frozen at submit, the hosted API's answers at half price
+   * (`hosted_usd`, part of `usd`); `exact` false when it mixes models (rates averaged by requests).
+   */
+  estimated_cost: BatchCostEstimate;
+  /**
    * Its turn among the batches running at once, while it still holds requests waiting for one
    * (null before a worker dispatched any, and once all are dispatched): its share of what was sent
    * lately, its rate, how many still wait for a turn, and the time to send its open requests at
@@ -91,7 +122,11 @@ export interface BatchStatus {
   fair_share: FairShareStatus | null;
 }
 
-/** One reason nothing of a batch is sent now: see {@link BatchStatus.paused}. */
+/**
+ * One reason nothing (or part) of a batch is sent now: see {@link BatchStatus.paused}. A hosted
+ * chunk held for an operator (`hosted_chunk_held`) holds only its own requests, but the batch
+ * cannot end until someone settles it, so it is listed with the pauses.
+ */
 export type BatchPause =
   | ({ scope: 'queue' } & KeyBreakerState)
   | {
@@ -105,7 +140,51 @@ export type BatchPause =
       spent_usd: number;
       /** The ceiling it reached (USD). */
       ceiling_usd: number;
+    }
+  | {
+      scope: 'batch';
+      reason: 'hosted_chunk_held';
+      message: string;
+      /** RFC 3339. */
+      since: string;
+      fix: string;
+      /** The chunk held, and the hosted batches that may be its (the ids the fix may adopt). */
+      chunk: number;
+      candidates: string[];
     };
+
+/** A batch's hosted batches: see {@link BatchStatus.hosted}. */
+interface HostedStatus {
+  batches: HostedBatchStatus[];
+  held: HostedHeldStatus[];
+}
+
+/** One chunk of a batch's requests and the hosted batch it became. */
+interface HostedBatchStatus {
+  chunk: number;
+  /** Null until it is created (packing, packed, creating), or when a create was never confirmed. */
+  hosted_id: string | null;
+  /** The runner's state of the chunk: packing, packed, creating, created, ended, done, held. */
+  state: ChunkState;
+  /** The API's, as last polled (null before it was created). */
+  processing_status: 'in_progress' | 'canceling' | 'ended' | null;
+  /** Requests packed into it. */
+  requests: number;
+  /** The API's counts as last polled (every request `processing` until it ends), or null. */
+  request_counts: HostedCounts | null;
+  created_at: string | null;
+  ended_at: string | null;
+}
+
+/** A chunk held for an operator: why, the hosted batches that may be it, and the command that settles it. */
+interface HostedHeldStatus {
+  chunk: number;
+  reason: string;
+  candidates: string[];
+  fix: string;
+  /** RFC 3339. */
+  since: string;
+}
 
 interface CostStatus {
   ceiling_usd: number | null;
@@ -270,11 +349,22 @@ interface StatusContext {
   shares: Map<string, ShareReport>;
 }
 
-function toBatchStatus(record: BatchRecord, context: StatusContext): BatchStatus {
+function toBatchStatus(
+  record: BatchRecord,
+  context: StatusContext,
+  chunks: readonly ChunkMeta[] | null,
+): BatchStatus {
+  // Requests in a chunk have no result yet, so they count as processing: a batch with a chunk
+  // still open cannot read as ended.
   const ended = record.submit_state === 'submitted' && record.counts.processing <= 0;
+  const hosted = chunks === null ? null : hostedStatusOf(chunks);
   const paused: BatchPause[] = ended
     ? []
-    : [...(context.paused ? [{ scope: 'queue' as const, ...context.paused }] : []), ...batchPauses(record)];
+    : [
+        ...(context.paused ? [{ scope: 'queue' as const, ...context.paused }] : []),
+        ...batchPauses(record),
+        ...heldPauses(chunks ?? []),
+      ];
   const processingStatus: ProcessingStatus = ended
     ? 'ended'
     : record.canceled_at
@@ -318,7 +408,72 @@ function toBatchStatus(record: BatchRecord, context: StatusContext): BatchStatus
     workers: context.workers,
     priority: record.priority,
     fair_share: ended ? null : fairShareOf(context.shares.get(record.id), record.counts.processing),
+    via: record.via,
+    route: record.route,
+    deadline: record.deadline === null ? null : new Date(record.deadline).toISOString(),
+    switched_at: record.switched_at,
+    served: record.served,
+    usage_hosted: record.usage_hosted,
+    hosted,
+    estimated_cost: estimateBatchCost(record, frozenPriceTable(record.prices_json)),
   };
+}
+
+/** A batch's chunks as its status shows them. */
+function hostedStatusOf(chunks: readonly ChunkMeta[]): HostedStatus {
+  return {
+    batches: chunks.map((c) => ({
+      chunk: c.n,
+      hosted_id: c.hosted_id ?? null,
+      state: c.state,
+      processing_status: c.processing_status ?? null,
+      requests: c.count,
+      request_counts: c.request_counts ?? null,
+      created_at: c.created_at ?? null,
+      ended_at: c.ended_at ?? null,
+    })),
+    held: chunks.flatMap((c) =>
+      c.state === 'held' && c.held
+        ? [
+            {
+              chunk: c.n,
+              reason: c.held.reason,
+              candidates: c.held.candidates,
+              fix: c.held.fix,
+              since: c.held.since,
+            },
+          ]
+        : [],
+    ),
+  };
+}
+
+/** A chunk held for an operator, as a pause of its batch: the batch cannot end until it is settled. */
+function heldPauses(chunks: readonly ChunkMeta[]): BatchPause[] {
+  return chunks.flatMap((c): BatchPause[] =>
+    c.state === 'held' && c.held
+      ? [
+          {
+            scope: 'batch',
+            reason: 'hosted_chunk_held',
+            message: `hosted chunk ${c.n} (${c.count} requests) waits for an operator: ${c.held.reason}`,
+            since: c.held.since,
+            fix: c.held.fix,
+            chunk: c.n,
+            candidates: c.held.candidates,
+          },
+        ]
+      : [],
+  );
+}
+
+/**
+ * The chunks of a batch that may have hosted batches (via `batches` or `auto`, or on the hosted
+ * route), or null: a live batch costs no read, so `status` of many live batches stays as cheap.
+ */
+async function chunksOf(runtime: Runtime, record: BatchRecord): Promise<ChunkMeta[] | null> {
+  if (record.via === 'live' && record.route === 'live') return null;
+  return new Chunks(runtime).all(record.id);
 }
 
 /** The batch's own pauses, from its record (`pause:<reason>` fields). */
@@ -389,15 +544,21 @@ async function statusContext(runtime: Runtime): Promise<StatusContext> {
   return { paused, reconcilerRanAt: ranAt, concurrencyCaps: caps, workers, shares };
 }
 
-/** The status of one batch (O(1): a few commands, whatever its size), or null if unknown. */
+/**
+ * The status of one batch (O(1): a few commands, whatever its size; one more, its chunks, for a
+ * batch that may have hosted batches), or null if unknown.
+ */
 export async function getBatchStatus(runtime: Runtime, batchId: string): Promise<BatchStatus | null> {
   const [record, context] = await Promise.all([runtime.store.get(batchId), statusContext(runtime)]);
-  return record ? toBatchStatus(record, context) : null;
+  return record ? toBatchStatus(record, context, await chunksOf(runtime, record)) : null;
 }
 
 /** Every batch under the prefix, oldest first. */
 export async function listBatchStatuses(runtime: Runtime): Promise<BatchStatus[]> {
   const [ids, context] = await Promise.all([runtime.store.list(), statusContext(runtime)]);
-  const records = await Promise.all(ids.map((id) => runtime.store.get(id)));
-  return records.filter((r): r is BatchRecord => r !== null).map((r) => toBatchStatus(r, context));
+  const records = (await Promise.all(ids.map((id) => runtime.store.get(id)))).filter(
+    (r): r is BatchRecord => r !== null,
+  );
+  const chunks = await Promise.all(records.map((r) => chunksOf(runtime, r)));
+  return records.map((r, i) => toBatchStatus(r, context, chunks[i] ?? null));
 }

@@ -68,8 +68,8 @@ export interface PriceTable {
 /**
  * List prices of the Messages API (standard tier, USD per million tokens; cache writes at the
  * 5-minute rate) for current and recent Claude models, as published at https://www.anthropic.com/pricing
- * in early 2026. Long-context (>200K input) surcharges, the Batches API discount and regional
- * endpoints are not modelled. Order matters: Opus 4 and 4.1 are listed before the `claude-opus-4*`
+ * in early 2026. Long-context (>200K input) surcharges and regional endpoints are not modelled;
+ * the hosted Batches API's discount is applied to the hosted answers by {@link estimateBatchCost}. Order matters: Opus 4 and 4.1 are listed before the `claude-opus-4*`
  * catch-all that prices Opus 4.5 and later. Override or extend with `--prices FILE`.
  */
 export const DEFAULT_PRICES: readonly ModelPrice[] = [
@@ -194,4 +194,37 @@ export function estimateCost(
     blended.cache_read += price.cache_read * share;
   }
   return { usd: costAt(blended, usage), exact: priced.length === 1 && unpriced.length === 0, unpriced };
+}
+
+/**
+ * What the hosted Message Batches API charges against the list price: half (its `batch` service
+ * tier; issue 14). Applied to the usage of the answers it gave (`usage_hosted` of a batch).
+ */
+export const HOSTED_PRICE_FACTOR = 0.5;
+
+/** A batch's estimated cost, the hosted API's answers at {@link HOSTED_PRICE_FACTOR} of the list price. */
+export interface BatchCostEstimate extends CostEstimate {
+  /**
+   * Of `usd`, what the answers of the hosted API cost (at half price): 0 for a batch all live;
+   * null when no model of the batch has a price.
+   */
+  hosted_usd: number | null;
+}
+
+/**
+ * The one price of a batch's usage, wherever a cost is shown (`status`, the dashboard, /metrics):
+ * its usage at the table's rates, less the hosted discount on the part the hosted API answered
+ * (`usage_hosted`, also counted in `usage`): `estimateCost(usage) - 0.5 x estimateCost(usage_hosted)`.
+ * Usage is kept per batch, not per model or path, so a batch mixing models has rates averaged by
+ * requests on both paths alike.
+ */
+export function estimateBatchCost(
+  batch: { usage: UsageTotals; usage_hosted: UsageTotals; models: Record<string, number> },
+  table: PriceTable,
+): BatchCostEstimate {
+  const all = estimateCost(batch.usage, batch.models, table);
+  if (all.usd === null) return { ...all, hosted_usd: null };
+  const hostedList = estimateCost(batch.usage_hosted, batch.models, table).usd ?? 0;
+  const hosted = hostedList * HOSTED_PRICE_FACTOR;
+  return { ...all, usd: all.usd - hosted, hosted_usd: hosted };
 }

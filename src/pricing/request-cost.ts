@@ -1,6 +1,12 @@
 import type { MessageParams } from '../batch/types.js';
 import { estimateRequest } from '../limits/estimate-tokens.js';
-import { cacheWrite1h, findPrice, type ModelPrice, type PriceTable } from './price-table.js';
+import {
+  cacheWrite1h,
+  DEFAULT_PRICE_TABLE,
+  findPrice,
+  type ModelPrice,
+  type PriceTable,
+} from './price-table.js';
 
 /**
  * Money in the cost ledger is counted in integer nano-dollars (1e-9 USD): a price of P USD per
@@ -79,6 +85,35 @@ export function parseFrozenPrices(json: string | null | undefined): Record<strin
   } catch {
     return {};
   }
+}
+
+/** Price tables of frozen prices, by their JSON; cleared when it holds this many. */
+const frozenTables = new Map<string, PriceTable>();
+const MAX_FROZEN_TABLES = 256;
+
+/**
+ * The prices a batch froze at submit (its record's `prices` field) as a price table, one entry per
+ * model id, for estimating its cost where no other table is given (`status`). A record with none
+ * frozen (written before prices were) is priced at the built-in table.
+ */
+export function frozenPriceTable(json: string | null | undefined): PriceTable {
+  if (!json) return DEFAULT_PRICE_TABLE;
+  // The batches of a deployment share a few price sets: a table made once keeps its compiled
+  // globs, so `status` of a thousand batches does not parse and compile a thousand times.
+  const known = frozenTables.get(json);
+  if (known) return known;
+  if (frozenTables.size >= MAX_FROZEN_TABLES) frozenTables.clear();
+  const entries: ModelPrice[] = Object.entries(parseFrozenPrices(json)).map(([model, price]) => ({
+    match: model,
+    input: price.input,
+    output: price.output,
+    cache_write: price.cache_write,
+    cache_read: price.cache_read,
+    cache_write_1h: price.cache_write_1h,
+  }));
+  const table = { entries, source: 'frozen at submit' };
+  frozenTables.set(json, table);
+  return table;
 }
 
 /** Nano-dollars per token of a rate in USD per million tokens (rounded up past three decimals). */

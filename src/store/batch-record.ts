@@ -29,6 +29,8 @@ export interface BatchRecord {
   via: 'live' | 'batches' | 'auto';
   route: 'live' | 'hosted';
   deadline: number | null;
+  /** When an `auto` batch moved to the live path (RFC 3339; the runner sets it with `route`), or null. */
+  switched_at: string | null;
   served: { live: number; hosted: number };
   /** Usage of the requests answered by the hosted API (priced at half), also counted in `usage`. */
   usage_hosted: UsageTotals;
@@ -119,6 +121,7 @@ export function parseBatchRecord(hash: Record<string, string>): BatchRecord | nu
     via: hash['via'] === 'batches' || hash['via'] === 'auto' ? hash['via'] : 'live',
     route: hash['route'] === 'hosted' ? 'hosted' : 'live',
     deadline: hash['deadline'] ? Number(hash['deadline']) : null,
+    switched_at: hash['switched_at'] || null,
     served: { live: int('served:live'), hosted: int('served:hosted') },
     usage_hosted: {
       input_tokens: int('hosted:input_tokens'),

@@ -275,6 +275,14 @@ describe('the public API', () => {
       | 'reconciler'
       | 'concurrency_caps'
       | 'workers'
+      | 'via'
+      | 'route'
+      | 'deadline'
+      | 'switched_at'
+      | 'served'
+      | 'usage_hosted'
+      | 'hosted'
+      | 'estimated_cost'
     >();
     expectTypeOf<BatchStatus['request_counts']>().toEqualTypeOf<{
       processing: number;
@@ -296,7 +304,25 @@ describe('the public API', () => {
           spent_usd: number;
           ceiling_usd: number;
         }
+      | {
+          scope: 'batch';
+          reason: 'hosted_chunk_held';
+          message: string;
+          since: string;
+          fix: string;
+          chunk: number;
+          candidates: string[];
+        }
     >();
+    expectTypeOf<BatchStatus['via']>().toEqualTypeOf<'live' | 'batches' | 'auto'>();
+    expectTypeOf<BatchStatus['route']>().toEqualTypeOf<'live' | 'hosted'>();
+    expectTypeOf<BatchStatus['served']>().toEqualTypeOf<{ live: number; hosted: number }>();
+    expectTypeOf<BatchStatus['estimated_cost']>().toEqualTypeOf<{
+      usd: number | null;
+      hosted_usd: number | null;
+      exact: boolean;
+      unpriced: string[];
+    }>();
     expectTypeOf<BatchStatus['cost']>().toEqualTypeOf<{
       ceiling_usd: number | null;
       spent_usd: number;

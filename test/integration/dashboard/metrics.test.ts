@@ -139,6 +139,9 @@ describe('/metrics', () => {
       'claude_batch_model_breaker_open',
       'claude_batch_batches',
       'claude_batch_estimated_cost_usd',
+      'claude_batch_requests_served',
+      'claude_batch_hosted_batches',
+      'claude_batch_hosted_requests',
       'claude_batch_budget_limit',
       'claude_batch_budget_level',
       'claude_batch_worker_in_flight_cap',
@@ -215,6 +218,14 @@ describe('/metrics', () => {
     expect(sample(families, 'claude_batch_batches', { processing_status: 'in_progress' })).toBe(0);
     expect(sample(families, 'claude_batch_batches', { processing_status: 'ended' })).toBe(0);
     expect(sample(families, 'claude_batch_estimated_cost_usd')).toBeCloseTo(EXPECTED.costUsd, 6);
+    // A live batch: nothing hosted, one series per state all the same (a dashboard's series exist before the first hosted batch).
+    for (const state of ['packing', 'packed', 'creating', 'created', 'ended', 'done', 'held']) {
+      expect(sample(families, 'claude_batch_hosted_batches', { state })).toBe(0);
+    }
+    for (const state of ['processing', 'succeeded', 'errored', 'canceled', 'expired']) {
+      expect(sample(families, 'claude_batch_hosted_requests', { state })).toBe(0);
+    }
+    expect(sample(families, 'claude_batch_requests_served', { path: 'hosted' })).toBe(0);
 
     expect(
       sample(families, 'claude_batch_budget_limit', {

@@ -2,7 +2,17 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_PRICES, PriceTableError, loadPriceTable } from '../../../src/pricing/price-table.js';
+import {
+  DEFAULT_PRICES,
+  DEFAULT_PRICE_TABLE,
+  HOSTED_PRICE_FACTOR,
+  PriceTableError,
+  costAt,
+  estimateBatchCost,
+  findPrice,
+  loadPriceTable,
+} from '../../../src/pricing/price-table.js';
+import { frozenPriceTable } from '../../../src/pricing/request-cost.js';
 
 describe('prices file', () => {
   let dir: string;
@@ -77,4 +87,61 @@ describe('prices file', () => {
       await expect(table).rejects.toThrow(`${file}: ${message}`);
     });
   }
+});
+
+describe('a batch cost with hosted answers', () => {
+  const usage = (output: number) => ({
+    input_tokens: 2_000_000,
+    output_tokens: output,
+    cache_creation_input_tokens: 0,
+    cache_read_input_tokens: 0,
+  });
+  const none = usage(0);
+  none.input_tokens = 0;
+
+  it('prices the hosted part at half the list price, from the same table', () => {
+    const table = { entries: DEFAULT_PRICES, source: 'built-in' };
+    const price = findPrice(table, 'claude-sonnet-4-6')!;
+    const all = usage(1_000_000);
+    const hostedUsage = usage(500_000);
+    const live = estimateBatchCost(
+      { usage: all, usage_hosted: none, models: { 'claude-sonnet-4-6': 3 } },
+      table,
+    );
+    expect(live).toEqual({ usd: costAt(price, all), exact: true, unpriced: [], hosted_usd: 0 });
+    const hosted = estimateBatchCost(
+      { usage: all, usage_hosted: hostedUsage, models: { 'claude-sonnet-4-6': 3 } },
+      table,
+    );
+    expect(hosted.hosted_usd).toBeCloseTo(costAt(price, hostedUsage) * HOSTED_PRICE_FACTOR, 9);
+    expect(hosted.usd).toBeCloseTo(costAt(price, all) - costAt(price, hostedUsage) / 2, 9);
+    // All hosted: exactly half of the same usage live.
+    const allHosted = estimateBatchCost(
+      { usage: all, usage_hosted: all, models: { 'claude-sonnet-4-6': 3 } },
+      table,
+    );
+    expect(allHosted.usd).toBeCloseTo(live.usd! / 2, 9);
+  });
+
+  it('knows no cost for a batch no model of which has a price', () => {
+    const table = { entries: DEFAULT_PRICES, source: 'built-in' };
+    const all = usage(1);
+    expect(estimateBatchCost({ usage: all, usage_hosted: all, models: { 'my-model': 1 } }, table)).toEqual({
+      usd: null,
+      exact: false,
+      unpriced: ['my-model'],
+      hosted_usd: null,
+    });
+  });
+
+  it('prices a batch at the prices it froze at submit', () => {
+    const frozen = frozenPriceTable(
+      JSON.stringify({
+        'claude-sonnet-4-6': { input: 1, output: 2, cache_write: 1.25, cache_write_1h: 2, cache_read: 0.1 },
+      }),
+    );
+    expect(findPrice(frozen, 'claude-sonnet-4-6')).toMatchObject({ input: 1, output: 2 });
+    expect(findPrice(frozen, 'claude-sonnet-4-5')).toBeNull();
+    expect(frozenPriceTable(null)).toBe(DEFAULT_PRICE_TABLE);
+  });
 });
