@@ -1,4 +1,5 @@
 import { CostLedger, type CostReservation } from '../limits/cost-ledger.js';
+import { HOSTED_PRICE_FACTOR } from '../pricing/price-table.js';
 import type { RequestJobData } from '../queue/jobs.js';
 import {
   actualCostNano,
@@ -11,9 +12,6 @@ import {
 import type { Runtime } from '../runtime.js';
 import type { BatchRecord } from '../store/batch-record.js';
 import { costPauseTemplate } from '../worker/cost-guard.js';
-
-/** The hosted Message Batches API bills every token at half the list price (anthropic-api.md). */
-export const HOSTED_PRICE_FACTOR = 0.5;
 
 /** A chunk's reservation as its record keeps it: settled when its results are in. */
 export interface ChunkReservation {

@@ -866,7 +866,10 @@ export class HostedRunner {
    */
   private async maybeSwitchToLive(record: BatchRecord): Promise<void> {
     const remaining = Math.max(0, record.counts.processing);
-    if (Date.now() < switchAt(record.deadline, remaining, this.options.plan)) return;
+    // The runner's own delays come on top of the plan: a round to see the deadline near, a poll to
+    // see the canceled batch end, and a round to download it.
+    const ownDelays = 2 * this.intervalMs + this.pollMinMs;
+    if (Date.now() < switchAt(record.deadline, remaining, this.options.plan) - ownDelays) return;
     const { redis, keys } = this.runtime;
     await redis
       .multi()

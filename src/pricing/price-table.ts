@@ -69,8 +69,8 @@ export interface PriceTable {
  * List prices of the Messages API (standard tier, USD per million tokens; cache writes at the
  * 5-minute rate) for current and recent Claude models, as published at https://www.anthropic.com/pricing
  * in early 2026. Long-context (>200K input) surcharges and regional endpoints are not modelled;
- * the hosted Batches API's discount is applied to the hosted answers by {@link estimateBatchCost}. Order matters: Opus 4 and 4.1 are listed before the `claude-opus-4*`
- * catch-all that prices Opus 4.5 and later. Override or extend with `--prices FILE`.
+ * the hosted Batches API's discount is applied to the hosted answers by {@link estimateBatchCost}.
+ * Order matters: Opus 4 and 4.1 are listed before the `claude-opus-4*` catch-all that prices Opus 4.5 and later. Override or extend with `--prices FILE`.
  */
 export const DEFAULT_PRICES: readonly ModelPrice[] = [
   { match: 'claude-opus-4-1*', input: 15, output: 75, cache_write: 18.75, cache_read: 1.5 },

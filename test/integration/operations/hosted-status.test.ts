@@ -307,8 +307,9 @@ describe('status, dashboard and /metrics of hosted batches', () => {
       emulator: { batchesStartDelayMs: 60_000, batchesProcessingMs: 1 },
       overrides: { ...HOSTED, hostedCancelMs: '1500', autoLiveRpm: '60000' },
     });
-    // The switch comes 1.5 s (the planned cancel-to-end time) before it, give or take the runner's 1 s round.
-    const deadline = new Date(Date.now() + 4_000);
+    // The switch comes 1.5 s (the planned cancel-to-end time) plus the runner's own delays (two 1 s
+    // rounds and a 50 ms poll) before it: about 4.4 s after the submit, once the chunk is created.
+    const deadline = new Date(Date.now() + 8_000);
     const { batchId } = await submitBatch(rig.runtime, {
       input: jsonlSource(requests(21)),
       via: 'auto',
