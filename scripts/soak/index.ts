@@ -223,6 +223,10 @@ function runOptions(seed: number): RunOptions {
         CLAUDE_BATCH_REQUEST_TIMEOUT_MS: '20000',
         CLAUDE_BATCH_RECONCILE_INTERVAL_MS: '1000',
         CLAUDE_BATCH_RECONCILE_STALL_MS: '1000',
+        // As the in-process model check (test/model/world.ts): hosted batches polled often.
+        CLAUDE_BATCH_HOSTED_POLL_MS: '200',
+        CLAUDE_BATCH_HOSTED_POLL_MAX_MS: '1000',
+        CLAUDE_BATCH_HOSTED_MAX_REQUESTS: '25',
         CLAUDE_BATCH_LOG_LEVEL: 'info',
       })),
   };
