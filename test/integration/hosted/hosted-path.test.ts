@@ -36,7 +36,7 @@ async function lines(batchId: string): Promise<string[]> {
 }
 
 describe('--via batches', () => {
-  it('sends the canary live and the rest in hosted batches split by count; one line per request', async () => {
+  it('sends the canary live and the rest in hosted batches split by count, each created once by one of two workers', async () => {
     rig = await WorkerRig.start({
       name: 'hosted-split',
       emulator: { batchesStartDelayMs: 0, batchesProcessingMs: 1 },
@@ -44,6 +44,8 @@ describe('--via batches', () => {
     });
     const all = requests(301);
     const submitted = await submitBatch(rig.runtime, { input: jsonlSource(all), via: 'batches' });
+    // Two worker processes: one of them works the batch's chunks (its lock), none twice.
+    await rig.startWorker();
     await rig.startWorker();
     const status = await waitForBatch(rig.runtime, submitted.batchId, {
       pollMs: 100,
