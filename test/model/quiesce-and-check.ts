@@ -10,6 +10,7 @@ import {
   deadLetterEntries,
   getBatchStatus,
   getBreakerState,
+  Chunks,
   Holds,
   LOST_ERROR_TYPE,
   replyFingerprint,
@@ -179,6 +180,7 @@ async function openJobStates(w: World, id: string): Promise<string> {
     redis.hget(keys.batch(id), 'incarnation'),
   ]);
   const states = new Map<string, number>();
+  const chunks = new Chunks(w.runtime);
   for (const r of inc.requests) {
     if (lines[r.custom_id] !== undefined) continue;
     const gen = Number(gens[r.custom_id] ?? 0);
@@ -189,6 +191,12 @@ async function openJobStates(w: World, id: string): Promise<string> {
       for (const key of await new Holds(w.runtime).keysOf(id)) {
         if ((await redis.type(key)) === 'hash' && (await redis.hexists(key, jobId)))
           state = key.slice(key.lastIndexOf(`${id}:`) + id.length + 1);
+      }
+      // In a hosted batch (issue 14): its chunk's state, and the hosted batch's.
+      for (const chunk of await chunks.all(id)) {
+        if ((await redis.hexists(keys.chunk(id, chunk.n), jobId)) === 1) {
+          state = `hosted chunk ${chunk.n} ${chunk.state}${chunk.processing_status ? ` (${chunk.processing_status})` : ''}`;
+        }
       }
     }
     if (job?.data.canary) state += ' canary';
