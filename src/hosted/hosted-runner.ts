@@ -41,10 +41,14 @@ export interface HostedRunnerOptions {
   intervalMs?: number | undefined;
   /** Timeout of a create call (ms): the adoption window after a crash reaches this far past the intent. */
   createTimeoutMs?: number | undefined;
+  /**
+   * How long a batch's hosted lock outlives a process that stopped renewing it (ms): another
+   * process takes the batch's chunks over after it. Default 30,000; the worker passes its job lock
+   * duration, after which its jobs are taken over too.
+   */
+  lockTtlMs?: number | undefined;
 }
 
-/** How long a process holds a batch's hosted lock without renewing it (ms). */
-const LOCK_TTL_MS = 30_000;
 /** Clock skew allowed between this machine and the API when matching creation times (ms). */
 const SKEW_MS = 60_000;
 
@@ -83,6 +87,7 @@ export class HostedRunner {
   private readonly pollMinMs: number;
   private readonly pollMaxMs: number;
   private readonly intervalMs: number;
+  private readonly lockTtlMs: number;
   private timer: NodeJS.Timeout | undefined;
   private renewer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
@@ -102,6 +107,7 @@ export class HostedRunner {
     this.pollMinMs = options.pollMinMs ?? 10_000;
     this.pollMaxMs = Math.max(this.pollMinMs, options.pollMaxMs ?? 60_000);
     this.intervalMs = options.intervalMs ?? 1_000;
+    this.lockTtlMs = options.lockTtlMs ?? 30_000;
   }
 
   start(): void {
@@ -118,7 +124,7 @@ export class HostedRunner {
     }, this.intervalMs);
     this.timer.unref();
     // Locks held are renewed while long steps (a download, a create) run.
-    this.renewer = setInterval(() => void this.renewLocks(), LOCK_TTL_MS / 3);
+    this.renewer = setInterval(() => void this.renewLocks(), this.lockTtlMs / 3);
     this.renewer.unref();
   }
 
@@ -141,7 +147,7 @@ export class HostedRunner {
     for (const id of ids) {
       if (this.stopped) return;
       const lock = this.lockOf(id);
-      if (!(await lock.hold(LOCK_TTL_MS))) continue;
+      if (!(await lock.hold(this.lockTtlMs))) continue;
       try {
         await this.advance(id, lock);
       } catch (err) {
@@ -172,7 +178,7 @@ export class HostedRunner {
 
   private async renewLocks(): Promise<void> {
     for (const [id, lock] of this.locks) {
-      if (!(await lock.extend(LOCK_TTL_MS).catch(() => false))) this.locks.delete(id);
+      if (!(await lock.extend(this.lockTtlMs).catch(() => false))) this.locks.delete(id);
     }
   }
 
@@ -191,7 +197,7 @@ export class HostedRunner {
     const canceled = record.canceled_at !== null;
     const goLive = record.route === 'live';
     for (const chunk of await this.chunks.all(batchId)) {
-      if (this.stopped || !(await lock.extend(LOCK_TTL_MS))) return;
+      if (this.stopped || !(await lock.extend(this.lockTtlMs))) return;
       await this.step(record, chunk, { canceled, goLive });
     }
     if (this.stopped) return;
@@ -250,7 +256,7 @@ export class HostedRunner {
     ]);
     if (paused || ownPause === 1) return;
     for (;;) {
-      if (this.stopped || !(await lock.extend(LOCK_TTL_MS))) return;
+      if (this.stopped || !(await lock.extend(this.lockTtlMs))) return;
       const chunk = await this.chunks.open(record.id);
       if ((await this.finishPacking(record.id, chunk)) === 0) return;
       const created = await this.create(record, chunk.n);

@@ -103,6 +103,7 @@ export async function startWorker(runtime: Runtime, options: StartWorkerOptions 
       pollMaxMs: config.hostedPollMaxMs,
       plan: routePlanOf(config),
       createTimeoutMs: config.requestTimeoutMs,
+      lockTtlMs: config.lockDurationMs,
     },
   });
   // Before the first job: a key tripped under another prefix pauses this one from the start.
