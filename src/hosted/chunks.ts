@@ -22,11 +22,19 @@ export interface ChunkMeta {
   /** When the intent to create it was recorded (ms), by which attempt (a random token). */
   intent_at?: number;
   intent_token?: string;
+  /**
+   * The custom_id of the marker request sent with it (one request of its own, max_tokens 1): its
+   * line in the results proves an adopted hosted batch is this chunk's. Its line is not a result.
+   */
+  marker?: string;
   hosted_id?: string;
   /** Adopted after a crash rather than created by the attempt that recorded it. */
   adopted?: boolean;
   processing_status?: 'in_progress' | 'canceling' | 'ended';
+  /** Its requests' counts, the marker left out (see {@link countsWithoutMarker}). */
   request_counts?: HostedCounts;
+  /** The hosted batch's counts as the API reports them (the marker in). */
+  hosted_counts?: HostedCounts;
   created_at?: string;
   ended_at?: string | null;
   /** A cancel was sent to the API (the batch was canceled, or `auto` moved to the live path). */
@@ -84,13 +92,15 @@ return {#fields, full, chunk.count, chunk.bytes}
 /**
  * Holds requests of chunk `n` again for the batch's share (to be sent again: retried, expired with
  * time left, canceled by `auto`'s move to the live path), with their job data as given: each moves
- * only if still in the chunk, so running it twice moves nothing twice.
- * KEYS: chunk, share, holds, share batches. ARGV: batch id, share reason, job id, data, ...
+ * only if still in the chunk, so running it twice moves nothing twice. Counts them in the batch
+ * record (`chunk_reheld:<n>`), so the chunk's figures hold across downloads.
+ * KEYS: chunk, share, holds, share batches, batch. ARGV: batch id, share reason, chunk n, job id,
+ * data, ...
  * Returns how many moved.
  */
 const REHOLD = new LuaScript(`
 local moved = 0
-for i = 3, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then
     redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
     redis.call('HDEL', KEYS[1], ARGV[i])
@@ -100,6 +110,7 @@ end
 if moved > 0 then
   redis.call('SADD', KEYS[3], ARGV[2])
   redis.call('SADD', KEYS[4], ARGV[1])
+  if redis.call('EXISTS', KEYS[5]) == 1 then redis.call('HINCRBY', KEYS[5], 'chunk_reheld:' .. ARGV[3], moved) end
 end
 return moved
 `);
@@ -227,12 +238,20 @@ export class Chunks {
             keys.held(batchId, SHARE_REASON),
             keys.holds(batchId),
             keys.shareBatches(),
+            keys.batch(batchId),
           ],
-          [batchId, SHARE_REASON, ...entries.slice(i, i + CHUNK_PAGE).flat()],
+          [batchId, SHARE_REASON, n, ...entries.slice(i, i + CHUNK_PAGE).flat()],
         ),
       );
     }
     return moved;
+  }
+
+  /** Requests of the chunk held again so far (every download of it). */
+  async reheldCount(batchId: string, n: number): Promise<number> {
+    return Number(
+      (await this.runtime.redis.hget(this.runtime.keys.batch(batchId), `chunk_reheld:${n}`)) ?? 0,
+    );
   }
 
   /** Requests still in the chunk. */
@@ -269,4 +288,23 @@ export class Chunks {
     }
     return out;
   }
+}
+
+/**
+ * The counts of a chunk's own requests from its hosted batch's, which include the marker: while it
+ * runs every request counts as `processing` (the API's documented behaviour), so the marker is
+ * one of those; once its line has been read its type is known; until then it is taken from the
+ * first of processing, succeeded, errored, canceled, expired that holds one (it is the smallest
+ * request of the batch, and shares its fate).
+ */
+export function countsWithoutMarker(
+  counts: HostedCounts,
+  marker: keyof HostedCounts | null | 'none',
+): HostedCounts {
+  if (marker === 'none') return { ...counts };
+  const order: Array<keyof HostedCounts> = ['processing', 'succeeded', 'errored', 'canceled', 'expired'];
+  const from = marker ?? order.find((k) => counts[k] > 0);
+  const out = { ...counts };
+  if (from && out[from] > 0) out[from] -= 1;
+  return out;
 }

@@ -55,13 +55,13 @@ export class HostedApiError extends Error {
  */
 export interface HostedApi {
   create(requests: readonly HostedRequest[], signal?: AbortSignal): Promise<HostedBatch>;
-  retrieve(id: string): Promise<HostedBatch>;
+  retrieve(id: string, signal?: AbortSignal): Promise<HostedBatch>;
   /** Hosted batches of the workspace, newest first, page by page. */
-  list(): AsyncIterable<HostedBatch>;
-  cancel(id: string): Promise<HostedBatch>;
-  delete(id: string): Promise<void>;
+  list(signal?: AbortSignal): AsyncIterable<HostedBatch>;
+  cancel(id: string, signal?: AbortSignal): Promise<HostedBatch>;
+  delete(id: string, signal?: AbortSignal): Promise<void>;
   /** The batch's results (only once it ended), line by line in no particular order. */
-  results(id: string): AsyncIterable<HostedResultLine>;
+  results(id: string, signal?: AbortSignal): AsyncIterable<HostedResultLine>;
 }
 
 export interface HostedApiOptions {
@@ -97,10 +97,11 @@ export function createHostedApi(options: HostedApiOptions): HostedApi {
           ),
         ),
       ),
-    retrieve: (id) => call('retrieve', async () => toBatch(await batches.retrieve(id))),
-    list: () => ({
+    retrieve: (id, signal) =>
+      call('retrieve', async () => toBatch(await batches.retrieve(id, {}, { signal: signal ?? null }))),
+    list: (signal) => ({
       async *[Symbol.asyncIterator]() {
-        const first = await call('list', () => batches.list({ limit: 100 }));
+        const first = await call('list', () => batches.list({ limit: 100 }, { signal: signal ?? null }));
         for (let page = first; ;) {
           for (const batch of page.data) yield toBatch(batch);
           if (!page.hasNextPage()) return;
@@ -108,14 +109,15 @@ export function createHostedApi(options: HostedApiOptions): HostedApi {
         }
       },
     }),
-    cancel: (id) => call('cancel', async () => toBatch(await batches.cancel(id))),
-    delete: (id) =>
+    cancel: (id, signal) =>
+      call('cancel', async () => toBatch(await batches.cancel(id, {}, { signal: signal ?? null }))),
+    delete: (id, signal) =>
       call('delete', async () => {
-        await batches.delete(id);
+        await batches.delete(id, {}, { signal: signal ?? null });
       }),
-    results: (id) => ({
+    results: (id, signal) => ({
       async *[Symbol.asyncIterator]() {
-        const decoder = await call('results', () => batches.results(id));
+        const decoder = await call('results', () => batches.results(id, {}, { signal: signal ?? null }));
         const iterator = decoder[Symbol.asyncIterator]();
         for (;;) {
           const next = await call('results', () => iterator.next());

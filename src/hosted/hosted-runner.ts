@@ -14,7 +14,7 @@ import { MAX_PRIORITY } from '../store/batch-record.js';
 import { deadLetter, deadLetterEntry } from '../worker/apply-outcome.js';
 import type { RetryPolicy } from '../worker/outcome.js';
 import { ChunkCeiling } from './chunk-ceiling.js';
-import { Chunks, CHUNK_PAGE, type ChunkMeta } from './chunks.js';
+import { Chunks, CHUNK_PAGE, countsWithoutMarker, type ChunkMeta } from './chunks.js';
 import { HostedApiError, type HostedApi, type HostedBatch, type HostedResultLine } from './hosted-api.js';
 import { decideLine, type LineOutcome } from './line-outcome.js';
 import { switchAt, type RoutePlan } from './route.js';
@@ -92,6 +92,8 @@ export class HostedRunner {
   private renewer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
   private stopped = false;
+  /** Aborts the calls under way when the runner stops. */
+  private readonly aborter = new AbortController();
   /** Whether a create was refused with 429 (too many requests queued at the API): no create before this (ms). */
   private createAfter = 0;
 
@@ -131,6 +133,9 @@ export class HostedRunner {
   /** Stops after the step under way, and frees the batches' locks so another process takes over at once. */
   async stop(): Promise<void> {
     this.stopped = true;
+    // A download waiting for its next lines or a create uploading must not hold the worker's stop:
+    // what they leave is resumed by the next process, as after a SIGKILL.
+    this.aborter.abort();
     clearInterval(this.timer);
     clearInterval(this.renewer);
     await this.ticking;
@@ -341,6 +346,7 @@ export class HostedRunner {
       state: 'creating',
       intent_at: Date.now(),
       intent_token: randomUUID(),
+      marker: markerId(),
       ...(admission.reservation ? { reservation: admission.reservation } : {}),
     };
     if (!(await this.chunks.update(record.id, intent, 'packed'))) {
@@ -350,10 +356,17 @@ export class HostedRunner {
     let hosted: HostedBatch;
     try {
       hosted = await this.options.api.create(
-        requests.map((data) => ({ custom_id: data.custom_id, params: data.params })),
+        [
+          ...requests.map((data) => ({ custom_id: data.custom_id, params: data.params })),
+          markerRequest(intent.marker!, requests[0]!.params.model),
+        ],
+        this.aborter.signal,
       );
     } catch (err) {
-      if (!(err instanceof HostedApiError) || err.failure.status === null) {
+      // Never sent (the connection was refused, the host did not resolve): nothing was created, as
+      // when the API refuses it. Otherwise no answer means it may have been: adoption looks for it.
+      const failure = err instanceof HostedApiError ? err.failure : null;
+      if (!failure || (failure.status === null && failure.neverSent !== true)) {
         // No answer: it may have been created. Adoption looks for it (now, and after a crash).
         this.runtime.logger.warn('hosted batch create: no answer; looking for it among the hosted batches', {
           batch_id: record.id,
@@ -363,16 +376,16 @@ export class HostedRunner {
         await this.adopt(record, intent);
         return false;
       }
-      const waitMs = retryAfterMs(err.failure.headers) ?? this.pollMinMs;
+      const waitMs = retryAfterMs(failure.headers) ?? this.pollMinMs;
       this.createAfter = Date.now() + waitMs;
       await this.chunks.update(record.id, { ...meta, state: 'packed' }, 'creating');
       await this.ceiling.release(record.id, admission.reservation ?? undefined);
       this.runtime.logger.warn('hosted batch create refused; trying again later', {
         batch_id: record.id,
         chunk: n,
-        status: err.failure.status,
-        type: err.failure.type,
-        message: err.failure.message,
+        status: failure.status,
+        type: failure.type,
+        message: failure.message,
         retry_in_ms: waitMs,
       });
       return false;
@@ -433,7 +446,8 @@ export class HostedRunner {
       state: 'created',
       hosted_id: hosted.id,
       processing_status: hosted.processing_status,
-      request_counts: hosted.request_counts,
+      request_counts: countsWithoutMarker(hosted.request_counts, chunk.marker ? null : 'none'),
+      hosted_counts: hosted.request_counts,
       created_at: hosted.created_at,
       ...(adopted ? { adopted: true } : {}),
     };
@@ -478,14 +492,17 @@ export class HostedRunner {
     const from = (chunk.intent_at ?? 0) - SKEW_MS;
     const to = (chunk.intent_at ?? 0) + (this.options.createTimeoutMs ?? 600_000) + SKEW_MS;
     const candidates: HostedBatch[] = [];
-    for await (const hosted of this.options.api.list()) {
+    for await (const hosted of this.options.api.list(this.aborter.signal)) {
       const at = Date.parse(hosted.created_at);
       if (at < from) break;
       if (at > to) continue;
       const counts = hosted.request_counts;
       const total = counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired;
-      if (total !== chunk.count) continue;
-      if ((await redis.hexists(keys.hostedIds(), hosted.id)) === 1) continue;
+      if (total !== chunk.count + (chunk.marker ? 1 : 0)) continue;
+      // Claimed by another chunk: not this one's. Claimed by this very chunk: a process died between
+      // claiming it and recording the chunk created (recordCreated claims first).
+      const owner = await redis.hget(keys.hostedIds(), hosted.id);
+      if (owner !== null && owner !== `${record.id}:${chunk.n}`) continue;
       candidates.push(hosted);
     }
     if (candidates.length === 1) {
@@ -529,7 +546,7 @@ export class HostedRunner {
     const waitMs = due?.waitMs ?? this.pollMinMs;
     let hosted: HostedBatch;
     try {
-      hosted = await this.options.api.retrieve(chunk.hosted_id!);
+      hosted = await this.options.api.retrieve(chunk.hosted_id!, this.aborter.signal);
     } catch (err) {
       const failure = err instanceof HostedApiError ? err.failure : null;
       if (failure?.status === 404) {
@@ -551,7 +568,8 @@ export class HostedRunner {
     const next: ChunkMeta = {
       ...chunk,
       processing_status: hosted.processing_status,
-      request_counts: hosted.request_counts,
+      request_counts: countsWithoutMarker(hosted.request_counts, chunk.marker ? null : 'none'),
+      hosted_counts: hosted.request_counts,
       ended_at: hosted.ended_at,
     };
     if (hosted.processing_status === 'ended') {
@@ -570,7 +588,7 @@ export class HostedRunner {
 
   private async cancel(batchId: string, chunk: ChunkMeta): Promise<void> {
     try {
-      const hosted = await this.options.api.cancel(chunk.hosted_id!);
+      const hosted = await this.options.api.cancel(chunk.hosted_id!, this.aborter.signal);
       chunk.cancel_sent = true;
       chunk.processing_status = hosted.processing_status;
       await this.chunks.update(batchId, chunk, 'created');
@@ -627,9 +645,14 @@ export class HostedRunner {
       return;
     }
     let page: HostedResultLine[] = [];
-    let written = chunk.written ?? 0;
+    let written = 0;
     const cost = { nano: 0 };
-    for await (const line of this.options.api.results(chunk.hosted_id!)) {
+    let markerType: HostedResultLine['result']['type'] | null = null;
+    for await (const line of this.options.api.results(chunk.hosted_id!, this.aborter.signal)) {
+      if (line.custom_id === chunk.marker) {
+        markerType = line.result.type;
+        continue;
+      }
       page.push(line);
       if (page.length >= CHUNK_PAGE) {
         written += await this.applyPage(record, chunk.n, page, cost);
@@ -649,9 +672,20 @@ export class HostedRunner {
         requests: reheld,
       });
     }
+    // Counted over every download of the chunk (one killed midway included): the requests held
+    // again to be sent again, whatever the reason; the rest have their line.
+    const heldAgain = await this.chunks.reheldCount(batchId, chunk.n);
     await this.chunks.update(
       batchId,
-      { ...chunk, state: 'done', written, reheld: (chunk.reheld ?? 0) + reheld },
+      {
+        ...chunk,
+        state: 'done',
+        written: chunk.count - heldAgain,
+        reheld: heldAgain,
+        ...(chunk.hosted_counts && chunk.marker
+          ? { request_counts: countsWithoutMarker(chunk.hosted_counts, markerType) }
+          : {}),
+      },
       'ended',
     );
     // What its lines cost (a download resumed by another process knows only its own part: the
@@ -667,6 +701,7 @@ export class HostedRunner {
   /** Whether every custom_id of an adopted hosted batch's results is one of the chunk's (or has its line). */
   private async matchesChunk(batchId: string, chunk: ChunkMeta): Promise<boolean> {
     let page: string[] = [];
+    let marked = chunk.marker === undefined;
     const check = async (): Promise<boolean> => {
       const jobIds = await this.jobIdsOf(batchId, page);
       const [inChunk, lines] = await Promise.all([
@@ -675,14 +710,20 @@ export class HostedRunner {
       ]);
       return page.every((_, i) => inChunk[i] !== null || lines[i] !== null);
     };
-    for await (const line of this.options.api.results(chunk.hosted_id!)) {
+    for await (const line of this.options.api.results(chunk.hosted_id!, this.aborter.signal)) {
+      // The chunk's marker proves the hosted batch is this chunk's: another runner's batch of the
+      // same file (same custom_ids and count) has another marker.
+      if (line.custom_id === chunk.marker) {
+        marked = true;
+        continue;
+      }
       page.push(line.custom_id);
       if (page.length >= CHUNK_PAGE) {
         if (!(await check())) return false;
         page = [];
       }
     }
-    return page.length === 0 || check();
+    return marked && (page.length === 0 || (await check()));
   }
 
   /** Job ids of these custom_ids at their current generation, in the batch's incarnation. */
@@ -911,13 +952,13 @@ export class HostedRunner {
       if (Date.now() < due) continue;
       this.trashPolls.set(id, Date.now() + this.pollMinMs);
       try {
-        const hosted = await this.options.api.retrieve(id);
+        const hosted = await this.options.api.retrieve(id, this.aborter.signal);
         if (hosted.processing_status === 'in_progress') {
-          await this.options.api.cancel(id);
+          await this.options.api.cancel(id, this.aborter.signal);
           continue;
         }
         if (hosted.processing_status !== 'ended') continue;
-        await this.options.api.delete(id);
+        await this.options.api.delete(id, this.aborter.signal);
       } catch (err) {
         if (!(err instanceof HostedApiError && err.failure.status === 404)) {
           this.runtime.logger.warn('hosted batch of a deleted batch: delete failed; trying again', {
@@ -937,4 +978,25 @@ export class HostedRunner {
 /** The job data a resend holds again: the outcome's (its attempt counted) or the request's as it was. */
 function outcomeData(outcome: LineOutcome, data: RequestJobData): RequestJobData {
   return outcome.kind === 'resend' || outcome.kind === 'key-failure' ? outcome.data : data;
+}
+
+/**
+ * The custom_id of a chunk's marker: one request of its own in every hosted batch, so that after a
+ * crash the runner can tell its hosted batch from another client's batch of the same file (the same
+ * custom_ids, the same count, created at the same time). Random, never a user's custom_id in
+ * practice (16 hex digits), and within the API's pattern `^[a-zA-Z0-9_-]{1,64}$`.
+ */
+function markerId(): string {
+  return `cb-chunk-${randomUUID().replace(/-/g, '').slice(0, 16)}`;
+}
+
+/** The marker request: the smallest the API takes (one output token), on a model of the chunk. */
+function markerRequest(
+  customId: string,
+  model: string,
+): { custom_id: string; params: RequestJobData['params'] } {
+  return {
+    custom_id: customId,
+    params: { model, max_tokens: 1, messages: [{ role: 'user', content: '.' }] },
+  };
 }

@@ -295,15 +295,20 @@ describe('hosted batches: breakers, deadlines and crashes', () => {
     await chunks.packPage(submitted.batchId, chunk.n, { maxRequests: 100, maxBytes: 1e9 });
     const packed = (await chunks.get(submitted.batchId, chunk.n))!;
     expect(packed.count).toBe(20);
+    const marker = 'cb-chunk-0123456789abcdef';
     await chunks.update(
       submitted.batchId,
-      { ...packed, state: 'creating', intent_at: Date.now() },
+      { ...packed, state: 'creating', intent_at: Date.now(), marker },
       'packing',
     );
     const client = new Anthropic({ apiKey: rig.apiKey, baseURL: rig.emulator.url });
+    const markerRequest = {
+      custom_id: marker,
+      params: { model: MODEL, max_tokens: 1, messages: [{ role: 'user', content: '.' }] },
+    };
     // Another batch of the workspace, of another size, is not a candidate.
-    await client.messages.batches.create({ requests: all.slice(0, 3) as never });
-    const created = await client.messages.batches.create({ requests: all as never });
+    await client.messages.batches.create({ requests: [...all.slice(0, 3), markerRequest] as never });
+    const created = await client.messages.batches.create({ requests: [...all, markerRequest] as never });
 
     await rig.startWorker();
     const status = await waitForBatch(rig.runtime, submitted.batchId, {
