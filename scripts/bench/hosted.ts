@@ -227,7 +227,7 @@ export async function runHostedSection(ctx: BenchContext): Promise<SectionResult
     key: 'hosted',
     title: '13. Hosted Message Batches: live, batches and auto on one 10,000-request file; full-size splits',
     intro:
-      `Separate \`claude-batch submit\` and \`claude-batch worker --rpm ${fmt(rpm)}\` processes (compiled CLI, default ` +
+      `Separate \`claude-batch submit\` and \`claude-batch worker --rpm ${rpm}\` processes (compiled CLI, default ` +
       'flags otherwise; CLAUDE_BATCH_RPM for submit, which `auto` plans with) on a fresh emulator child per run. ' +
       `${fmt(n)} generated ~300-byte requests (${MODEL}, max_tokens ${MAX_TOKENS}). Wall: submit spawned until the ` +
       'batch record has ended_at. Cost: the record\'s usage at the built-in prices, `usage_hosted` at half.',
