@@ -6,7 +6,7 @@
  *                                          ~25 min at 100k prompts and 4,000 RPM)
  *   npm run bench -- --quick               every section, small sizes (under ~15 min)
  *   npm run bench -- submit worker         some sections: submit worker concurrency budget memory e2e cancel admission utilisation
- *                                          processes fairshare autocache
+ *                                          processes fairshare autocache hosted
  *   npm run bench -- --quick processes     the CLI's submit and worker processes against raw BullMQ processes
  *
  * Options:
@@ -22,6 +22,7 @@
  *   --e2e-concurrency N        end-to-end section (default 64)
  *   --processes-rounds N       processes section: interleaved pairs per row (default 3)
  *   --raw-concurrency N        processes section: the raw BullMQ Worker's concurrency (default 16)
+ *   --hosted-parts LIST        hosted section: paths (live, batches, auto), splits (full-size), or both (default)
  *   --baseline DIR             submit section: also run submitBatch and the CLI from another checkout
  *                              (e.g. the tree before a change; node_modules may be a symlink), side by side
  *
@@ -39,6 +40,7 @@ import { runCancelSection } from './cancel-delete.js';
 import { runConcurrencySection } from './concurrency.js';
 import { runEndToEndSection } from './end-to-end.js';
 import { runFairShareSection } from './fair-share.js';
+import { runHostedSection } from './hosted.js';
 import { infoField, load1, startPrivateRedis, REPO_ROOT, type BenchContext } from './lib/harness.js';
 import { machineInfo, renderSection, renderTable, writeResults, type SectionResult } from './lib/report.js';
 import { runMemorySection } from './memory.js';
@@ -63,6 +65,7 @@ const SECTIONS: ReadonlyArray<[string, SectionRunner]> = [
   ['processes', runProcessesSection],
   ['fairshare', runFairShareSection],
   ['autocache', runAutoCacheSection],
+  ['hosted', runHostedSection],
 ];
 const ALIASES: Record<string, string> = {
   'worker-overhead': 'worker',
@@ -72,6 +75,7 @@ const ALIASES: Record<string, string> = {
   'cancel-delete': 'cancel',
   'fair-share': 'fairshare',
   'auto-cache': 'autocache',
+  batches: 'hosted',
 };
 
 /** Section "budget": another engineer's scripts/bench/budget.ts, run as it is, as a child process. */
@@ -139,6 +143,7 @@ async function main(): Promise<number> {
       baseline: { type: 'string' },
       'processes-rounds': { type: 'string' },
       'raw-concurrency': { type: 'string' },
+      'hosted-parts': { type: 'string' },
     },
   });
   const known = new Set(SECTIONS.map(([name]) => name));

@@ -19,7 +19,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { HostedBatch, HostedRequest } from './hosted-batches.js';
 import { advanceBatches, BATCHES_PATH } from './hosted-process.js';
 import type { RequestLogEntry } from './request-log.js';
-import { ok, reject } from './respond.js';
+import { ok, reject, sendJson } from './respond.js';
 import type { EmulatorState } from './state.js';
 
 const BATCHES_PREFIX = `${BATCHES_PATH}/`;
@@ -139,7 +139,27 @@ function create(
   const batch = state.batches.create(state.ids.next('msgbatch'), key, requests, state.clock());
   // A batch that starts at once with no processing time may already be done.
   advanceBatches(state);
-  ok(state, res, entry, JSON.stringify(batchJson(batch, baseUrl(req))));
+  const delayMs = state.batches.settings.createReplyDelayMs;
+  if (delayMs <= 0) {
+    ok(state, res, entry, JSON.stringify(batchJson(batch, baseUrl(req))));
+    return;
+  }
+  // The batch exists now; its id reaches the client only after the delay (a crash window). Logged
+  // as accepted at once, as a client killed meanwhile has still created it.
+  entry.status = 200;
+  state.log.record(entry);
+  const base = baseUrl(req);
+  state.later(delayMs, () => {
+    if (res.destroyed) return;
+    advanceBatches(state);
+    sendJson(
+      res,
+      200,
+      entry.requestId,
+      JSON.stringify(batchJson(batch, base)),
+      state.limiter.headers(entry.model),
+    );
+  });
 }
 
 /** The requests of a create body, or the message of a 400 naming the field. */
@@ -261,11 +281,21 @@ function sendResults(
   state.log.record(entry);
   const order = shuffledIndexes(batch.requests.length, seed);
   res.writeHead(200, ['content-type', 'application/binary', 'request-id', entry.requestId]);
+  // A configured pause midway (the lines before it sent): a client killed meanwhile has read part.
+  const { resultsPauseAfterLines, resultsPauseMs } = state.batches.settings;
+  let pauseAt = resultsPauseAfterLines !== null && resultsPauseMs > 0 ? resultsPauseAfterLines : null;
   let next = 0;
   const writeSome = (): void => {
+    // The client went away (killed, timed out) during a pause or a drain: nothing more to send.
+    if (res.destroyed) return;
     while (next < order.length) {
+      if (pauseAt !== null && next >= pauseAt) {
+        pauseAt = null;
+        state.later(resultsPauseMs, writeSome);
+        return;
+      }
       let chunk = '';
-      const end = Math.min(order.length, next + LINES_PER_WRITE);
+      const end = Math.min(order.length, next + LINES_PER_WRITE, pauseAt ?? Number.POSITIVE_INFINITY);
       for (; next < end; next++) {
         const i = order[next] ?? 0;
         const customId = batch.requests[i]?.customId ?? '';

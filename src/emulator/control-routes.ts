@@ -17,7 +17,8 @@
  *   POST /_emulator/restore      { key }       → { ok: true }
  *   POST /_emulator/spend-cap    { on }        → { spendCapReached }
  *   PUT  /_emulator/max-concurrent { maxConcurrent: N | null } → { maxConcurrent }
- *   PUT  /_emulator/batches      { startDelayMs?, processingMs?, maxRequests?, maxBytes?, queueLimit?, expiryMs? }
+ *   PUT  /_emulator/batches      { startDelayMs?, processingMs?, maxRequests?, maxBytes?, queueLimit?, expiryMs?,
+ *                                  createReplyDelayMs?, resultsPauseAfterLines?, resultsPauseMs? }
  *                                              → the hosted batches' settings now in force
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';

@@ -61,6 +61,10 @@ export const batchesBodySchema = strictObject({
   /** null: no limit. */
   queueLimit: integer(1).nullable().optional(),
   expiryMs: o.batchesExpiryMs.unwrap().optional(),
+  createReplyDelayMs: o.batchesCreateReplyDelayMs.unwrap().optional(),
+  /** null: no pause. */
+  resultsPauseAfterLines: integer(0).nullable().optional(),
+  resultsPauseMs: o.batchesResultsPauseMs.unwrap().optional(),
 });
 type BatchesSettingsChange = z.input<typeof batchesBodySchema>;
 
@@ -94,7 +98,8 @@ export interface EmulatorControl {
   setMaxConcurrent(n: number | null): void;
   /**
    * Changes the hosted batches' settings (the `batches*` options without the prefix); fields left out
-   * keep their value. Timing applies to batches created afterwards, limits to the next create.
+   * keep their value. Timing applies to batches created afterwards, limits, the create's reply delay
+   * and the results pause to the next create or download.
    * Returns the settings now in force. Throws EmulatorOptionsError.
    */
   setBatches(change: BatchesSettingsChange): HostedBatchSettings;

@@ -64,6 +64,11 @@ export interface HostedBatchSettings {
   maxBytes: number;
   queueLimit: number | null;
   expiryMs: number;
+  /** Hold the answer to a create this long (ms); the batch exists meanwhile. */
+  createReplyDelayMs: number;
+  /** Pause a results download after this many lines (null: never) for `resultsPauseMs`. */
+  resultsPauseAfterLines: number | null;
+  resultsPauseMs: number;
 }
 
 export function hostedSettings(o: ResolvedOptions): HostedBatchSettings {
@@ -74,6 +79,9 @@ export function hostedSettings(o: ResolvedOptions): HostedBatchSettings {
     maxBytes: o.batchesMaxBytes,
     queueLimit: o.batchesQueueLimit,
     expiryMs: o.batchesExpiryMs,
+    createReplyDelayMs: o.batchesCreateReplyDelayMs,
+    resultsPauseAfterLines: o.batchesResultsPauseAfterLines,
+    resultsPauseMs: o.batchesResultsPauseMs,
   };
 }
 

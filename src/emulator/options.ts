@@ -261,6 +261,23 @@ export const emulatorOptionsSchema = strictObject({
     .transform((n) => n ?? null),
   /** A hosted batch's requests still unprocessed this long after its creation end `expired`. Default 24 h. */
   batchesExpiryMs: finite(1).default(DEFAULT_BATCHES_EXPIRY_MS),
+  /**
+   * How long the answer to a hosted batch's create is held back, in ms. The batch exists from the
+   * moment the create arrives (listed, counted in `stats`, processing on its own clock); only the
+   * reply waits, so a client killed or timed out meanwhile leaves a batch it never learned the id of
+   * (the crash a runner must adopt after). Default 0.
+   */
+  batchesCreateReplyDelayMs: finite(0, 3_600_000).default(0),
+  /**
+   * A results download pauses after this many lines (each download, once) for
+   * `batchesResultsPauseMs`, the lines before it already sent: a client killed meanwhile has read part
+   * of the file. null: no pause. Default null.
+   */
+  batchesResultsPauseAfterLines: integer(0)
+    .nullish()
+    .transform((n) => n ?? null),
+  /** How long that pause lasts, in ms; 0: none. Default 0. */
+  batchesResultsPauseMs: finite(0, 3_600_000).default(0),
   /** Time source in ms since the epoch, for buckets, cache TTLs and log times (inject for tests). Default `Date.now`. */
   clock: clockSchema.default(() => Date.now),
 });

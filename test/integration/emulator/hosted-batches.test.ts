@@ -349,4 +349,85 @@ describe('hosted Message Batches', () => {
     const bad = await fetch(`${emu.url}/_emulator/batches`, { method: 'PUT', body: '{"queueLimit":0}' });
     expect(bad.status).toBe(400);
   });
+  it('hold the answer to a create while the batch already exists (createReplyDelayMs)', async () => {
+    const emu = await emulator({
+      batchesStartDelayMs: 0,
+      batchesProcessingMs: 0,
+      batchesCreateReplyDelayMs: 400,
+    });
+    const client = sdk(emu);
+    const pending = client.messages.batches.create({ requests: [request('a', 'x'), request('b', 'y')] });
+    // Listed and counted before its creator hears back: the window a killed client leaves behind.
+    const listed = await vi.waitFor(
+      async () => {
+        const [first] = (await client.messages.batches.list()).data;
+        expect(first?.request_counts.succeeded).toBe(2);
+        return first!;
+      },
+      { timeout: 2_000, interval: 20 },
+    );
+    expect(emu.control.stats().hostedBatches.created).toBe(1);
+    const created = await pending;
+    expect(created.id).toBe(listed.id);
+    expect(created.processing_status).toBe('ended');
+    // Off again over HTTP: the next create answers at once.
+    const answer = await fetch(`${emu.url}/_emulator/batches`, {
+      method: 'PUT',
+      body: JSON.stringify({ createReplyDelayMs: 0 }),
+    });
+    expect(await answer.json()).toMatchObject({ createReplyDelayMs: 0 });
+    const t0 = performance.now();
+    await client.messages.batches.create({ requests: [request('c', 'z')] });
+    expect(performance.now() - t0).toBeLessThan(400);
+    expect(emu.control.stats().hostedBatches.created).toBe(2);
+  });
+
+  it('pause a results download midway (resultsPauseAfterLines, resultsPauseMs); a client gone meanwhile is dropped', async () => {
+    const emu = await emulator({
+      batchesStartDelayMs: 0,
+      batchesProcessingMs: 0,
+      batchesResultsPauseAfterLines: 3,
+      batchesResultsPauseMs: 300,
+    });
+    const client = sdk(emu);
+    const requests = Array.from({ length: 8 }, (_, i) => request(`r${i}`, `line ${i}`));
+    const { id } = await client.messages.batches.create({ requests });
+    await ended(client, id);
+    const at: number[] = [];
+    const seen: string[] = [];
+    const t0 = performance.now();
+    for await (const line of await client.messages.batches.results(id)) {
+      at.push(performance.now() - t0);
+      seen.push(line.custom_id);
+    }
+    expect(seen.sort()).toEqual(requests.map((r) => r.custom_id).sort());
+    // Three lines, then the pause, then the rest.
+    expect(at[3]! - at[2]!).toBeGreaterThanOrEqual(250);
+
+    // A client that stops reading during the pause: the server drops it and serves the next one.
+    const url = `${emu.url}/v1/messages/batches/${id}/results`;
+    const headers = { 'x-api-key': KEY, 'anthropic-version': '2023-06-01' };
+    const abort = new AbortController();
+    const partial = await fetch(url, { headers, signal: abort.signal });
+    const reader = partial.body!.getReader();
+    let text = '';
+    const decoder = new TextDecoder();
+    while (text.split('\n').length <= 3) {
+      const { value } = (await reader.read()) as { value?: Uint8Array };
+      text += decoder.decode(value);
+    }
+    abort.abort();
+    expect(text.trim().split('\n')).toHaveLength(3);
+    await fetch(`${emu.url}/_emulator/batches`, {
+      method: 'PUT',
+      body: JSON.stringify({ resultsPauseAfterLines: null }),
+    });
+    const whole = await (await fetch(url, { headers })).text();
+    expect(whole.trim().split('\n')).toHaveLength(8);
+    const bad = await fetch(`${emu.url}/_emulator/batches`, {
+      method: 'PUT',
+      body: '{"resultsPauseMs":-1}',
+    });
+    expect(bad.status).toBe(400);
+  });
 });
