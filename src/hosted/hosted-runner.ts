@@ -640,7 +640,7 @@ export class HostedRunner {
       await this.hold(
         batchId,
         chunk,
-        `the adopted hosted batch ${chunk.hosted_id} holds custom_ids that are not this chunk's: it is someone else's`,
+        `the adopted hosted batch ${chunk.hosted_id} lacks this chunk's marker request (or holds custom_ids that are not the chunk's): it is another client's`,
       );
       return;
     }

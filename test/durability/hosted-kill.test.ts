@@ -7,7 +7,7 @@
  *
  * Each kill is made deterministic by the emulator's crash windows (docs/emulator.md): a create
  * whose answer is held back after the batch exists, a results download that pauses midway. The
- * killed worker still holds the batch's hosted lock (30 s, src/hosted/hosted-runner.ts), so the
+ * killed worker still holds the batch's hosted lock (the job lock duration, src/hosted/hosted-runner.ts), so the
  * new worker takes over once it expires: each case takes about that long.
  */
 import Anthropic from '@anthropic-ai/sdk';
@@ -35,7 +35,7 @@ const KEY = 'sk-test-durability-0000';
 const TOTAL = 2_000;
 const MAX_REQUESTS = 600;
 const CHUNKS = Math.ceil((TOTAL - 1) / MAX_REQUESTS);
-/** The new worker waits out the dead one's hosted lock (30 s), then finishes. */
+/** The new worker waits out the dead one's hosted lock (the job lock duration), then finishes. */
 const FINISH_MS = 150_000;
 
 let sandbox: Sandbox;
@@ -127,7 +127,11 @@ async function expectExactlyOnce(run: Run): Promise<ChunkMeta[]> {
   // ...and no custom_id in two of them (the emulator's own view, through the SDK).
   const atEmulator = await hostedAtEmulator(run.emulator);
   expect([...atEmulator.keys()].sort()).toEqual([...hostedIds].sort());
-  const hostedCustomIds = [...atEmulator.values()].flat();
+  // Each hosted batch also carries its chunk's marker request (src/hosted/hosted-runner.ts).
+  const markers = new Set(chunks.map((c) => c.marker));
+  const all = [...atEmulator.values()].flat();
+  expect(all.filter((id) => markers.has(id))).toHaveLength(CHUNKS);
+  const hostedCustomIds = all.filter((id) => !markers.has(id));
   expect(hostedCustomIds).toHaveLength(TOTAL - 1);
   expect(new Set(hostedCustomIds).size).toBe(TOTAL - 1);
   // The canary alone went live, once.
@@ -194,7 +198,7 @@ describe('a worker SIGKILLed on the hosted path; a new worker finishes the batch
   }, 240_000);
 
   it('during polling (hosted batches created and in progress): polled on by the new worker, none created again', async () => {
-    // 600 requests at 75 ms each: a chunk runs ~45 s, past the new worker's takeover (~30 s).
+    // 600 requests at 75 ms each: a chunk runs ~45 s, past the new worker's takeover (a lock's life).
     const run = await start('hosted-kill-poll', { batchesStartDelayMs: 500, batchesProcessingMs: 75 });
     await waitFor(
       `all ${CHUNKS} chunks created, in progress at the emulator, and polled`,

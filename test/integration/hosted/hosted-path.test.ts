@@ -1,6 +1,7 @@
 import Anthropic from '@anthropic-ai/sdk';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { getBreakerState } from '../../../src/breakers/breaker-state.js';
+import { replyFingerprint } from '../../../src/emulator/index.js';
 import { Chunks } from '../../../src/hosted/chunks.js';
 import { submitBatch } from '../../../src/queue/producer.js';
 import { getBatchStatus } from '../../../src/operations/batch-status.js';
@@ -321,6 +322,63 @@ describe('hosted batches: breakers, deadlines and crashes', () => {
       adopted: true,
     });
     expect(rig.emulator.control.stats().hostedBatches.created).toBe(2);
+  }, 60_000);
+
+  it("never takes another client's hosted batch of the same file: its marker differs, the chunk is held", async () => {
+    // Found by the durability suite: another runner of the workspace (the same eval file on another
+    // model: the same custom_ids and count) created its hosted batch while this chunk's create was
+    // interrupted before it was sent. It matches by count and time, but not by marker.
+    rig = await WorkerRig.start({ name: 'hosted-foreign', emulator: FAST_HOSTED, overrides: FAST_POLLS });
+    const mine = requests(20, 'mine');
+    const submitted = await submitBatch(rig.runtime, {
+      input: jsonlSource(mine),
+      via: 'batches',
+      canary: false,
+    });
+    const chunks = new Chunks(rig.runtime);
+    const chunk = await chunks.open(submitted.batchId);
+    await chunks.packPage(submitted.batchId, chunk.n, { maxRequests: 100, maxBytes: 1e9 });
+    const packed = (await chunks.get(submitted.batchId, chunk.n))!;
+    await chunks.update(
+      submitted.batchId,
+      { ...packed, state: 'creating', intent_at: Date.now(), marker: 'cb-chunk-aaaaaaaaaaaaaaaa' },
+      'packing',
+    );
+    const theirs = mine.map((q) => ({
+      ...q,
+      params: { ...q.params, messages: [{ role: 'user', content: `theirs ${q.custom_id}` }] },
+    }));
+    const client = new Anthropic({ apiKey: rig.apiKey, baseURL: rig.emulator.url });
+    const foreign = await client.messages.batches.create({
+      requests: [
+        ...theirs,
+        {
+          custom_id: 'cb-chunk-bbbbbbbbbbbbbbbb',
+          params: { model: MODEL, max_tokens: 1, messages: [{ role: 'user', content: '.' }] },
+        },
+      ] as never,
+    });
+    await rig.startWorker();
+    await vi.waitFor(async () => expect((await chunks.get(submitted.batchId, chunk.n))?.state).toBe('held'), {
+      timeout: 20_000,
+      interval: 50,
+    });
+    const held = (await chunks.get(submitted.batchId, chunk.n))!;
+    expect(held).toMatchObject({
+      hosted_id: foreign.id,
+      held: { reason: expect.stringContaining('marker') as string },
+    });
+    // Nothing of theirs was written as ours.
+    expect(await lines(submitted.batchId)).toEqual([]);
+    await settleChunk(rig.runtime, submitted.batchId, chunk.n, { notCreated: true });
+    await waitForBatch(rig.runtime, submitted.batchId, { pollMs: 100, signal: AbortSignal.timeout(30_000) });
+    // Every line answers its own prompt (the emulator's reply carries the prompt's fingerprint).
+    for (const line of await lines(submitted.batchId)) {
+      const parsed = JSON.parse(line) as { custom_id: string };
+      const asked = mine.find((q) => q.custom_id === parsed.custom_id)!;
+      expect(line).toContain(replyFingerprint(asked.params));
+    }
+    expect((await rig.runtime.store.get(submitted.batchId))?.counts.succeeded).toBe(20);
   }, 60_000);
 
   it('holds a chunk no hosted batch matches, and creates it once the operator says none was', async () => {
