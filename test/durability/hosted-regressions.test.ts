@@ -5,13 +5,7 @@
  */
 import Anthropic from '@anthropic-ai/sdk';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  replyFingerprint,
-  startEmulator,
-  type EmulatorHandle,
-  type EmulatorOptions,
-} from '../../src/emulator/index.js';
-import { freePort } from '../../src/devtools/private-redis.js';
+import { startEmulator, type EmulatorHandle, type EmulatorOptions } from '../../src/emulator/index.js';
 import { Chunks } from '../../src/hosted/chunks.js';
 import { getBatchStatus } from '../../src/operations/batch-status.js';
 import type { Runtime } from '../../src/runtime.js';
