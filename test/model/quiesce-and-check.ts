@@ -155,12 +155,16 @@ export async function quiesce(w: World, deadlineMs: number): Promise<void> {
 
 /**
  * Whether no job can make progress by itself: nothing waiting or active, nothing held for a
- * batch's share (the dispatcher sends it), and no delayed job (a retry) due soon.
+ * batch's share (the dispatcher sends it), nothing in a hosted batch on its way, and no delayed
+ * job (a retry) due soon.
  */
 async function nothingRunnable(w: World): Promise<boolean> {
   const counts = await w.runtime.requests.getJobCounts('waiting', 'active', 'prioritized');
   if (Object.values(counts).some((n) => n > 0)) return false;
   if ((await new Holds(w.runtime).waitingForShare()) > 0) return false;
+  // Requests in hosted batches the runner is moving along (not held for an operator): it brings
+  // their results by itself.
+  if ((await new Chunks(w.runtime).everywhere()).pending > 0) return false;
   const soon = Date.now() + 60_000;
   const delayed = await w.runtime.requests.getDelayed(0, 999);
   return delayed.every((job) => job.timestamp + (job.delay ?? 0) > soon);
