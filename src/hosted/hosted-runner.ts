@@ -817,18 +817,8 @@ export class HostedRunner {
         });
         return 'written';
       case 'canceled':
-        await runtime.store.finalize(data.batch_id, data.custom_id, data.gen, {
-          kind: 'canceled',
-          line: canceledLine(data.custom_id),
-          incarnation: inc,
-        });
-        return 'written';
       case 'expired':
-        await runtime.store.finalize(data.batch_id, data.custom_id, data.gen, {
-          kind: 'expired',
-          line: expiredLine(data.custom_id),
-          incarnation: inc,
-        });
+        await this.endUnanswered(data, outcome.kind);
         return 'written';
       case 'dead-letter':
         await deadLetter(
@@ -877,6 +867,15 @@ export class HostedRunner {
     }
   }
 
+  /** Writes the line of a request the API did not answer: canceled, or expired. */
+  private async endUnanswered(data: RequestJobData, kind: 'canceled' | 'expired'): Promise<void> {
+    await this.runtime.store.finalize(data.batch_id, data.custom_id, data.gen, {
+      kind,
+      line: kind === 'canceled' ? canceledLine(data.custom_id) : expiredLine(data.custom_id),
+      incarnation: data.inc ?? 0,
+    });
+  }
+
   /**
    * Requests of a chunk never sent (packing or packed): ended canceled (a canceled batch), or held
    * again for the share (an `auto` batch gone live: the dispatcher sends them).
@@ -891,12 +890,7 @@ export class HostedRunner {
       const ids: string[] = [];
       await Promise.all(
         page.map(async ([jobId, json]) => {
-          const data = JSON.parse(json) as RequestJobData;
-          await this.runtime.store.finalize(batchId, data.custom_id, data.gen, {
-            kind: 'canceled',
-            line: canceledLine(data.custom_id),
-            incarnation: data.inc ?? 0,
-          });
+          await this.endUnanswered(JSON.parse(json) as RequestJobData, 'canceled');
           ids.push(jobId);
         }),
       );

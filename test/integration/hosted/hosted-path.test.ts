@@ -36,6 +36,29 @@ async function lines(batchId: string): Promise<string[]> {
   return out;
 }
 
+/**
+ * The state a worker leaves when it dies between recording a chunk's intent and recording its
+ * hosted id: the batch submitted `--via batches` without a canary, all of it packed into chunk 1,
+ * the chunk `creating` (with `marker` as its marker request, when given).
+ */
+async function interruptedCreate(all: TestRequest[], marker?: string) {
+  const submitted = await submitBatch(rig!.runtime, {
+    input: jsonlSource(all),
+    via: 'batches',
+    canary: false,
+  });
+  const chunks = new Chunks(rig!.runtime);
+  const chunk = await chunks.open(submitted.batchId);
+  await chunks.packPage(submitted.batchId, chunk.n, { maxRequests: 100, maxBytes: 1e9 });
+  const packed = (await chunks.get(submitted.batchId, chunk.n))!;
+  await chunks.update(
+    submitted.batchId,
+    { ...packed, state: 'creating', intent_at: Date.now(), ...(marker ? { marker } : {}) },
+    'packing',
+  );
+  return { submitted, chunks, chunk };
+}
+
 describe('--via batches', () => {
   it('sends the canary live and the rest in hosted batches split by count, each created once by one of two workers', async () => {
     rig = await WorkerRig.start({
@@ -285,23 +308,10 @@ describe('hosted batches: breakers, deadlines and crashes', () => {
   it('adopts the one hosted batch that matches a create interrupted after its intent', async () => {
     rig = await WorkerRig.start({ name: 'hosted-adopt', emulator: FAST_HOSTED, overrides: FAST_POLLS });
     const all = requests(20, 'adopt');
-    const submitted = await submitBatch(rig.runtime, {
-      input: jsonlSource(all),
-      via: 'batches',
-      canary: false,
-    });
     // A worker packed a chunk, recorded its intent, sent the create and died before recording the id.
-    const chunks = new Chunks(rig.runtime);
-    const chunk = await chunks.open(submitted.batchId);
-    await chunks.packPage(submitted.batchId, chunk.n, { maxRequests: 100, maxBytes: 1e9 });
-    const packed = (await chunks.get(submitted.batchId, chunk.n))!;
-    expect(packed.count).toBe(20);
     const marker = 'cb-chunk-0123456789abcdef';
-    await chunks.update(
-      submitted.batchId,
-      { ...packed, state: 'creating', intent_at: Date.now(), marker },
-      'packing',
-    );
+    const { submitted, chunks, chunk } = await interruptedCreate(all, marker);
+    expect((await chunks.get(submitted.batchId, chunk.n))?.count).toBe(20);
     const client = new Anthropic({ apiKey: rig.apiKey, baseURL: rig.emulator.url });
     const markerRequest = {
       custom_id: marker,
@@ -330,20 +340,7 @@ describe('hosted batches: breakers, deadlines and crashes', () => {
     // interrupted before it was sent. It matches by count and time, but not by marker.
     rig = await WorkerRig.start({ name: 'hosted-foreign', emulator: FAST_HOSTED, overrides: FAST_POLLS });
     const mine = requests(20, 'mine');
-    const submitted = await submitBatch(rig.runtime, {
-      input: jsonlSource(mine),
-      via: 'batches',
-      canary: false,
-    });
-    const chunks = new Chunks(rig.runtime);
-    const chunk = await chunks.open(submitted.batchId);
-    await chunks.packPage(submitted.batchId, chunk.n, { maxRequests: 100, maxBytes: 1e9 });
-    const packed = (await chunks.get(submitted.batchId, chunk.n))!;
-    await chunks.update(
-      submitted.batchId,
-      { ...packed, state: 'creating', intent_at: Date.now(), marker: 'cb-chunk-aaaaaaaaaaaaaaaa' },
-      'packing',
-    );
+    const { submitted, chunks, chunk } = await interruptedCreate(mine, 'cb-chunk-aaaaaaaaaaaaaaaa');
     const theirs = mine.map((q) => ({
       ...q,
       params: { ...q.params, messages: [{ role: 'user', content: `theirs ${q.custom_id}` }] },
@@ -384,20 +381,7 @@ describe('hosted batches: breakers, deadlines and crashes', () => {
   it('holds a chunk no hosted batch matches, and creates it once the operator says none was', async () => {
     rig = await WorkerRig.start({ name: 'hosted-held', emulator: FAST_HOSTED, overrides: FAST_POLLS });
     const all = requests(12, 'held');
-    const submitted = await submitBatch(rig.runtime, {
-      input: jsonlSource(all),
-      via: 'batches',
-      canary: false,
-    });
-    const chunks = new Chunks(rig.runtime);
-    const chunk = await chunks.open(submitted.batchId);
-    await chunks.packPage(submitted.batchId, chunk.n, { maxRequests: 100, maxBytes: 1e9 });
-    const packed = (await chunks.get(submitted.batchId, chunk.n))!;
-    await chunks.update(
-      submitted.batchId,
-      { ...packed, state: 'creating', intent_at: Date.now() },
-      'packing',
-    );
+    const { submitted, chunks, chunk } = await interruptedCreate(all);
     await rig.startWorker();
     await vi.waitFor(async () => expect((await chunks.get(submitted.batchId, chunk.n))?.state).toBe('held'), {
       timeout: 20_000,
