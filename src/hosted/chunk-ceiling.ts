@@ -47,35 +47,38 @@ export class ChunkCeiling {
     return record.cost?.ceiling != null ? parseFrozenPrices(record.prices_json) : null;
   }
 
+  /** A request's worst case at the hosted price (nano-dollars), at these frozen prices. */
+  worstOf(data: RequestJobData, prices: Record<string, FrozenPrice>): number {
+    const price = prices[data.params.model] ?? dearestPrice(prices);
+    return price ? worstCaseNano(data.params, price) * HOSTED_PRICE_FACTOR : 0;
+  }
+
   /**
-   * Decides how many of `requests` (sorted here, cheapest first, in place) the chunk may keep, and
-   * reserves their worst case. Pauses the batch (in the ledger's script) when not even one fits and
-   * nothing else is in flight.
+   * Decides how many of `items` (each a request's worst case, sorted here, cheapest first, in
+   * place) the chunk may keep, and reserves their worst case. Pauses the batch (in the ledger's
+   * script) when not even one fits and nothing else is in flight.
    */
-  async admit(record: BatchRecord, requests: RequestJobData[]): Promise<ChunkAdmission> {
-    const prices = this.pricesOf(record);
-    if (!prices) return { kind: 'go', keep: requests.length, reservation: null };
-    const worst = new Map(requests.map((r) => [r, this.worst(r, prices)]));
-    requests.sort((a, b) => worst.get(a)! - worst.get(b)!);
+  async admit<T extends { worst: number }>(record: BatchRecord, items: T[]): Promise<ChunkAdmission> {
+    if (!this.pricesOf(record)) return { kind: 'go', keep: items.length, reservation: null };
+    items.sort((a, b) => a.worst - b.worst);
     const state = await this.ledger.read(record.id);
     const room =
       state.ceiling === null ? Number.POSITIVE_INFINITY : state.ceiling - state.spent - state.reserved;
     let keep = 0;
     let amount = 0;
-    for (const request of requests) {
-      const next = amount + worst.get(request)!;
-      if (next > room) break;
-      amount = next;
+    for (const item of items) {
+      if (amount + item.worst > room) break;
+      amount += item.worst;
       keep++;
     }
     // Not even the cheapest: ask the ledger for it, which pauses the batch if nothing is in flight.
-    if (keep === 0) amount = worst.get(requests[0]!) ?? 0;
+    if (keep === 0) amount = items[0]?.worst ?? 0;
     const answer = await this.ledger.tryReserve(record.id, amount, costPauseTemplate(record.id));
     switch (answer.kind) {
       case 'granted':
         return { kind: 'go', keep: Math.max(keep, 1), reservation: toChunk(answer.reservation) };
       case 'unlimited':
-        return { kind: 'go', keep: requests.length, reservation: null };
+        return { kind: 'go', keep: items.length, reservation: null };
       default:
         if (answer.kind === 'exceeded') {
           this.runtime.logger.warn('batch paused at its cost ceiling before a hosted chunk', {
@@ -106,11 +109,6 @@ export class ChunkCeiling {
 
   close(): void {
     this.ledger.close();
-  }
-
-  private worst(data: RequestJobData, prices: Record<string, FrozenPrice>): number {
-    const price = prices[data.params.model] ?? dearestPrice(prices);
-    return price ? worstCaseNano(data.params, price) * HOSTED_PRICE_FACTOR : 0;
   }
 }
 

@@ -4,7 +4,7 @@ import { toApiFailure, type ApiFailure } from '../errors/api-failure.js';
 import type { Secret } from '../secret.js';
 
 /** One request of a hosted batch, as the Message Batches API takes it. */
-interface HostedRequest {
+export interface HostedRequest {
   custom_id: string;
   params: MessageParams;
 }
@@ -54,7 +54,8 @@ export class HostedApiError extends Error {
  * decides (it honours `retry-after` and must not create a batch twice behind our back).
  */
 export interface HostedApi {
-  create(requests: readonly HostedRequest[], signal?: AbortSignal): Promise<HostedBatch>;
+  /** Creates a hosted batch of these requests, read once as they are sent (the body is streamed). */
+  create(requests: AsyncIterable<HostedRequest>, signal?: AbortSignal): Promise<HostedBatch>;
   retrieve(id: string, signal?: AbortSignal): Promise<HostedBatch>;
   /** Hosted batches of the workspace, newest first, page by page. */
   list(signal?: AbortSignal): AsyncIterable<HostedBatch>;
@@ -88,13 +89,17 @@ export function createHostedApi(options: HostedApiOptions): HostedApi {
     }
   };
   return {
+    // The SDK's `batches.create` serialises the whole body at once (a 256 MB chunk then sits in
+    // memory several times over: job data, the JSON string, the fetch buffer); its client posts a
+    // stream body as it is read, so the same endpoint gets the body a megabyte at a time.
     create: (requests, signal) =>
       call('create', async () =>
         toBatch(
-          await batches.create(
-            { requests: requests as unknown as Anthropic.Messages.BatchCreateParams['requests'] },
-            { signal: signal ?? null },
-          ),
+          await client.post<Anthropic.Messages.MessageBatch>('/v1/messages/batches', {
+            body: createBody(requests),
+            headers: { 'content-type': 'application/json' },
+            signal: signal ?? null,
+          }),
         ),
       ),
     retrieve: (id, signal) =>
@@ -127,6 +132,24 @@ export function createHostedApi(options: HostedApiOptions): HostedApi {
       },
     }),
   };
+}
+
+/** Bytes a create body is sent in. */
+const BODY_CHUNK = 1 << 20;
+
+/** `{"requests":[...]}` as UTF-8 chunks of about {@link BODY_CHUNK} bytes, each request serialised as it comes. */
+async function* createBody(requests: AsyncIterable<HostedRequest>): AsyncGenerator<Uint8Array> {
+  let pending = '{"requests":[';
+  let first = true;
+  for await (const request of requests) {
+    pending += (first ? '' : ',') + JSON.stringify(request);
+    first = false;
+    if (pending.length >= BODY_CHUNK) {
+      yield Buffer.from(pending);
+      pending = '';
+    }
+  }
+  yield Buffer.from(`${pending}]}`);
 }
 
 function toBatch(batch: Anthropic.Messages.MessageBatch): HostedBatch {

@@ -15,7 +15,13 @@ import { deadLetter, deadLetterEntry } from '../worker/apply-outcome.js';
 import type { RetryPolicy } from '../worker/outcome.js';
 import { ChunkCeiling } from './chunk-ceiling.js';
 import { Chunks, CHUNK_PAGE, countsWithoutMarker, type ChunkMeta } from './chunks.js';
-import { HostedApiError, type HostedApi, type HostedBatch, type HostedResultLine } from './hosted-api.js';
+import {
+  HostedApiError,
+  type HostedApi,
+  type HostedBatch,
+  type HostedRequest,
+  type HostedResultLine,
+} from './hosted-api.js';
 import { decideLine, type LineOutcome } from './line-outcome.js';
 import { switchAt, type RoutePlan } from './route.js';
 
@@ -303,38 +309,50 @@ export class HostedRunner {
     if ((await redis.sismember(keys.pausedBatches(), record.id)) === 1) return false;
     let meta = await this.chunks.get(record.id, n);
     if (!meta || meta.state !== 'packed') return false;
-    const jobIds = new Map<RequestJobData, string>();
-    const requests: RequestJobData[] = [];
+    // One pass over the chunk keeping a few numbers a request (not its data: a chunk may be 256 MB).
+    const prices = this.ceiling.pricesOf(record);
+    const open = await redis.hgetall(keys.modelBreakers());
+    const items: Array<{ jobId: string; worst: number; bytes: number }> = [];
+    let model: string | null = null;
+    let stopped = 0;
+    const seen = new Set<string>();
     for await (const page of this.chunks.entries(record.id, n)) {
       for (const [jobId, json] of page) {
+        if (seen.has(jobId)) continue;
+        seen.add(jobId);
         const data = JSON.parse(json) as RequestJobData;
-        jobIds.set(data, jobId);
-        requests.push(data);
+        // A model whose breaker is open is not sent: its requests end as the live path ends them.
+        const breaker = open[data.params.model];
+        if (breaker !== undefined) {
+          await this.stopByBreaker(record.id, n, jobId, data, JSON.parse(breaker) as ModelBreakerState);
+          stopped++;
+          continue;
+        }
+        model ??= data.params.model;
+        items.push({ jobId, worst: prices ? this.ceiling.worstOf(data, prices) : 0, bytes: json.length + 1 });
       }
     }
-    // A model whose breaker is open is not sent: its requests end as the live path ends them.
-    const stopped = await this.stopBrokenModels(record.id, n, requests, jobIds);
     if (stopped > 0) {
-      requests.splice(0, requests.length, ...requests.filter((data) => jobIds.has(data)));
-      if (requests.length === 0) {
-        await this.chunks.update(record.id, { ...meta, count: 0, state: 'done' }, 'packed');
-        return false;
-      }
-      meta = { ...meta, count: requests.length };
-      await this.chunks.update(record.id, meta, 'packed');
+      const next: ChunkMeta = { ...meta, count: items.length, state: items.length === 0 ? 'done' : 'packed' };
+      if (!(await this.chunks.update(record.id, next, 'packed')) || items.length === 0) return false;
+      meta = next;
     }
     // Within what is left of a cost ceiling: the chunk keeps what fits, the rest waits for the next.
-    const admission = await this.ceiling.admit(record, requests);
+    const admission = await this.ceiling.admit(record, items);
     if (admission.kind === 'wait') return false;
-    if (admission.keep < requests.length) {
-      const excess = requests.splice(admission.keep);
+    if (admission.keep < items.length) {
+      const excess = items.splice(admission.keep).map((item) => item.jobId);
+      const data = await this.chunks.dataOf(record.id, n, excess);
       await this.chunks.rehold(
         record.id,
         n,
-        excess.map((data) => [jobIds.get(data)!, JSON.stringify(data)] as const),
+        excess.flatMap((jobId, i) => (data[i] ? [[jobId, data[i]] as const] : [])),
       );
-      const bytes = requests.reduce((sum, data) => sum + JSON.stringify(data).length + 1, 0);
-      const cut: ChunkMeta = { ...meta, count: requests.length, bytes };
+      const cut: ChunkMeta = {
+        ...meta,
+        count: items.length,
+        bytes: items.reduce((sum, item) => sum + item.bytes, 0),
+      };
       if (!(await this.chunks.update(record.id, cut, 'packed'))) {
         await this.ceiling.release(record.id, admission.reservation ?? undefined);
         return false;
@@ -356,10 +374,7 @@ export class HostedRunner {
     let hosted: HostedBatch;
     try {
       hosted = await this.options.api.create(
-        [
-          ...requests.map((data) => ({ custom_id: data.custom_id, params: data.params })),
-          markerRequest(intent.marker!, requests[0]!.params.model),
-        ],
+        this.body(record.id, n, intent.marker!, model!),
         this.aborter.signal,
       );
     } catch (err) {
@@ -401,36 +416,50 @@ export class HostedRunner {
   }
 
   /**
-   * Dead-letters the chunk's requests of models whose breaker is open, as the live path's gate does
-   * (reason `model_breaker`, condition `model`, the breaker's fix), and takes them out of the chunk
-   * and of `jobIds`. Returns how many.
+   * Dead-letters a chunk's request whose model's breaker is open, as the live path's gate does
+   * (reason `model_breaker`, condition `model`, the breaker's fix), and takes it out of the chunk.
    */
-  private async stopBrokenModels(
+  private async stopByBreaker(
     batchId: string,
     n: number,
-    requests: readonly RequestJobData[],
-    jobIds: Map<RequestJobData, string>,
-  ): Promise<number> {
-    const open = await this.runtime.redis.hgetall(this.runtime.keys.modelBreakers());
-    if (Object.keys(open).length === 0) return 0;
-    const broken = requests.filter((data) => open[data.params.model] !== undefined);
-    for (const data of broken) {
-      const breaker = JSON.parse(open[data.params.model]!) as ModelBreakerState;
-      await deadLetter(
-        { runtime: this.runtime },
-        deadLetterEntry(
-          data,
-          'model_breaker',
-          { status: null, type: breaker.type, message: '', request_id: null },
-          { calls: data.calls ?? 0, firstAt: data.first_at ?? null },
-          modelBreakerMessage(breaker),
-          'model',
-        ),
-      );
-      await this.chunks.drop(batchId, n, [jobIds.get(data)!]);
-      jobIds.delete(data);
+    jobId: string,
+    data: RequestJobData,
+    breaker: ModelBreakerState,
+  ): Promise<void> {
+    await deadLetter(
+      { runtime: this.runtime },
+      deadLetterEntry(
+        data,
+        'model_breaker',
+        { status: null, type: breaker.type, message: '', request_id: null },
+        { calls: data.calls ?? 0, firstAt: data.first_at ?? null },
+        modelBreakerMessage(breaker),
+        'model',
+      ),
+    );
+    await this.chunks.drop(batchId, n, [jobId]);
+  }
+
+  /**
+   * The chunk's requests as the create body takes them, read from Redis a page at a time while the
+   * body is sent, then the marker. Each request once (a hash scan may repeat one).
+   */
+  private async *body(
+    batchId: string,
+    n: number,
+    marker: string,
+    model: string,
+  ): AsyncGenerator<HostedRequest> {
+    const seen = new Set<string>();
+    for await (const page of this.chunks.entries(batchId, n)) {
+      for (const [jobId, json] of page) {
+        if (seen.has(jobId)) continue;
+        seen.add(jobId);
+        const data = JSON.parse(json) as RequestJobData;
+        yield { custom_id: data.custom_id, params: data.params };
+      }
     }
-    return broken.length;
+    yield markerRequest(marker, model);
   }
 
   /** Records a chunk's hosted batch (created or adopted): claims the id first, then the chunk's state. */
