@@ -178,7 +178,7 @@ export const SETTINGS = {
     env: 'CLAUDE_BATCH_HOSTED_MAX_REQUESTS',
     min: 1,
     unit: 'requests',
-    doc: "Most requests per hosted batch (the API's limit is 100,000).",
+    doc: "Most requests per hosted batch, its one marker request included (the API's limit is 100,000).",
   },
   hostedMaxBytes: {
     kind: 'int',

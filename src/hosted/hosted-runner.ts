@@ -6,6 +6,9 @@ import type { HeldEntry } from '../queue/holds.js';
 import { Holds, SHARE_REASON } from '../queue/holds.js';
 import { requestJobId, type RequestJobData } from '../queue/jobs.js';
 import { modelBreakerMessage, type ModelBreakerState } from '../breakers/breaker-state.js';
+import type { ApiFailure } from '../errors/api-failure.js';
+import { ruleFor } from '../errors/classify.js';
+import type { ErrorRule } from '../errors/error-table.js';
 import { retryAfterMs } from '../errors/retry-hints.js';
 import { ExpiringLock } from '../redis/expiring-lock.js';
 import type { Runtime } from '../runtime.js';
@@ -110,8 +113,9 @@ export class HostedRunner {
     this.chunks = new Chunks(runtime);
     this.holds = new Holds(runtime);
     this.ceiling = new ChunkCeiling(runtime);
-    this.maxRequests = options.maxRequests ?? 100_000;
-    this.maxBytes = options.maxBytes ?? 256_000_000;
+    // The limits are the hosted batch's, its marker request included: the chunk packs one less.
+    this.maxRequests = Math.max(1, (options.maxRequests ?? 100_000) - 1);
+    this.maxBytes = Math.max(1, (options.maxBytes ?? 256_000_000) - MARKER_BYTES);
     this.pollMinMs = options.pollMinMs ?? 10_000;
     this.pollMaxMs = Math.max(this.pollMinMs, options.pollMaxMs ?? 60_000);
     this.intervalMs = options.intervalMs ?? 1_000;
@@ -391,10 +395,13 @@ export class HostedRunner {
         await this.adopt(record, intent);
         return false;
       }
+      await this.ceiling.release(record.id, admission.reservation ?? undefined);
+      // Refused: nothing was created. What it means comes from the one error table.
+      const { rule } = ruleFor(failure);
+      if (rule.disposition === 'terminal') return this.refused(record, intent, items, failure, rule);
       const waitMs = retryAfterMs(failure.headers) ?? this.pollMinMs;
       this.createAfter = Date.now() + waitMs;
       await this.chunks.update(record.id, { ...meta, state: 'packed' }, 'creating');
-      await this.ceiling.release(record.id, admission.reservation ?? undefined);
       this.runtime.logger.warn('hosted batch create refused; trying again later', {
         batch_id: record.id,
         chunk: n,
@@ -413,6 +420,87 @@ export class HostedRunner {
       requests: meta.count,
     });
     return true;
+  }
+
+  /**
+   * A create the API refused for good (no retry would pass). A key-wide cause (credits, key,
+   * spend limit) trips the key breaker: the chunk waits, packed, for its fix. Otherwise the
+   * hosted batch itself was refused (over a limit the API enforces below ours, or a request the
+   * validator let through): it is halved, the other half held again for a later chunk, until a
+   * chunk of one request is refused, which is then dead-lettered with the API's error. Returns
+   * false (nothing created).
+   */
+  private async refused(
+    record: BatchRecord,
+    intent: ChunkMeta,
+    items: ReadonlyArray<{ jobId: string; bytes: number }>,
+    failure: ApiFailure,
+    rule: ErrorRule,
+  ): Promise<false> {
+    const packed: ChunkMeta = { ...intent, state: 'packed' };
+    delete packed.intent_at;
+    delete packed.intent_token;
+    delete packed.marker;
+    delete packed.reservation;
+    const lastError = {
+      status: failure.status,
+      type: failure.type ?? 'invalid_request_error',
+      message: failure.message,
+      request_id: failure.requestId,
+    };
+    this.runtime.logger.warn('hosted batch create refused for good', {
+      batch_id: record.id,
+      chunk: intent.n,
+      requests: items.length,
+      status: failure.status,
+      type: failure.type,
+      message: failure.message,
+    });
+    if (rule.scope === 'key') {
+      await this.chunks.update(record.id, packed, 'creating');
+      await tripKeyBreaker(
+        this.runtime,
+        { ...lastError, errorCode: failure.errorCode },
+        rule,
+        this.options.alert,
+        this.options.accountId,
+      );
+      return false;
+    }
+    if (items.length > 1) {
+      const half = Math.ceil(items.length / 2);
+      const excess = items.slice(half).map((item) => item.jobId);
+      const data = await this.chunks.dataOf(record.id, intent.n, excess);
+      await this.chunks.rehold(
+        record.id,
+        intent.n,
+        excess.flatMap((jobId, i) => (data[i] ? [[jobId, data[i]] as const] : [])),
+      );
+      const kept = items.slice(0, half);
+      await this.chunks.update(
+        record.id,
+        { ...packed, count: kept.length, bytes: kept.reduce((sum, item) => sum + item.bytes, 0) },
+        'creating',
+      );
+      return false;
+    }
+    const [json] = await this.chunks.dataOf(record.id, intent.n, [items[0]!.jobId]);
+    if (json) {
+      const data = JSON.parse(json) as RequestJobData;
+      await deadLetter(
+        { runtime: this.runtime },
+        {
+          ...deadLetterEntry(data, 'terminal', lastError, {
+            calls: (data.calls ?? 0) + 1,
+            firstAt: data.first_at ?? null,
+          }),
+          path: 'hosted',
+        },
+      );
+      await this.chunks.drop(record.id, intent.n, [items[0]!.jobId]);
+    }
+    await this.chunks.update(record.id, { ...packed, state: 'done' }, 'creating');
+    return false;
   }
 
   /**
@@ -1002,6 +1090,9 @@ export class HostedRunner {
 function outcomeData(outcome: LineOutcome, data: RequestJobData): RequestJobData {
   return outcome.kind === 'resend' || outcome.kind === 'key-failure' ? outcome.data : data;
 }
+
+/** Room the marker request takes in a hosted batch's body (bytes, generously: its JSON is ~130). */
+const MARKER_BYTES = 512;
 
 /**
  * The custom_id of a chunk's marker: one request of its own in every hosted batch, so that after a

@@ -64,7 +64,7 @@ describe('--via batches', () => {
     rig = await WorkerRig.start({
       name: 'hosted-split',
       emulator: { batchesStartDelayMs: 0, batchesProcessingMs: 1 },
-      overrides: { hostedPollMs: '50', hostedPollMaxMs: '200', hostedMaxRequests: '100' },
+      overrides: { hostedPollMs: '50', hostedPollMaxMs: '200', hostedMaxRequests: '101' },
     });
     const all = requests(301);
     const submitted = await submitBatch(rig.runtime, { input: jsonlSource(all), via: 'batches' });
@@ -469,5 +469,31 @@ describe('hosted batches under a cost ceiling', () => {
     });
     expect(status.request_counts).toMatchObject({ succeeded: 201, errored: 0 });
     expect(resultsById(await lines(submitted.batchId)).size).toBe(201);
+  }, 60_000);
+});
+
+describe('a create the API refuses for good', () => {
+  it('halves the chunk until the API takes it (a limit below ours), none lost, none twice', async () => {
+    rig = await WorkerRig.start({
+      name: 'hosted-refused',
+      // The API takes at most 30 requests a batch; the runner was told 101.
+      emulator: { ...FAST_HOSTED, batchesMaxRequests: 30 },
+      overrides: { ...FAST_POLLS, hostedMaxRequests: '101' },
+    });
+    const all = requests(101, 'half');
+    const submitted = await submitBatch(rig.runtime, { input: jsonlSource(all), via: 'batches' });
+    await rig.startWorker();
+    const status = await waitForBatch(rig.runtime, submitted.batchId, {
+      pollMs: 100,
+      signal: AbortSignal.timeout(60_000),
+    });
+    expect(status.request_counts).toMatchObject({ succeeded: 101, errored: 0 });
+    const chunks = await new Chunks(rig.runtime).all(submitted.batchId);
+    const created = chunks.filter((c) => c.hosted_id);
+    // Every hosted batch within the API's limit, its marker included; each request in one of them.
+    for (const c of created) expect(c.count + 1).toBeLessThanOrEqual(30);
+    expect(created.reduce((n, c) => n + c.count, 0)).toBe(100);
+    expect(rig.emulator.control.stats().hostedBatches.created).toBe(created.length);
+    await rig.expectAllSucceededOnce(submitted.batchId, all);
   }, 60_000);
 });

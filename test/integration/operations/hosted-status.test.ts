@@ -20,7 +20,7 @@ import { jsonlSource, request, type TestRequest } from '../../helpers/batch.js';
 import { WorkerRig } from '../../helpers/worker-rig.js';
 
 const MODEL = 'claude-sonnet-4-6';
-const HOSTED = { hostedPollMs: '50', hostedPollMaxMs: '200', hostedMaxRequests: '100' };
+const HOSTED = { hostedPollMs: '50', hostedPollMaxMs: '200', hostedMaxRequests: '101' };
 
 interface ParsedFamily {
   name: string;
